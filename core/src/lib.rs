@@ -13,6 +13,7 @@
 //! - [`key`]: k256 keys, WIF, strict-DER low-S signatures.
 //! - [`address`]: Base58Check P2PKH addresses.
 //! - [`network`]: `main`/`test`/`regtest` parameters and genesis blocks.
+//! - `rpc` (feature `rpc`): the JSON-RPC interface shared by node, miner and wallet.
 //! - [`validation`]: the consensus rules, one function each, with Bitcoin Core's reject reasons.
 
 pub mod address;
@@ -24,6 +25,8 @@ pub mod key;
 pub mod merkle;
 pub mod network;
 pub mod pow;
+#[cfg(feature = "rpc")]
+pub mod rpc;
 pub mod script;
 pub mod sighash;
 pub mod transaction;

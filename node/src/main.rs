@@ -1,14 +1,73 @@
-//! `chaincore-node`: ChainCore full node daemon (not yet implemented: see the node issue).
+//! `chaincore-node`: the ChainCore full node daemon.
+//!
+//! # Layout
+//! - [`config`]: command line, environment and config file.
+//! - [`store`]: the redb database and its tables.
+//! - [`chain`]: block index, acceptance, chain selection, connect/disconnect.
+//! - [`mempool`]: unconfirmed transactions and template selection.
+//! - [`mining`]: block templates and the in-process miner.
+//! - [`node`]: the shared node state and its operations.
+//! - [`rpc`]: the JSON-RPC methods and server.
+//! - [`verify`]: UTXO-set statistics and `verifychain`.
 
+mod chain;
+mod config;
+mod mempool;
+mod mining;
+mod node;
+mod rpc;
+mod store;
+mod verify;
+
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
 use clap::Parser;
 
-/// ChainCore full node daemon (not yet implemented: see the node issue).
-#[derive(Parser, Debug)]
-#[command(name = "chaincore-node", version, about)]
-struct Args {}
+fn main() -> anyhow::Result<()> {
+    let config = config::Args::parse().resolve()?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .with_context(|| format!("invalid --log-level '{}'", config.log_level))?;
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(config))
+}
 
-fn main() {
-    let _args = Args::parse();
-    eprintln!("chaincore-node: nothing to do yet; run with --help");
-    std::process::exit(2);
+async fn run(config: config::Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    tracing::info!(network = %config.network, datadir = %config.data_dir.display(), "starting");
+    tracing::warn!(
+        port = config.p2p_port,
+        "P2P networking is not implemented yet: this node runs alone and does not listen for peers"
+    );
+    let dir = config.data_dir.clone();
+    let network = config.network;
+    let node = tokio::task::spawn_blocking(move || node::Node::open(network, &dir))
+        .await?
+        .with_context(|| format!("cannot open the chain in {}", config.data_dir.display()))?;
+    {
+        let tip = *node.tip.borrow();
+        tracing::info!(height = tip.height, tip = %tip.hash, "chain loaded");
+    }
+    let server = rpc::server::start(node.clone(), &config).await?;
+
+    let mut shutdown = node.shutdown.subscribe();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+        _ = sigterm.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = shutdown.wait_for(|s| *s) => tracing::info!("stop requested, shutting down"),
+    }
+    node.stopping.store(true, Ordering::Release);
+    server.stop().await;
+    // Wait for any in-flight write (it holds the lock) before the store is dropped.
+    let node2 = node.clone();
+    tokio::task::spawn_blocking(move || drop(node2.lock())).await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
 }

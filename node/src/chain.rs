@@ -1,0 +1,648 @@
+//! Chain state: the block index in memory, block acceptance in any order, most-work chain
+//! selection, and connecting / disconnecting blocks against the store's UTXO set.
+//!
+//! Only one thread mutates a [`Chain`] (it sits behind the node's state lock); readers use
+//! store snapshots. Each connect or disconnect is one redb write transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use chaincore::encode::{deserialize, serialize};
+use chaincore::pow::block_subsidy;
+use chaincore::validation::{self, Coin, RuleError};
+use chaincore::{Block, BlockHash, Network, OutPoint, Transaction, Txid};
+use rayon::prelude::*;
+
+use crate::mempool::Mempool;
+use crate::store::tables::{ADDR_TXS, ADDR_UTXOS, TX_INDEX, UTXOS};
+use crate::store::{self, outpoint_key, IndexEntry, Status, Store, StoreError};
+
+/// Most blocks kept while waiting for their parent.
+pub const MAX_ORPHAN_BLOCKS: usize = 100;
+
+/// Why a block or chain operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The block breaks a consensus rule.
+    #[error("{0}")]
+    Rule(#[from] RuleError),
+    /// The block was seen before.
+    #[error("duplicate")]
+    Duplicate,
+    /// The block was seen before and is invalid.
+    #[error("duplicate-invalid")]
+    DuplicateInvalid,
+    /// The store failed; the node must stop.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Unknown block hash.
+    #[error("block not found")]
+    UnknownBlock,
+}
+
+impl From<redb::Error> for ChainError {
+    fn from(e: redb::Error) -> Self {
+        ChainError::Store(e.into())
+    }
+}
+
+macro_rules! chain_db_err {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for ChainError {
+            fn from(e: $ty) -> Self {
+                ChainError::Store(e.into())
+            }
+        }
+    )*};
+}
+chain_db_err!(redb::TableError, redb::StorageError);
+
+/// What happened to an accepted block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// It is the new tip (or on the new best chain).
+    BestChain,
+    /// Stored on a side branch with less work than the tip.
+    SideChain,
+}
+
+/// The chain state.
+pub struct Chain {
+    network: Network,
+    store: Store,
+    index: HashMap<BlockHash, IndexEntry>,
+    /// Active chain, by height.
+    active: Vec<BlockHash>,
+    /// Blocks waiting for their parent, keyed by their hash.
+    orphans: HashMap<BlockHash, Block>,
+    /// The last block that failed to connect, and why (reported by `submit_block`).
+    last_failure: Option<(BlockHash, RuleError)>,
+}
+
+impl Chain {
+    /// Loads the chain from `store`, writing the genesis block into an empty store.
+    pub fn open(store: Store, network: Network) -> Result<Chain, ChainError> {
+        let mut chain = Chain {
+            network,
+            index: store.load_index()?.into_iter().collect(),
+            store,
+            active: Vec::new(),
+            orphans: HashMap::new(),
+            last_failure: None,
+        };
+        match chain.store.tip()? {
+            Some(tip) => {
+                let mut hash = tip;
+                let mut back = Vec::new();
+                loop {
+                    let entry = chain.index.get(&hash).ok_or(ChainError::UnknownBlock)?;
+                    back.push(hash);
+                    if entry.height == 0 {
+                        break;
+                    }
+                    hash = entry.header.prev_blockhash;
+                }
+                back.reverse();
+                chain.active = back;
+            }
+            None => chain.write_genesis()?,
+        }
+        if chain.active.first() != Some(&network.genesis_hash()) {
+            return Err(ChainError::Rule(RuleError::BadPrevBlock));
+        }
+        Ok(chain)
+    }
+
+    fn write_genesis(&mut self) -> Result<(), ChainError> {
+        let genesis = self.network.genesis_block();
+        let hash = genesis.block_hash();
+        let entry = IndexEntry {
+            header: genesis.header,
+            height: 0,
+            chainwork: genesis
+                .header
+                .target()
+                .map(|t| t.work())
+                .unwrap_or_default(),
+            status: Status::Valid,
+        };
+        let wtx = self.store.begin_write()?;
+        store::write::block(&wtx, &hash, genesis)?;
+        store::write::index(&wtx, &hash, &entry)?;
+        store::write::active(&wtx, 0, Some(&hash))?;
+        store::write::tip(&wtx, &hash)?;
+        wtx.commit().map_err(StoreError::from)?;
+        self.index.insert(hash, entry);
+        self.active = vec![hash];
+        Ok(())
+    }
+
+    /// The store (for read snapshots).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Best block hash.
+    pub fn tip_hash(&self) -> BlockHash {
+        *self
+            .active
+            .last()
+            .expect("the active chain always holds genesis")
+    }
+
+    /// Best block height.
+    pub fn tip_height(&self) -> u32 {
+        (self.active.len() - 1) as u32
+    }
+
+    /// Index entry of the tip.
+    pub fn tip(&self) -> &IndexEntry {
+        &self.index[&self.tip_hash()]
+    }
+
+    /// Index entry of any known block.
+    pub fn entry(&self, hash: &BlockHash) -> Option<&IndexEntry> {
+        self.index.get(hash)
+    }
+
+    /// The active-chain hash at `height`.
+    pub fn active_hash(&self, height: u32) -> Option<BlockHash> {
+        self.active.get(height as usize).copied()
+    }
+
+    /// True if `hash` is on the active chain.
+    pub fn is_active(&self, hash: &BlockHash) -> bool {
+        self.index
+            .get(hash)
+            .is_some_and(|e| self.active.get(e.height as usize) == Some(hash))
+    }
+
+    /// All index entries.
+    pub fn entries(&self) -> impl Iterator<Item = (&BlockHash, &IndexEntry)> {
+        self.index.iter()
+    }
+
+    /// Median of the times of `hash` and its 10 predecessors.
+    pub fn median_time_past(&self, hash: &BlockHash) -> i64 {
+        let mut times = Vec::with_capacity(validation::MEDIAN_TIME_SPAN);
+        let mut cur = self.index.get(hash);
+        while let Some(e) = cur {
+            times.push(e.header.time);
+            if times.len() == validation::MEDIAN_TIME_SPAN || e.height == 0 {
+                break;
+            }
+            cur = self.index.get(&e.header.prev_blockhash);
+        }
+        validation::median_time(&times)
+    }
+
+    /// The `bits` the block after `prev` must carry.
+    pub fn next_bits(&self, prev: &IndexEntry) -> u32 {
+        validation::next_work_required(self.network, prev.height, prev.header.time)
+    }
+
+    /// Validates and stores `block`, then moves to the most-work valid chain. Blocks whose parent
+    /// is unknown wait in a bounded orphan pool and are processed when the parent arrives.
+    pub fn submit_block(
+        &mut self,
+        block: Block,
+        mempool: &mut Mempool,
+        now: i64,
+        verified: &HashSet<Txid>,
+    ) -> Result<Accepted, ChainError> {
+        let hash = block.block_hash();
+        self.accept_block(block, hash, now)?;
+        // Orphans that were waiting for this block (and theirs, in turn).
+        let mut ready = vec![hash];
+        while let Some(parent) = ready.pop() {
+            let children: Vec<BlockHash> = self
+                .orphans
+                .iter()
+                .filter(|(_, b)| b.header.prev_blockhash == parent)
+                .map(|(h, _)| *h)
+                .collect();
+            for child in children {
+                if let Some(b) = self.orphans.remove(&child) {
+                    if self.accept_block(b, child, now).is_ok() {
+                        ready.push(child);
+                    }
+                }
+            }
+        }
+        self.activate_best_chain(mempool, verified)?;
+        if self.is_active(&hash) {
+            return Ok(Accepted::BestChain);
+        }
+        match self.index.get(&hash).map(|e| e.status) {
+            Some(Status::Invalid) => Err(self
+                .failure_reason(&hash)
+                .unwrap_or(ChainError::DuplicateInvalid)),
+            _ => Ok(Accepted::SideChain),
+        }
+    }
+
+    /// Reason a just-submitted block failed to connect, if remembered.
+    fn failure_reason(&mut self, hash: &BlockHash) -> Option<ChainError> {
+        self.last_failure
+            .take()
+            .filter(|(h, _)| h == hash)
+            .map(|(_, e)| ChainError::Rule(e))
+    }
+
+    /// Context-free and header checks, then store the block. Does not change the active chain.
+    fn accept_block(&mut self, block: Block, hash: BlockHash, now: i64) -> Result<(), ChainError> {
+        if let Some(e) = self.index.get(&hash) {
+            return Err(match e.status {
+                Status::Valid => ChainError::Duplicate,
+                Status::Invalid => ChainError::DuplicateInvalid,
+            });
+        }
+        validation::check_block(&block, self.network)?;
+        let Some(prev) = self.index.get(&block.header.prev_blockhash).copied() else {
+            if self.orphans.len() >= MAX_ORPHAN_BLOCKS {
+                // Drop an arbitrary orphan: the pool is a convenience, not a promise.
+                if let Some(k) = self.orphans.keys().next().copied() {
+                    self.orphans.remove(&k);
+                }
+            }
+            self.orphans.insert(hash, block);
+            return Err(RuleError::PrevBlockNotFound.into());
+        };
+        if prev.status == Status::Invalid {
+            return Err(RuleError::BadPrevBlock.into());
+        }
+        let height = prev.height + 1;
+        validation::check_difficulty(&block.header, self.next_bits(&prev))?;
+        let mtp = self.median_time_past(&block.header.prev_blockhash);
+        validation::check_block_time(&block.header, mtp, now)?;
+        validation::check_coinbase_height(&block, height)?;
+        validation::check_finality(&block, height, mtp)?;
+        let work = block
+            .header
+            .target()
+            .map(|t| t.work())
+            .ok_or(RuleError::HighHash)?;
+        let entry = IndexEntry {
+            header: block.header,
+            height,
+            chainwork: prev.chainwork + work,
+            status: Status::Valid,
+        };
+        let wtx = self.store.begin_write()?;
+        store::write::block(&wtx, &hash, &block)?;
+        store::write::index(&wtx, &hash, &entry)?;
+        wtx.commit().map_err(StoreError::from)?;
+        self.index.insert(hash, entry);
+        Ok(())
+    }
+
+    /// The valid block with the most work; the current tip wins ties (first seen).
+    fn best_candidate(&self) -> BlockHash {
+        let tip = self.tip_hash();
+        let tip_work = self.index[&tip].chainwork;
+        self.index
+            .iter()
+            .filter(|(_, e)| e.status == Status::Valid && e.chainwork > tip_work)
+            .max_by_key(|(h, e)| (e.chainwork, std::cmp::Reverse(**h)))
+            .map_or(tip, |(h, _)| *h)
+    }
+
+    /// Reorganizes onto the most-work valid chain, one write transaction per block. A block that
+    /// fails to connect is marked invalid with its descendants, and selection runs again.
+    /// Transactions of disconnected blocks go back to the mempool.
+    pub fn activate_best_chain(
+        &mut self,
+        mempool: &mut Mempool,
+        verified: &HashSet<Txid>,
+    ) -> Result<(), ChainError> {
+        let mut disconnected: Vec<Vec<Transaction>> = Vec::new();
+        loop {
+            let best = self.best_candidate();
+            if best == self.tip_hash() {
+                break;
+            }
+            // Path from the fork point up to `best`.
+            let mut path = Vec::new();
+            let mut cur = best;
+            while !self.is_active(&cur) {
+                path.push(cur);
+                cur = self.index[&cur].header.prev_blockhash;
+            }
+            path.reverse();
+            let fork_height = self.index[&cur].height;
+            while self.tip_height() > fork_height {
+                let block = self.disconnect_tip()?;
+                disconnected.push(block.txdata.into_iter().skip(1).collect());
+            }
+            for hash in path {
+                let block = {
+                    let rtx = self.store.begin_read()?;
+                    store::read::block(&rtx, &hash)?.ok_or(ChainError::UnknownBlock)?
+                };
+                match self.connect_block(&block, &hash, verified) {
+                    Ok(()) => mempool.remove_for_block(&block.txdata),
+                    Err(ChainError::Rule(reason)) => {
+                        tracing::warn!(%hash, %reason, "block failed to connect; marking it invalid");
+                        self.last_failure = Some((hash, reason));
+                        self.mark_invalid(&hash)?;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        // Oldest block first, so parents re-enter the pool before their children.
+        disconnected.reverse();
+        self.return_to_mempool(disconnected.concat(), mempool, verified);
+        Ok(())
+    }
+
+    /// Re-validates transactions from disconnected blocks into the mempool; those now confirmed
+    /// or invalid are dropped.
+    fn return_to_mempool(
+        &self,
+        txs: Vec<Transaction>,
+        mempool: &mut Mempool,
+        verified: &HashSet<Txid>,
+    ) {
+        if txs.is_empty() {
+            return;
+        }
+        let Ok(rtx) = self.store.begin_read() else {
+            return;
+        };
+        let coin = |o: &OutPoint| store::read::coin(&rtx, o).ok().flatten();
+        let view = crate::mempool::ChainView {
+            coin: &coin,
+            next_height: self.tip_height() + 1,
+            median_time_past: self.median_time_past(&self.tip_hash()),
+        };
+        let now = unix_now();
+        for tx in txs {
+            if let Ok(entry) = mempool.check(tx, &view, now, &|t| verified.contains(t)) {
+                let _ = mempool.insert(entry);
+            }
+        }
+    }
+
+    /// Marks `hash` and every known descendant invalid (in memory and in the store).
+    fn mark_invalid(&mut self, hash: &BlockHash) -> Result<(), ChainError> {
+        let Some(root) = self.index.get(hash).copied() else {
+            return Err(ChainError::UnknownBlock);
+        };
+        let doomed: Vec<BlockHash> = self
+            .index
+            .iter()
+            .filter(|(h, e)| {
+                *h == hash || (e.height > root.height && self.descends_from(h, hash, root.height))
+            })
+            .map(|(h, _)| *h)
+            .collect();
+        let wtx = self.store.begin_write()?;
+        for h in &doomed {
+            if let Some(e) = self.index.get_mut(h) {
+                e.status = Status::Invalid;
+                store::write::index(&wtx, h, e)?;
+            }
+        }
+        wtx.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    fn descends_from(&self, hash: &BlockHash, ancestor: &BlockHash, ancestor_height: u32) -> bool {
+        let mut cur = *hash;
+        while let Some(e) = self.index.get(&cur) {
+            if e.height == ancestor_height {
+                return cur == *ancestor;
+            }
+            if e.height < ancestor_height {
+                return false;
+            }
+            cur = e.header.prev_blockhash;
+        }
+        false
+    }
+
+    /// Operator action: treat `hash` (and descendants) as invalid and move off it.
+    pub fn invalidate_block(
+        &mut self,
+        hash: &BlockHash,
+        mempool: &mut Mempool,
+        verified: &HashSet<Txid>,
+    ) -> Result<(), ChainError> {
+        let entry = *self.index.get(hash).ok_or(ChainError::UnknownBlock)?;
+        if entry.height == 0 {
+            return Err(RuleError::BadPrevBlock.into());
+        }
+        let mut disconnected: Vec<Vec<Transaction>> = Vec::new();
+        if self.is_active(hash) {
+            while self.tip_height() >= entry.height {
+                let block = self.disconnect_tip()?;
+                disconnected.push(block.txdata.into_iter().skip(1).collect());
+            }
+        }
+        self.mark_invalid(hash)?;
+        // Disconnected transactions first (oldest block first), then any better chain.
+        disconnected.reverse();
+        self.return_to_mempool(disconnected.concat(), mempool, verified);
+        self.activate_best_chain(mempool, verified)
+    }
+
+    /// Operator action: clear the invalid mark from `hash`, its ancestors and descendants, and
+    /// move to the most-work chain again.
+    pub fn reconsider_block(
+        &mut self,
+        hash: &BlockHash,
+        mempool: &mut Mempool,
+        verified: &HashSet<Txid>,
+    ) -> Result<(), ChainError> {
+        let root = *self.index.get(hash).ok_or(ChainError::UnknownBlock)?;
+        let mut cleared: Vec<BlockHash> = self
+            .index
+            .iter()
+            .filter(|(h, e)| e.height >= root.height && self.descends_from(h, hash, root.height))
+            .map(|(h, _)| *h)
+            .collect();
+        let mut cur = root.header.prev_blockhash;
+        while let Some(e) = self.index.get(&cur) {
+            cleared.push(cur);
+            if e.height == 0 {
+                break;
+            }
+            cur = e.header.prev_blockhash;
+        }
+        let wtx = self.store.begin_write()?;
+        for h in &cleared {
+            if let Some(e) = self.index.get_mut(h) {
+                if e.status == Status::Invalid {
+                    e.status = Status::Valid;
+                    store::write::index(&wtx, h, e)?;
+                }
+            }
+        }
+        wtx.commit().map_err(StoreError::from)?;
+        self.activate_best_chain(mempool, verified)
+    }
+
+    /// Connects `block` on top of the tip in one write transaction: spends and creates coins,
+    /// checks inputs, fees, the coinbase amount and (in parallel) signatures, writes undo data,
+    /// the tx index and the address index.
+    fn connect_block(
+        &mut self,
+        block: &Block,
+        hash: &BlockHash,
+        verified: &HashSet<Txid>,
+    ) -> Result<(), ChainError> {
+        let height = self.tip_height() + 1;
+        let wtx = self.store.begin_write()?;
+        let mut spent_all: Vec<Coin> = Vec::new();
+        let mut to_verify: Vec<(usize, usize, usize)> = Vec::new();
+        let mut fees = chaincore::Amount::ZERO;
+        {
+            let mut utxos = wtx.open_table(UTXOS)?;
+            let mut addr_utxos = wtx.open_multimap_table(ADDR_UTXOS)?;
+            let mut addr_txs = wtx.open_multimap_table(ADDR_TXS)?;
+            let mut tx_index = wtx.open_table(TX_INDEX)?;
+            for (pos, tx) in block.txdata.iter().enumerate() {
+                let txid = tx.compute_txid();
+                let mut history_key = [0u8; 36];
+                history_key[..4].copy_from_slice(&height.to_be_bytes());
+                history_key[4..].copy_from_slice(txid.as_bytes());
+                if !tx.is_coinbase() {
+                    let first = spent_all.len();
+                    for input in &tx.input {
+                        let key = outpoint_key(&input.previous_output);
+                        let coin: Coin = match utxos.remove(key)? {
+                            Some(v) => {
+                                deserialize(v.value()).map_err(|source| StoreError::Corrupt {
+                                    table: "utxos",
+                                    source,
+                                })?
+                            }
+                            None => return Err(RuleError::InputsMissingOrSpent.into()),
+                        };
+                        if let Some(pkh) = coin.output.script_pubkey.p2pkh_hash() {
+                            addr_utxos.remove(pkh, key)?;
+                            addr_txs.insert(pkh, history_key)?;
+                        }
+                        spent_all.push(coin);
+                    }
+                    let coins: Vec<&Coin> = spent_all[first..].iter().collect();
+                    let fee = validation::check_tx_inputs(tx, &coins, height)?;
+                    fees = fees
+                        .checked_add(fee)
+                        .ok_or(RuleError::InputValuesOutOfRange)?;
+                    if !verified.contains(&txid) {
+                        to_verify.extend((0..tx.input.len()).map(|i| (pos, i, first + i)));
+                    }
+                }
+                for (vout, output) in tx.output.iter().enumerate() {
+                    if output.script_pubkey.op_return_data().is_some() {
+                        continue; // provably unspendable: never enters the UTXO set
+                    }
+                    let key = outpoint_key(&OutPoint {
+                        txid,
+                        vout: vout as u32,
+                    });
+                    let coin = Coin {
+                        output: output.clone(),
+                        height,
+                        is_coinbase: pos == 0,
+                    };
+                    if utxos.insert(key, serialize(&coin).as_slice())?.is_some() {
+                        return Err(RuleError::DuplicateTx.into());
+                    }
+                    if let Some(pkh) = output.script_pubkey.p2pkh_hash() {
+                        addr_utxos.insert(pkh, key)?;
+                        addr_txs.insert(pkh, history_key)?;
+                    }
+                }
+                let mut loc = [0u8; 36];
+                loc[..32].copy_from_slice(hash.as_bytes());
+                loc[32..].copy_from_slice(&(pos as u32).to_le_bytes());
+                tx_index.insert(txid.to_byte_array(), loc)?;
+            }
+        }
+        validation::check_coinbase_amount(block, block_subsidy(height), fees)?;
+        to_verify
+            .par_iter()
+            .try_for_each(|&(pos, input, coin)| {
+                validation::verify_input(
+                    &block.txdata[pos],
+                    input,
+                    &spent_all[coin].output.script_pubkey,
+                )
+            })
+            .map_err(RuleError::Script)?;
+        store::write::undo(&wtx, hash, Some(&spent_all))?;
+        store::write::active(&wtx, height, Some(hash))?;
+        store::write::tip(&wtx, hash)?;
+        wtx.commit().map_err(StoreError::from)?;
+        self.active.push(*hash);
+        Ok(())
+    }
+
+    /// Disconnects the tip in one write transaction using its undo data; returns the block.
+    fn disconnect_tip(&mut self) -> Result<Block, ChainError> {
+        let hash = self.tip_hash();
+        let height = self.tip_height();
+        let wtx = self.store.begin_write()?;
+        let block = store::write::read_block(&wtx, &hash)?.ok_or(ChainError::UnknownBlock)?;
+        let undo = store::write::read_undo(&wtx, &hash)?.ok_or(ChainError::UnknownBlock)?;
+        let txids: Vec<Txid> = block.compute_txids();
+        let in_block: HashSet<Txid> = txids.iter().copied().collect();
+        {
+            let mut utxos = wtx.open_table(UTXOS)?;
+            let mut addr_utxos = wtx.open_multimap_table(ADDR_UTXOS)?;
+            let mut addr_txs = wtx.open_multimap_table(ADDR_TXS)?;
+            let mut tx_index = wtx.open_table(TX_INDEX)?;
+            let mut undo_iter = undo.iter();
+            for (tx, txid) in block.txdata.iter().zip(&txids) {
+                let mut history_key = [0u8; 36];
+                history_key[..4].copy_from_slice(&height.to_be_bytes());
+                history_key[4..].copy_from_slice(txid.as_bytes());
+                for (vout, output) in tx.output.iter().enumerate() {
+                    let key = outpoint_key(&OutPoint {
+                        txid: *txid,
+                        vout: vout as u32,
+                    });
+                    utxos.remove(key)?;
+                    if let Some(pkh) = output.script_pubkey.p2pkh_hash() {
+                        addr_utxos.remove(pkh, key)?;
+                        addr_txs.remove(pkh, history_key)?;
+                    }
+                }
+                if !tx.is_coinbase() {
+                    for input in &tx.input {
+                        let coin = undo_iter.next().ok_or(ChainError::UnknownBlock)?;
+                        let key = outpoint_key(&input.previous_output);
+                        let pkh = coin.output.script_pubkey.p2pkh_hash();
+                        if let Some(pkh) = pkh {
+                            addr_txs.remove(pkh, history_key)?;
+                        }
+                        if in_block.contains(&input.previous_output.txid) {
+                            continue; // created and spent inside this block
+                        }
+                        utxos.insert(key, serialize(coin).as_slice())?;
+                        if let Some(pkh) = pkh {
+                            addr_utxos.insert(pkh, key)?;
+                        }
+                    }
+                }
+                tx_index.remove(txid.to_byte_array())?;
+            }
+        }
+        store::write::undo(&wtx, &hash, None)?;
+        store::write::active(&wtx, height, None)?;
+        store::write::tip(&wtx, &block.header.prev_blockhash)?;
+        wtx.commit().map_err(StoreError::from)?;
+        self.active.pop();
+        Ok(block)
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

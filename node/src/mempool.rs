@@ -1,0 +1,390 @@
+//! The memory pool: validated transactions waiting for a block.
+//!
+//! Chains of unconfirmed transactions are allowed; a transaction that spends an outpoint some
+//! pool transaction already spends is refused (first seen wins). The pool is capped in bytes and
+//! evicts the lowest fee rate first, with descendants. Block templates take transactions by
+//! ancestor fee rate, parents always before children.
+
+use std::collections::{HashMap, HashSet};
+
+use chaincore::validation::{self, Coin, RuleError};
+use chaincore::{Amount, OutPoint, Transaction, Txid};
+
+/// Minimum fee rate to enter the pool, in units per byte.
+pub const MIN_RELAY_FEE_RATE: i64 = 1;
+
+/// Default pool cap in serialized bytes (100 MB).
+pub const DEFAULT_MAX_BYTES: usize = 100_000_000;
+
+/// Why a transaction was not accepted. Displayed as Bitcoin Core's reject reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MempoolError {
+    /// A consensus rule failed.
+    #[error("{0}")]
+    Rule(#[from] RuleError),
+    /// Coinbase transactions only come in blocks.
+    #[error("coinbase")]
+    Coinbase,
+    /// Already in the pool.
+    #[error("txn-already-in-mempool")]
+    AlreadyInMempool,
+    /// Already confirmed (its outputs are in the UTXO set).
+    #[error("txn-already-known")]
+    AlreadyKnown,
+    /// Spends an outpoint a pool transaction already spends.
+    #[error("txn-mempool-conflict")]
+    Conflict,
+    /// Pays less than the minimum relay fee.
+    #[error("min relay fee not met, {fee} < {required}")]
+    FeeTooLow {
+        /// Fee paid, units.
+        fee: i64,
+        /// Fee required, units.
+        required: i64,
+    },
+    /// The pool is full of transactions paying at least as much per byte.
+    #[error("mempool full")]
+    Full,
+}
+
+/// One pool transaction and what we know about it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The transaction.
+    pub tx: Transaction,
+    /// Its txid.
+    pub txid: Txid,
+    /// Inputs minus outputs.
+    pub fee: Amount,
+    /// Serialized size.
+    pub size: usize,
+    /// Unix time it entered.
+    pub time: u64,
+    /// Pool transactions whose outputs it spends.
+    pub parents: HashSet<Txid>,
+    /// The coins it spends (from the chain or from pool parents), in input order.
+    pub spent: Vec<Coin>,
+}
+
+impl Entry {
+    /// Fee per byte as a float, for ordering.
+    fn fee_rate(&self) -> f64 {
+        self.fee.to_units() as f64 / self.size.max(1) as f64
+    }
+}
+
+/// The pool.
+#[derive(Debug)]
+pub struct Mempool {
+    entries: HashMap<Txid, Entry>,
+    /// Outpoint → the pool transaction spending it.
+    spenders: HashMap<OutPoint, Txid>,
+    /// Parent → children.
+    children: HashMap<Txid, HashSet<Txid>>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+/// What the pool needs from the chain to validate a transaction.
+pub struct ChainView<'a> {
+    /// Looks up an unspent output in the chain's UTXO set.
+    pub coin: &'a dyn Fn(&OutPoint) -> Option<Coin>,
+    /// Height of the block the transaction would go into (tip + 1).
+    pub next_height: u32,
+    /// Median time past of the tip (for lock times).
+    pub median_time_past: i64,
+}
+
+impl Mempool {
+    /// An empty pool holding at most `max_bytes` of transactions.
+    pub fn new(max_bytes: usize) -> Mempool {
+        Mempool {
+            entries: HashMap::new(),
+            spenders: HashMap::new(),
+            children: HashMap::new(),
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    /// Number of transactions.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Total serialized bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The cap in bytes.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// A pool transaction.
+    pub fn get(&self, txid: &Txid) -> Option<&Entry> {
+        self.entries.get(txid)
+    }
+
+    /// All entries, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    /// Txids of pool transactions spending `txid`'s outputs.
+    pub fn children_of(&self, txid: &Txid) -> impl Iterator<Item = &Txid> {
+        self.children.get(txid).into_iter().flatten()
+    }
+
+    /// The pool transaction spending `outpoint`, if any.
+    pub fn spender(&self, outpoint: &OutPoint) -> Option<Txid> {
+        self.spenders.get(outpoint).copied()
+    }
+
+    /// An output created by a pool transaction, as a coin (height = `next_height`).
+    pub fn coin(&self, outpoint: &OutPoint, next_height: u32) -> Option<Coin> {
+        let entry = self.entries.get(&outpoint.txid)?;
+        let output = entry.tx.output.get(outpoint.vout as usize)?.clone();
+        Some(Coin {
+            output,
+            height: next_height,
+            is_coinbase: false,
+        })
+    }
+
+    /// Validates `tx` against the chain and the pool without adding it. Returns the entry that
+    /// [`Mempool::insert`] would add. With `verified`, signatures known good are not checked again.
+    pub fn check(
+        &self,
+        tx: Transaction,
+        view: &ChainView<'_>,
+        now: u64,
+        verified: &dyn Fn(&Txid) -> bool,
+    ) -> Result<Entry, MempoolError> {
+        let txid = tx.compute_txid();
+        if self.entries.contains_key(&txid) {
+            return Err(MempoolError::AlreadyInMempool);
+        }
+        validation::check_transaction(&tx)?;
+        if tx.is_coinbase() {
+            return Err(MempoolError::Coinbase);
+        }
+        if !tx.is_final(view.next_height, view.median_time_past) {
+            return Err(RuleError::NonFinal.into());
+        }
+        if tx
+            .input
+            .iter()
+            .any(|i| self.spenders.contains_key(&i.previous_output))
+        {
+            return Err(MempoolError::Conflict);
+        }
+        let mut spent = Vec::with_capacity(tx.input.len());
+        let mut parents = HashSet::new();
+        for input in &tx.input {
+            let prev = &input.previous_output;
+            if let Some(coin) = self.coin(prev, view.next_height) {
+                parents.insert(prev.txid);
+                spent.push(coin);
+            } else if let Some(coin) = (view.coin)(prev) {
+                spent.push(coin);
+            } else {
+                let already_confirmed = (0..tx.output.len() as u32)
+                    .any(|vout| (view.coin)(&OutPoint { txid, vout }).is_some());
+                return Err(if already_confirmed {
+                    MempoolError::AlreadyKnown
+                } else {
+                    RuleError::InputsMissingOrSpent.into()
+                });
+            }
+        }
+        let refs: Vec<&Coin> = spent.iter().collect();
+        let fee = validation::check_tx_inputs(&tx, &refs, view.next_height)?;
+        let size = tx.size();
+        let required = MIN_RELAY_FEE_RATE * size as i64;
+        if fee.to_units() < required {
+            return Err(MempoolError::FeeTooLow {
+                fee: fee.to_units(),
+                required,
+            });
+        }
+        if !verified(&txid) {
+            for (i, coin) in spent.iter().enumerate() {
+                validation::verify_input(&tx, i, &coin.output.script_pubkey)
+                    .map_err(RuleError::Script)?;
+            }
+        }
+        Ok(Entry {
+            tx,
+            txid,
+            fee,
+            size,
+            time: now,
+            parents,
+            spent,
+        })
+    }
+
+    /// Adds a checked entry, then evicts the lowest fee rates while over the cap. Fails with
+    /// [`MempoolError::Full`] if the new entry itself was evicted.
+    pub fn insert(&mut self, entry: Entry) -> Result<Vec<Txid>, MempoolError> {
+        let txid = entry.txid;
+        for input in &entry.tx.input {
+            self.spenders.insert(input.previous_output, txid);
+        }
+        for parent in &entry.parents {
+            self.children.entry(*parent).or_default().insert(txid);
+        }
+        self.bytes += entry.size;
+        self.entries.insert(txid, entry);
+        let evicted = self.trim();
+        if evicted.contains(&txid) {
+            return Err(MempoolError::Full);
+        }
+        Ok(evicted)
+    }
+
+    /// Evicts lowest-fee-rate transactions (with their descendants) until within the cap.
+    fn trim(&mut self) -> Vec<Txid> {
+        let mut evicted = Vec::new();
+        while self.bytes > self.max_bytes {
+            let Some(worst) = self
+                .entries
+                .values()
+                .min_by(|a, b| a.fee_rate().total_cmp(&b.fee_rate()))
+                .map(|e| e.txid)
+            else {
+                break;
+            };
+            evicted.extend(self.remove_with_descendants(&worst));
+        }
+        evicted
+    }
+
+    /// Removes `txid` and every pool transaction that depends on it; returns what was removed.
+    pub fn remove_with_descendants(&mut self, txid: &Txid) -> Vec<Txid> {
+        let mut removed = Vec::new();
+        let mut stack = vec![*txid];
+        while let Some(id) = stack.pop() {
+            if let Some(kids) = self.children.get(&id) {
+                stack.extend(kids.iter().copied());
+            }
+            if self.remove_one(&id) {
+                removed.push(id);
+            }
+        }
+        removed
+    }
+
+    fn remove_one(&mut self, txid: &Txid) -> bool {
+        let Some(entry) = self.entries.remove(txid) else {
+            return false;
+        };
+        self.bytes -= entry.size;
+        for input in &entry.tx.input {
+            if self.spenders.get(&input.previous_output) == Some(txid) {
+                self.spenders.remove(&input.previous_output);
+            }
+        }
+        for parent in &entry.parents {
+            if let Some(kids) = self.children.get_mut(parent) {
+                kids.remove(txid);
+                if kids.is_empty() {
+                    self.children.remove(parent);
+                }
+            }
+        }
+        // Children that stay (only during block connection) now spend confirmed coins.
+        if let Some(kids) = self.children.remove(txid) {
+            for kid in kids {
+                if let Some(e) = self.entries.get_mut(&kid) {
+                    e.parents.remove(txid);
+                }
+            }
+        }
+        true
+    }
+
+    /// Removes what a newly connected block confirms, and every pool transaction that conflicts
+    /// with it (spends an outpoint the block spends), with descendants.
+    pub fn remove_for_block(&mut self, txs: &[Transaction]) {
+        for tx in txs {
+            let txid = tx.compute_txid();
+            self.remove_one(&txid);
+            for input in &tx.input {
+                if let Some(spender) = self.spenders.get(&input.previous_output).copied() {
+                    self.remove_with_descendants(&spender);
+                }
+            }
+        }
+    }
+
+    /// Picks transactions for a block of at most `max_bytes` of transactions: by ancestor fee
+    /// rate (a transaction's fee and size summed with its unconfirmed ancestors'), each
+    /// transaction after its parents.
+    pub fn select_for_block(&self, max_bytes: usize) -> Vec<&Entry> {
+        let mut scored: Vec<(f64, &Entry)> = self
+            .entries
+            .values()
+            .map(|e| {
+                let (fee, size) = self
+                    .ancestors(&e.txid)
+                    .iter()
+                    .filter_map(|id| self.entries.get(id))
+                    .fold((e.fee.to_units(), e.size), |(f, s), a| {
+                        (f + a.fee.to_units(), s + a.size)
+                    });
+                (fee as f64 / size.max(1) as f64, e)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.txid.cmp(&b.1.txid)));
+
+        let mut chosen: Vec<&Entry> = Vec::new();
+        let mut included: HashSet<Txid> = HashSet::new();
+        let mut used = 0usize;
+        for (_, entry) in scored {
+            if included.contains(&entry.txid) {
+                continue;
+            }
+            // The package: the entry and its ancestors not yet included, parents first.
+            let mut package: Vec<&Entry> = self
+                .ancestors(&entry.txid)
+                .iter()
+                .filter(|id| !included.contains(id))
+                .filter_map(|id| self.entries.get(id))
+                .collect();
+            package.push(entry);
+            let size: usize = package.iter().map(|e| e.size).sum();
+            if used + size > max_bytes {
+                continue;
+            }
+            used += size;
+            for e in package {
+                included.insert(e.txid);
+                chosen.push(e);
+            }
+        }
+        chosen
+    }
+
+    /// Unconfirmed ancestors of `txid`, each after its own ancestors (topological order).
+    fn ancestors(&self, txid: &Txid) -> Vec<Txid> {
+        let mut order = Vec::new();
+        let mut seen = HashSet::new();
+        self.visit_ancestors(txid, &mut seen, &mut order);
+        order
+    }
+
+    fn visit_ancestors(&self, txid: &Txid, seen: &mut HashSet<Txid>, order: &mut Vec<Txid>) {
+        let Some(entry) = self.entries.get(txid) else {
+            return;
+        };
+        for parent in &entry.parents {
+            if seen.insert(*parent) {
+                self.visit_ancestors(parent, seen, order);
+                order.push(*parent);
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The running node: chain and mempool behind one lock (the single writer), the tip and
+//! mempool changes published on `watch` channels, and the blocking operations RPC calls.
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use chaincore::{Block, BlockHash, Network, Script, Transaction, Txid};
+use tokio::sync::watch;
+
+use crate::chain::{unix_now, Accepted, Chain, ChainError};
+use crate::mempool::{ChainView, Mempool, MempoolError};
+use crate::mining::{self, Template};
+use crate::store::{self, Store};
+
+/// Chain and mempool, always changed together.
+pub struct State {
+    /// The chain.
+    pub chain: Chain,
+    /// The mempool.
+    pub mempool: Mempool,
+}
+
+/// The best tip as published to waiters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tip {
+    /// Best block hash.
+    pub hash: BlockHash,
+    /// Its height.
+    pub height: u32,
+}
+
+/// The node shared by every task.
+pub struct Node {
+    /// The network.
+    pub network: Network,
+    state: Mutex<State>,
+    /// The best tip; changes wake long polls.
+    pub tip: watch::Sender<Tip>,
+    /// Bumped on every mempool change.
+    pub mempool_seq: watch::Sender<u64>,
+    /// When the node started.
+    pub started: Instant,
+    /// Set to stop in-process mining and the node.
+    pub stopping: AtomicBool,
+    /// Fires when the node must shut down (the `stop` RPC).
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl Node {
+    /// Opens the store and chain in `data_dir`.
+    pub fn open(network: Network, data_dir: &std::path::Path) -> Result<Arc<Node>, ChainError> {
+        let store = Store::open(&data_dir.join("chain.redb"))?;
+        let chain = Chain::open(store, network)?;
+        let tip = Tip {
+            hash: chain.tip_hash(),
+            height: chain.tip_height(),
+        };
+        Ok(Arc::new(Node {
+            network,
+            state: Mutex::new(State {
+                chain,
+                mempool: Mempool::new(crate::mempool::DEFAULT_MAX_BYTES),
+            }),
+            tip: watch::Sender::new(tip),
+            mempool_seq: watch::Sender::new(0),
+            started: Instant::now(),
+            stopping: AtomicBool::new(false),
+            shutdown: watch::Sender::new(false),
+        }))
+    }
+
+    /// Locks the state. A poisoned lock means a panic mid-update: nothing is trustworthy, so we
+    /// keep going with what the store committed (every update is one transaction).
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, state: &State) {
+        let tip = Tip {
+            hash: state.chain.tip_hash(),
+            height: state.chain.tip_height(),
+        };
+        self.tip.send_if_modified(|t| {
+            let changed = *t != tip;
+            *t = tip;
+            changed
+        });
+    }
+
+    /// Validates and stores a block; moves to the best chain.
+    pub fn submit_block(&self, block: Block) -> Result<Accepted, ChainError> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let verified: HashSet<Txid> = state.mempool.entries().map(|e| e.txid).collect();
+        let before = state.mempool.len();
+        let result =
+            state
+                .chain
+                .submit_block(block, &mut state.mempool, unix_now() as i64, &verified);
+        self.publish(state);
+        if state.mempool.len() != before {
+            self.mempool_seq.send_modify(|s| *s += 1);
+        }
+        result
+    }
+
+    /// Validates a transaction against the tip and the pool; adds it unless `test_only`.
+    pub fn accept_transaction(
+        &self,
+        tx: Transaction,
+        test_only: bool,
+    ) -> Result<Txid, MempoolError> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let chain = &state.chain;
+        let rtx = chain.store().begin_read().map_err(|_| MempoolError::Full)?;
+        let coin = |o: &chaincore::OutPoint| store::read::coin(&rtx, o).ok().flatten();
+        let view = ChainView {
+            coin: &coin,
+            next_height: chain.tip_height() + 1,
+            median_time_past: chain.median_time_past(&chain.tip_hash()),
+        };
+        let entry = state.mempool.check(tx, &view, unix_now(), &|_| false)?;
+        let txid = entry.txid;
+        if !test_only {
+            state.mempool.insert(entry)?;
+            self.mempool_seq.send_modify(|s| *s += 1);
+        }
+        Ok(txid)
+    }
+
+    /// Invalidates or reconsiders a block.
+    pub fn set_block_validity(&self, hash: &BlockHash, valid: bool) -> Result<(), ChainError> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let verified: HashSet<Txid> = state.mempool.entries().map(|e| e.txid).collect();
+        let result = if valid {
+            state
+                .chain
+                .reconsider_block(hash, &mut state.mempool, &verified)
+        } else {
+            state
+                .chain
+                .invalidate_block(hash, &mut state.mempool, &verified)
+        };
+        self.publish(state);
+        self.mempool_seq.send_modify(|s| *s += 1);
+        result
+    }
+
+    /// Builds a template on the current tip.
+    pub fn template(&self) -> Template {
+        let state = self.lock();
+        Template::new(&state.chain, &state.mempool, unix_now())
+    }
+
+    /// Mines one block paying `script_pubkey` on all cores and submits it. Returns its hash, or
+    /// `None` if mining was stopped.
+    pub fn generate_block(&self, script_pubkey: &Script) -> Result<Option<BlockHash>, ChainError> {
+        let threads = num_cpus::get();
+        let mut extranonce = 0u64;
+        loop {
+            let template = self.template();
+            let mut block = template.block(script_pubkey, extranonce);
+            extranonce += 1;
+            let Some(header) = mining::solve(block.header, threads, &self.stopping) else {
+                if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+                    return Ok(None);
+                }
+                continue; // nonces exhausted: next extranonce
+            };
+            block.header = header;
+            let hash = block.block_hash();
+            match self.submit_block(block) {
+                Ok(_) => return Ok(Some(hash)),
+                // The tip moved while we mined: build on the new one.
+                Err(ChainError::Rule(chaincore::validation::RuleError::BadPrevBlock)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

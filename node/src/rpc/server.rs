@@ -1,0 +1,403 @@
+//! The RPC listener: HTTP and WebSocket on one port, in front of jsonrpsee.
+//!
+//! Per connection: the client IP must be loopback or in `--rpcallowip`; at most
+//! [`MAX_CONNECTIONS`] at once. Per request: HTTP Basic credentials compared in constant time
+//! (a wrong one gets 401 after 250 ms); bodies over [`MAX_REQUEST_BYTES`] get 413; JSON-RPC 1.0
+//! requests (no `"jsonrpc"` member, as Bitcoin tools send) are upgraded for jsonrpsee and their
+//! answers turned back into `{"result","error","id"}`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use chaincore::rpc::RpcServer;
+use http_body_util::{BodyExt, Limited};
+use jsonrpsee::server::{
+    serve_with_graceful_shutdown, stop_channel, BatchRequestConfig, HttpBody, Methods, Server,
+    ServerConfig, ServerHandle, StopHandle, TowerServiceBuilder,
+};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::layer::util::Identity;
+use tower::Service;
+
+use crate::config::{Config, IpNet, RpcAuth};
+use crate::node::Node;
+use crate::rpc::Rpc;
+
+/// Largest request body accepted.
+pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
+/// Largest response body produced.
+pub const MAX_RESPONSE_BYTES: u32 = 16 * 1024 * 1024;
+/// Most calls in one batch.
+pub const MAX_BATCH: u32 = 100;
+/// Most simultaneous RPC connections.
+pub const MAX_CONNECTIONS: usize = 32;
+/// Delay before answering a request with wrong credentials.
+const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(250);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+type ResponseFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<http::Response<HttpBody>, BoxError>> + Send>,
+>;
+
+/// A running RPC server.
+pub struct RpcServerHandle {
+    handle: ServerHandle,
+    cookie: Option<PathBuf>,
+}
+
+impl RpcServerHandle {
+    /// Stops accepting, lets requests finish, and removes the cookie file.
+    pub async fn stop(self) {
+        let _ = self.handle.stop();
+        self.handle.stopped().await;
+        if let Some(cookie) = self.cookie {
+            let _ = std::fs::remove_file(cookie);
+        }
+    }
+}
+
+/// Binds the RPC addresses, writes the cookie if cookie auth is used, and serves `node`.
+pub async fn start(node: Arc<Node>, config: &Config) -> anyhow::Result<RpcServerHandle> {
+    let mut listeners = Vec::new();
+    for addr in &config.rpc_addrs {
+        match TcpListener::bind(addr).await {
+            Ok(l) => listeners.push(l),
+            // ::1 may be missing on some machines; one loopback is enough.
+            Err(e) if addr.ip().is_loopback() && config.rpc_addrs.len() > 1 => {
+                tracing::warn!("cannot listen for RPC on {addr}: {e}");
+            }
+            Err(e) => {
+                anyhow::bail!("cannot listen for RPC on {addr}: {e} (is another node running?)")
+            }
+        }
+    }
+    if listeners.is_empty() {
+        anyhow::bail!("no RPC address could be bound");
+    }
+    // Only once the port is ours: a second node must not overwrite the first one's cookie.
+    let (secret, cookie) = match &config.rpc_auth {
+        RpcAuth::UserPassword { user, password } => (format!("{user}:{password}"), None),
+        RpcAuth::Cookie => {
+            let path = config.data_dir.join(".cookie");
+            (write_cookie(&path)?, Some(path))
+        }
+    };
+    let addrs = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect::<Vec<_>>();
+
+    let server_config = ServerConfig::builder()
+        .max_request_body_size(MAX_REQUEST_BYTES as u32)
+        .max_response_body_size(MAX_RESPONSE_BYTES)
+        .max_connections(MAX_CONNECTIONS as u32)
+        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
+        .build();
+    let builder = Server::builder()
+        .set_config(server_config)
+        .to_service_builder();
+    let methods: Methods = Rpc::new(node).into_rpc().into();
+    let (stop_handle, handle) = stop_channel();
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let secret: Arc<[u8]> = secret.into_bytes().into();
+    let allow: Arc<[IpNet]> = config.rpc_allow.clone().into();
+
+    for listener in listeners {
+        let (builder, methods, stop_handle, permits, secret, allow) = (
+            builder.clone(),
+            methods.clone(),
+            stop_handle.clone(),
+            permits.clone(),
+            secret.clone(),
+            allow.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let (sock, remote) = tokio::select! {
+                    res = listener.accept() => match res {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!("RPC accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                    _ = stop_handle.clone().shutdown() => break,
+                };
+                let ip = remote.ip();
+                if !ip.is_loopback() && !allow.iter().any(|n| n.contains(ip)) {
+                    tracing::warn!("RPC connection from {ip} refused: not in --rpcallowip");
+                    continue;
+                }
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    tracing::warn!(
+                        "RPC connection from {ip} refused: {MAX_CONNECTIONS} connections open"
+                    );
+                    continue;
+                };
+                let (builder, methods, stop, secret) = (
+                    builder.clone(),
+                    methods.clone(),
+                    stop_handle.clone(),
+                    secret.clone(),
+                );
+                let svc = Connection {
+                    builder,
+                    methods,
+                    stop,
+                    secret,
+                };
+                let stop = stop_handle.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let _ = serve_with_graceful_shutdown(sock, svc, stop.shutdown()).await;
+                });
+            }
+        });
+    }
+    tracing::info!(
+        "RPC listening on {}",
+        addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(RpcServerHandle { handle, cookie })
+}
+
+/// One client connection's HTTP service.
+#[derive(Clone)]
+struct Connection {
+    builder: TowerServiceBuilder<Identity, Identity>,
+    methods: Methods,
+    stop: StopHandle,
+    secret: Arc<[u8]>,
+}
+
+impl Service<http::Request<hyper::body::Incoming>> for Connection {
+    type Response = http::Response<HttpBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<hyper::body::Incoming>) -> ResponseFuture {
+        let rpc = self
+            .builder
+            .clone()
+            .build(self.methods.clone(), self.stop.clone());
+        let secret = self.secret.clone();
+        Box::pin(async move { serve_request(rpc, req, &secret).await })
+    }
+}
+
+async fn serve_request<S>(
+    mut rpc: S,
+    req: http::Request<hyper::body::Incoming>,
+    secret: &[u8],
+) -> Result<http::Response<HttpBody>, BoxError>
+where
+    S: Service<http::Request<HttpBody>, Response = http::Response<HttpBody>, Error = BoxError>,
+{
+    if !authorized(&req, secret) {
+        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+        return Ok(status(
+            http::StatusCode::UNAUTHORIZED,
+            "unauthorized: wrong or missing RPC credentials\n",
+        ));
+    }
+    if jsonrpsee::server::ws::is_upgrade_request(&req) {
+        return rpc.call(req.map(HttpBody::new)).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    // Bitcoin tools do not always send a JSON content type; Bitcoin Core accepts any.
+    parts.headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return Ok(status(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large\n",
+            ))
+        }
+    };
+    let (bytes, legacy) = upgrade_legacy(&bytes);
+    let response = rpc
+        .call(http::Request::from_parts(parts, HttpBody::from(bytes)))
+        .await?;
+    if !legacy {
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(http::Response::from_parts(
+        parts,
+        HttpBody::from(downgrade_response(&body)),
+    ))
+}
+
+fn status(code: http::StatusCode, text: &'static str) -> http::Response<HttpBody> {
+    let mut r = http::Response::new(HttpBody::from(text));
+    *r.status_mut() = code;
+    if code == http::StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Basic realm=\"jsonrpc\""),
+        );
+    }
+    r
+}
+
+/// Checks HTTP Basic credentials against `secret` (`user:password`) in constant time.
+fn authorized<B>(req: &http::Request<B>, secret: &[u8]) -> bool {
+    let given = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
+        .unwrap_or_default();
+    constant_time_eq(&given, secret)
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+/// Adds `"jsonrpc":"2.0"` to JSON-RPC 1.0 style calls (single or batch). Returns the body to
+/// pass on and whether it was 1.0 style. Non-JSON bodies pass unchanged (jsonrpsee answers
+/// with a parse error).
+fn upgrade_legacy(body: &[u8]) -> (Vec<u8>, bool) {
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        return (body.to_vec(), false);
+    };
+    let mut legacy = false;
+    let mut fix = |call: &mut Value| {
+        if let Some(obj) = call.as_object_mut() {
+            if !obj.contains_key("jsonrpc") {
+                legacy = true;
+                obj.remove("version");
+                obj.insert("jsonrpc".into(), Value::from("2.0"));
+                obj.entry("id").or_insert(Value::Null);
+            }
+        }
+    };
+    match &mut value {
+        Value::Array(calls) => calls.iter_mut().for_each(&mut fix),
+        call => fix(call),
+    }
+    if !legacy {
+        return (body.to_vec(), false);
+    }
+    (
+        serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec()),
+        true,
+    )
+}
+
+/// Rewrites JSON-RPC 2.0 answers to the 1.0 shape `{"result","error","id"}`.
+fn downgrade_response(body: &[u8]) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        return body.to_vec();
+    };
+    let fix = |answer: &mut Value| {
+        if let Some(obj) = answer.as_object_mut() {
+            obj.remove("jsonrpc");
+            obj.entry("result").or_insert(Value::Null);
+            obj.entry("error").or_insert(Value::Null);
+            obj.entry("id").or_insert(Value::Null);
+        }
+    };
+    match &mut value {
+        Value::Array(answers) => answers.iter_mut().for_each(fix),
+        answer => fix(answer),
+    }
+    serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec())
+}
+
+/// Writes `__cookie__:<64 hex digits>` with mode 0600; returns the `user:password` secret.
+fn write_cookie(path: &Path) -> anyhow::Result<String> {
+    use rand_core::RngCore;
+    use std::io::Write;
+    let mut random = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut random);
+    let secret = format!("__cookie__:{}", hex::encode(random));
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(&tmp)
+        .map_err(|e| anyhow::anyhow!("cannot write RPC cookie {}: {e}", tmp.display()))?;
+    f.write_all(secret.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_requests_are_upgraded_and_answers_downgraded() {
+        let (body, legacy) =
+            upgrade_legacy(br#"{"method":"getblockcount","params":[],"id":0,"version":"1.1"}"#);
+        assert!(legacy);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["jsonrpc"], "2.0");
+        assert!(v.get("version").is_none());
+        let (_, legacy) = upgrade_legacy(br#"{"jsonrpc":"2.0","method":"x","id":1}"#);
+        assert!(!legacy);
+        let (_, legacy) = upgrade_legacy(b"not json");
+        assert!(!legacy);
+        let out = downgrade_response(br#"{"jsonrpc":"2.0","result":5,"id":0}"#);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, serde_json::json!({"result": 5, "error": null, "id": 0}));
+        let out =
+            downgrade_response(br#"[{"jsonrpc":"2.0","error":{"code":-1,"message":"m"},"id":1}]"#);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v[0]["result"], Value::Null);
+        assert_eq!(v[0]["error"]["code"], -1);
+    }
+
+    #[test]
+    fn credentials_compare_exactly() {
+        assert!(constant_time_eq(b"u:p", b"u:p"));
+        assert!(!constant_time_eq(b"u:p", b"u:q"));
+        assert!(!constant_time_eq(b"u:p", b"u:pp"));
+        assert!(!constant_time_eq(b"", b"u:p"));
+        let req = http::Request::builder()
+            .header("authorization", "Basic dTpw")
+            .body(())
+            .unwrap();
+        assert!(authorized(&req, b"u:p"));
+        assert!(!authorized(&req, b"u:x"));
+        assert!(!authorized(&http::Request::new(()), b"u:p"));
+    }
+}

@@ -1,0 +1,389 @@
+//! The node's redb database: block index, blocks, active chain, UTXO set, undo data, tx index
+//! and address index (tables in [`tables`]).
+//!
+//! Every block connect or disconnect is one write transaction with two-phase commit and
+//! immediate durability, so a crash at any instant reopens to the last committed tip.
+
+pub mod tables;
+
+use std::path::Path;
+
+use chaincore::block::Header;
+use chaincore::encode::{self, deserialize, serialize, Decodable, Encodable};
+use chaincore::pow::Work;
+use chaincore::validation::Coin;
+use chaincore::{Block, BlockHash, OutPoint, Txid};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    WriteTransaction,
+};
+
+use tables::*;
+
+/// Version of the table layout; a database with another version is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed (I/O, corruption, commit).
+    #[error("database error: {0}")]
+    Db(#[from] redb::Error),
+    /// The database was written by another version of the node.
+    #[error("database schema version {found} is not supported (this node reads version {SCHEMA_VERSION}); use a new --datadir or the matching node version")]
+    Schema {
+        /// Version found on disk.
+        found: u32,
+    },
+    /// Stored bytes do not decode.
+    #[error("corrupt record in table {table}: {source}")]
+    Corrupt {
+        /// Table name.
+        table: &'static str,
+        /// Decoding error.
+        source: encode::Error,
+    },
+}
+
+macro_rules! db_err {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for StoreError {
+            fn from(e: $ty) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+db_err!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// Validation state of a known block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Stored and passed context-free checks; connectable as far as we know.
+    Valid,
+    /// Failed validation, or descends from a block that did, or was invalidated by the operator.
+    Invalid,
+}
+
+/// What the node keeps in memory and on disk about every block it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The header.
+    pub header: Header,
+    /// Height in its chain.
+    pub height: u32,
+    /// Total work of the chain ending here.
+    pub chainwork: Work,
+    /// Validation state.
+    pub status: Status,
+}
+
+impl Encodable for IndexEntry {
+    fn consensus_encode<W: std::io::Write + ?Sized>(&self, w: &mut W) -> std::io::Result<usize> {
+        Ok(self.header.consensus_encode(w)?
+            + self.height.consensus_encode(w)?
+            + self.chainwork.to_be_bytes().consensus_encode(w)?
+            + u8::from(self.status == Status::Invalid).consensus_encode(w)?)
+    }
+}
+
+impl Decodable for IndexEntry {
+    fn consensus_decode<R: std::io::Read + ?Sized>(r: &mut R) -> Result<Self, encode::Error> {
+        Ok(IndexEntry {
+            header: Header::consensus_decode(r)?,
+            height: u32::consensus_decode(r)?,
+            chainwork: Work::from_be_bytes(<[u8; 32]>::consensus_decode(r)?),
+            status: match u8::consensus_decode(r)? {
+                0 => Status::Valid,
+                1 => Status::Invalid,
+                _ => return Err(encode::Error::Invalid("block status")),
+            },
+        })
+    }
+}
+
+/// Serializes an outpoint as a UTXO table key.
+pub fn outpoint_key(outpoint: &OutPoint) -> [u8; 36] {
+    let mut key = [0u8; 36];
+    key[..32].copy_from_slice(outpoint.txid.as_bytes());
+    key[32..].copy_from_slice(&outpoint.vout.to_le_bytes());
+    key
+}
+
+/// Reads an outpoint back from a UTXO table key.
+pub fn outpoint_from_key(key: &[u8; 36]) -> OutPoint {
+    let mut txid = [0u8; 32];
+    txid.copy_from_slice(&key[..32]);
+    let mut vout = [0u8; 4];
+    vout.copy_from_slice(&key[32..]);
+    OutPoint {
+        txid: Txid(txid),
+        vout: u32::from_le_bytes(vout),
+    }
+}
+
+fn decode<T: Decodable>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    deserialize(bytes).map_err(|source| StoreError::Corrupt { table, source })
+}
+
+/// The database.
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, creating missing tables and checking the schema
+    /// version. redb repairs an unclean shutdown on open.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::create(path)?;
+        let store = Store { db };
+        let wtx = store.begin_write()?;
+        {
+            let mut meta = wtx.open_table(META)?;
+            let found = meta.get("schema")?.map(|v| {
+                let mut b = [0u8; 4];
+                let bytes = v.value();
+                b.copy_from_slice(&bytes[..4.min(bytes.len())]);
+                u32::from_le_bytes(b)
+            });
+            match found {
+                Some(v) if v != SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
+                Some(_) => {}
+                None => {
+                    meta.insert("schema", SCHEMA_VERSION.to_le_bytes().as_slice())?;
+                }
+            }
+            wtx.open_table(BLOCK_INDEX)?;
+            wtx.open_table(BLOCKS)?;
+            wtx.open_table(ACTIVE_CHAIN)?;
+            wtx.open_table(UTXOS)?;
+            wtx.open_table(UNDO)?;
+            wtx.open_table(TX_INDEX)?;
+            wtx.open_multimap_table(ADDR_UTXOS)?;
+            wtx.open_multimap_table(ADDR_TXS)?;
+        }
+        wtx.commit()?;
+        Ok(store)
+    }
+
+    /// A write transaction: two-phase commit, durable on commit.
+    pub fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        let mut wtx = self.db.begin_write()?;
+        wtx.set_two_phase_commit(true);
+        wtx.set_quick_repair(true);
+        wtx.set_durability(Durability::Immediate)?;
+        Ok(wtx)
+    }
+
+    /// A read snapshot; never waits for writers.
+    pub fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// Every block index entry, for loading the in-memory index at start.
+    pub fn load_index(&self) -> Result<Vec<(BlockHash, IndexEntry)>, StoreError> {
+        let rtx = self.begin_read()?;
+        let table = rtx.open_table(BLOCK_INDEX)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push((BlockHash(k.value()), decode("block_index", v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// The stored best-chain tip, if any.
+    pub fn tip(&self) -> Result<Option<BlockHash>, StoreError> {
+        let rtx = self.begin_read()?;
+        let meta = rtx.open_table(META)?;
+        let tip = meta.get("tip")?.and_then(|v| v.value().try_into().ok());
+        Ok(tip.map(BlockHash))
+    }
+}
+
+/// Reads shared by read snapshots and write transactions.
+pub mod read {
+    use super::*;
+
+    /// A stored block.
+    pub fn block(rtx: &ReadTransaction, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
+        let table = rtx.open_table(BLOCKS)?;
+        let row = table.get(hash.to_byte_array())?;
+        row.map(|v| decode("blocks", v.value())).transpose()
+    }
+
+    /// A stored block's raw bytes.
+    pub fn block_bytes(
+        rtx: &ReadTransaction,
+        hash: &BlockHash,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let table = rtx.open_table(BLOCKS)?;
+        Ok(table.get(hash.to_byte_array())?.map(|v| v.value().to_vec()))
+    }
+
+    /// The active-chain block hash at `height`.
+    pub fn active_hash(
+        rtx: &ReadTransaction,
+        height: u32,
+    ) -> Result<Option<BlockHash>, StoreError> {
+        let table = rtx.open_table(ACTIVE_CHAIN)?;
+        Ok(table.get(u64::from(height))?.map(|v| BlockHash(v.value())))
+    }
+
+    /// An unspent coin.
+    pub fn coin(rtx: &ReadTransaction, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        let table = rtx.open_table(UTXOS)?;
+        let row = table.get(outpoint_key(outpoint))?;
+        row.map(|v| decode("utxos", v.value())).transpose()
+    }
+
+    /// Where an active-chain transaction is: block hash and position.
+    pub fn tx_location(
+        rtx: &ReadTransaction,
+        txid: &Txid,
+    ) -> Result<Option<(BlockHash, u32)>, StoreError> {
+        let table = rtx.open_table(TX_INDEX)?;
+        Ok(table.get(txid.to_byte_array())?.map(|v| {
+            let v = v.value();
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(&v[..32]);
+            let mut pos = [0u8; 4];
+            pos.copy_from_slice(&v[32..]);
+            (BlockHash(hash), u32::from_le_bytes(pos))
+        }))
+    }
+
+    /// Unspent outpoints paying `pubkey_hash`.
+    pub fn address_outpoints(
+        rtx: &ReadTransaction,
+        pubkey_hash: &[u8; 20],
+    ) -> Result<Vec<OutPoint>, StoreError> {
+        let table = rtx.open_multimap_table(ADDR_UTXOS)?;
+        let mut out = Vec::new();
+        for v in table.get(*pubkey_hash)? {
+            out.push(outpoint_from_key(&v?.value()));
+        }
+        Ok(out)
+    }
+
+    /// Active-chain transactions touching `pubkey_hash`, as (height, txid), oldest first.
+    pub fn address_txids(
+        rtx: &ReadTransaction,
+        pubkey_hash: &[u8; 20],
+    ) -> Result<Vec<(u32, Txid)>, StoreError> {
+        let table = rtx.open_multimap_table(ADDR_TXS)?;
+        let mut out = Vec::new();
+        for v in table.get(*pubkey_hash)? {
+            let v = v?.value();
+            let mut h = [0u8; 4];
+            h.copy_from_slice(&v[..4]);
+            let mut txid = [0u8; 32];
+            txid.copy_from_slice(&v[4..]);
+            out.push((u32::from_be_bytes(h), Txid(txid)));
+        }
+        Ok(out)
+    }
+
+    /// Walks the whole UTXO set in key order.
+    pub fn for_each_coin(
+        rtx: &ReadTransaction,
+        mut f: impl FnMut(&[u8; 36], &[u8], Coin),
+    ) -> Result<u64, StoreError> {
+        let table = rtx.open_table(UTXOS)?;
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let coin = decode("utxos", v.value())?;
+            f(&k.value(), v.value(), coin);
+        }
+        Ok(table.len()?)
+    }
+}
+
+/// Writes, all inside one caller-owned write transaction.
+pub mod write {
+    use super::*;
+
+    /// Stores (or updates) a block index entry.
+    pub fn index(
+        wtx: &WriteTransaction,
+        hash: &BlockHash,
+        e: &IndexEntry,
+    ) -> Result<(), StoreError> {
+        wtx.open_table(BLOCK_INDEX)?
+            .insert(hash.to_byte_array(), serialize(e).as_slice())?;
+        Ok(())
+    }
+
+    /// Stores a block's bytes.
+    pub fn block(
+        wtx: &WriteTransaction,
+        hash: &BlockHash,
+        block: &Block,
+    ) -> Result<(), StoreError> {
+        wtx.open_table(BLOCKS)?
+            .insert(hash.to_byte_array(), serialize(block).as_slice())?;
+        Ok(())
+    }
+
+    /// Sets the best tip.
+    pub fn tip(wtx: &WriteTransaction, hash: &BlockHash) -> Result<(), StoreError> {
+        wtx.open_table(META)?
+            .insert("tip", hash.as_bytes().as_slice())?;
+        Ok(())
+    }
+
+    /// Sets or clears the active-chain hash at `height`.
+    pub fn active(
+        wtx: &WriteTransaction,
+        height: u32,
+        hash: Option<&BlockHash>,
+    ) -> Result<(), StoreError> {
+        let mut t = wtx.open_table(ACTIVE_CHAIN)?;
+        match hash {
+            Some(h) => t.insert(u64::from(height), h.to_byte_array())?,
+            None => t.remove(u64::from(height))?,
+        };
+        Ok(())
+    }
+
+    /// Stores or deletes undo data.
+    pub fn undo(
+        wtx: &WriteTransaction,
+        hash: &BlockHash,
+        spent: Option<&Vec<Coin>>,
+    ) -> Result<(), StoreError> {
+        let mut t = wtx.open_table(UNDO)?;
+        match spent {
+            Some(coins) => t.insert(hash.to_byte_array(), serialize(coins).as_slice())?,
+            None => t.remove(hash.to_byte_array())?,
+        };
+        Ok(())
+    }
+
+    /// Reads undo data inside the write transaction.
+    pub fn read_undo(
+        wtx: &WriteTransaction,
+        hash: &BlockHash,
+    ) -> Result<Option<Vec<Coin>>, StoreError> {
+        let t = wtx.open_table(UNDO)?;
+        let row = t.get(hash.to_byte_array())?;
+        row.map(|v| decode("undo", v.value())).transpose()
+    }
+
+    /// Reads a stored block inside the write transaction.
+    pub fn read_block(
+        wtx: &WriteTransaction,
+        hash: &BlockHash,
+    ) -> Result<Option<Block>, StoreError> {
+        let t = wtx.open_table(BLOCKS)?;
+        let row = t.get(hash.to_byte_array())?;
+        row.map(|v| decode("blocks", v.value())).transpose()
+    }
+}

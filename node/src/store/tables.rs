@@ -1,0 +1,32 @@
+//! Every redb table the node keeps, with what it maps.
+
+use redb::{MultimapTableDefinition, TableDefinition};
+
+/// name → value: `schema` (u32 LE version), `tip` (best block hash).
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// block hash → index entry (header, height, chain work, status; see `IndexEntry`).
+pub const BLOCK_INDEX: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("block_index");
+
+/// block hash → serialized block.
+pub const BLOCKS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("blocks");
+
+/// height → block hash, for the active chain only.
+pub const ACTIVE_CHAIN: TableDefinition<u64, [u8; 32]> = TableDefinition::new("active_chain");
+
+/// serialized outpoint (txid ‖ vout LE) → serialized `Coin`.
+pub const UTXOS: TableDefinition<[u8; 36], &[u8]> = TableDefinition::new("utxos");
+
+/// block hash → the coins the block spent, in spending order (undo data for disconnects).
+pub const UNDO: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("undo");
+
+/// txid → block hash ‖ position in block (u32 LE), for active-chain transactions.
+pub const TX_INDEX: TableDefinition<[u8; 32], [u8; 36]> = TableDefinition::new("tx_index");
+
+/// pubkey hash → outpoints of its unspent P2PKH outputs.
+pub const ADDR_UTXOS: MultimapTableDefinition<[u8; 20], [u8; 36]> =
+    MultimapTableDefinition::new("addr_utxos");
+
+/// pubkey hash → height (u32 BE) ‖ txid of active-chain transactions paying or spending it.
+pub const ADDR_TXS: MultimapTableDefinition<[u8; 20], [u8; 36]> =
+    MultimapTableDefinition::new("addr_txs");

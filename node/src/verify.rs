@@ -1,0 +1,169 @@
+//! Consistency checks from outside the write path: UTXO-set statistics and hash
+//! (`gettxoutsetinfo`), and `verifychain`, which at level 4 replays the whole active chain in
+//! memory and compares the result with the stored UTXO set and address index.
+
+use std::collections::BTreeMap;
+
+use chaincore::encode::serialize;
+use chaincore::hash::Sha256dWriter;
+use chaincore::validation::{self, Coin};
+use chaincore::{Amount, OutPoint};
+use redb::ReadTransaction;
+
+use crate::node::Node;
+use crate::store::{self, outpoint_key, StoreError};
+
+/// Size, value and hash of a UTXO set.
+pub struct UtxoStats {
+    /// Number of unspent outputs.
+    pub count: u64,
+    /// Their total value.
+    pub total: Amount,
+    /// SHA-256d over every `outpoint key ‖ serialized coin`, in key order.
+    pub hash: [u8; 32],
+}
+
+/// Statistics of the stored UTXO set.
+pub fn utxo_stats(rtx: &ReadTransaction) -> Result<UtxoStats, StoreError> {
+    let mut hasher = Sha256dWriter::default();
+    let mut total = Amount::ZERO;
+    let count = store::read::for_each_coin(rtx, |key, value, coin| {
+        use std::io::Write;
+        let _ = hasher.write_all(key);
+        let _ = hasher.write_all(value);
+        total = total + coin.output.value;
+    })?;
+    Ok(UtxoStats {
+        count,
+        total,
+        hash: hasher.finish(),
+    })
+}
+
+/// Why `verifychain` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// An inconsistency, described.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+fn bad(msg: impl Into<String>) -> VerifyError {
+    VerifyError::Inconsistent(msg.into())
+}
+
+/// Checks the last `nblocks` active blocks (0 = all): stored, hashing to their index entry,
+/// linked, and passing context-free checks (level ≥ 1). At level ≥ 4, replays the whole chain
+/// and requires the stored UTXO set and address index to equal the replay's.
+pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyError> {
+    let (rtx, active) = {
+        let state = node.lock();
+        let chain = &state.chain;
+        let active: Vec<_> = (0..=chain.tip_height())
+            .filter_map(|h| chain.active_hash(h))
+            .collect();
+        (chain.store().begin_read()?, active)
+    };
+    let first = if nblocks == 0 {
+        0
+    } else {
+        active.len().saturating_sub(nblocks as usize)
+    };
+    let mut utxos: BTreeMap<[u8; 36], Vec<u8>> = BTreeMap::new();
+    let replay = level >= 4;
+    for (height, hash) in active.iter().enumerate() {
+        if height < first && !replay {
+            continue;
+        }
+        let block = store::read::block(&rtx, hash)?
+            .ok_or_else(|| bad(format!("block {hash} at height {height} is missing")))?;
+        if block.block_hash() != *hash {
+            return Err(bad(format!(
+                "block at height {height} hashes to {}",
+                block.block_hash()
+            )));
+        }
+        if height > 0 && block.header.prev_blockhash != active[height - 1] {
+            return Err(bad(format!("block {hash} does not link to its parent")));
+        }
+        if store::read::active_hash(&rtx, height as u32)? != Some(*hash) {
+            return Err(bad(format!(
+                "active chain table disagrees at height {height}"
+            )));
+        }
+        if level >= 1 && height >= first {
+            validation::check_block(&block, node.network)
+                .map_err(|e| bad(format!("block {hash}: {e}")))?;
+        }
+        if replay && height > 0 {
+            for (pos, tx) in block.txdata.iter().enumerate() {
+                let txid = tx.compute_txid();
+                if !tx.is_coinbase() {
+                    for i in &tx.input {
+                        utxos
+                            .remove(&outpoint_key(&i.previous_output))
+                            .ok_or_else(|| bad(format!("replay: {txid} spends a missing coin")))?;
+                    }
+                }
+                for (vout, out) in tx.output.iter().enumerate() {
+                    if out.script_pubkey.op_return_data().is_some() {
+                        continue;
+                    }
+                    let coin = Coin {
+                        output: out.clone(),
+                        height: height as u32,
+                        is_coinbase: pos == 0,
+                    };
+                    let key = outpoint_key(&OutPoint {
+                        txid,
+                        vout: vout as u32,
+                    });
+                    utxos.insert(key, serialize(&coin));
+                }
+            }
+        }
+    }
+    if !replay {
+        return Ok(());
+    }
+    let mut hasher = Sha256dWriter::default();
+    for (k, v) in &utxos {
+        use std::io::Write;
+        let _ = hasher.write_all(k);
+        let _ = hasher.write_all(v);
+    }
+    let stored = utxo_stats(&rtx)?;
+    if stored.count != utxos.len() as u64 || stored.hash != hasher.finish() {
+        return Err(bad(format!(
+            "UTXO set differs from a replay of the chain ({} stored, {} replayed)",
+            stored.count,
+            utxos.len()
+        )));
+    }
+    // Address index: exactly the P2PKH coins of the replayed set.
+    let mut by_address: BTreeMap<[u8; 20], Vec<OutPoint>> = BTreeMap::new();
+    for (k, v) in &utxos {
+        let coin: Coin = chaincore::encode::deserialize(v).map_err(|e| bad(e.to_string()))?;
+        if let Some(pkh) = coin.output.script_pubkey.p2pkh_hash() {
+            by_address
+                .entry(pkh)
+                .or_default()
+                .push(store::outpoint_from_key(k));
+        }
+    }
+    for (pkh, mut expected) in by_address {
+        let mut indexed = store::read::address_outpoints(&rtx, &pkh)?;
+        expected.sort();
+        indexed.sort();
+        if expected != indexed {
+            return Err(bad(format!(
+                "address index differs for {}",
+                hex::encode(pkh)
+            )));
+        }
+    }
+    Ok(())
+}
