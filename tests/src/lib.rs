@@ -1,1 +1,250 @@
-//! End-to-end tests live in `tests/`; this library is empty.
+//! Harness for the end-to-end tests: builds the real binaries once, starts them on free
+//! loopback ports with their own temporary data directories, talks JSON-RPC to them, and kills
+//! whatever it started when dropped.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a panic is a failed test
+
+use std::io::BufRead;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// How long any wait for a process or a condition may take on a slow, busy machine.
+pub const DEADLINE: Duration = Duration::from_secs(120);
+
+/// Path of a workspace binary, built (once per test process) with the same cargo and profile.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let out = Command::new(cargo)
+            .current_dir(workspace)
+            .args([
+                "build",
+                "--bins",
+                "--message-format=json-render-diagnostics",
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("cargo build runs");
+        assert!(out.status.success(), "building the binaries failed");
+        out.stdout
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+            .filter_map(|v| {
+                let exe = v.get("executable")?.as_str()?.to_string();
+                let name = v.get("target")?.get("name")?.as_str()?.to_string();
+                Some((name, PathBuf::from(exe)))
+            })
+            .collect()
+    });
+    built
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| p.clone())
+        .unwrap_or_else(|| panic!("binary {name} was not built"))
+}
+
+/// A free loopback TCP port (bound and released; the OS does not hand it out again at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates `chaincore-test-<label>-<pid>-<n>` under the system temp dir.
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("chaincore-test-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after [`DEADLINE`].
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running `chaincore-node` on regtest.
+pub struct Node {
+    child: Option<Child>,
+    /// Data directory (`--datadir`).
+    pub datadir: PathBuf,
+    /// RPC port.
+    pub rpc_port: u16,
+    /// Extra arguments it was started with.
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+/// A JSON-RPC answer: the HTTP status and the parsed body (if JSON).
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status code.
+    pub status: u16,
+    /// Body as JSON, or `Value::String` of the raw text if it is not JSON.
+    pub body: Value,
+}
+
+impl Node {
+    /// Starts a regtest node in `datadir` with `args` and waits until RPC answers.
+    pub fn start(datadir: &Path, args: &[&str]) -> Node {
+        let mut node = Node {
+            child: None,
+            datadir: datadir.to_path_buf(),
+            rpc_port: free_port(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            log: datadir.join("node.log"),
+        };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(binary("chaincore-node"))
+            .args([
+                "--network",
+                "regtest",
+                "--rpcbind",
+                "127.0.0.1",
+                "--log-level",
+                "info",
+            ])
+            .arg("--datadir")
+            .arg(&self.datadir)
+            .args(["--rpcport", &self.rpc_port.to_string()])
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("node starts");
+        self.child = Some(child);
+        wait_for("the node's RPC", || {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("node exited early with {status}:\n{}", self.log_text());
+            }
+            self.call("getblockcount", json!([])).ok()
+        });
+    }
+
+    /// The node's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `user:password` from the cookie file, if there is one.
+    pub fn cookie(&self) -> Option<String> {
+        std::fs::read_to_string(self.datadir.join("regtest").join(".cookie")).ok()
+    }
+
+    /// The RPC URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.rpc_port)
+    }
+
+    /// Posts a raw body with the given credentials (`None`: no Authorization header).
+    pub fn post(&self, body: &str, credentials: Option<&str>) -> Result<Answer, String> {
+        use base64::Engine;
+        let mut req = ureq::post(&self.url()).timeout(DEADLINE);
+        if let Some(c) = credentials {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(c);
+            req = req.set("Authorization", &format!("Basic {b64}"));
+        }
+        let (status, text) = match req.send_string(body) {
+            Ok(r) => (r.status(), r.into_string().map_err(|e| e.to_string())?),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(Answer { status, body })
+    }
+
+    /// Calls `method` with the node's credentials (JSON-RPC 1.0 style, like Bitcoin tools);
+    /// returns the result or the error object.
+    pub fn call(&self, method: &str, params: Value) -> Result<Value, Value> {
+        let credentials = self.credentials().ok_or_else(|| json!("no cookie yet"))?;
+        let body = json!({"method": method, "params": params, "id": 1}).to_string();
+        let answer = self.post(&body, Some(&credentials)).map_err(|e| json!(e))?;
+        match answer.body.get("error") {
+            Some(e) if !e.is_null() => Err(e.clone()),
+            _ => Ok(answer.body.get("result").cloned().unwrap_or(Value::Null)),
+        }
+    }
+
+    /// Like [`Node::call`], panicking on an RPC error.
+    pub fn rpc(&self, method: &str, params: Value) -> Value {
+        self.call(method, params)
+            .unwrap_or_else(|e| panic!("{method} failed: {e}"))
+    }
+
+    fn credentials(&self) -> Option<String> {
+        let user = self.args.iter().position(|a| a == "--rpcuser");
+        let pass = self.args.iter().position(|a| a == "--rpcpassword");
+        match (user, pass) {
+            (Some(u), Some(p)) => Some(format!("{}:{}", self.args[u + 1], self.args[p + 1])),
+            _ => self.cookie(),
+        }
+    }
+
+    /// Kills the process with SIGKILL (no clean shutdown) and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the node again on the same data directory and port.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Asks the node to stop and waits for the process to exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = self.call("stop", json!([]));
+        let mut child = self.child.take().expect("node running");
+        wait_for("the node to exit", || child.try_wait().unwrap())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

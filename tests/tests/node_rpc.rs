@@ -1,0 +1,478 @@
+//! End-to-end: the real `chaincore-node` binary on a loopback port, driven over JSON-RPC.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::time::{Duration, Instant};
+
+use chaincore::block::Header;
+use chaincore::encode::{deserialize, serialize};
+use chaincore::hash::Sha256dWriter;
+use chaincore::key::PrivateKey;
+use chaincore::pow::Target;
+use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
+use chaincore::validation::{coinbase_height_prefix, Coin};
+use chaincore::{
+    Address, Amount, Block, BlockHash, Network, OutPoint, Script, Transaction, TxIn, TxOut,
+};
+use chaincore_tests::{wait_for, Node, TempDir};
+use serde_json::{json, Value};
+
+fn key(n: u8) -> PrivateKey {
+    PrivateKey::from_bytes(&[n; 32]).unwrap()
+}
+
+fn address(k: &PrivateKey) -> Address {
+    Address::p2pkh(k.public_key().pubkey_hash(), Network::Regtest)
+}
+
+/// A signed one-input P2PKH spend of `prev` (locked to `k`) paying `outputs`.
+fn spend(k: &PrivateKey, prev: OutPoint, outputs: Vec<TxOut>) -> Transaction {
+    let mut tx = Transaction {
+        version: 1,
+        input: vec![TxIn {
+            previous_output: prev,
+            script_sig: Script::new(),
+            sequence: u32::MAX,
+        }],
+        output: outputs,
+        lock_time: 0,
+    };
+    let script = address(k).script_pubkey();
+    let mut sig = k.sign_digest(&legacy_sighash(&tx, 0, &script, SIGHASH_ALL));
+    sig.push(SIGHASH_ALL as u8);
+    tx.input[0].script_sig = Script::new_p2pkh_script_sig(&sig, &k.public_key().to_bytes());
+    tx
+}
+
+fn pay(to: &Address, units: i64) -> TxOut {
+    TxOut {
+        value: Amount::from_units(units),
+        script_pubkey: to.script_pubkey(),
+    }
+}
+
+/// Confirmed, mature-or-not UTXOs of an address as (outpoint, value, coinbase, confirmations).
+fn utxos(node: &Node, a: &Address) -> Vec<(OutPoint, i64, bool, u64)> {
+    node.rpc("getaddressutxos", json!([{"addresses": [a.to_string()]}]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                OutPoint {
+                    txid: u["txid"].as_str().unwrap().parse().unwrap(),
+                    vout: u["outputIndex"].as_u64().unwrap() as u32,
+                },
+                u["satoshis"].as_i64().unwrap(),
+                u["coinbase"].as_bool().unwrap(),
+                u["confirmations"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn balance(node: &Node, a: &Address) -> Value {
+    node.rpc("getaddressbalance", json!([{"addresses": [a.to_string()]}]))
+}
+
+#[test]
+fn cookie_auth_works_and_wrong_credentials_are_refused() {
+    let dir = TempDir::new("auth");
+    let node = Node::start(&dir.0, &[]);
+    let cookie = node.cookie().expect("cookie written");
+    assert!(cookie.starts_with("__cookie__:") && cookie.len() == 11 + 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.0.join("regtest/.cookie"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(0));
+
+    let body = r#"{"method":"getblockcount","params":[],"id":1}"#;
+    let start = Instant::now();
+    let wrong = node.post(body, Some("__cookie__:00")).unwrap();
+    assert_eq!(wrong.status, 401);
+    assert!(
+        start.elapsed() >= Duration::from_millis(250),
+        "401 comes after a delay"
+    );
+    assert_eq!(node.post(body, None).unwrap().status, 401);
+    // Still serving the right credentials.
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(0));
+}
+
+#[test]
+fn user_password_auth_and_clean_stop_removes_cookie() {
+    let dir = TempDir::new("userpass");
+    let mut node = Node::start(&dir.0, &["--rpcuser", "alice", "--rpcpassword", "s3cret"]);
+    assert!(
+        node.cookie().is_none(),
+        "no cookie with --rpcuser/--rpcpassword"
+    );
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(0));
+    let body = r#"{"method":"getblockcount","params":[],"id":1}"#;
+    assert_eq!(node.post(body, Some("alice:wrong")).unwrap().status, 401);
+    assert!(node.stop().success());
+
+    let dir2 = TempDir::new("cookie-removed");
+    let mut node2 = Node::start(&dir2.0, &[]);
+    assert!(node2.cookie().is_some());
+    assert!(node2.stop().success());
+    assert!(node2.cookie().is_none(), "cookie removed on clean shutdown");
+}
+
+#[test]
+fn mine_spend_and_balances() {
+    let dir = TempDir::new("spend");
+    let node = Node::start(&dir.0, &[]);
+    let (a, b) = (key(1), key(2));
+    let (addr_a, addr_b) = (address(&a), address(&b));
+    let hashes = node.rpc("generatetoaddress", json!([101, addr_a.to_string()]));
+    assert_eq!(hashes.as_array().unwrap().len(), 101);
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(101));
+
+    let bal = balance(&node, &addr_a);
+    assert_eq!(bal["balance"], json!(101 * 50 * 100_000_000i64));
+    // Coinbases with at least 100 confirmations (heights 1 and 2) can be spent in the next
+    // block; the other 99 are immature.
+    assert_eq!(bal["immature"], json!(99 * 50 * 100_000_000i64));
+
+    let mature = utxos(&node, &addr_a)
+        .into_iter()
+        .find(|u| u.3 >= 100)
+        .expect("a mature coinbase");
+    let fee = 10_000;
+    let to_b = 12 * 100_000_000 + 50_000_000;
+    let change = mature.1 - to_b - fee;
+    let tx = spend(&a, mature.0, vec![pay(&addr_b, to_b), pay(&addr_a, change)]);
+    let txid = node.rpc("sendrawtransaction", json!([hex::encode(serialize(&tx))]));
+    assert_eq!(txid, json!(tx.compute_txid().to_string()));
+    assert_eq!(node.rpc("getrawmempool", json!([])), json!([txid]));
+    assert_eq!(balance(&node, &addr_b)["unconfirmed"], json!(to_b));
+    // Sending it again is refused as already in the mempool.
+    let again = node.call("sendrawtransaction", json!([hex::encode(serialize(&tx))]));
+    assert_eq!(
+        again.unwrap_err()["message"],
+        json!("txn-already-in-mempool")
+    );
+
+    let block = node.rpc("generatetoaddress", json!([1, addr_b.to_string()]));
+    assert_eq!(node.rpc("getrawmempool", json!([])), json!([]));
+    let mined = node.rpc("getblock", json!([block[0], 1]));
+    assert_eq!(mined["tx"][1], txid);
+
+    let bal_b = balance(&node, &addr_b);
+    assert_eq!(bal_b["unconfirmed"], json!(0));
+    // B: the payment plus its own immature coinbase (subsidy + the fee).
+    assert_eq!(bal_b["balance"], json!(to_b + 50 * 100_000_000 + fee));
+    assert_eq!(bal_b["immature"], json!(50 * 100_000_000 + fee));
+    let bal_a = balance(&node, &addr_a);
+    assert_eq!(
+        bal_a["balance"],
+        json!(101 * 50 * 100_000_000i64 - to_b - fee)
+    );
+
+    let verbose = node.rpc("getrawtransaction", json!([txid, true]));
+    assert_eq!(verbose["confirmations"], json!(1));
+    assert_eq!(
+        verbose["vout"][0]["scriptPubKey"]["address"],
+        json!(addr_b.to_string())
+    );
+    let txids = node.rpc(
+        "getaddresstxids",
+        json!([{"addresses": [addr_b.to_string()]}]),
+    );
+    assert!(txids.as_array().unwrap().contains(&txid));
+    assert_eq!(node.rpc("verifychain", json!([4, 0])), json!(true));
+}
+
+/// Builds and solves a block on the node's tip paying `to`, as an external miner would.
+fn solve_block(node: &Node, to: &Address, txs: Vec<Transaction>) -> Block {
+    let t = node.rpc("getblocktemplate", json!([{"rules": ["segwit"]}]));
+    let height = t["height"].as_u64().unwrap() as u32;
+    let mut script_sig = coinbase_height_prefix(height);
+    script_sig.push_slice(b"e2e");
+    let coinbase = Transaction {
+        version: 1,
+        input: vec![TxIn {
+            previous_output: OutPoint::NULL,
+            script_sig,
+            sequence: u32::MAX,
+        }],
+        output: vec![pay(to, t["coinbasevalue"].as_i64().unwrap())],
+        lock_time: 0,
+    };
+    let mut txdata = vec![coinbase];
+    txdata.extend(txs);
+    let mut block = Block {
+        header: Header {
+            version: t["version"].as_i64().unwrap() as i32,
+            prev_blockhash: t["previousblockhash"].as_str().unwrap().parse().unwrap(),
+            merkle_root: Default::default(),
+            time: t["curtime"].as_u64().unwrap() as u32,
+            bits: u32::from_str_radix(t["bits"].as_str().unwrap(), 16).unwrap(),
+            nonce: 0,
+        },
+        txdata,
+    };
+    block.header.merkle_root = block.compute_merkle_root().0;
+    let target_hex = t["target"].as_str().unwrap();
+    let mut target_bytes = [0u8; 32];
+    hex::decode_to_slice(target_hex, &mut target_bytes).unwrap();
+    let target = Target::from_be_bytes(target_bytes).unwrap();
+    while !target.is_met_by(&block.block_hash()) {
+        block.header.nonce += 1;
+    }
+    block
+}
+
+#[test]
+fn submitblock_accepts_a_block_solved_by_the_test() {
+    let dir = TempDir::new("submit");
+    let node = Node::start(&dir.0, &[]);
+    let to = address(&key(3));
+    let block = solve_block(&node, &to, vec![]);
+    let hex_block = hex::encode(serialize(&block));
+    assert_eq!(node.rpc("submitblock", json!([hex_block])), Value::Null);
+    assert_eq!(
+        node.rpc("getbestblockhash", json!([])),
+        json!(block.block_hash().to_string())
+    );
+    assert_eq!(
+        node.rpc("submitblock", json!([hex_block])),
+        json!("duplicate")
+    );
+
+    // A block with a wrong merkle root is refused with Core's reason and changes nothing.
+    let mut bad = solve_block(&node, &to, vec![]);
+    bad.header.merkle_root = Default::default();
+    let target = bad.header.target().unwrap();
+    while !target.is_met_by(&bad.block_hash()) {
+        bad.header.nonce += 1;
+    }
+    assert_eq!(
+        node.rpc("submitblock", json!([hex::encode(serialize(&bad))])),
+        json!("bad-txnmrklroot")
+    );
+    // Parent unknown.
+    let mut orphan = solve_block(&node, &to, vec![]);
+    orphan.header.prev_blockhash = BlockHash([7; 32]);
+    while !target.is_met_by(&orphan.block_hash()) {
+        orphan.header.nonce += 1;
+    }
+    assert_eq!(
+        node.rpc("submitblock", json!([hex::encode(serialize(&orphan))])),
+        json!("prev-blk-not-found")
+    );
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(1));
+}
+
+#[test]
+fn long_poll_wakes_on_a_new_block() {
+    let dir = TempDir::new("longpoll");
+    let node = Node::start(&dir.0, &[]);
+    let t = node.rpc("getblocktemplate", json!([{}]));
+    let id = t["longpollid"].as_str().unwrap().to_string();
+    let url = node.url();
+    let cookie = node.cookie().unwrap();
+    let waiter = std::thread::spawn(move || {
+        use base64::Engine;
+        let auth = base64::engine::general_purpose::STANDARD.encode(cookie);
+        let started = Instant::now();
+        let body = json!({"method": "getblocktemplate", "params": [{"longpollid": id}], "id": 1});
+        let text = ureq::post(&url)
+            .set("Authorization", &format!("Basic {auth}"))
+            .send_string(&body.to_string())
+            .unwrap()
+            .into_string()
+            .unwrap();
+        (
+            started.elapsed(),
+            serde_json::from_str::<Value>(&text).unwrap(),
+        )
+    });
+    // Give the long poll time to be waiting, then mine.
+    std::thread::sleep(Duration::from_millis(500));
+    let mined = node.rpc(
+        "generatetoaddress",
+        json!([1, address(&key(4)).to_string()]),
+    );
+    let (elapsed, answer) = waiter.join().unwrap();
+    assert_eq!(answer["result"]["previousblockhash"], mined[0]);
+    assert_eq!(answer["result"]["height"], json!(2));
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "woke on the block, not the timeout"
+    );
+}
+
+/// Recomputes the UTXO-set hash from the blocks alone, the way `gettxoutsetinfo` defines it.
+fn replay_utxo_hash(node: &Node) -> (u64, String) {
+    let height = node.rpc("getblockcount", json!([])).as_u64().unwrap();
+    let mut set = std::collections::BTreeMap::<[u8; 36], Vec<u8>>::new();
+    for h in 1..=height {
+        let hash = node.rpc("getblockhash", json!([h]));
+        let raw = node.rpc("getblock", json!([hash, 0]));
+        let block: Block = deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
+        for (pos, tx) in block.txdata.iter().enumerate() {
+            let txid = tx.compute_txid();
+            if pos > 0 {
+                for i in &tx.input {
+                    set.remove(&key36(&i.previous_output))
+                        .expect("spent coin exists");
+                }
+            }
+            for (vout, out) in tx.output.iter().enumerate() {
+                if out.script_pubkey.op_return_data().is_some() {
+                    continue;
+                }
+                let coin = Coin {
+                    output: out.clone(),
+                    height: h as u32,
+                    is_coinbase: pos == 0,
+                };
+                set.insert(
+                    key36(&OutPoint {
+                        txid,
+                        vout: vout as u32,
+                    }),
+                    serialize(&coin),
+                );
+            }
+        }
+    }
+    let mut w = Sha256dWriter::default();
+    for (k, v) in &set {
+        use std::io::Write;
+        w.write_all(k).unwrap();
+        w.write_all(v).unwrap();
+    }
+    (set.len() as u64, hex::encode(w.finish()))
+}
+
+fn key36(o: &OutPoint) -> [u8; 36] {
+    let mut k = [0u8; 36];
+    k[..32].copy_from_slice(o.txid.as_bytes());
+    k[32..].copy_from_slice(&o.vout.to_le_bytes());
+    k
+}
+
+#[test]
+fn kill_9_during_mining_reopens_consistent() {
+    let dir = TempDir::new("kill9");
+    let mut node = Node::start(&dir.0, &[]);
+    let a = address(&key(5));
+    // Some history with spends, so undo data and the address index matter.
+    node.rpc("generatetoaddress", json!([101, a.to_string()]));
+    let coin = utxos(&node, &a).into_iter().find(|u| u.3 >= 100).unwrap();
+    let tx = spend(&key(5), coin.0, vec![pay(&address(&key(6)), coin.1 - 1000)]);
+    node.rpc("sendrawtransaction", json!([hex::encode(serialize(&tx))]));
+
+    // Mine in a loop from another thread and kill the node in the middle of it.
+    let url_node = (node.url(), node.cookie().unwrap());
+    let miner = std::thread::spawn(move || {
+        use base64::Engine;
+        let auth = base64::engine::general_purpose::STANDARD.encode(&url_node.1);
+        for _ in 0..1000 {
+            let body =
+                json!({"method": "generatetoaddress", "params": [1, a.to_string()], "id": 1});
+            let sent = ureq::post(&url_node.0)
+                .set("Authorization", &format!("Basic {auth}"))
+                .send_string(&body.to_string());
+            if sent.is_err() {
+                return; // the node is gone
+            }
+        }
+    });
+    wait_for("mining to make progress", || {
+        let h = node.call("getblockcount", json!([])).ok()?.as_u64()?;
+        (h >= 110).then_some(())
+    });
+    node.kill9();
+    miner.join().unwrap();
+
+    node.restart();
+    let height = node.rpc("getblockcount", json!([])).as_u64().unwrap();
+    assert!(height >= 110, "blocks committed before the kill survive");
+    assert_eq!(node.rpc("verifychain", json!([4, 0])), json!(true));
+    let info = node.rpc("gettxoutsetinfo", json!([]));
+    let (count, hash) = replay_utxo_hash(&node);
+    assert_eq!(info["txouts"], json!(count));
+    assert_eq!(info["hash_serialized"], json!(hash));
+    // And it keeps working.
+    node.rpc("generatetoaddress", json!([2, a.to_string()]));
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(height + 2));
+    assert_eq!(node.rpc("verifychain", json!([4, 0])), json!(true));
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_the_node_keeps_serving() {
+    let dir = TempDir::new("badinput");
+    let node = Node::start(&dir.0, &[]);
+    let code = |r: Result<Value, Value>| r.unwrap_err()["code"].as_i64().unwrap();
+    assert_eq!(code(node.call("nosuchmethod", json!([]))), -32601);
+    assert_eq!(code(node.call("getblockhash", json!(["ten"]))), -32602);
+    assert_eq!(code(node.call("getblockhash", json!([99]))), -8);
+    assert_eq!(code(node.call("getblock", json!(["zz"]))), -8);
+    assert_eq!(code(node.call("getblock", json!(["00".repeat(32)]))), -5);
+    assert_eq!(code(node.call("sendrawtransaction", json!(["zz"]))), -22);
+    assert_eq!(code(node.call("sendrawtransaction", json!(["0100"]))), -22);
+    assert_eq!(
+        code(node.call("getaddressbalance", json!(["notanaddress"]))),
+        -5
+    );
+    let block = solve_block(&node, &address(&key(7)), vec![]);
+    let raw = hex::encode(serialize(&block));
+    assert_eq!(
+        code(node.call("submitblock", json!([&raw[..raw.len() - 10]]))),
+        -22
+    );
+
+    let cookie = node.cookie().unwrap();
+    // Oversized body: 413, not a crash.
+    let huge = format!(
+        r#"{{"method":"sendrawtransaction","params":["{}"],"id":1}}"#,
+        "00".repeat(1_100_000)
+    );
+    assert_eq!(node.post(&huge, Some(&cookie)).unwrap().status, 413);
+    // Batch over the limit.
+    let batch: Vec<Value> = (0..101)
+        .map(|i| json!({"jsonrpc": "2.0", "method": "getblockcount", "params": [], "id": i}))
+        .collect();
+    let answer = node.post(&json!(batch).to_string(), Some(&cookie)).unwrap();
+    assert_eq!(answer.body["error"]["code"], json!(-32010), "{answer:?}");
+    // A batch within the limit works.
+    let batch: Vec<Value> = (0..3)
+        .map(|i| json!({"jsonrpc": "2.0", "method": "getblockcount", "params": [], "id": i}))
+        .collect();
+    let answer = node.post(&json!(batch).to_string(), Some(&cookie)).unwrap();
+    assert_eq!(answer.body.as_array().unwrap().len(), 3);
+    // Not JSON at all.
+    let answer = node.post("{nope", Some(&cookie)).unwrap();
+    assert_eq!(answer.body["error"]["code"], json!(-32700));
+    // JSON-RPC 2.0 requests get 2.0 answers; 1.0 requests get result/error/id.
+    let v2 = node
+        .post(
+            r#"{"jsonrpc":"2.0","method":"getblockcount","params":[],"id":7}"#,
+            Some(&cookie),
+        )
+        .unwrap();
+    assert_eq!(v2.body, json!({"jsonrpc": "2.0", "result": 0, "id": 7}));
+    let v1 = node
+        .post(
+            r#"{"version":"1.1","method":"getblockcount","params":[],"id":8}"#,
+            Some(&cookie),
+        )
+        .unwrap();
+    assert_eq!(v1.body, json!({"result": 0, "error": null, "id": 8}));
+    // Still serving.
+    assert_eq!(node.rpc("getblockcount", json!([])), json!(0));
+    assert_eq!(
+        node.rpc("uptime", json!([])).as_u64().map(|_| true),
+        Some(true)
+    );
+}
