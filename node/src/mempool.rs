@@ -13,6 +13,9 @@ use chaincore::{Amount, OutPoint, Transaction, Txid};
 /// Minimum fee rate to enter the pool, in units per byte.
 pub const MIN_RELAY_FEE_RATE: i64 = 1;
 
+/// Most unconfirmed ancestors a pool transaction may have (with itself: Bitcoin Core's 25).
+pub const MAX_ANCESTORS: usize = 24;
+
 /// Default pool cap in serialized bytes (100 MB).
 pub const DEFAULT_MAX_BYTES: usize = 100_000_000;
 
@@ -45,6 +48,9 @@ pub enum MempoolError {
     /// The pool is full of transactions paying at least as much per byte.
     #[error("mempool full")]
     Full,
+    /// Too many unconfirmed ancestors.
+    #[error("too-long-mempool-chain")]
+    TooLongChain,
 }
 
 /// One pool transaction and what we know about it.
@@ -198,6 +204,9 @@ impl Mempool {
                     RuleError::InputsMissingOrSpent.into()
                 });
             }
+        }
+        if self.ancestor_count(&parents) > MAX_ANCESTORS {
+            return Err(MempoolError::TooLongChain);
         }
         let refs: Vec<&Coin> = spent.iter().collect();
         let fee = validation::check_tx_inputs(&tx, &refs, view.next_height)?;
@@ -368,6 +377,20 @@ impl Mempool {
         chosen
     }
 
+    /// Number of distinct pool transactions among `parents` and their ancestors.
+    fn ancestor_count(&self, parents: &HashSet<Txid>) -> usize {
+        let mut seen: HashSet<Txid> = HashSet::new();
+        let mut stack: Vec<Txid> = parents.iter().copied().collect();
+        while let Some(id) = stack.pop() {
+            if seen.insert(id) {
+                if let Some(e) = self.entries.get(&id) {
+                    stack.extend(e.parents.iter().copied());
+                }
+            }
+        }
+        seen.len()
+    }
+
     /// Unconfirmed ancestors of `txid`, each after its own ancestors (topological order).
     fn ancestors(&self, txid: &Txid) -> Vec<Txid> {
         let mut order = Vec::new();
@@ -386,5 +409,211 @@ impl Mempool {
                 order.push(*parent);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chaincore::key::PrivateKey;
+    use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
+    use chaincore::validation::Coin;
+    use chaincore::{Script, TxIn, TxOut};
+
+    fn key() -> PrivateKey {
+        PrivateKey::from_bytes(&[5; 32]).unwrap()
+    }
+
+    fn lock() -> Script {
+        Script::new_p2pkh(&key().public_key().pubkey_hash())
+    }
+
+    /// Confirmed coins: outpoints (txid [n;32], 0) worth 10 coins each.
+    fn chain_coin(o: &OutPoint) -> Option<Coin> {
+        (o.vout == 0 && o.txid.0[1..] == [o.txid.0[0]; 31]).then(|| Coin {
+            output: TxOut {
+                value: Amount::from_units(1_000_000_000),
+                script_pubkey: lock(),
+            },
+            height: 1,
+            is_coinbase: false,
+        })
+    }
+
+    fn view() -> ChainView<'static> {
+        ChainView {
+            coin: &chain_coin,
+            next_height: 10,
+            median_time_past: 0,
+        }
+    }
+
+    fn spend(prev: OutPoint, value: i64) -> Transaction {
+        let mut tx = Transaction {
+            version: 1,
+            input: vec![TxIn {
+                previous_output: prev,
+                script_sig: Script::new(),
+                sequence: u32::MAX,
+            }],
+            output: vec![TxOut {
+                value: Amount::from_units(value),
+                script_pubkey: lock(),
+            }],
+            lock_time: 0,
+        };
+        let mut sig = key().sign_digest(&legacy_sighash(&tx, 0, &lock(), SIGHASH_ALL));
+        sig.push(SIGHASH_ALL as u8);
+        tx.input[0].script_sig = Script::new_p2pkh_script_sig(&sig, &key().public_key().to_bytes());
+        tx
+    }
+
+    fn confirmed(n: u8) -> OutPoint {
+        OutPoint {
+            txid: Txid([n; 32]),
+            vout: 0,
+        }
+    }
+
+    fn add(pool: &mut Mempool, tx: Transaction) -> Result<Txid, MempoolError> {
+        let entry = pool.check(tx, &view(), 0, &|_| false)?;
+        let id = entry.txid;
+        pool.insert(entry)?;
+        Ok(id)
+    }
+
+    #[test]
+    fn chains_conflicts_and_fees() {
+        let mut pool = Mempool::new(DEFAULT_MAX_BYTES);
+        let parent = add(&mut pool, spend(confirmed(1), 999_990_000)).unwrap();
+        let child = add(
+            &mut pool,
+            spend(
+                OutPoint {
+                    txid: parent,
+                    vout: 0,
+                },
+                999_980_000,
+            ),
+        )
+        .unwrap();
+        assert_eq!(pool.get(&child).unwrap().parents.len(), 1);
+        assert_eq!(
+            add(&mut pool, spend(confirmed(1), 999_000_000)),
+            Err(MempoolError::Conflict)
+        );
+        assert!(matches!(
+            add(&mut pool, spend(confirmed(2), 999_999_999)),
+            Err(MempoolError::FeeTooLow { fee: 1, .. })
+        ));
+        assert_eq!(
+            add(&mut pool, spend(confirmed(3), 1_000_000_001))
+                .unwrap_err()
+                .to_string(),
+            "bad-txns-in-belowout"
+        );
+        assert_eq!(
+            add(
+                &mut pool,
+                spend(
+                    OutPoint {
+                        txid: Txid([9; 32]),
+                        vout: 1
+                    },
+                    1
+                )
+            )
+            .unwrap_err()
+            .to_string(),
+            "bad-txns-inputs-missingorspent"
+        );
+        // A block confirming the parent keeps the child, now spending a confirmed coin.
+        let parent_tx = pool.get(&parent).unwrap().tx.clone();
+        pool.remove_for_block(&[parent_tx]);
+        assert!(pool.get(&parent).is_none());
+        assert!(pool.get(&child).unwrap().parents.is_empty());
+    }
+
+    #[test]
+    fn chains_longer_than_25_are_refused() {
+        let mut pool = Mempool::new(DEFAULT_MAX_BYTES);
+        let mut prev = confirmed(1);
+        let mut value = 1_000_000_000;
+        for _ in 0..25 {
+            value -= 1_000;
+            prev = OutPoint {
+                txid: add(&mut pool, spend(prev, value)).unwrap(),
+                vout: 0,
+            };
+        }
+        assert_eq!(
+            add(&mut pool, spend(prev, value - 1_000)),
+            Err(MempoolError::TooLongChain)
+        );
+    }
+
+    #[test]
+    fn block_conflicts_remove_descendants() {
+        let mut pool = Mempool::new(DEFAULT_MAX_BYTES);
+        let parent = add(&mut pool, spend(confirmed(1), 999_990_000)).unwrap();
+        add(
+            &mut pool,
+            spend(
+                OutPoint {
+                    txid: parent,
+                    vout: 0,
+                },
+                999_980_000,
+            ),
+        )
+        .unwrap();
+        // A block spends the same confirmed coin differently.
+        pool.remove_for_block(&[spend(confirmed(1), 5)]);
+        assert_eq!(pool.len(), 0);
+        assert_eq!(pool.bytes(), 0);
+    }
+
+    #[test]
+    fn eviction_takes_the_lowest_fee_rate_first() {
+        let probe = spend(confirmed(1), 0).size();
+        let mut pool = Mempool::new(probe * 2);
+        let low = add(&mut pool, spend(confirmed(1), 1_000_000_000 - 1_000)).unwrap();
+        let high = add(&mut pool, spend(confirmed(2), 1_000_000_000 - 100_000)).unwrap();
+        let mid = add(&mut pool, spend(confirmed(3), 1_000_000_000 - 10_000)).unwrap();
+        assert!(pool.get(&low).is_none(), "lowest fee rate evicted");
+        assert!(pool.get(&high).is_some() && pool.get(&mid).is_some());
+        assert_eq!(
+            add(&mut pool, spend(confirmed(4), 1_000_000_000 - 500)),
+            Err(MempoolError::Full)
+        );
+    }
+
+    #[test]
+    fn templates_pick_by_ancestor_fee_rate_parents_first() {
+        let mut pool = Mempool::new(DEFAULT_MAX_BYTES);
+        // A low-fee parent with a high-fee child outranks a medium-fee single transaction.
+        let parent = add(&mut pool, spend(confirmed(1), 1_000_000_000 - 300)).unwrap();
+        let child = add(
+            &mut pool,
+            spend(
+                OutPoint {
+                    txid: parent,
+                    vout: 0,
+                },
+                1_000_000_000 - 300 - 100_000,
+            ),
+        )
+        .unwrap();
+        let single = add(&mut pool, spend(confirmed(2), 1_000_000_000 - 20_000)).unwrap();
+        let order: Vec<Txid> = pool
+            .select_for_block(1_000_000)
+            .iter()
+            .map(|e| e.txid)
+            .collect();
+        assert_eq!(order, vec![parent, child, single]);
+        // Size limit: only what fits.
+        let one = pool.get(&single).unwrap().size;
+        let order: Vec<Txid> = pool.select_for_block(one).iter().map(|e| e.txid).collect();
+        assert_eq!(order, vec![single]);
     }
 }

@@ -1,0 +1,384 @@
+//! Chain-state tests on a real redb store: contextual reject reasons, orphans, and reorgs that
+//! must leave exactly the state of connecting the winning branch from scratch.
+
+use std::collections::HashSet;
+
+use chaincore::block::Header;
+use chaincore::key::PrivateKey;
+use chaincore::pow::block_subsidy;
+use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
+use chaincore::validation::coinbase_height_prefix;
+use chaincore::{
+    Address, Amount, Block, BlockHash, Network, OutPoint, Script, Transaction, TxIn, TxOut,
+};
+
+use super::*;
+use crate::mempool::Mempool;
+use crate::store::Store;
+
+const NET: Network = Network::Regtest;
+
+struct Fixture {
+    chain: Chain,
+    mempool: Mempool,
+    dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn fixture(label: &str) -> Fixture {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("cc-chain-{label}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(&dir.join("chain.redb")).unwrap();
+    Fixture {
+        chain: Chain::open(store, NET).unwrap(),
+        mempool: Mempool::new(crate::mempool::DEFAULT_MAX_BYTES),
+        dir: TempDir(dir),
+    }
+}
+
+fn key(n: u8) -> PrivateKey {
+    PrivateKey::from_bytes(&[n; 32]).unwrap()
+}
+
+fn script(k: &PrivateKey) -> Script {
+    Address::p2pkh(k.public_key().pubkey_hash(), NET).script_pubkey()
+}
+
+fn now() -> i64 {
+    unix_now() as i64
+}
+
+/// A solved block on `parent` (height `height`) paying `value` (None: subsidy + no fees) to
+/// key 1, with `txs` and a tag so sibling blocks differ.
+fn make_block(
+    chain: &Chain,
+    parent: BlockHash,
+    txs: Vec<Transaction>,
+    tag: u8,
+    value: Option<Amount>,
+) -> Block {
+    let prev = *chain.entry(&parent).unwrap();
+    let height = prev.height + 1;
+    let mut script_sig = coinbase_height_prefix(height);
+    script_sig.push_slice(&[tag, 0xcc]);
+    let coinbase = Transaction {
+        version: 1,
+        input: vec![TxIn {
+            previous_output: OutPoint::NULL,
+            script_sig,
+            sequence: u32::MAX,
+        }],
+        output: vec![TxOut {
+            value: value.unwrap_or(block_subsidy(height)),
+            script_pubkey: script(&key(1)),
+        }],
+        lock_time: 0,
+    };
+    let mut txdata = vec![coinbase];
+    txdata.extend(txs);
+    let mut block = Block {
+        header: Header {
+            version: 1,
+            prev_blockhash: parent,
+            merkle_root: Default::default(),
+            time: prev.header.time + 1,
+            bits: chain.next_bits(&prev),
+            nonce: 0,
+        },
+        txdata,
+    };
+    solve(&mut block);
+    block
+}
+
+fn solve(block: &mut Block) {
+    block.header.merkle_root = block.compute_merkle_root().0;
+    let target = block.header.target().unwrap();
+    block.header.nonce = 0;
+    while !target.is_met_by(&block.block_hash()) {
+        block.header.nonce += 1;
+    }
+}
+
+fn submit(f: &mut Fixture, block: Block) -> Result<Accepted, ChainError> {
+    let verified = HashSet::new();
+    f.chain
+        .submit_block(block, &mut f.mempool, now(), &verified)
+}
+
+fn extend(f: &mut Fixture, n: usize, tag: u8) -> Vec<Block> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let b = make_block(&f.chain, f.chain.tip_hash(), vec![], tag, None);
+        submit(f, b.clone()).unwrap();
+        out.push(b);
+    }
+    out
+}
+
+fn spend(k: &PrivateKey, prev: OutPoint, value: Amount, to: Script) -> Transaction {
+    let mut tx = Transaction {
+        version: 1,
+        input: vec![TxIn {
+            previous_output: prev,
+            script_sig: Script::new(),
+            sequence: u32::MAX,
+        }],
+        output: vec![TxOut {
+            value,
+            script_pubkey: to,
+        }],
+        lock_time: 0,
+    };
+    let mut sig = k.sign_digest(&legacy_sighash(&tx, 0, &script(k), SIGHASH_ALL));
+    sig.push(SIGHASH_ALL as u8);
+    tx.input[0].script_sig = Script::new_p2pkh_script_sig(&sig, &k.public_key().to_bytes());
+    tx
+}
+
+fn coinbase_out(b: &Block) -> OutPoint {
+    OutPoint {
+        txid: b.txdata[0].compute_txid(),
+        vout: 0,
+    }
+}
+
+fn reason(r: Result<Accepted, ChainError>) -> String {
+    r.unwrap_err().to_string()
+}
+
+#[test]
+fn contextual_header_rules() {
+    let mut f = fixture("header");
+    let tip = f.chain.tip_hash();
+    let mut b = make_block(&f.chain, tip, vec![], 0, None);
+    b.header.bits = 0x1f00ffff;
+    solve(&mut b);
+    assert_eq!(reason(submit(&mut f, b)), "bad-diffbits");
+
+    let mut b = make_block(&f.chain, tip, vec![], 0, None);
+    b.header.time = f.chain.tip().header.time; // not above the median time past
+    solve(&mut b);
+    assert_eq!(reason(submit(&mut f, b)), "time-too-old");
+
+    let mut b = make_block(&f.chain, tip, vec![], 0, None);
+    b.header.time = (now() + 121) as u32;
+    solve(&mut b);
+    assert_eq!(reason(submit(&mut f, b)), "time-too-new");
+
+    let mut b = make_block(&f.chain, tip, vec![], 0, None);
+    b.txdata[0].input[0].script_sig = coinbase_height_prefix(2);
+    b.txdata[0].input[0].script_sig.push_slice(b"xx");
+    solve(&mut b);
+    assert_eq!(reason(submit(&mut f, b)), "bad-cb-height");
+
+    let b = make_block(
+        &f.chain,
+        tip,
+        vec![],
+        0,
+        Some(block_subsidy(1) + Amount::from_units(1)),
+    );
+    assert_eq!(reason(submit(&mut f, b)), "bad-cb-amount");
+    assert_eq!(f.chain.tip_height(), 0, "nothing above was accepted");
+}
+
+#[test]
+fn contextual_transaction_rules() {
+    let mut f = fixture("tx");
+    let blocks = extend(&mut f, 101, 0);
+    let k = key(1);
+    let tip = f.chain.tip_hash();
+
+    // Missing input.
+    let ghost = spend(
+        &k,
+        OutPoint {
+            txid: chaincore::Txid([9; 32]),
+            vout: 0,
+        },
+        Amount::ONE_COIN,
+        script(&k),
+    );
+    let b = make_block(&f.chain, tip, vec![ghost], 0, None);
+    assert_eq!(reason(submit(&mut f, b)), "bad-txns-inputs-missingorspent");
+
+    // Premature coinbase spend: the coinbase at height 2 matures for a block at height 102, the
+    // one at height 3 does not.
+    let young = spend(&k, coinbase_out(&blocks[2]), Amount::ONE_COIN, script(&k));
+    let b = make_block(&f.chain, tip, vec![young], 0, None);
+    assert_eq!(
+        reason(submit(&mut f, b)),
+        "bad-txns-premature-spend-of-coinbase"
+    );
+
+    // Outputs above inputs.
+    let greedy = spend(
+        &k,
+        coinbase_out(&blocks[0]),
+        Amount::from_units(51 * 100_000_000),
+        script(&k),
+    );
+    let b = make_block(&f.chain, tip, vec![greedy], 0, None);
+    assert_eq!(reason(submit(&mut f, b)), "bad-txns-in-belowout");
+
+    // A signature by the wrong key.
+    let forged = spend(
+        &key(2),
+        coinbase_out(&blocks[0]),
+        Amount::ONE_COIN,
+        script(&k),
+    );
+    let b = make_block(&f.chain, tip, vec![forged], 0, None);
+    assert!(reason(submit(&mut f, b)).starts_with("mandatory-script-verify-flag-failed"));
+
+    // Lock time in the future.
+    let mut late = spend(&k, coinbase_out(&blocks[0]), Amount::ONE_COIN, script(&k));
+    late.lock_time = 500;
+    late.input[0].sequence = 0;
+    let b = make_block(&f.chain, tip, vec![late], 0, None);
+    assert_eq!(reason(submit(&mut f, b)), "bad-txns-nonfinal");
+
+    // Double spend inside one block.
+    let a = spend(&k, coinbase_out(&blocks[0]), Amount::ONE_COIN, script(&k));
+    let a2 = spend(
+        &k,
+        coinbase_out(&blocks[0]),
+        Amount::from_units(2),
+        script(&k),
+    );
+    let b = make_block(&f.chain, tip, vec![a.clone(), a2], 0, None);
+    assert_eq!(reason(submit(&mut f, b)), "bad-txns-inputs-missingorspent");
+
+    // A failed block is remembered as invalid; its children are refused too.
+    assert_eq!(f.chain.tip_height(), 101);
+    let good = make_block(&f.chain, tip, vec![a], 0, None);
+    submit(&mut f, good).unwrap();
+    assert_eq!(f.chain.tip_height(), 102);
+}
+
+#[test]
+fn orphans_connect_when_their_parent_arrives() {
+    let mut f = fixture("orphan");
+    let genesis = f.chain.tip_hash();
+    let b1 = make_block(&f.chain, genesis, vec![], 0, None);
+    // Build b2 on b1 without submitting b1: needs b1 in the index, so use a scratch chain.
+    let mut scratch = fixture("orphan-scratch");
+    submit(&mut scratch, b1.clone()).unwrap();
+    let b2 = make_block(&scratch.chain, b1.block_hash(), vec![], 0, None);
+    assert_eq!(reason(submit(&mut f, b2.clone())), "prev-blk-not-found");
+    assert_eq!(submit(&mut f, b1).unwrap(), Accepted::BestChain);
+    assert_eq!(f.chain.tip_hash(), b2.block_hash());
+}
+
+/// UTXO set, address index and tx index as sorted rows, for comparing two stores.
+type Snapshot = (Vec<([u8; 36], Vec<u8>)>, Vec<String>);
+
+fn snapshot(chain: &Chain) -> Snapshot {
+    let rtx = chain.store().begin_read().unwrap();
+    let mut utxos = Vec::new();
+    crate::store::read::for_each_coin(&rtx, |k, v, _| utxos.push((*k, v.to_vec()))).unwrap();
+    let mut index = Vec::new();
+    for (k, _) in utxos.iter().filter_map(|(k, v)| {
+        let c: chaincore::validation::Coin = chaincore::encode::deserialize(v).ok()?;
+        c.output.script_pubkey.p2pkh_hash().map(|h| (h, k))
+    }) {
+        let mut ops = crate::store::read::address_outpoints(&rtx, &k).unwrap();
+        ops.sort();
+        index.push(format!("{}:{ops:?}", hex::encode(k)));
+        let mut txs = crate::store::read::address_txids(&rtx, &k).unwrap();
+        txs.sort();
+        index.push(format!("{}:{txs:?}", hex::encode(k)));
+    }
+    index.sort();
+    index.dedup();
+    (utxos, index)
+}
+
+#[test]
+fn reorg_to_more_work_matches_connecting_from_scratch() {
+    let mut f = fixture("reorg");
+    let prefix = extend(&mut f, 101, 0);
+    let k = key(1);
+    let fork = f.chain.tip_hash();
+
+    // Branch A: one block with a spend of the first coinbase, paying key 3.
+    let t = spend(
+        &k,
+        coinbase_out(&prefix[0]),
+        Amount::from_units(49 * 100_000_000),
+        script(&key(3)),
+    );
+    let a1 = make_block(&f.chain, fork, vec![t.clone()], 0xa, None);
+    submit(&mut f, a1.clone()).unwrap();
+    assert_eq!(f.chain.tip_hash(), a1.block_hash());
+
+    // Branch B: two empty blocks from the same fork point: more work, so it wins.
+    let b1 = make_block(&f.chain, fork, vec![], 0xb, None);
+    assert_eq!(submit(&mut f, b1.clone()).unwrap(), Accepted::SideChain);
+    let mut side = fixture("reorg-side");
+    for b in &prefix {
+        submit(&mut side, b.clone()).unwrap();
+    }
+    submit(&mut side, b1.clone()).unwrap();
+    let b2 = make_block(&side.chain, b1.block_hash(), vec![], 0xb, None);
+    submit(&mut side, b2.clone()).unwrap();
+    assert_eq!(submit(&mut f, b2.clone()).unwrap(), Accepted::BestChain);
+    assert_eq!(f.chain.tip_hash(), b2.block_hash());
+
+    // The spend from the losing branch is back in the mempool.
+    assert!(f.mempool.get(&t.compute_txid()).is_some());
+    // UTXO set and address index equal those of a chain that only ever saw prefix + B.
+    assert_eq!(snapshot(&f.chain), snapshot(&side.chain));
+
+    // And the returned transaction can be mined on the new branch.
+    let tip = f.chain.tip_hash();
+    let b3 = make_block(&f.chain, tip, vec![t.clone()], 0xb, None);
+    submit(&mut f, b3).unwrap();
+    assert!(f.mempool.get(&t.compute_txid()).is_none());
+    let rtx = f.chain.store().begin_read().unwrap();
+    assert!(crate::store::read::tx_location(&rtx, &t.compute_txid())
+        .unwrap()
+        .is_some());
+}
+
+#[test]
+fn invalidate_and_reconsider_move_the_tip() {
+    let mut f = fixture("invalidate");
+    let blocks = extend(&mut f, 5, 0);
+    let verified = HashSet::new();
+    let target = blocks[2].block_hash();
+    f.chain
+        .invalidate_block(&target, &mut f.mempool, &verified)
+        .unwrap();
+    assert_eq!(f.chain.tip_hash(), blocks[1].block_hash());
+    // Children of an invalid block are refused.
+    let child = make_block(&f.chain, blocks[4].block_hash(), vec![], 0, None);
+    assert_eq!(reason(submit(&mut f, child)), "bad-prevblk");
+    f.chain
+        .reconsider_block(&target, &mut f.mempool, &verified)
+        .unwrap();
+    assert_eq!(f.chain.tip_hash(), blocks[4].block_hash());
+}
+
+#[test]
+fn reopening_the_store_restores_the_chain() {
+    let mut f = fixture("reopen");
+    extend(&mut f, 3, 0);
+    let tip = f.chain.tip_hash();
+    let Fixture { chain, dir, .. } = f;
+    drop(chain);
+    let chain = Chain::open(Store::open(&dir.0.join("chain.redb")).unwrap(), NET).unwrap();
+    assert_eq!(chain.tip_hash(), tip);
+    assert_eq!(chain.tip_height(), 3);
+}
