@@ -4,7 +4,7 @@
 //! Method names, parameter order, result shapes and error codes follow Bitcoin Core. Results
 //! are JSON values shaped like Core's; `docs/RPC.md` documents every method.
 
-use jsonrpsee::core::RpcResult;
+use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use serde_json::Value;
 
@@ -179,6 +179,14 @@ pub trait Rpc {
     /// Stops the node cleanly.
     #[method(name = "stop")]
     async fn stop(&self) -> RpcResult<String>;
+
+    /// WebSocket only: pushes `{"hash","height"}` for every new best tip.
+    #[subscription(name = "subscribenewtip", unsubscribe = "unsubscribenewtip", item = Value)]
+    async fn subscribe_new_tip(&self) -> SubscriptionResult;
+
+    /// WebSocket only: pushes the txid of every transaction accepted into the mempool.
+    #[subscription(name = "subscribenewtx", unsubscribe = "unsubscribenewtx", item = String)]
+    async fn subscribe_new_tx(&self) -> SubscriptionResult;
 
     /// Lists the methods, or describes one.
     #[method(name = "help")]

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use chaincore::{Block, BlockHash, Network, Script, Transaction, Txid};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::chain::{unix_now, Accepted, Chain, ChainError};
 use crate::mempool::{ChainView, Mempool, MempoolError};
@@ -40,6 +40,8 @@ pub struct Node {
     pub tip: watch::Sender<Tip>,
     /// Bumped on every mempool change.
     pub mempool_seq: watch::Sender<u64>,
+    /// Txids accepted into the mempool, for subscribers (lagging ones miss some).
+    pub new_tx: broadcast::Sender<Txid>,
     /// When the node started.
     pub started: Instant,
     /// Set to stop in-process mining and the node.
@@ -65,6 +67,7 @@ impl Node {
             }),
             tip: watch::Sender::new(tip),
             mempool_seq: watch::Sender::new(0),
+            new_tx: broadcast::Sender::new(1024),
             started: Instant::now(),
             stopping: AtomicBool::new(false),
             shutdown: watch::Sender::new(false),
@@ -127,6 +130,7 @@ impl Node {
         if !test_only {
             state.mempool.insert(entry)?;
             self.mempool_seq.send_modify(|s| *s += 1);
+            let _ = self.new_tx.send(txid);
         }
         Ok(txid)
     }

@@ -13,8 +13,9 @@ use chaincore::encode::{deserialize, serialize};
 use chaincore::pow::{difficulty, Target};
 use chaincore::rpc::{code, RpcServer};
 use chaincore::{Address, Amount, Block, BlockHash, OutPoint, Transaction, Txid};
-use jsonrpsee::core::{async_trait, RpcResult};
+use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::PendingSubscriptionSink;
 use serde_json::{json, Value};
 
 use crate::chain::{Accepted, ChainError};
@@ -769,6 +770,50 @@ impl RpcServer for Rpc {
         self.node.stopping.store(true, Ordering::Release);
         self.node.shutdown.send_replace(true);
         Ok("ChainCore server stopping".to_string())
+    }
+
+    async fn subscribe_new_tip(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        let sink = pending.accept().await?;
+        let mut tips = self.node.tip.subscribe();
+        loop {
+            tokio::select! {
+                _ = sink.closed() => return Ok(()),
+                changed = tips.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let tip = *tips.borrow_and_update();
+                    let msg = serde_json::value::to_raw_value(
+                        &json!({"hash": tip.hash.to_string(), "height": tip.height}),
+                    )?;
+                    if sink.send(msg).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn subscribe_new_tx(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        let sink = pending.accept().await?;
+        let mut txs = self.node.new_tx.subscribe();
+        loop {
+            tokio::select! {
+                _ = sink.closed() => return Ok(()),
+                next = txs.recv() => match next {
+                    Ok(txid) => {
+                        let msg = serde_json::value::to_raw_value(&txid.to_string())?;
+                        if sink.send(msg).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::debug!("a subscriber missed {n} transactions");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+            }
+        }
     }
 
     async fn help(&self, command: Option<String>) -> RpcResult<String> {

@@ -476,3 +476,71 @@ fn bad_input_gets_clear_errors_and_the_node_keeps_serving() {
         Some(true)
     );
 }
+
+#[test]
+fn websocket_subscriptions_push_tips_and_transactions() {
+    use tungstenite::client::IntoClientRequest;
+    let dir = TempDir::new("ws");
+    let node = Node::start(&dir.0, &[]);
+    let a = address(&key(8));
+    node.rpc("generatetoaddress", json!([101, a.to_string()]));
+
+    let cookie = node.cookie().unwrap();
+    let mut request = format!("ws://127.0.0.1:{}/", node.rpc_port)
+        .into_client_request()
+        .unwrap();
+    use base64::Engine;
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(&cookie)
+    );
+    request
+        .headers_mut()
+        .insert("Authorization", auth.parse().unwrap());
+    let (mut ws, _) = tungstenite::connect(request).expect("websocket connects with credentials");
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
+        s.set_read_timeout(Some(chaincore_tests::DEADLINE)).unwrap();
+    }
+    // Subscribe on one connection to both streams.
+    let sub = |ws: &mut tungstenite::WebSocket<_>, id: u32, method: &str| {
+        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": []});
+        ws.send(tungstenite::Message::Text(req.to_string().into()))
+            .unwrap();
+    };
+    sub(&mut ws, 1, "subscribenewtip");
+    sub(&mut ws, 2, "subscribenewtx");
+    let mut read = || -> Value {
+        loop {
+            if let tungstenite::Message::Text(t) = ws.read().expect("a message before the deadline")
+            {
+                return serde_json::from_str(t.as_str()).unwrap();
+            }
+        }
+    };
+    let acks = [read(), read()];
+    assert!(
+        acks.iter()
+            .all(|m| m["result"].is_string() || m["result"].is_number()),
+        "{acks:?}"
+    );
+
+    let mined = node.rpc("generatetoaddress", json!([1, a.to_string()]));
+    let tip = read();
+    assert_eq!(tip["method"], json!("subscribenewtip"));
+    assert_eq!(tip["params"]["result"]["hash"], mined[0]);
+    assert_eq!(tip["params"]["result"]["height"], json!(102));
+
+    let coin = utxos(&node, &a).into_iter().find(|u| u.3 >= 100).unwrap();
+    let tx = spend(&key(8), coin.0, vec![pay(&a, coin.1 - 1000)]);
+    node.rpc("sendrawtransaction", json!([hex::encode(serialize(&tx))]));
+    let pushed = read();
+    assert_eq!(pushed["method"], json!("subscribenewtx"));
+    assert_eq!(
+        pushed["params"]["result"],
+        json!(tx.compute_txid().to_string())
+    );
+
+    // Without credentials the upgrade is refused.
+    let bare = format!("ws://127.0.0.1:{}/", node.rpc_port);
+    assert!(tungstenite::connect(bare).is_err());
+}
