@@ -210,7 +210,32 @@ impl Chain {
         verified: &HashSet<Txid>,
     ) -> Result<Accepted, ChainError> {
         let hash = block.block_hash();
-        self.accept_block(block, hash, now)?;
+        let entry = self.check_new_block(&block, hash, now)?;
+        if block.header.prev_blockhash == self.tip_hash() && !self.has_orphan_children(&hash) {
+            // The common case: the block extends the tip. Store and connect it in one write
+            // transaction.
+            return match self.connect_block(&block, &hash, verified, Some(&entry)) {
+                Ok(()) => {
+                    self.index.insert(hash, entry);
+                    mempool.remove_for_block(&block.txdata);
+                    Ok(Accepted::BestChain)
+                }
+                Err(ChainError::Rule(reason)) => {
+                    tracing::warn!(%hash, %reason, "block failed to connect");
+                    self.store_block(
+                        &block,
+                        &hash,
+                        IndexEntry {
+                            status: Status::Invalid,
+                            ..entry
+                        },
+                    )?;
+                    Err(reason.into())
+                }
+                Err(e) => Err(e),
+            };
+        }
+        self.store_block(&block, &hash, entry)?;
         // Orphans that were waiting for this block (and theirs, in turn).
         let mut ready = vec![hash];
         while let Some(parent) = ready.pop() {
@@ -221,10 +246,12 @@ impl Chain {
                 .map(|(h, _)| *h)
                 .collect();
             for child in children {
-                if let Some(b) = self.orphans.remove(&child) {
-                    if self.accept_block(b, child, now).is_ok() {
-                        ready.push(child);
-                    }
+                let Some(b) = self.orphans.remove(&child) else {
+                    continue;
+                };
+                if let Ok(entry) = self.check_new_block(&b, child, now) {
+                    self.store_block(&b, &child, entry)?;
+                    ready.push(child);
                 }
             }
         }
@@ -248,15 +275,43 @@ impl Chain {
             .map(|(_, e)| ChainError::Rule(e))
     }
 
-    /// Context-free and header checks, then store the block. Does not change the active chain.
-    fn accept_block(&mut self, block: Block, hash: BlockHash, now: i64) -> Result<(), ChainError> {
+    /// True if an orphan waits for `hash` as its parent.
+    fn has_orphan_children(&self, hash: &BlockHash) -> bool {
+        self.orphans
+            .values()
+            .any(|b| b.header.prev_blockhash == *hash)
+    }
+
+    /// Writes a block and its index entry, and adds the entry to the in-memory index.
+    fn store_block(
+        &mut self,
+        block: &Block,
+        hash: &BlockHash,
+        entry: IndexEntry,
+    ) -> Result<(), ChainError> {
+        let wtx = self.store.begin_write()?;
+        store::write::block(&wtx, hash, block)?;
+        store::write::index(&wtx, hash, &entry)?;
+        wtx.commit().map_err(StoreError::from)?;
+        self.index.insert(*hash, entry);
+        Ok(())
+    }
+
+    /// Context-free and header checks of a new block; returns its index entry. A block whose
+    /// parent is unknown goes to the orphan pool (`prev-blk-not-found`).
+    fn check_new_block(
+        &mut self,
+        block: &Block,
+        hash: BlockHash,
+        now: i64,
+    ) -> Result<IndexEntry, ChainError> {
         if let Some(e) = self.index.get(&hash) {
             return Err(match e.status {
                 Status::Valid => ChainError::Duplicate,
                 Status::Invalid => ChainError::DuplicateInvalid,
             });
         }
-        validation::check_block(&block, self.network)?;
+        validation::check_block(block, self.network)?;
         let Some(prev) = self.index.get(&block.header.prev_blockhash).copied() else {
             if self.orphans.len() >= MAX_ORPHAN_BLOCKS {
                 // Drop an arbitrary orphan: the pool is a convenience, not a promise.
@@ -264,7 +319,7 @@ impl Chain {
                     self.orphans.remove(&k);
                 }
             }
-            self.orphans.insert(hash, block);
+            self.orphans.insert(hash, block.clone());
             return Err(RuleError::PrevBlockNotFound.into());
         };
         if prev.status == Status::Invalid {
@@ -274,25 +329,19 @@ impl Chain {
         validation::check_difficulty(&block.header, self.next_bits(&prev))?;
         let mtp = self.median_time_past(&block.header.prev_blockhash);
         validation::check_block_time(&block.header, mtp, now)?;
-        validation::check_coinbase_height(&block, height)?;
-        validation::check_finality(&block, height, mtp)?;
+        validation::check_coinbase_height(block, height)?;
+        validation::check_finality(block, height, mtp)?;
         let work = block
             .header
             .target()
             .map(|t| t.work())
             .ok_or(RuleError::HighHash)?;
-        let entry = IndexEntry {
+        Ok(IndexEntry {
             header: block.header,
             height,
             chainwork: prev.chainwork + work,
             status: Status::Valid,
-        };
-        let wtx = self.store.begin_write()?;
-        store::write::block(&wtx, &hash, &block)?;
-        store::write::index(&wtx, &hash, &entry)?;
-        wtx.commit().map_err(StoreError::from)?;
-        self.index.insert(hash, entry);
-        Ok(())
+        })
     }
 
     /// The valid block with the most work; the current tip wins ties (first seen).
@@ -338,7 +387,7 @@ impl Chain {
                     let rtx = self.store.begin_read()?;
                     store::read::block(&rtx, &hash)?.ok_or(ChainError::UnknownBlock)?
                 };
-                match self.connect_block(&block, &hash, verified) {
+                match self.connect_block(&block, &hash, verified, None) {
                     Ok(()) => mempool.remove_for_block(&block.txdata),
                     Err(ChainError::Rule(reason)) => {
                         tracing::warn!(%hash, %reason, "block failed to connect; marking it invalid");
@@ -485,15 +534,21 @@ impl Chain {
 
     /// Connects `block` on top of the tip in one write transaction: spends and creates coins,
     /// checks inputs, fees, the coinbase amount and (in parallel) signatures, writes undo data,
-    /// the tx index and the address index.
+    /// the tx index and the address index. A `new` block is stored with its index entry in the
+    /// same transaction.
     fn connect_block(
         &mut self,
         block: &Block,
         hash: &BlockHash,
         verified: &HashSet<Txid>,
+        new: Option<&IndexEntry>,
     ) -> Result<(), ChainError> {
         let height = self.tip_height() + 1;
         let wtx = self.store.begin_write()?;
+        if let Some(entry) = new {
+            store::write::block(&wtx, hash, block)?;
+            store::write::index(&wtx, hash, entry)?;
+        }
         let mut spent_all: Vec<Coin> = Vec::new();
         let mut to_verify: Vec<(usize, usize, usize)> = Vec::new();
         let mut fees = chaincore::Amount::ZERO;

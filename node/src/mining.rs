@@ -108,6 +108,14 @@ impl Template {
 /// every nonce was tried. Returns the solved header.
 pub fn solve(header: Header, threads: usize, stop: &AtomicBool) -> Option<Header> {
     let target = Target::from_compact(header.bits)?;
+    // Easy targets (regtest) are met within a few hashes: skip starting threads.
+    let mut h = header;
+    for nonce in 0..64 {
+        h.nonce = nonce;
+        if target.is_met_by(&h.compute_block_hash()) {
+            return Some(h);
+        }
+    }
     let found = AtomicBool::new(false);
     let winner = AtomicU32::new(0);
     let threads = threads.max(1) as u32;
@@ -116,7 +124,7 @@ pub fn solve(header: Header, threads: usize, stop: &AtomicBool) -> Option<Header
             let (found, winner) = (&found, &winner);
             s.spawn(move || {
                 let mut h = header;
-                let mut nonce = start;
+                let mut nonce = 64 + start;
                 loop {
                     if found.load(Ordering::Acquire) || stop.load(Ordering::Acquire) {
                         return;

@@ -167,6 +167,17 @@ impl Node {
         let mut extranonce = 0u64;
         loop {
             let template = self.template();
+            // Blocks mined faster than one per ~6 per second push the earliest allowed time
+            // (median time past + 1) ahead of the clock; wait rather than mine a block that
+            // would be `time-too-new`.
+            let limit = unix_now() as i64 + chaincore::validation::MAX_FUTURE_BLOCK_TIME;
+            if i64::from(template.mintime) > limit {
+                if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+                    return Ok(None);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                continue;
+            }
             let mut block = template.block(script_pubkey, extranonce);
             extranonce += 1;
             let Some(header) = mining::solve(block.header, threads, &self.stopping) else {

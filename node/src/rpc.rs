@@ -70,12 +70,24 @@ async fn blocking<T: Send + 'static>(
 /// The RPC handler.
 pub struct Rpc {
     node: Arc<Node>,
+    /// The last template's JSON, valid while the tip and the mempool are unchanged.
+    template_cache: Arc<std::sync::Mutex<Option<CachedTemplate>>>,
+}
+
+/// A block template answer and what it was built from.
+struct CachedTemplate {
+    tip: BlockHash,
+    mempool_seq: u64,
+    json: Value,
 }
 
 impl Rpc {
     /// Serves `node`.
     pub fn new(node: Arc<Node>) -> Rpc {
-        Rpc { node }
+        Rpc {
+            node,
+            template_cache: Default::default(),
+        }
     }
 
     fn addresses(&self, param: &Value) -> RpcResult<Vec<Address>> {
@@ -408,7 +420,30 @@ impl RpcServer for Rpc {
             self.wait_for_change(&id).await;
         }
         let node = self.node.clone();
-        blocking(move || Ok(template_json(&node))).await
+        let cache = self.template_cache.clone();
+        blocking(move || {
+            let tip = node.tip.borrow().hash;
+            let seq = *node.mempool_seq.borrow();
+            let mut cached = cache.lock().unwrap_or_else(|p| p.into_inner());
+            let mut json = match &*cached {
+                Some(c) if c.tip == tip && c.mempool_seq == seq => c.json.clone(),
+                _ => {
+                    let json = template_json(&node);
+                    *cached = Some(CachedTemplate {
+                        tip,
+                        mempool_seq: seq,
+                        json: json.clone(),
+                    });
+                    json
+                }
+            };
+            drop(cached);
+            // Time moves on even when nothing else does (miners without extranonce need it).
+            let mintime = json["mintime"].as_u64().unwrap_or(0);
+            json["curtime"] = json!(crate::chain::unix_now().max(mintime));
+            Ok(json)
+        })
+        .await
     }
 
     async fn submit_block(&self, hexdata: String, _dummy: Option<Value>) -> RpcResult<Value> {

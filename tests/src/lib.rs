@@ -16,19 +16,32 @@ use serde_json::{json, Value};
 /// How long any wait for a process or a condition may take on a slow, busy machine.
 pub const DEADLINE: Duration = Duration::from_secs(120);
 
-/// Path of a workspace binary, built (once per test process) with the same cargo and profile.
+static RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes [`binary`] build and use release binaries (for benchmarks); call before starting
+/// anything.
+pub fn use_release_binaries() {
+    RELEASE.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Path of a workspace binary, built once per process with the same cargo, in the dev profile
+/// unless [`use_release_binaries`] was called.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut args = vec![
+            "build",
+            "--bins",
+            "--message-format=json-render-diagnostics",
+        ];
+        if RELEASE.load(std::sync::atomic::Ordering::SeqCst) {
+            args.push("--release");
+        }
         let out = Command::new(cargo)
             .current_dir(workspace)
-            .args([
-                "build",
-                "--bins",
-                "--message-format=json-render-diagnostics",
-            ])
+            .args(&args)
             .stderr(Stdio::inherit())
             .output()
             .expect("cargo build runs");
@@ -219,6 +232,28 @@ impl Node {
             (Some(u), Some(p)) => Some(format!("{}:{}", self.args[u + 1], self.args[p + 1])),
             _ => self.cookie(),
         }
+    }
+
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("node running").id()
+    }
+
+    /// CPU seconds (user + system) the node process has used so far, from `/proc`.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name (which may contain spaces) start after ") ".
+        let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of the full line, 12 and 13 here.
+        (ticks(11) + ticks(12)) / 100.0
     }
 
     /// Kills the process with SIGKILL (no clean shutdown) and waits for it.
