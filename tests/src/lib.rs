@@ -283,3 +283,75 @@ impl Drop for Node {
         self.kill9();
     }
 }
+
+/// What a finished CLI process printed.
+#[derive(Debug)]
+pub struct CliOutput {
+    /// Exit code (None if killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// True if the process exited with 0.
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// A `chaincore-wallet` file bound to a node.
+pub struct Wallet {
+    /// The wallet file.
+    pub path: PathBuf,
+    /// The node's RPC URL.
+    pub node_url: String,
+    /// The cookie file to authenticate with.
+    pub cookie: PathBuf,
+}
+
+impl Wallet {
+    /// A wallet file `name` in `dir`, talking to `node` (not created yet).
+    pub fn new(dir: &Path, name: &str, node: &Node) -> Wallet {
+        Wallet {
+            path: dir.join(format!("{name}.json")),
+            node_url: node.url(),
+            cookie: node.datadir.join("regtest").join(".cookie"),
+        }
+    }
+
+    /// Runs `chaincore-wallet` with this wallet and `args`, no stdin.
+    pub fn run(&self, args: &[&str]) -> CliOutput {
+        let out = Command::new(binary("chaincore-wallet"))
+            .args(["--network", "regtest", "--rpc-url", &self.node_url])
+            .arg("--wallet")
+            .arg(&self.path)
+            .arg("--rpc-cookie")
+            .arg(&self.cookie)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("wallet runs");
+        CliOutput {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs with `--json` and parses stdout, panicking on failure.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        let out = self.run(&full);
+        assert!(
+            out.ok(),
+            "wallet {args:?} failed: {}{}",
+            out.stdout,
+            out.stderr
+        );
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+    }
+}

@@ -90,7 +90,7 @@ enum Command {
         /// Destination address.
         address: String,
         /// Amount in coins (up to 8 decimals); omit with --send-all.
-        #[arg(required_unless_present = "send_all")]
+        #[arg(required_unless_present = "send_all", allow_negative_numbers = true)]
         amount: Option<String>,
         /// Fee rate in units per byte.
         #[arg(long, default_value_t = 1)]
@@ -580,7 +580,9 @@ async fn send(
 }
 
 /// Builds and signs the transaction, then sets the fee to the rate times the exact signed size
-/// (re-signing when the size moves), taking any difference from the change.
+/// (re-signing when the size moves), taking any difference from the change. A signature can
+/// be one byte shorter or longer after re-signing; if the size flips back and forth, the fee
+/// for the larger size is kept, so the rate is never below the one asked for.
 fn build_and_sign(
     ks: &Keystore,
     selection: &Selection,
@@ -590,7 +592,7 @@ fn build_and_sign(
     let total_in: Amount = selection.inputs.iter().map(|c| c.value).sum();
     let paid: Amount = selection.outputs.iter().map(|o| o.value).sum();
     let mut fee = selection.fee;
-    for _ in 0..4 {
+    for attempt in 0..4 {
         let mut tx = Transaction {
             version: 1,
             input: selection
@@ -617,7 +619,7 @@ fn build_and_sign(
             return Ok((tx, fee));
         }
         let exact = coinselect::fee_for(tx.size(), rate);
-        if exact == fee {
+        if exact == fee || (attempt > 0 && fee > exact) {
             return Ok((tx, fee));
         }
         fee = exact;

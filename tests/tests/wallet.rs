@@ -1,0 +1,278 @@
+//! End-to-end: real `chaincore-wallet` processes against a real regtest `chaincore-node`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use chaincore_tests::{Node, TempDir, Wallet};
+use serde_json::{json, Value};
+
+const COIN: i64 = 100_000_000;
+
+/// Parses a coin string like "12.50000000" into units.
+fn units(v: &Value) -> i64 {
+    let s = v.as_str().unwrap_or_else(|| panic!("not an amount: {v}"));
+    let (whole, frac) = s.split_once('.').unwrap();
+    whole.parse::<i64>().unwrap() * COIN + format!("{frac:0<8}").parse::<i64>().unwrap()
+}
+
+fn first_address(w: &Wallet) -> String {
+    w.json(&["addresses"])[0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn send_receive_data_and_send_all() {
+    let dir = TempDir::new("wallet");
+    let node = Node::start(&dir.0, &[]);
+    let a = Wallet::new(&dir.0, "a", &node);
+    let b = Wallet::new(&dir.0, "b", &node);
+    assert_eq!(a.json(&["create"])["network"], json!("regtest"));
+    b.json(&["create"]);
+    let addr_a = first_address(&a);
+    let addr_b = first_address(&b);
+
+    node.rpc("generatetoaddress", json!([101, addr_a]));
+    let bal = a.json(&["balance"]);
+    // At height 101 the coinbases of heights 1 and 2 can be spent in the next block.
+    assert_eq!(units(&bal["confirmed"]), 2 * 50 * COIN);
+    assert_eq!(units(&bal["immature"]), 99 * 50 * COIN);
+    assert_eq!(units(&bal["unconfirmed"]), 0);
+
+    // Dry run: shows the plan, sends and saves nothing.
+    let before = std::fs::read(&a.path).unwrap();
+    let plan = a.json(&["send", &addr_b, "12.5", "--dry-run"]);
+    assert_eq!(plan["sent"], json!(false));
+    assert!(plan["fee_rate"].as_f64().unwrap() >= 1.0);
+    assert_eq!(std::fs::read(&a.path).unwrap(), before);
+    assert_eq!(node.rpc("getrawmempool", json!([])), json!([]));
+
+    let sent = a.json(&["send", &addr_b, "12.5", "--fee-rate", "2"]);
+    let fee = units(&sent["fee"]);
+    let size = sent["size"].as_u64().unwrap() as i64;
+    // Fee = rate × exact size (one byte's worth more if re-signing flipped a signature length).
+    assert!(
+        fee == 2 * size || fee == 2 * (size + 1),
+        "fee {fee} for {size} bytes"
+    );
+    assert!(
+        sent["change"]["address"].is_string(),
+        "change to a fresh address"
+    );
+    assert_ne!(sent["change"]["address"], json!(addr_a));
+    assert_eq!(node.rpc("getrawmempool", json!([])), json!([sent["txid"]]));
+
+    let bal_b = b.json(&["balance"]);
+    assert_eq!(units(&bal_b["unconfirmed"]), 1_250_000_000);
+    assert_eq!(units(&bal_b["confirmed"]), 0);
+
+    // One block (to a third party, so A's coinbase total stays 101 blocks).
+    node.rpc(
+        "generatetoaddress",
+        json!([1, "r6Ku1CCtg8Q3AMdYBnm1WehvnEMNCSRwpg"]),
+    );
+    let bal_b = b.json(&["balance"]);
+    assert_eq!(units(&bal_b["confirmed"]), 1_250_000_000);
+    assert_eq!(units(&bal_b["unconfirmed"]), 0);
+
+    let bal_a = a.json(&["balance"]);
+    let total_a = units(&bal_a["confirmed"]) + units(&bal_a["immature"]);
+    assert_eq!(total_a, 101 * 50 * COIN - 1_250_000_000 - fee);
+    // Height 102: coinbases of heights 1–3 are spendable; one of them paid B.
+    assert_eq!(units(&bal_a["immature"]), 98 * 50 * COIN);
+
+    let history_b = b.json(&["history"]);
+    assert_eq!(history_b[0]["txid"], sent["txid"]);
+    assert_eq!(history_b[0]["amount"], json!("+12.50000000"));
+    assert_eq!(history_b[0]["confirmations"], json!(1));
+    let history_a = a.json(&["history"]);
+    let spend_row = history_a
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["txid"] == sent["txid"])
+        .unwrap();
+    assert_eq!(
+        units(&json!(spend_row["amount"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches('-'))),
+        1_250_000_000 + fee
+    );
+
+    // OP_RETURN data, mined and visible.
+    let with_data = a.json(&["send", &addr_b, "0.001", "--data", "hello chaincore"]);
+    node.rpc(
+        "generatetoaddress",
+        json!([1, "r6Ku1CCtg8Q3AMdYBnm1WehvnEMNCSRwpg"]),
+    );
+    let tx = node.rpc("getrawtransaction", json!([with_data["txid"], true]));
+    assert_eq!(tx["confirmations"], json!(1));
+    let data_out = tx["vout"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["scriptPubKey"]["type"] == json!("nulldata"))
+        .expect("an OP_RETURN output");
+    assert!(data_out["scriptPubKey"]["hex"]
+        .as_str()
+        .unwrap()
+        .ends_with(&hex::encode("hello chaincore")));
+
+    // B sends everything back: nothing left.
+    let all = b.json(&["send", &addr_a, "--send-all"]);
+    assert!(all["change"].is_null());
+    node.rpc(
+        "generatetoaddress",
+        json!([1, "r6Ku1CCtg8Q3AMdYBnm1WehvnEMNCSRwpg"]),
+    );
+    let bal_b = b.json(&["balance"]);
+    assert_eq!(units(&bal_b["confirmed"]), 0);
+    assert_eq!(units(&bal_b["unconfirmed"]), 0);
+    assert_eq!(b.json(&["utxos"]), json!([]));
+}
+
+#[test]
+fn keys_import_export_and_encryption() {
+    let dir = TempDir::new("wallet-keys");
+    let node = Node::start(&dir.0, &[]);
+    let pass = dir.0.join("pass.txt");
+    std::fs::write(&pass, "correct horse battery\n").unwrap();
+    let wrong = dir.0.join("wrong.txt");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let p = pass.to_str().unwrap();
+
+    let enc = Wallet::new(&dir.0, "enc", &node);
+    let created = enc.json(&["--passphrase-file", p, "create", "--encrypt"]);
+    assert_eq!(created["encrypted"], json!(true));
+    let addr = created["address"].as_str().unwrap().to_string();
+    let file = std::fs::read_to_string(&enc.path).unwrap();
+    assert!(file.contains("ciphertext") && !file.contains("\"keys\""));
+
+    // Reading works without the passphrase; secrets need it.
+    assert_eq!(enc.json(&["info"])["encrypted"], json!(true));
+    let out = enc.run(&["export-key", &addr]);
+    assert!(
+        !out.ok() && out.stderr.contains("--passphrase-file"),
+        "{out:?}"
+    );
+    let before = std::fs::read(&enc.path).unwrap();
+    let out = enc.run(&["--passphrase-file", wrong.to_str().unwrap(), "new-address"]);
+    assert!(
+        !out.ok() && out.stderr.contains("wrong passphrase"),
+        "{out:?}"
+    );
+    assert_eq!(
+        std::fs::read(&enc.path).unwrap(),
+        before,
+        "unchanged after a wrong passphrase"
+    );
+    let wif = enc.json(&["--passphrase-file", p, "export-key", &addr])["wif"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The key moves to a plain wallet and controls the same address.
+    let plain = Wallet::new(&dir.0, "plain", &node);
+    plain.json(&["create"]);
+    assert_eq!(plain.json(&["import-key", &wif])["address"], json!(addr));
+    let listed = plain.json(&["addresses"]);
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["address"] == json!(addr)));
+    let labelled = plain.json(&["new-address", "--label", "rent"]);
+    assert_eq!(labelled["label"], json!("rent"));
+}
+
+#[test]
+fn errors_name_the_fix_and_leave_the_file_alone() {
+    let dir = TempDir::new("wallet-errors");
+    let node = Node::start(&dir.0, &[]);
+    let w = Wallet::new(&dir.0, "w", &node);
+    let missing = w.run(&["balance"]);
+    assert!(
+        !missing.ok() && missing.stderr.contains("create one with"),
+        "{missing:?}"
+    );
+    w.json(&["create"]);
+    let addr = first_address(&w);
+    node.rpc("generatetoaddress", json!([101, addr]));
+    let before = std::fs::read(&w.path).unwrap();
+    let other = Wallet::new(&dir.0, "other", &node);
+    other.json(&["create"]);
+    let to = first_address(&other);
+
+    let check = |args: &[&str], needle: &str| {
+        let out = w.run(args);
+        assert_ne!(out.code, Some(0), "{args:?} should fail");
+        assert!(
+            out.stderr.contains(needle),
+            "{args:?}: expected '{needle}' in {:?}",
+            out.stderr
+        );
+        assert_eq!(
+            std::fs::read(&w.path).unwrap(),
+            before,
+            "{args:?} changed the wallet file"
+        );
+    };
+    check(
+        &["send", &to, "1000"],
+        "insufficient funds: 100.00000000 coins available",
+    );
+    let mut typo = to.clone().into_bytes();
+    typo[6] = if typo[6] == b'x' { b'y' } else { b'x' };
+    check(
+        &["send", std::str::from_utf8(&typo).unwrap(), "1"],
+        "checksum",
+    );
+    let main_addr = chaincore::Address::p2pkh([1; 20], chaincore::Network::Main).to_string();
+    check(
+        &["send", &main_addr, "1"],
+        "address is for the main network",
+    );
+    check(&["send", &to, "-1"], "bad amount");
+    check(&["send", &to, "0"], "must be more than zero");
+    check(&["send", &to, "0.123456789"], "more than 8 decimal places");
+    check(&["send", &to, "21000001"], "exceeds the maximum");
+    check(&["send", &to, "1", "--data", &"x".repeat(81)], "at most 80");
+
+    // Node unreachable and credentials refused.
+    let away = Wallet {
+        path: w.path.clone(),
+        node_url: format!("http://127.0.0.1:{}", chaincore_tests::free_port()),
+        cookie: w.cookie.clone(),
+    };
+    let out = away.run(&["balance"]);
+    assert!(
+        !out.ok() && out.stderr.contains("cannot reach the node"),
+        "{out:?}"
+    );
+    let bad_cookie = dir.0.join("bad.cookie");
+    std::fs::write(&bad_cookie, "__cookie__:00").unwrap();
+    let refused = Wallet {
+        path: w.path.clone(),
+        node_url: w.node_url.clone(),
+        cookie: bad_cookie,
+    };
+    let out = refused.run(&["balance"]);
+    assert!(
+        !out.ok() && out.stderr.contains("refused the RPC credentials"),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read(&w.path).unwrap(), before);
+
+    // A corrupted wallet file is refused and never overwritten.
+    std::fs::write(&w.path, b"{ not json").unwrap();
+    let out = w.run(&["new-address"]);
+    assert!(!out.ok() && out.stderr.contains("corrupted"), "{out:?}");
+    assert_eq!(std::fs::read(&w.path).unwrap(), b"{ not json");
+    let out = w.run(&["create"]);
+    assert!(
+        !out.ok() && out.stderr.contains("refusing to overwrite"),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read(&w.path).unwrap(), b"{ not json");
+}
