@@ -192,3 +192,41 @@ pub trait Rpc {
     #[method(name = "help")]
     async fn help(&self, command: Option<String>) -> RpcResult<String>;
 }
+
+/// Connects to a node's RPC over HTTP with Basic credentials (`user:password`).
+#[cfg(feature = "rpc-client")]
+pub fn http_client(
+    url: &str,
+    credentials: &str,
+    timeout: std::time::Duration,
+) -> Result<jsonrpsee_http_client::HttpClient, String> {
+    use base64::Engine;
+    use jsonrpsee_http_client::{HeaderMap, HeaderValue, HttpClientBuilder};
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "Authorization",
+        HeaderValue::from_str(&auth)
+            .map_err(|_| "credentials contain characters HTTP cannot carry".to_string())?,
+    );
+    HttpClientBuilder::default()
+        .set_headers(headers)
+        .request_timeout(timeout)
+        .build(url)
+        .map_err(|e| format!("bad RPC URL '{url}': {e}"))
+}
+
+/// True if the node refused the credentials (HTTP 401 or 403).
+#[cfg(feature = "rpc-client")]
+pub fn is_auth_failure(e: &jsonrpsee::core::client::Error) -> bool {
+    match e {
+        jsonrpsee::core::client::Error::Transport(t) => {
+            let text = t.to_string();
+            text.contains("401") || text.contains("403")
+        }
+        _ => false,
+    }
+}

@@ -1,14 +1,463 @@
-//! `chaincore-miner`: ChainCore standalone SHA-256d miner (not yet implemented: see the miner issue).
+//! `chaincore-miner`: a standalone SHA-256d miner for `chaincore-node`.
+//!
+//! # Layout
+//! - [`kernel`]: nonce search kernels (portable, SHA-NI, AVX2, AVX-512) and their job setup.
+//! - [`work`]: templates, the miner's coinbase, merkle branch and headers.
+//! - [`workers`]: pinned hashing threads and the state they share with the controller.
+//!
+//! The controller (this file) fetches templates with long poll, refreshes them every
+//! `--scantime`, submits solutions after checking they are still on the tip, backs off
+//! exponentially while the node is away, and reports hash rates.
 
+mod kernel;
+mod work;
+mod workers;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chaincore::pow::Target;
+use chaincore::rpc::{http_client, is_auth_failure, RpcClient};
+use chaincore::{Address, Network};
 use clap::Parser;
+use jsonrpsee_http_client::HttpClient;
+use serde_json::json;
 
-/// ChainCore standalone SHA-256d miner (not yet implemented: see the miner issue).
+use crate::kernel::Kernel;
+use crate::work::{Template, Work};
+use crate::workers::{Shared, Solution};
+
+/// ChainCore miner: mines blocks for a chaincore-node on every core.
 #[derive(Parser, Debug)]
 #[command(name = "chaincore-miner", version, about)]
-struct Args {}
+struct Args {
+    /// Address the block rewards go to (required unless --benchmark).
+    #[arg(long, env = "CHAINCORE_ADDRESS", required_unless_present = "benchmark")]
+    address: Option<String>,
+    /// Network: main, test or regtest.
+    #[arg(long, env = "CHAINCORE_NETWORK", default_value = "main")]
+    network: Network,
+    /// Node RPC URL [default: http://127.0.0.1:<the network's RPC port>].
+    #[arg(long, env = "CHAINCORE_RPC_URL")]
+    rpc_url: Option<String>,
+    /// Cookie file [default: <datadir>/<network>/.cookie].
+    #[arg(long, env = "CHAINCORE_RPC_COOKIE", conflicts_with_all = ["rpc_user", "rpc_password"])]
+    rpc_cookie: Option<PathBuf>,
+    /// RPC user (with --rpc-password).
+    #[arg(long, env = "CHAINCORE_RPC_USER", requires = "rpc_password")]
+    rpc_user: Option<String>,
+    /// RPC password (with --rpc-user).
+    #[arg(
+        long,
+        env = "CHAINCORE_RPC_PASSWORD",
+        requires = "rpc_user",
+        hide_env_values = true
+    )]
+    rpc_password: Option<String>,
+    /// The node's data directory, for the default cookie [default: ~/.chaincore].
+    #[arg(long, env = "CHAINCORE_DATADIR")]
+    datadir: Option<PathBuf>,
+    /// Worker threads [default: one per CPU].
+    #[arg(long, env = "CHAINCORE_THREADS")]
+    threads: Option<usize>,
+    /// Pin each worker to its own core.
+    #[arg(long, env = "CHAINCORE_CPU_AFFINITY", default_value = "on")]
+    cpu_affinity: OnOff,
+    /// Seconds between template refreshes (new transactions, time).
+    #[arg(long, env = "CHAINCORE_SCANTIME", default_value_t = 10)]
+    scantime: u64,
+    /// Hash kernel [default: the fastest this CPU supports].
+    #[arg(long, env = "CHAINCORE_KERNEL")]
+    kernel: Option<Kernel>,
+    /// Hash without a node and print the hash rate.
+    #[arg(long)]
+    benchmark: bool,
+    /// How long --benchmark runs.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Log filter: error, warn, info, debug, trace, or a RUST_LOG-style directive.
+    #[arg(long, env = "CHAINCORE_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+/// `on` or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+/// Seconds without a fresh template after which workers pause.
+const PAUSE_AFTER: Duration = Duration::from_secs(60);
+/// Hash rate report interval.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// First and largest retry delay while the node is unreachable.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Long poll requests may wait this long (the node answers within 60 s).
+const RPC_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn main() {
-    let _args = Args::parse();
-    eprintln!("chaincore-miner: nothing to do yet; run with --help");
-    std::process::exit(2);
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(run(args)));
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let threads = args.threads.unwrap_or_else(num_cpus::get).max(1);
+    let kernel = match args.kernel {
+        Some(k) if !Kernel::available().contains(&k) => {
+            bail!(
+                "kernel {k} is not supported by this CPU (available: {})",
+                list(&Kernel::available())
+            )
+        }
+        Some(k) => k,
+        None => Kernel::best(),
+    };
+    if args.benchmark {
+        return benchmark(
+            threads,
+            kernel,
+            args.cpu_affinity == OnOff::On,
+            args.seconds,
+        );
+    }
+    let address = args.address.as_deref().context("--address is required")?;
+    let payout = Address::parse(address, args.network)
+        .with_context(|| format!("bad --address '{address}'"))?
+        .script_pubkey();
+    let url = args
+        .rpc_url
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", args.network.params().rpc_port));
+    let credentials = credentials(&args)?;
+    let client = http_client(&url, &credentials, RPC_TIMEOUT).map_err(|e| anyhow::anyhow!(e))?;
+    tracing::info!(%url, threads, %kernel, "mining to {address}");
+    Controller::new(
+        client,
+        payout,
+        threads,
+        kernel,
+        args.cpu_affinity == OnOff::On,
+        args.scantime,
+    )
+    .run()
+    .await
+}
+
+fn list(kernels: &[Kernel]) -> String {
+    kernels
+        .iter()
+        .map(|k| k.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn credentials(args: &Args) -> anyhow::Result<String> {
+    if let (Some(u), Some(p)) = (&args.rpc_user, &args.rpc_password) {
+        return Ok(format!("{u}:{p}"));
+    }
+    let cookie = match &args.rpc_cookie {
+        Some(c) => c.clone(),
+        None => {
+            let base = match (&args.datadir, std::env::var_os("HOME")) {
+                (Some(d), _) => d.clone(),
+                (None, Some(h)) if !h.is_empty() => PathBuf::from(h).join(".chaincore"),
+                _ => bail!(
+                    "HOME is not set: give --datadir, --rpc-cookie or --rpc-user/--rpc-password"
+                ),
+            };
+            base.join(args.network.to_string()).join(".cookie")
+        }
+    };
+    Ok(std::fs::read_to_string(&cookie)
+        .with_context(|| format!("cannot read the node's cookie {} (is the node running? or pass --rpc-user/--rpc-password)", cookie.display()))?
+        .trim()
+        .to_string())
+}
+
+/// `--benchmark`: hash an unsolvable header on every worker and report MH/s.
+fn benchmark(threads: usize, kernel: Kernel, pin: bool, seconds: u64) -> anyhow::Result<()> {
+    let shared = Shared::new(threads);
+    let impossible = Target::from_compact(0x0300_0001).context("constant target")?;
+    let template = Template {
+        version: 1,
+        prev_blockhash: Default::default(),
+        height: 1,
+        bits: 0x0300_0001,
+        target: impossible,
+        curtime: 0,
+        coinbase_value: chaincore::Amount::ZERO,
+        transactions: Vec::new(),
+        txids: Vec::new(),
+        longpollid: None,
+    };
+    shared.set_work(Arc::new(Work::new(
+        template,
+        chaincore::Script::new_p2pkh(&[0; 20]),
+    )));
+    let (tx, _rx) = std::sync::mpsc::channel::<Solution>();
+    let start = Instant::now();
+    let handles = workers::start(threads, kernel, pin, &shared, tx);
+    std::thread::sleep(Duration::from_secs(seconds.max(1)));
+    shared.stop.store(true, Ordering::Release);
+    for h in handles {
+        let _ = h.join();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    for (i, h) in shared.hashes.iter().enumerate() {
+        println!(
+            "thread {i}: {:.2} MH/s",
+            h.load(Ordering::Relaxed) as f64 / secs / 1e6
+        );
+    }
+    println!(
+        "total: {:.2} MH/s ({threads} threads, kernel {kernel}, {secs:.1} s)",
+        shared.total_hashes() as f64 / secs / 1e6
+    );
+    Ok(())
+}
+
+/// Counts of submitted blocks.
+#[derive(Default)]
+struct Tally {
+    accepted: u64,
+    stale: u64,
+    rejected: u64,
+}
+
+struct Controller {
+    client: HttpClient,
+    payout: chaincore::Script,
+    shared: Arc<Shared>,
+    threads: usize,
+    kernel: Kernel,
+    pin: bool,
+    scantime: Duration,
+    tally: Tally,
+    last_fresh: Instant,
+}
+
+impl Controller {
+    fn new(
+        client: HttpClient,
+        payout: chaincore::Script,
+        threads: usize,
+        kernel: Kernel,
+        pin: bool,
+        scantime: u64,
+    ) -> Controller {
+        Controller {
+            client,
+            payout,
+            shared: Shared::new(threads),
+            threads,
+            kernel,
+            pin,
+            scantime: Duration::from_secs(scantime.max(1)),
+            tally: Tally::default(),
+            last_fresh: Instant::now(),
+        }
+    }
+
+    async fn run(mut self) -> anyhow::Result<()> {
+        let (found_tx, found_rx) = std::sync::mpsc::channel::<Solution>();
+        // Bridge worker solutions (std channel) into the async loop.
+        let (sol_tx, mut solutions) = tokio::sync::mpsc::channel::<Solution>(64);
+        std::thread::spawn(move || {
+            while let Ok(s) = found_rx.recv() {
+                if sol_tx.blocking_send(s).is_err() {
+                    return;
+                }
+            }
+        });
+        let handles = workers::start(self.threads, self.kernel, self.pin, &self.shared, found_tx);
+        let mut backoff = BACKOFF_START;
+        let mut attempt = 0u32;
+        let mut longpollid: Option<String> = None;
+        let mut refreshed = Instant::now();
+        let mut report = tokio::time::interval(REPORT_EVERY);
+        report.tick().await;
+        let mut last_report = (Instant::now(), vec![0u64; self.threads]);
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            // Long poll while the work is fresh enough; a plain request when it is due.
+            let request = match &longpollid {
+                Some(id) if refreshed.elapsed() < self.scantime => {
+                    json!({"longpollid": id, "rules": ["segwit"]})
+                }
+                _ => json!({"rules": ["segwit"]}),
+            };
+            let wait = self.scantime.saturating_sub(refreshed.elapsed());
+            tokio::select! {
+                answer = self.client.get_block_template(Some(request)) => match answer {
+                    Ok(v) => {
+                        backoff = BACKOFF_START;
+                        attempt = 0;
+                        match Template::from_json(&v) {
+                            Ok(t) => {
+                                longpollid = t.longpollid.clone();
+                                refreshed = Instant::now();
+                                self.install(t);
+                            }
+                            Err(e) => tracing::warn!("node sent an unusable template: {e:#}"),
+                        }
+                    }
+                    Err(e) if is_auth_failure(&e) => {
+                        self.shared.stop.store(true, Ordering::Release);
+                        bail!("the node refused the RPC credentials: check --rpc-cookie, or --rpc-user and --rpc-password");
+                    }
+                    Err(e) => {
+                        attempt += 1;
+                        longpollid = None;
+                        let delay = jitter(backoff);
+                        tracing::warn!(attempt, "node unavailable ({e}); retrying in {} ms", delay.as_millis());
+                        if self.last_fresh.elapsed() > PAUSE_AFTER && !self.shared.paused.swap(true, Ordering::AcqRel) {
+                            tracing::warn!("no fresh work for {} s: workers paused until the node is back", PAUSE_AFTER.as_secs());
+                        }
+                        tokio::time::sleep(delay).await;
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                    }
+                },
+                Some(solution) = solutions.recv() => self.submit(solution).await,
+                _ = tokio::time::sleep(wait) => {}
+                _ = report.tick() => {
+                    let now: Vec<u64> = self.shared.hashes.iter().map(|h| h.load(Ordering::Relaxed)).collect();
+                    let secs = last_report.0.elapsed().as_secs_f64();
+                    let rates: Vec<String> = now.iter().zip(&last_report.1).map(|(n, o)| format!("{:.2}", (n - o) as f64 / secs / 1e6)).collect();
+                    let total: u64 = now.iter().zip(&last_report.1).map(|(n, o)| n - o).sum();
+                    tracing::info!(
+                        "hashrate {:.2} MH/s (per worker: {}) accepted {} stale {} rejected {}",
+                        total as f64 / secs / 1e6, rates.join(" "), self.tally.accepted, self.tally.stale, self.tally.rejected
+                    );
+                    last_report = (Instant::now(), now);
+                }
+                _ = &mut ctrl_c => break,
+            }
+        }
+        self.shared.stop.store(true, Ordering::Release);
+        for h in handles {
+            let _ = h.join();
+        }
+        println!(
+            "summary: {} blocks accepted, {} stale, {} rejected, {:.1} M hashes",
+            self.tally.accepted,
+            self.tally.stale,
+            self.tally.rejected,
+            self.shared.total_hashes() as f64 / 1e6
+        );
+        Ok(())
+    }
+
+    /// Publishes a template to the workers unless it is the same work already being hashed.
+    fn install(&mut self, t: Template) {
+        self.last_fresh = Instant::now();
+        if self.shared.paused.swap(false, Ordering::AcqRel) {
+            tracing::info!("node is back: workers resumed");
+        }
+        if let Some(current) = self.shared.work() {
+            let c = &current.template;
+            if c.prev_blockhash == t.prev_blockhash && c.txids == t.txids && c.curtime == t.curtime
+            {
+                return;
+            }
+            if c.prev_blockhash != t.prev_blockhash {
+                tracing::info!(height = t.height, prev = %t.prev_blockhash, "new tip: switching work");
+            }
+        }
+        self.shared
+            .set_work(Arc::new(Work::new(t, self.payout.clone())));
+    }
+
+    /// Submits a solution if it still builds on the current tip; logs the node's answer.
+    async fn submit(&mut self, s: Solution) {
+        let hash = kernel::block_hash(&s.header);
+        let current_prev = self.shared.work().map(|w| w.template.prev_blockhash);
+        if current_prev != Some(s.work.template.prev_blockhash) {
+            self.tally.stale += 1;
+            tracing::info!(%hash, "stale: the tip moved before submission");
+            return;
+        }
+        let hex = match s.work.block_hex(s.extranonce, &s.header) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!("cannot build the solved block: {e:#}");
+                return;
+            }
+        };
+        match self.client.submit_block(hex, None).await {
+            Ok(v) if v.is_null() => {
+                self.tally.accepted += 1;
+                tracing::info!(%hash, worker = s.worker, height = s.work.template.height, "accepted");
+            }
+            Ok(v) => {
+                let reason = v.as_str().unwrap_or("unknown").to_string();
+                if reason == "duplicate"
+                    || reason == "inconclusive"
+                    || reason == "prev-blk-not-found"
+                {
+                    self.tally.stale += 1;
+                    tracing::info!(%hash, "stale: {reason}");
+                } else {
+                    self.tally.rejected += 1;
+                    tracing::warn!(%hash, "rejected: {reason}");
+                }
+            }
+            Err(e) => {
+                self.tally.rejected += 1;
+                tracing::warn!(%hash, "submitblock failed: {e}");
+            }
+        }
+    }
+}
+
+/// `d` ± 25%, so many miners do not retry in lockstep.
+fn jitter(d: Duration) -> Duration {
+    use rand_core::RngCore;
+    let spread = d.as_millis() as u64 / 2 + 1;
+    let offset = rand_core::OsRng.next_u64() % spread;
+    Duration::from_millis(d.as_millis() as u64 * 3 / 4 + offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_parses_and_refuses_bad_input() {
+        assert!(Args::try_parse_from(["m"]).is_err(), "address required");
+        let a =
+            Args::try_parse_from(["m", "--benchmark", "--threads", "2", "--seconds", "1"]).unwrap();
+        assert!(a.benchmark && a.threads == Some(2));
+        assert!(Args::try_parse_from(["m", "--address", "x", "--cpu-affinity", "maybe"]).is_err());
+        assert!(Args::try_parse_from(["m", "--address", "x", "--kernel", "gpu"]).is_err());
+        assert!(Args::try_parse_from(["m", "--address", "x", "--rpc-user", "u"]).is_err());
+    }
+
+    #[test]
+    fn backoff_jitter_stays_near_the_delay() {
+        for ms in [100u64, 1_000, 30_000] {
+            for _ in 0..50 {
+                let j = jitter(Duration::from_millis(ms)).as_millis() as u64;
+                assert!(j >= ms * 3 / 4 && j <= ms * 5 / 4 + 1, "{ms} -> {j}");
+            }
+        }
+    }
 }

@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine;
 use chaincore::encode::{deserialize, serialize};
-use chaincore::rpc::RpcClient;
+use chaincore::rpc::{http_client, is_auth_failure, RpcClient};
 use chaincore::{Amount, OutPoint, Transaction, Txid};
-use jsonrpsee_http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
+use jsonrpsee_http_client::HttpClient;
 use serde_json::{json, Value};
 
 /// A connected node.
@@ -77,21 +76,8 @@ impl HistoryRow {
 impl NodeClient {
     /// A client for `url` using `user:password` credentials.
     pub fn new(url: &str, credentials: &str) -> anyhow::Result<NodeClient> {
-        let mut headers = HeaderMap::new();
-        let auth = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(credentials)
-        );
-        headers.insert(
-            "Authorization",
-            HeaderValue::from_str(&auth)
-                .context("credentials contain characters HTTP cannot carry")?,
-        );
-        let client = HttpClientBuilder::default()
-            .set_headers(headers)
-            .request_timeout(Duration::from_secs(120))
-            .build(url)
-            .with_context(|| format!("bad --rpc-url '{url}'"))?;
+        let client = http_client(url, credentials, Duration::from_secs(120))
+            .map_err(|e| anyhow::anyhow!("{e} (check --rpc-url)"))?;
         Ok(NodeClient {
             client,
             url: url.to_string(),
@@ -104,14 +90,8 @@ impl NodeClient {
             Error::Call(obj) => {
                 anyhow::anyhow!("the node refused: {} (code {})", obj.message(), obj.code())
             }
-            Error::Transport(t) => {
-                let text = t.to_string();
-                if text.contains("401") || text.contains("403") {
-                    anyhow::anyhow!("the node at {} refused the RPC credentials: check --rpc-cookie, or --rpc-user and --rpc-password", self.url)
-                } else {
-                    anyhow::anyhow!("cannot reach the node at {}: {text} (is chaincore-node running? check --rpc-url)", self.url)
-                }
-            }
+            e if is_auth_failure(&e) => anyhow::anyhow!("the node at {} refused the RPC credentials: check --rpc-cookie, or --rpc-user and --rpc-password", self.url),
+            Error::Transport(t) => anyhow::anyhow!("cannot reach the node at {}: {t} (is chaincore-node running? check --rpc-url)", self.url),
             Error::RequestTimeout => {
                 anyhow::anyhow!("the node at {} did not answer in time", self.url)
             }
