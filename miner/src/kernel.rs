@@ -259,6 +259,36 @@ mod x86 {
         scan_with_sha2(job, start, count)
     }
 
+    /// One SHA-256 round on the state array `$s` with `$kw` = K[t] + W[t].
+    macro_rules! sha_round {
+        ($s:ident, $kw:expr) => {{
+            let t1 = add3(add($s[7], bsig1($s[4])), ch($s[4], $s[5], $s[6]), $kw);
+            let t2 = add(bsig0($s[0]), maj($s[0], $s[1], $s[2]));
+            $s = [add(t1, t2), $s[0], $s[1], $s[2], add($s[3], t1), $s[4], $s[5], $s[6]];
+        }};
+    }
+
+    /// Rounds whose message word is in `$w` (indices are literals, so everything unrolls).
+    macro_rules! rounds_w {
+        ($s:ident, $w:ident; $($t:literal)*) => {
+            $( sha_round!($s, add(splat(K[$t]), $w[$t])); )*
+        };
+    }
+
+    /// Rounds whose message word is zero padding: only the constant is added.
+    macro_rules! rounds_k {
+        ($s:ident; $($t:literal)*) => {
+            $( sha_round!($s, splat(K[$t])); )*
+        };
+    }
+
+    /// Message schedule words `$t` from the earlier ones.
+    macro_rules! schedule {
+        ($w:ident; $($t:literal)*) => {
+            $( $w[$t] = add3(add(ssig1($w[$t - 2]), $w[$t - 7]), ssig0($w[$t - 15]), $w[$t - 16]); )*
+        };
+    }
+
     /// Double SHA-256 of the header's second block across lanes; shared by the SIMD kernels.
     /// Needs, in scope: `V`, `LANES`, `splat`, `add`, `add3`, `ch`, `maj`, `bsig0`, `bsig1`,
     /// `ssig0`, `ssig1`, `nonce_lanes`, `candidates`.
@@ -267,95 +297,51 @@ mod x86 {
             /// Scans `count` nonces from `start`, `LANES` at a time.
             #[target_feature(enable = $feature)]
             pub fn scan(job: &Job, start: u32, count: u32) -> Option<u32> {
-                let z = splat(0);
                 let end = u64::from(start) + u64::from(count);
+                let [w0, w1, w2] = job.tail;
                 // Nonce-free schedule words of the second block: W16 and W17 are constants.
-                let w0 = job.tail[0];
-                let w1 = job.tail[1];
-                let w2 = job.tail[2];
                 let w16 = ssig0_s(w1).wrapping_add(w0);
                 let w17 = ssig1_s(640).wrapping_add(ssig0_s(w2)).wrapping_add(w1);
+                let pre: [V; 8] = std::array::from_fn(|i| splat(job.pre3[i]));
+                let mid: [V; 8] = std::array::from_fn(|i| splat(job.midstate[i]));
+                let iv: [V; 8] = std::array::from_fn(|i| splat(IV[i]));
                 let mut base = u64::from(start);
                 while base < end {
-                    let w3 = nonce_lanes(base as u32);
-                    // Rounds 3..64 of the inner hash from the precomputed state after round 2.
-                    let p = job.pre3;
-                    let (mut a, mut b, mut c, mut d) =
-                        (splat(p[0]), splat(p[1]), splat(p[2]), splat(p[3]));
-                    let (mut e, mut f, mut g, mut h) =
-                        (splat(p[4]), splat(p[5]), splat(p[6]), splat(p[7]));
-                    let mut w = [z; 64];
+                    // Inner hash, rounds 3..64, from the state after the nonce-free rounds 0..3.
+                    let mut w = [splat(0); 64];
                     w[0] = splat(w0);
                     w[1] = splat(w1);
                     w[2] = splat(w2);
-                    w[3] = w3;
+                    w[3] = nonce_lanes(base as u32);
                     w[4] = splat(0x8000_0000);
                     w[15] = splat(640);
                     w[16] = splat(w16);
                     w[17] = splat(w17);
-                    for t in 18..64 {
-                        w[t] = add3(add(ssig1(w[t - 2]), w[t - 7]), ssig0(w[t - 15]), w[t - 16]);
+                    schedule!(w; 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39
+                        40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63);
+                    let mut s = pre;
+                    rounds_w!(s, w; 3 4);
+                    rounds_k!(s; 5 6 7 8 9 10 11 12 13 14);
+                    rounds_w!(s, w; 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35
+                        36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59
+                        60 61 62 63);
+                    // Outer hash of the inner digest: words 0..8 vary, the rest is padding.
+                    let mut w = [splat(0); 64];
+                    for i in 0..8 {
+                        w[i] = add(s[i], mid[i]);
                     }
-                    for t in 3..64 {
-                        // Words 5..15 are zero padding except 15: skip their add.
-                        let kw = if (5..15).contains(&t) {
-                            splat(K[t])
-                        } else {
-                            add(splat(K[t]), w[t])
-                        };
-                        let t1 = add3(add(h, bsig1(e)), ch(e, f, g), kw);
-                        let t2 = add(bsig0(a), maj(a, b, c));
-                        h = g;
-                        g = f;
-                        f = e;
-                        e = add(d, t1);
-                        d = c;
-                        c = b;
-                        b = a;
-                        a = add(t1, t2);
-                    }
-                    let m = job.midstate;
-                    let inner = [
-                        add(a, splat(m[0])),
-                        add(b, splat(m[1])),
-                        add(c, splat(m[2])),
-                        add(d, splat(m[3])),
-                        add(e, splat(m[4])),
-                        add(f, splat(m[5])),
-                        add(g, splat(m[6])),
-                        add(h, splat(m[7])),
-                    ];
-                    // Outer hash: words 0..8 are the inner digest, then fixed padding.
-                    let mut w = [z; 64];
-                    w[..8].copy_from_slice(&inner);
                     w[8] = splat(0x8000_0000);
                     w[15] = splat(256);
-                    for t in 16..61 {
-                        w[t] = add3(add(ssig1(w[t - 2]), w[t - 7]), ssig0(w[t - 15]), w[t - 16]);
-                    }
-                    let (mut a, mut b, mut c, mut d) =
-                        (splat(IV[0]), splat(IV[1]), splat(IV[2]), splat(IV[3]));
-                    let (mut e, mut f, mut g, mut h) =
-                        (splat(IV[4]), splat(IV[5]), splat(IV[6]), splat(IV[7]));
-                    for t in 0..61 {
-                        let kw = if (9..15).contains(&t) {
-                            splat(K[t])
-                        } else {
-                            add(splat(K[t]), w[t])
-                        };
-                        let t1 = add3(add(h, bsig1(e)), ch(e, f, g), kw);
-                        let t2 = add(bsig0(a), maj(a, b, c));
-                        h = g;
-                        g = f;
-                        f = e;
-                        e = add(d, t1);
-                        d = c;
-                        c = b;
-                        b = a;
-                        a = add(t1, t2);
-                    }
-                    // After round 60, `e` becomes the final `h` three rounds later: word 7.
-                    let h7 = add(e, splat(IV[7]));
+                    schedule!(w; 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37
+                        38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60);
+                    let mut s = iv;
+                    rounds_w!(s, w; 0 1 2 3 4 5 6 7 8);
+                    rounds_k!(s; 9 10 11 12 13 14);
+                    rounds_w!(s, w; 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35
+                        36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59
+                        60);
+                    // After round 60, `e` is what `h` will be after round 63: word 7.
+                    let h7 = add(s[4], iv[7]);
                     let mut hits = candidates(h7, job.h7_mask);
                     while hits != 0 {
                         let nonce = base + u64::from(hits.trailing_zeros());
