@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use chaincore::pow::Target;
 use chaincore::rpc::{http_client, is_auth_failure, RpcClient};
+use chaincore::validation::MAX_FUTURE_BLOCK_TIME;
 use chaincore::{Address, Network};
 use clap::Parser;
 use jsonrpsee_http_client::HttpClient;
@@ -146,17 +147,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .rpc_url
         .clone()
         .unwrap_or_else(|| format!("http://127.0.0.1:{}", args.network.params().rpc_port));
-    let credentials = credentials(&args)?;
-    let client = http_client(&url, &credentials, RPC_TIMEOUT).map_err(|e| anyhow::anyhow!(e))?;
+    let auth = Auth::from_args(&args)?;
+    let client = http_client(&url, &auth.current, RPC_TIMEOUT).map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(%url, threads, %kernel, "mining to {address}");
-    Controller::new(
+    Controller {
         client,
+        url,
+        auth,
         payout,
+        shared: Shared::new(threads),
         threads,
         kernel,
-        args.cpu_affinity == OnOff::On,
-        args.scantime,
-    )
+        pin: args.cpu_affinity == OnOff::On,
+        scantime: Duration::from_secs(args.scantime.max(1)),
+        tally: Tally::default(),
+        last_fresh: Instant::now(),
+    }
     .run()
     .await
 }
@@ -169,25 +175,52 @@ fn list(kernels: &[Kernel]) -> String {
         .join(", ")
 }
 
-fn credentials(args: &Args) -> anyhow::Result<String> {
-    if let (Some(u), Some(p)) = (&args.rpc_user, &args.rpc_password) {
-        return Ok(format!("{u}:{p}"));
-    }
-    let cookie = match &args.rpc_cookie {
-        Some(c) => c.clone(),
-        None => {
-            let base = match (&args.datadir, std::env::var_os("HOME")) {
-                (Some(d), _) => d.clone(),
-                (None, Some(h)) if !h.is_empty() => PathBuf::from(h).join(".chaincore"),
-                _ => bail!(
-                    "HOME is not set: give --datadir, --rpc-cookie or --rpc-user/--rpc-password"
-                ),
-            };
-            base.join(args.network.to_string()).join(".cookie")
+/// RPC credentials, and the cookie file they came from (re-read when the node restarts).
+struct Auth {
+    current: String,
+    cookie: Option<PathBuf>,
+}
+
+impl Auth {
+    fn from_args(args: &Args) -> anyhow::Result<Auth> {
+        if let (Some(u), Some(p)) = (&args.rpc_user, &args.rpc_password) {
+            return Ok(Auth {
+                current: format!("{u}:{p}"),
+                cookie: None,
+            });
         }
-    };
-    Ok(std::fs::read_to_string(&cookie)
-        .with_context(|| format!("cannot read the node's cookie {} (is the node running? or pass --rpc-user/--rpc-password)", cookie.display()))?
+        let cookie = match &args.rpc_cookie {
+            Some(c) => c.clone(),
+            None => {
+                let base = match (&args.datadir, std::env::var_os("HOME")) {
+                    (Some(d), _) => d.clone(),
+                    (None, Some(h)) if !h.is_empty() => PathBuf::from(h).join(".chaincore"),
+                    _ => bail!("HOME is not set: give --datadir, --rpc-cookie or --rpc-user/--rpc-password"),
+                };
+                base.join(args.network.to_string()).join(".cookie")
+            }
+        };
+        Ok(Auth {
+            current: read_cookie(&cookie)?,
+            cookie: Some(cookie),
+        })
+    }
+
+    /// After a 401: a restarted node writes a new cookie. True if it changed.
+    fn refresh(&mut self) -> bool {
+        match self.cookie.as_deref().map(read_cookie) {
+            Some(Ok(new)) if new != self.current => {
+                self.current = new;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+fn read_cookie(path: &std::path::Path) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the node's cookie {} (is the node running? or pass --rpc-user/--rpc-password)", path.display()))?
         .trim()
         .to_string())
 }
@@ -244,6 +277,8 @@ struct Tally {
 
 struct Controller {
     client: HttpClient,
+    url: String,
+    auth: Auth,
     payout: chaincore::Script,
     shared: Arc<Shared>,
     threads: usize,
@@ -255,27 +290,6 @@ struct Controller {
 }
 
 impl Controller {
-    fn new(
-        client: HttpClient,
-        payout: chaincore::Script,
-        threads: usize,
-        kernel: Kernel,
-        pin: bool,
-        scantime: u64,
-    ) -> Controller {
-        Controller {
-            client,
-            payout,
-            shared: Shared::new(threads),
-            threads,
-            kernel,
-            pin,
-            scantime: Duration::from_secs(scantime.max(1)),
-            tally: Tally::default(),
-            last_fresh: Instant::now(),
-        }
-    }
-
     async fn run(mut self) -> anyhow::Result<()> {
         let (found_tx, found_rx) = std::sync::mpsc::channel::<Solution>();
         // Bridge worker solutions (std channel) into the async loop.
@@ -312,6 +326,15 @@ impl Controller {
                         backoff = BACKOFF_START;
                         attempt = 0;
                         match Template::from_json(&v) {
+                            Ok(t) if i64::from(t.curtime) > unix_now() + MAX_FUTURE_BLOCK_TIME - 5 => {
+                                // Blocks came faster than the median-time rule lets time advance:
+                                // a block now would be time-too-new. Wait for the clock.
+                                if !self.shared.paused.swap(true, Ordering::AcqRel) {
+                                    tracing::info!("block times are ahead of the clock; waiting");
+                                }
+                                longpollid = None;
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
                             Ok(t) => {
                                 longpollid = t.longpollid.clone();
                                 refreshed = Instant::now();
@@ -321,6 +344,11 @@ impl Controller {
                         }
                     }
                     Err(e) if is_auth_failure(&e) => {
+                        if self.auth.refresh() {
+                            tracing::info!("the node's cookie changed (node restarted): reconnecting");
+                            self.client = http_client(&self.url, &self.auth.current, RPC_TIMEOUT).map_err(|e| anyhow::anyhow!(e))?;
+                            continue;
+                        }
                         self.shared.stop.store(true, Ordering::Release);
                         bail!("the node refused the RPC credentials: check --rpc-cookie, or --rpc-user and --rpc-password");
                     }
@@ -336,7 +364,14 @@ impl Controller {
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                     }
                 },
-                Some(solution) = solutions.recv() => self.submit(solution).await,
+                Some(solution) = solutions.recv() => {
+                    if self.submit(solution).await {
+                        // Our block is the new tip: stop hashing on its parent and fetch
+                        // fresh work at once.
+                        self.shared.clear_work();
+                        longpollid = None;
+                    }
+                }
                 _ = tokio::time::sleep(wait) => {}
                 _ = report.tick() => {
                     let now: Vec<u64> = self.shared.hashes.iter().map(|h| h.load(Ordering::Relaxed)).collect();
@@ -387,25 +422,27 @@ impl Controller {
     }
 
     /// Submits a solution if it still builds on the current tip; logs the node's answer.
-    async fn submit(&mut self, s: Solution) {
+    /// Returns true if the node accepted it.
+    async fn submit(&mut self, s: Solution) -> bool {
         let hash = kernel::block_hash(&s.header);
         let current_prev = self.shared.work().map(|w| w.template.prev_blockhash);
         if current_prev != Some(s.work.template.prev_blockhash) {
             self.tally.stale += 1;
             tracing::info!(%hash, "stale: the tip moved before submission");
-            return;
+            return false;
         }
         let hex = match s.work.block_hex(s.extranonce, &s.header) {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!("cannot build the solved block: {e:#}");
-                return;
+                return false;
             }
         };
         match self.client.submit_block(hex, None).await {
             Ok(v) if v.is_null() => {
                 self.tally.accepted += 1;
                 tracing::info!(%hash, worker = s.worker, height = s.work.template.height, "accepted");
+                return true;
             }
             Ok(v) => {
                 let reason = v.as_str().unwrap_or("unknown").to_string();
@@ -425,7 +462,15 @@ impl Controller {
                 tracing::warn!(%hash, "submitblock failed: {e}");
             }
         }
+        false
     }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// `d` ± 25%, so many miners do not retry in lockstep.

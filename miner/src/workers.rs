@@ -57,6 +57,12 @@ impl Shared {
         self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
 
+    /// Withdraws the current work (after a block is found on it); workers idle until new work.
+    pub fn clear_work(&self) {
+        *self.work.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// The current work generation.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
@@ -132,6 +138,8 @@ pub fn start(
 fn run(id: usize, kernel: Kernel, shared: &Shared, found: &Sender<Solution>) {
     let worker = u16::try_from(id).unwrap_or(u16::MAX);
     let mut generation = u64::MAX;
+    // Set after a solution: no point finding a second block on the same work.
+    let mut solved = false;
     let mut current: Option<(Arc<Work>, Job, u64)> = None;
     let mut header_count = 0u64;
     let mut next_nonce = 0u64;
@@ -145,10 +153,15 @@ fn run(id: usize, kernel: Kernel, shared: &Shared, found: &Sender<Solution>) {
             generation = g;
             current = None;
             header_count = 0;
+            solved = false;
+        }
+        if solved {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
         }
         if current.is_none() || next_nonce > u64::from(u32::MAX) {
             let Some(work) = shared.work() else {
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(2));
                 continue;
             };
             let extra = extranonce(worker, header_count);
@@ -176,6 +189,7 @@ fn run(id: usize, kernel: Kernel, shared: &Shared, found: &Sender<Solution>) {
             if found.send(solution).is_err() {
                 return; // the controller is gone
             }
+            solved = true;
         }
     }
 }

@@ -355,3 +355,65 @@ impl Wallet {
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
     }
 }
+
+/// A running `chaincore-miner` attached to a node.
+pub struct Miner {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Miner {
+    /// Starts a regtest miner for `node` paying `address`, with extra `args`.
+    pub fn start(node: &Node, address: &str, args: &[&str]) -> Miner {
+        let log = node
+            .datadir
+            .join(format!("miner-{}-{}.log", address, free_port()));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(binary("chaincore-miner"));
+        cmd.args(["--network", "regtest", "--address", address, "--rpc-url", &node.url()]);
+        if !args.contains(&"--rpc-user") {
+            cmd.arg("--rpc-cookie")
+                .arg(node.datadir.join("regtest").join(".cookie"));
+        }
+        let child = cmd
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("miner starts");
+        Miner {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Everything the miner printed so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends Ctrl-C (SIGINT) and waits for the miner to exit; returns its exit code.
+    pub fn interrupt(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        wait_for("the miner to exit", || child.try_wait().unwrap()).code()
+    }
+
+    /// Waits for the miner to exit by itself; returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        wait_for("the miner to exit", || child.try_wait().unwrap()).code()
+    }
+}
+
+impl Drop for Miner {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
