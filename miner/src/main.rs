@@ -241,14 +241,28 @@ fn benchmark(threads: usize, kernel: Kernel, pin: bool, seconds: u64) -> anyhow:
         txids: Vec::new(),
         longpollid: None,
     };
-    shared.set_work(Arc::new(Work::new(
-        template,
-        chaincore::Script::new_p2pkh(&[0; 20]),
-    )));
+    let work = Arc::new(Work::new(template, chaincore::Script::new_p2pkh(&[0; 20])));
+    shared.set_work(work.clone());
     let (tx, _rx) = std::sync::mpsc::channel::<Solution>();
     let start = Instant::now();
     let handles = workers::start(threads, kernel, pin, &shared, tx);
-    std::thread::sleep(Duration::from_secs(seconds.max(1)));
+    // Publish new work every half second and time how long until every worker hashes it.
+    let deadline = start + Duration::from_secs(seconds.max(1));
+    let mut switches = Vec::new();
+    while Instant::now() + Duration::from_millis(600) < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let published = Instant::now();
+        let generation = shared.set_work(work.clone());
+        while shared
+            .working_on
+            .iter()
+            .any(|w| w.load(Ordering::Acquire) < generation)
+        {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        switches.push(published.elapsed());
+    }
+    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
     shared.stop.store(true, Ordering::Release);
     for h in handles {
         let _ = h.join();
@@ -264,6 +278,15 @@ fn benchmark(threads: usize, kernel: Kernel, pin: bool, seconds: u64) -> anyhow:
         "total: {:.2} MH/s ({threads} threads, kernel {kernel}, {secs:.1} s)",
         shared.total_hashes() as f64 / secs / 1e6
     );
+    switches.sort();
+    if let (Some(median), Some(max)) = (switches.get(switches.len() / 2), switches.last()) {
+        println!(
+            "work switch (new work → every worker hashing it): median {:.1} ms, max {:.1} ms over {} switches",
+            median.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3,
+            switches.len()
+        );
+    }
     Ok(())
 }
 

@@ -37,6 +37,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Hashes done per worker (a counter: relaxed is enough).
     pub hashes: Vec<AtomicU64>,
+    /// The work generation each worker is hashing (for measuring how fast work switches).
+    pub working_on: Vec<AtomicU64>,
 }
 
 impl Shared {
@@ -48,6 +50,7 @@ impl Shared {
             paused: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             hashes: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            working_on: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
@@ -169,6 +172,7 @@ fn run(id: usize, kernel: Kernel, shared: &Shared, found: &Sender<Solution>) {
             let job = Job::new(work.header(extra), work.template.target);
             current = Some((work, job, extra));
             next_nonce = 0;
+            shared.working_on[id].store(generation, Ordering::Release);
         }
         let Some((work, job, extra)) = &current else {
             continue;

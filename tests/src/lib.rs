@@ -370,7 +370,14 @@ impl Miner {
             .join(format!("miner-{}-{}.log", address, free_port()));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(binary("chaincore-miner"));
-        cmd.args(["--network", "regtest", "--address", address, "--rpc-url", &node.url()]);
+        cmd.args([
+            "--network",
+            "regtest",
+            "--address",
+            address,
+            "--rpc-url",
+            &node.url(),
+        ]);
         if !args.contains(&"--rpc-user") {
             cmd.arg("--rpc-cookie")
                 .arg(node.datadir.join("regtest").join(".cookie"));

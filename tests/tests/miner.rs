@@ -11,7 +11,9 @@ fn address(n: u8) -> String {
 }
 
 fn balance(node: &Node, a: &str) -> i64 {
-    node.rpc("getaddressbalance", json!([a]))["balance"].as_i64().unwrap()
+    node.rpc("getaddressbalance", json!([a]))["balance"]
+        .as_i64()
+        .unwrap()
 }
 
 fn height(node: &Node) -> u64 {
@@ -24,12 +26,17 @@ fn mines_blocks_to_its_address_and_prints_a_summary() {
     let node = Node::start(&dir.0, &[]);
     let a = address(1);
     let mut miner = Miner::start(&node, &a, &["--threads", "1"]);
-    wait_for("the chain to grow by 5 blocks", || (height(&node) >= 5).then_some(()));
+    wait_for("the chain to grow by 5 blocks", || {
+        (height(&node) >= 5).then_some(())
+    });
     assert!(balance(&node, &a) >= 5 * 50 * 100_000_000);
     // Every block's coinbase pays the miner's address.
     let tip = node.rpc("getbestblockhash", json!([]));
     let block = node.rpc("getblock", json!([tip, 2]));
-    assert_eq!(block["tx"][0]["vout"][0]["scriptPubKey"]["address"], json!(a));
+    assert_eq!(
+        block["tx"][0]["vout"][0]["scriptPubKey"]["address"],
+        json!(a)
+    );
     assert_eq!(miner.interrupt(), Some(0));
     let log = miner.log_text();
     assert!(log.contains("accepted"), "{log}");
@@ -88,13 +95,36 @@ fn bad_address_or_credentials_exit_with_a_clear_error() {
     let node = Node::start(&dir.0, &[]);
     let mut bad = Miner::start(&node, "not-an-address", &["--threads", "1"]);
     assert_ne!(bad.wait_exit(), Some(0));
-    assert!(bad.log_text().contains("bad --address"), "{}", bad.log_text());
+    assert!(
+        bad.log_text().contains("bad --address"),
+        "{}",
+        bad.log_text()
+    );
     let main_address = Address::p2pkh([1; 20], Network::Main).to_string();
     let mut wrong_net = Miner::start(&node, &main_address, &["--threads", "1"]);
     assert_ne!(wrong_net.wait_exit(), Some(0));
-    assert!(wrong_net.log_text().contains("main network"), "{}", wrong_net.log_text());
+    assert!(
+        wrong_net.log_text().contains("main network"),
+        "{}",
+        wrong_net.log_text()
+    );
 
-    let mut refused = Miner::start(&node, &address(5), &["--threads", "1", "--rpc-user", "u", "--rpc-password", "wrong"]);
+    let mut refused = Miner::start(
+        &node,
+        &address(5),
+        &[
+            "--threads",
+            "1",
+            "--rpc-user",
+            "u",
+            "--rpc-password",
+            "wrong",
+        ],
+    );
     assert_ne!(refused.wait_exit(), Some(0));
-    assert!(refused.log_text().contains("refused the RPC credentials"), "{}", refused.log_text());
+    assert!(
+        refused.log_text().contains("refused the RPC credentials"),
+        "{}",
+        refused.log_text()
+    );
 }
