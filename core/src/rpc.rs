@@ -172,6 +172,18 @@ pub trait Rpc {
     #[method(name = "reconsiderblock")]
     async fn reconsider_block(&self, blockhash: String) -> RpcResult<()>;
 
+    /// Connected peers (Core's shape).
+    #[method(name = "getpeerinfo")]
+    async fn get_peer_info(&self) -> RpcResult<Value>;
+
+    /// Number of connected peers.
+    #[method(name = "getconnectioncount")]
+    async fn get_connection_count(&self) -> RpcResult<usize>;
+
+    /// Connects to a peer: `add` keeps the connection, `onetry` tries once.
+    #[method(name = "addnode")]
+    async fn add_node(&self, node: String, command: String) -> RpcResult<()>;
+
     /// Seconds since the node started.
     #[method(name = "uptime")]
     async fn uptime(&self) -> RpcResult<u64>;

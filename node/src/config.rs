@@ -38,6 +38,21 @@ pub struct Args {
     /// P2P port [default: the network's, 8733 / 18733 / 18744].
     #[arg(long, env = "CHAINCORE_PORT")]
     pub port: Option<u16>,
+    /// Connect to this peer and keep the connection; repeat for several.
+    #[arg(long, env = "CHAINCORE_CONNECT", value_delimiter = ',')]
+    pub connect: Vec<SocketAddr>,
+    /// Like --connect (kept for Bitcoin users' habits).
+    #[arg(long, env = "CHAINCORE_ADDNODE", value_delimiter = ',')]
+    pub addnode: Vec<SocketAddr>,
+    /// Accept incoming peer connections [default: true].
+    #[arg(long, env = "CHAINCORE_LISTEN")]
+    pub listen: Option<bool>,
+    /// Address to listen for peers on [default: 0.0.0.0].
+    #[arg(long, env = "CHAINCORE_BIND")]
+    pub bind: Option<IpAddr>,
+    /// Most peer connections, in and out [default: 125].
+    #[arg(long, env = "CHAINCORE_MAXCONNECTIONS")]
+    pub maxconnections: Option<usize>,
     /// TOML file with any of these settings (same names, e.g. `rpcport = 18743`).
     #[arg(long, env = "CHAINCORE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -61,6 +76,13 @@ struct FileConfig {
     rpcpassword: Option<String>,
     port: Option<u16>,
     log_level: Option<String>,
+    #[serde(default)]
+    connect: Vec<SocketAddr>,
+    #[serde(default)]
+    addnode: Vec<SocketAddr>,
+    listen: Option<bool>,
+    bind: Option<IpAddr>,
+    maxconnections: Option<usize>,
 }
 
 /// How RPC clients authenticate.
@@ -90,8 +112,8 @@ pub struct Config {
     pub rpc_allow: Vec<IpNet>,
     /// RPC authentication.
     pub rpc_auth: RpcAuth,
-    /// P2P port.
-    pub p2p_port: u16,
+    /// P2P settings.
+    pub p2p: crate::p2p::P2pConfig,
     /// Log filter.
     pub log_level: String,
 }
@@ -208,7 +230,18 @@ impl Args {
                 .collect(),
             rpc_allow,
             rpc_auth,
-            p2p_port: self.port.or(file.port).unwrap_or(params.p2p_port),
+            p2p: crate::p2p::P2pConfig {
+                listen: self.listen.or(file.listen).unwrap_or(true).then(|| {
+                    SocketAddr::new(
+                        self.bind
+                            .or(file.bind)
+                            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                        self.port.or(file.port).unwrap_or(params.p2p_port),
+                    )
+                }),
+                peers: [self.connect, self.addnode, file.connect, file.addnode].concat(),
+                max_connections: self.maxconnections.or(file.maxconnections).unwrap_or(125),
+            },
             log_level: self
                 .log_level
                 .or(file.log_level)
@@ -250,7 +283,7 @@ mod tests {
             .rpc_addrs
             .iter()
             .all(|a| a.ip().is_loopback() && a.port() == 18743));
-        assert_eq!(c.p2p_port, 18744);
+        assert_eq!(c.p2p.listen.map(|a| a.port()), Some(18744));
         assert_eq!(c.rpc_auth, RpcAuth::Cookie);
     }
 
@@ -279,7 +312,7 @@ mod tests {
         let c = parse(&["--config", f, "--datadir", "/tmp/y", "--port", "999"]).unwrap();
         assert_eq!(c.network, Network::Regtest);
         assert_eq!(c.rpc_addrs[0].port(), 1234);
-        assert_eq!(c.p2p_port, 999);
+        assert_eq!(c.p2p.listen.map(|a| a.port()), Some(999));
         std::fs::write(&file, "rpcprot = 1\n").unwrap();
         assert!(parse(&["--config", f]).is_err(), "unknown keys are refused");
         std::fs::remove_dir_all(&dir).unwrap();

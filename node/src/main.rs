@@ -7,6 +7,7 @@
 //! - [`mempool`]: unconfirmed transactions and template selection.
 //! - [`mining`]: block templates and the in-process miner.
 //! - [`node`]: the shared node state and its operations.
+//! - [`p2p`]: peers, headers-first sync and relay.
 //! - [`rpc`]: the JSON-RPC methods and server.
 //! - [`verify`]: UTXO-set statistics and `verifychain`.
 
@@ -15,6 +16,7 @@ mod config;
 mod mempool;
 mod mining;
 mod node;
+mod p2p;
 mod rpc;
 mod store;
 mod verify;
@@ -40,10 +42,6 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     tracing::info!(network = %config.network, datadir = %config.data_dir.display(), "starting");
-    tracing::warn!(
-        port = config.p2p_port,
-        "P2P networking is not implemented yet: this node runs alone and does not listen for peers"
-    );
     let dir = config.data_dir.clone();
     let network = config.network;
     let node = tokio::task::spawn_blocking(move || node::Node::open(network, &dir))
@@ -53,7 +51,8 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
         let tip = *node.tip.borrow();
         tracing::info!(height = tip.height, tip = %tip.hash, "chain loaded");
     }
-    let server = rpc::server::start(node.clone(), &config).await?;
+    let p2p = p2p::P2p::start(node.clone(), config.p2p.clone()).await?;
+    let server = rpc::server::start(node.clone(), p2p, &config).await?;
 
     let mut shutdown = node.shutdown.subscribe();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -70,6 +70,7 @@ async fn blocking<T: Send + 'static>(
 /// The RPC handler.
 pub struct Rpc {
     node: Arc<Node>,
+    p2p: Arc<crate::p2p::P2p>,
     /// The last template's JSON, valid while the tip and the mempool are unchanged.
     template_cache: Arc<std::sync::Mutex<Option<CachedTemplate>>>,
 }
@@ -83,9 +84,10 @@ struct CachedTemplate {
 
 impl Rpc {
     /// Serves `node`.
-    pub fn new(node: Arc<Node>) -> Rpc {
+    pub fn new(node: Arc<Node>, p2p: Arc<crate::p2p::P2p>) -> Rpc {
         Rpc {
             node,
+            p2p,
             template_cache: Default::default(),
         }
     }
@@ -797,6 +799,31 @@ impl RpcServer for Rpc {
         self.set_validity(blockhash, true).await
     }
 
+    async fn get_peer_info(&self) -> RpcResult<Value> {
+        Ok(self.p2p.peer_info())
+    }
+
+    async fn get_connection_count(&self) -> RpcResult<usize> {
+        Ok(self.p2p.connection_count())
+    }
+
+    async fn add_node(&self, node: String, command: String) -> RpcResult<()> {
+        let addr: std::net::SocketAddr = node
+            .parse()
+            .map_err(|_| err(code::INVALID_PARAMETER, format!("'{node}' is not IP:PORT")))?;
+        match command.as_str() {
+            "add" => self.p2p.add_node(addr, true),
+            "onetry" => self.p2p.add_node(addr, false),
+            _ => {
+                return Err(err(
+                    code::INVALID_PARAMETER,
+                    "command must be 'add' or 'onetry'",
+                ))
+            }
+        }
+        Ok(())
+    }
+
     async fn uptime(&self) -> RpcResult<u64> {
         Ok(self.node.started.elapsed().as_secs())
     }
@@ -853,6 +880,7 @@ impl RpcServer for Rpc {
 
     async fn help(&self, command: Option<String>) -> RpcResult<String> {
         let methods = [
+            "addnode",
             "decoderawtransaction",
             "generatetoaddress",
             "getaddressbalance",
@@ -866,11 +894,13 @@ impl RpcServer for Rpc {
             "getblockheader",
             "getblocktemplate",
             "getchaintips",
+            "getconnectioncount",
             "getdifficulty",
             "getmempoolentry",
             "getmempoolinfo",
             "getmininginfo",
             "getnetworkhashps",
+            "getpeerinfo",
             "getrawmempool",
             "getrawtransaction",
             "gettxout",
@@ -881,6 +911,8 @@ impl RpcServer for Rpc {
             "sendrawtransaction",
             "stop",
             "submitblock",
+            "subscribenewtip",
+            "subscribenewtx",
             "testmempoolaccept",
             "uptime",
             "verifychain",

@@ -114,6 +114,8 @@ pub struct Node {
     pub datadir: PathBuf,
     /// RPC port.
     pub rpc_port: u16,
+    /// P2P port (listening on 127.0.0.1).
+    pub p2p_port: u16,
     /// Extra arguments it was started with.
     args: Vec<String>,
     log: PathBuf,
@@ -135,6 +137,7 @@ impl Node {
             child: None,
             datadir: datadir.to_path_buf(),
             rpc_port: free_port(),
+            p2p_port: free_port(),
             args: args.iter().map(|s| s.to_string()).collect(),
             log: datadir.join("node.log"),
         };
@@ -160,6 +163,7 @@ impl Node {
             .arg("--datadir")
             .arg(&self.datadir)
             .args(["--rpcport", &self.rpc_port.to_string()])
+            .args(["--bind", "127.0.0.1", "--port", &self.p2p_port.to_string()])
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -183,6 +187,11 @@ impl Node {
     /// `user:password` from the cookie file, if there is one.
     pub fn cookie(&self) -> Option<String> {
         std::fs::read_to_string(self.datadir.join("regtest").join(".cookie")).ok()
+    }
+
+    /// `127.0.0.1:<p2p port>`, for other nodes' `--connect`.
+    pub fn p2p_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.p2p_port)
     }
 
     /// The RPC URL.

@@ -61,7 +61,11 @@ impl RpcServerHandle {
 }
 
 /// Binds the RPC addresses, writes the cookie if cookie auth is used, and serves `node`.
-pub async fn start(node: Arc<Node>, config: &Config) -> anyhow::Result<RpcServerHandle> {
+pub async fn start(
+    node: Arc<Node>,
+    p2p: Arc<crate::p2p::P2p>,
+    config: &Config,
+) -> anyhow::Result<RpcServerHandle> {
     let mut listeners = Vec::new();
     for addr in &config.rpc_addrs {
         match TcpListener::bind(addr).await {
@@ -100,7 +104,7 @@ pub async fn start(node: Arc<Node>, config: &Config) -> anyhow::Result<RpcServer
     let builder = Server::builder()
         .set_config(server_config)
         .to_service_builder();
-    let methods: Methods = Rpc::new(node).into_rpc().into();
+    let methods: Methods = Rpc::new(node, p2p).into_rpc().into();
     let (stop_handle, handle) = stop_channel();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let secret: Arc<[u8]> = secret.into_bytes().into();

@@ -1,0 +1,729 @@
+//! Peer-to-peer networking: Bitcoin's framing and message set over TCP.
+//!
+//! A task per peer reads framed messages and answers them; a writer task per peer drains a
+//! bounded queue. Sync is headers-first: after the handshake each side asks for headers from its
+//! block locator, then fetches the blocks it lacks, at most [`MAX_IN_FLIGHT`] at a time per
+//! peer. New tips and mempool transactions are announced by `inv`, never to a peer known to
+//! have them. A peer that breaks the protocol or sends an invalid block is disconnected and,
+//! unless it is on loopback or named by the operator, its IP is banned for 24 hours.
+
+pub mod message;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chaincore::validation::{self, RuleError};
+use chaincore::{BlockHash, Txid};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::chain::{unix_now, ChainError};
+use crate::node::Node;
+use message::{Codec, Inv, Message, Version, INV_BLOCK, INV_TX, MAX_HEADERS, PROTOCOL_VERSION};
+
+/// Blocks requested from one peer at a time.
+pub const MAX_IN_FLIGHT: usize = 16;
+/// Time allowed for the version handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Ping interval.
+const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// A peer silent for this long is disconnected.
+const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a misbehaving peer's IP stays banned.
+const BAN_TIME: Duration = Duration::from_secs(24 * 3600);
+/// Messages queued for one peer before it counts as too slow.
+const SEND_QUEUE: usize = 1_000;
+/// Inventory hashes remembered per peer (older ones are forgotten).
+const KNOWN_INVENTORY: usize = 50_000;
+
+/// P2P settings.
+#[derive(Debug, Clone)]
+pub struct P2pConfig {
+    /// Where to listen, if at all.
+    pub listen: Option<SocketAddr>,
+    /// Peers to keep connections to (`--connect` and `--addnode`).
+    pub peers: Vec<SocketAddr>,
+    /// Most connections in and out.
+    pub max_connections: usize,
+}
+
+/// What we know about a connected peer.
+struct Peer {
+    addr: SocketAddr,
+    inbound: bool,
+    operator: bool,
+    version: Option<Version>,
+    connected: Instant,
+    send: mpsc::Sender<Message>,
+    known: HashSet<[u8; 32]>,
+}
+
+/// The P2P network manager, shared by peer tasks and RPC.
+pub struct P2p {
+    node: Arc<Node>,
+    config: P2pConfig,
+    magic: [u8; 4],
+    peers: Mutex<HashMap<u64, Peer>>,
+    next_id: AtomicU64,
+    /// Nonces of our own outgoing version messages, to detect connecting to ourselves.
+    our_nonces: Mutex<HashSet<u64>>,
+    banned: Mutex<HashMap<IpAddr, Instant>>,
+    /// Addresses heard of through `addr` or connections.
+    addresses: Mutex<HashSet<SocketAddr>>,
+}
+
+/// Why a peer was dropped.
+#[derive(Debug, thiserror::Error)]
+enum PeerError {
+    #[error("protocol violation: {0}")]
+    Protocol(#[from] message::ProtocolError),
+    #[error("misbehaved: {0}")]
+    Misbehaved(String),
+    #[error("{0}")]
+    Disconnect(String),
+}
+
+impl P2p {
+    /// Starts listening and connecting as `config` says.
+    pub async fn start(node: Arc<Node>, config: P2pConfig) -> anyhow::Result<Arc<P2p>> {
+        let p2p = Arc::new(P2p {
+            magic: node.network.params().magic,
+            node,
+            peers: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            our_nonces: Mutex::new(HashSet::new()),
+            banned: Mutex::new(HashMap::new()),
+            addresses: Mutex::new(config.peers.iter().copied().collect()),
+            config,
+        });
+        if let Some(addr) = p2p.config.listen {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for peers on {addr}: {e}"))?;
+            tracing::info!("P2P listening on {}", listener.local_addr()?);
+            tokio::spawn(p2p.clone().accept_loop(listener));
+        }
+        for addr in p2p.config.peers.clone() {
+            tokio::spawn(p2p.clone().keep_connected(addr, true));
+        }
+        tokio::spawn(p2p.clone().relay_loop());
+        Ok(p2p)
+    }
+
+    fn lock_peers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Peer>> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_banned(&self, ip: IpAddr) -> bool {
+        let mut banned = self.banned.lock().unwrap_or_else(|p| p.into_inner());
+        banned.retain(|_, until| *until > Instant::now());
+        banned.contains_key(&ip)
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, addr) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("P2P accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if self.is_banned(addr.ip()) {
+                tracing::debug!(%addr, "refused: banned");
+                continue;
+            }
+            if self.lock_peers().len() >= self.config.max_connections {
+                tracing::debug!(%addr, "refused: connection limit");
+                continue;
+            }
+            tokio::spawn(self.clone().run_peer(stream, addr, true, false));
+        }
+    }
+
+    /// Keeps a connection to an operator-named peer, reconnecting with backoff.
+    async fn keep_connected(self: Arc<Self>, addr: SocketAddr, operator: bool) {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            match TcpStream::connect(addr).await {
+                Ok(stream) => {
+                    backoff = Duration::from_millis(250);
+                    let started = Instant::now();
+                    self.clone().run_peer(stream, addr, false, operator).await;
+                    if started.elapsed() > Duration::from_secs(60) {
+                        backoff = Duration::from_millis(250);
+                    }
+                }
+                Err(e) => tracing::debug!(%addr, "connect failed: {e}"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
+    }
+
+    /// Announces new tips and new mempool transactions to peers that lack them.
+    async fn relay_loop(self: Arc<Self>) {
+        let mut tips = self.node.tip.subscribe();
+        let mut txs = self.node.new_tx.subscribe();
+        loop {
+            let inv = tokio::select! {
+                changed = tips.changed() => {
+                    if changed.is_err() { return; }
+                    let tip = *tips.borrow_and_update();
+                    Inv { kind: INV_BLOCK, hash: tip.hash.to_byte_array() }
+                }
+                tx = txs.recv() => match tx {
+                    Ok(txid) => Inv { kind: INV_TX, hash: txid.to_byte_array() },
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                },
+            };
+            let mut peers = self.lock_peers();
+            for peer in peers.values_mut().filter(|p| p.version.is_some()) {
+                if remember(&mut peer.known, inv.hash) {
+                    let _ = peer.send.try_send(Message::Inv(vec![inv]));
+                }
+            }
+        }
+    }
+
+    async fn run_peer(
+        self: Arc<Self>,
+        stream: TcpStream,
+        addr: SocketAddr,
+        inbound: bool,
+        operator: bool,
+    ) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let (send, mut outbox) = mpsc::channel::<Message>(SEND_QUEUE);
+        let mut writer = FramedWrite::new(write, Codec::new(self.magic));
+        let writer_task = tokio::spawn(async move {
+            while let Some(msg) = outbox.recv().await {
+                if writer.send(msg).await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.lock_peers().insert(
+            id,
+            Peer {
+                addr,
+                inbound,
+                operator,
+                version: None,
+                connected: Instant::now(),
+                send: send.clone(),
+                known: HashSet::new(),
+            },
+        );
+        let mut reader = FramedRead::new(read, Codec::new(self.magic));
+        let result = self.session(id, &mut reader, &send).await;
+        self.lock_peers().remove(&id);
+        writer_task.abort();
+        match result {
+            Err(PeerError::Disconnect(why)) => tracing::debug!(%addr, "peer disconnected: {why}"),
+            Err(e @ (PeerError::Protocol(_) | PeerError::Misbehaved(_))) => {
+                if matches!(&e, PeerError::Protocol(message::ProtocolError::Io(_))) {
+                    tracing::debug!(%addr, "peer connection closed: {e}");
+                } else if addr.ip().is_loopback() || operator {
+                    tracing::warn!(%addr, "disconnecting peer: {e}");
+                } else {
+                    tracing::warn!(%addr, "banning peer for 24 h: {e}");
+                    self.banned
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(addr.ip(), Instant::now() + BAN_TIME);
+                }
+            }
+            Ok(()) => {}
+        }
+    }
+
+    async fn session(
+        &self,
+        id: u64,
+        reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, Codec>,
+        send: &mpsc::Sender<Message>,
+    ) -> Result<(), PeerError> {
+        // Handshake.
+        let nonce: u64 = {
+            use rand_core::RngCore;
+            rand_core::OsRng.next_u64()
+        };
+        self.our_nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(nonce);
+        let height = self.node.tip.borrow().height;
+        let version = Version {
+            version: PROTOCOL_VERSION,
+            services: 0,
+            timestamp: unix_now() as i64,
+            nonce,
+            user_agent: format!("/chaincore:{}/", env!("CARGO_PKG_VERSION")),
+            start_height: height as i32,
+            genesis: self.node.network.genesis_hash(),
+        };
+        self.queue(send, Message::Version(version))?;
+        let handshake = async {
+            let mut got_version = false;
+            loop {
+                match next(reader).await? {
+                    Message::Version(v) if !got_version => {
+                        if v.genesis != self.node.network.genesis_hash() {
+                            return Err(PeerError::Misbehaved(
+                                "peer is on another chain (genesis differs)".into(),
+                            ));
+                        }
+                        if self
+                            .our_nonces
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .contains(&v.nonce)
+                        {
+                            return Err(PeerError::Disconnect("connected to ourselves".into()));
+                        }
+                        if let Some(p) = self.lock_peers().get_mut(&id) {
+                            p.version = Some(v);
+                        }
+                        got_version = true;
+                        self.queue(send, Message::Verack)?;
+                    }
+                    Message::Verack if got_version => return Ok(()),
+                    other => {
+                        return Err(PeerError::Misbehaved(format!(
+                            "{} before the handshake",
+                            other.command()
+                        )))
+                    }
+                }
+            }
+        };
+        let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await;
+        self.our_nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&nonce);
+        done.map_err(|_| PeerError::Disconnect("handshake timed out".into()))??;
+        reader.decoder_mut().handshake_done = true;
+        tracing::info!(peer = %self.peer_addr(id), "peer connected");
+
+        let mut sync = Sync::default();
+        self.queue(send, self.get_headers())?;
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.tick().await;
+        let mut last_heard = Instant::now();
+        loop {
+            let msg = tokio::select! {
+                m = next(reader) => m?,
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > INACTIVITY_TIMEOUT {
+                        return Err(PeerError::Disconnect("inactive".into()));
+                    }
+                    if sync.stalled() {
+                        return Err(PeerError::Disconnect("block download stalled".into()));
+                    }
+                    self.queue(send, Message::Ping(unix_now()))?;
+                    continue;
+                }
+            };
+            last_heard = Instant::now();
+            self.handle(id, msg, send, &mut sync).await?;
+        }
+    }
+
+    fn peer_addr(&self, id: u64) -> String {
+        self.lock_peers()
+            .get(&id)
+            .map_or_else(String::new, |p| p.addr.to_string())
+    }
+
+    fn queue(&self, send: &mpsc::Sender<Message>, msg: Message) -> Result<(), PeerError> {
+        send.try_send(msg)
+            .map_err(|_| PeerError::Disconnect("send queue full (peer too slow)".into()))
+    }
+
+    /// `getheaders` from our block locator.
+    fn get_headers(&self) -> Message {
+        let state = self.node.lock();
+        let chain = &state.chain;
+        let mut locator = Vec::new();
+        let mut height = i64::from(chain.tip_height());
+        let mut step = 1;
+        while height > 0 && locator.len() < message::MAX_LOCATOR - 1 {
+            if let Some(h) = chain.active_hash(height as u32) {
+                locator.push(h);
+            }
+            if locator.len() >= 10 {
+                step *= 2;
+            }
+            height -= step;
+        }
+        locator.push(self.node.network.genesis_hash());
+        Message::GetHeaders {
+            version: PROTOCOL_VERSION as u32,
+            locator,
+            stop: BlockHash::ZERO,
+        }
+    }
+
+    fn mark_known(&self, id: u64, hash: [u8; 32]) {
+        if let Some(p) = self.lock_peers().get_mut(&id) {
+            remember(&mut p.known, hash);
+        }
+    }
+
+    async fn handle(
+        &self,
+        id: u64,
+        msg: Message,
+        send: &mpsc::Sender<Message>,
+        sync: &mut Sync,
+    ) -> Result<(), PeerError> {
+        match msg {
+            Message::Ping(n) => self.queue(send, Message::Pong(n))?,
+            Message::Pong(_)
+            | Message::SendHeaders
+            | Message::Unknown(_)
+            | Message::NotFound(_) => {}
+            Message::Version(_) | Message::Verack => {
+                return Err(PeerError::Misbehaved("repeated handshake message".into()))
+            }
+            Message::GetAddr => {
+                let addrs: Vec<SocketAddr> = self
+                    .addresses
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .take(message::MAX_ADDR)
+                    .copied()
+                    .collect();
+                self.queue(send, Message::Addr(addrs))?;
+            }
+            Message::Addr(addrs) => {
+                let mut book = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
+                for a in addrs {
+                    if book.len() < 10_000 {
+                        book.insert(a);
+                    }
+                }
+            }
+            Message::GetHeaders { locator, .. } => {
+                let headers = {
+                    let state = self.node.lock();
+                    let chain = &state.chain;
+                    let start = locator
+                        .iter()
+                        .find(|h| chain.is_active(h))
+                        .and_then(|h| chain.entry(h))
+                        .map_or(0, |e| e.height);
+                    (start + 1..=chain.tip_height())
+                        .take(MAX_HEADERS)
+                        .filter_map(|h| {
+                            chain
+                                .active_hash(h)
+                                .and_then(|hash| chain.entry(&hash))
+                                .map(|e| e.header)
+                        })
+                        .collect::<Vec<_>>()
+                };
+                self.queue(send, Message::Headers(headers))?;
+            }
+            Message::Headers(headers) => self.on_headers(id, headers, send, sync)?,
+            Message::Inv(items) => {
+                let mut want_headers = false;
+                let mut want_txs = Vec::new();
+                for inv in items {
+                    self.mark_known(id, inv.hash);
+                    match inv.kind {
+                        INV_BLOCK
+                            if self.node.lock().chain.entry(&BlockHash(inv.hash)).is_none() =>
+                        {
+                            want_headers = true
+                        }
+                        INV_TX if self.node.lock().mempool.get(&Txid(inv.hash)).is_none() => {
+                            want_txs.push(inv)
+                        }
+                        _ => {}
+                    }
+                }
+                if want_headers {
+                    self.queue(send, self.get_headers())?;
+                }
+                if !want_txs.is_empty() {
+                    self.queue(send, Message::GetData(want_txs))?;
+                }
+            }
+            Message::GetData(items) => {
+                let node = self.node.clone();
+                let answers = tokio::task::spawn_blocking(move || serve_getdata(&node, &items))
+                    .await
+                    .map_err(|e| PeerError::Disconnect(e.to_string()))?;
+                for m in answers {
+                    self.queue(send, m)?;
+                }
+            }
+            Message::Block(block) => {
+                let hash = block.block_hash();
+                self.mark_known(id, hash.to_byte_array());
+                sync.received(&hash);
+                let node = self.node.clone();
+                let result = tokio::task::spawn_blocking(move || node.submit_block(block))
+                    .await
+                    .map_err(|e| PeerError::Disconnect(e.to_string()))?;
+                match result {
+                    Ok(_) | Err(ChainError::Duplicate) => {}
+                    Err(ChainError::Rule(RuleError::PrevBlockNotFound)) => {
+                        self.queue(send, self.get_headers())?
+                    }
+                    Err(ChainError::Rule(r)) => {
+                        return Err(PeerError::Misbehaved(format!("invalid block {hash}: {r}")))
+                    }
+                    Err(ChainError::DuplicateInvalid) => {
+                        return Err(PeerError::Misbehaved(format!(
+                            "sent known-invalid block {hash}"
+                        )))
+                    }
+                    Err(e) => return Err(PeerError::Disconnect(format!("store failure: {e}"))),
+                }
+                self.request_blocks(send, sync)?;
+            }
+            Message::Tx(tx) => {
+                let txid = tx.compute_txid();
+                self.mark_known(id, txid.to_byte_array());
+                let node = self.node.clone();
+                // Policy and consensus rejects of loose transactions are not punished.
+                let _ =
+                    tokio::task::spawn_blocking(move || node.accept_transaction(tx, false)).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_headers(
+        &self,
+        id: u64,
+        headers: Vec<chaincore::block::Header>,
+        send: &mpsc::Sender<Message>,
+        sync: &mut Sync,
+    ) -> Result<(), PeerError> {
+        let Some(first) = headers.first() else {
+            return Ok(()); // nothing newer: in sync with this peer
+        };
+        // Headers must link to each other and carry valid proof of work.
+        for pair in headers.windows(2) {
+            if pair[1].prev_blockhash != pair[0].compute_block_hash() {
+                return Err(PeerError::Misbehaved(
+                    "headers do not connect to each other".into(),
+                ));
+            }
+        }
+        for h in &headers {
+            validation::check_proof_of_work(h, self.node.network).map_err(|e| {
+                PeerError::Misbehaved(format!("header {}: {e}", h.compute_block_hash()))
+            })?;
+        }
+        let known_parent = self
+            .node
+            .lock()
+            .chain
+            .entry(&first.prev_blockhash)
+            .is_some()
+            || sync.queued(&first.prev_blockhash);
+        if !known_parent {
+            sync.unconnecting += 1;
+            if sync.unconnecting > 8 {
+                return Err(PeerError::Misbehaved(
+                    "keeps sending headers that do not connect".into(),
+                ));
+            }
+            return self.queue(send, self.get_headers());
+        }
+        for h in &headers {
+            let hash = h.compute_block_hash();
+            self.mark_known(id, hash.to_byte_array());
+            if self.node.lock().chain.entry(&hash).is_none() {
+                sync.want(hash);
+            }
+        }
+        self.request_blocks(send, sync)?;
+        if headers.len() == MAX_HEADERS {
+            // More may follow: continue from the last one.
+            let last = headers[headers.len() - 1].compute_block_hash();
+            self.queue(
+                send,
+                Message::GetHeaders {
+                    version: PROTOCOL_VERSION as u32,
+                    locator: vec![last],
+                    stop: BlockHash::ZERO,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn request_blocks(
+        &self,
+        send: &mpsc::Sender<Message>,
+        sync: &mut Sync,
+    ) -> Result<(), PeerError> {
+        let batch = sync.next_batch();
+        if !batch.is_empty() {
+            self.queue(
+                send,
+                Message::GetData(
+                    batch
+                        .into_iter()
+                        .map(|h| Inv {
+                            kind: INV_BLOCK,
+                            hash: h.to_byte_array(),
+                        })
+                        .collect(),
+                ),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Bitcoin Core's `getpeerinfo` shape.
+    pub fn peer_info(&self) -> Value {
+        let peers = self.lock_peers();
+        let mut out: Vec<(u64, Value)> = peers
+            .iter()
+            .map(|(id, p)| {
+                (*id, json!({
+                    "id": id,
+                    "addr": p.addr.to_string(),
+                    "inbound": p.inbound,
+                    "addnode": p.operator,
+                    "conntime": unix_now().saturating_sub(p.connected.elapsed().as_secs()),
+                    "version": p.version.as_ref().map(|v| v.version),
+                    "subver": p.version.as_ref().map(|v| v.user_agent.clone()),
+                    "startingheight": p.version.as_ref().map(|v| v.start_height),
+                    "connection_type": if p.inbound { "inbound" } else if p.operator { "manual" } else { "outbound-full-relay" },
+                }))
+            })
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        json!(out.into_iter().map(|(_, v)| v).collect::<Vec<_>>())
+    }
+
+    /// Number of connected peers.
+    pub fn connection_count(&self) -> usize {
+        self.lock_peers().len()
+    }
+
+    /// `addnode <addr> add|onetry`: connect to a peer (kept, or once).
+    pub fn add_node(self: &Arc<Self>, addr: SocketAddr, keep: bool) {
+        if keep {
+            tokio::spawn(self.clone().keep_connected(addr, true));
+        } else {
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Ok(stream) = TcpStream::connect(addr).await {
+                    me.run_peer(stream, addr, false, true).await;
+                }
+            });
+        }
+    }
+}
+
+/// Remembers `hash` as known to a peer; false if it already was.
+fn remember(known: &mut HashSet<[u8; 32]>, hash: [u8; 32]) -> bool {
+    if known.len() >= KNOWN_INVENTORY {
+        known.clear();
+    }
+    known.insert(hash)
+}
+
+async fn next(
+    reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, Codec>,
+) -> Result<Message, PeerError> {
+    match reader.next().await {
+        Some(Ok(m)) => Ok(m),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(PeerError::Disconnect("connection closed".into())),
+    }
+}
+
+/// Answers a `getdata` from the store and mempool.
+fn serve_getdata(node: &Node, items: &[Inv]) -> Vec<Message> {
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    let state = node.lock();
+    let Ok(rtx) = state.chain.store().begin_read() else {
+        return out;
+    };
+    for inv in items {
+        match inv.kind {
+            INV_BLOCK => match crate::store::read::block(&rtx, &BlockHash(inv.hash)) {
+                Ok(Some(b)) => out.push(Message::Block(b)),
+                _ => missing.push(*inv),
+            },
+            INV_TX => match state.mempool.get(&Txid(inv.hash)) {
+                Some(e) => out.push(Message::Tx(e.tx.clone())),
+                None => missing.push(*inv),
+            },
+            _ => missing.push(*inv),
+        }
+    }
+    if !missing.is_empty() {
+        out.push(Message::NotFound(missing));
+    }
+    out
+}
+
+/// Per-peer block download state.
+#[derive(Default)]
+struct Sync {
+    /// Blocks to fetch, in order.
+    queue: VecDeque<BlockHash>,
+    /// Requested and not yet received, with when.
+    in_flight: HashMap<BlockHash, Instant>,
+    /// Headers received that did not connect.
+    unconnecting: u32,
+}
+
+impl Sync {
+    fn want(&mut self, hash: BlockHash) {
+        if !self.in_flight.contains_key(&hash) && !self.queue.contains(&hash) {
+            self.queue.push_back(hash);
+        }
+    }
+
+    fn queued(&self, hash: &BlockHash) -> bool {
+        self.in_flight.contains_key(hash) || self.queue.contains(hash)
+    }
+
+    fn received(&mut self, hash: &BlockHash) {
+        self.in_flight.remove(hash);
+    }
+
+    fn next_batch(&mut self) -> Vec<BlockHash> {
+        let mut batch = Vec::new();
+        while self.in_flight.len() < MAX_IN_FLIGHT {
+            let Some(h) = self.queue.pop_front() else {
+                break;
+            };
+            self.in_flight.insert(h, Instant::now());
+            batch.push(h);
+        }
+        batch
+    }
+
+    /// True if a requested block is overdue.
+    fn stalled(&self) -> bool {
+        self.in_flight
+            .values()
+            .any(|t| t.elapsed() > Duration::from_secs(60))
+    }
+}

@@ -1,0 +1,499 @@
+//! Bitcoin's P2P messages (the subset ChainCore speaks) and their framing codec.
+//!
+//! Frame: `magic (4) | command (12, NUL-padded ASCII) | length (u32 LE) | checksum (4) |
+//! payload`, where the checksum is the first 4 bytes of SHA-256d(payload). The decoder checks
+//! magic, length (at most [`MAX_HANDSHAKE_MESSAGE`] until the handshake completes, then
+//! [`MAX_MESSAGE`]) and checksum before a payload is parsed.
+
+use std::io::Write;
+
+use bytes::{Buf, BufMut, BytesMut};
+use chaincore::block::Header;
+use chaincore::encode::{self, deserialize, CompactSize, Decodable, Encodable};
+use chaincore::hash::sha256d;
+use chaincore::{Block, BlockHash, Transaction};
+use tokio_util::codec::{Decoder, Encoder};
+
+/// Largest message payload after the handshake.
+pub const MAX_MESSAGE: usize = 4_000_000;
+/// Largest message payload before the handshake completes.
+pub const MAX_HANDSHAKE_MESSAGE: usize = 1_024;
+/// Most headers in one `headers` message.
+pub const MAX_HEADERS: usize = 2_000;
+/// Most entries in one `inv`, `getdata` or `notfound`.
+pub const MAX_INV: usize = 50_000;
+/// Most hashes in a block locator.
+pub const MAX_LOCATOR: usize = 101;
+/// Most addresses in one `addr`.
+pub const MAX_ADDR: usize = 1_000;
+/// Our protocol version.
+pub const PROTOCOL_VERSION: i32 = 70_016;
+
+/// Inventory type of a transaction.
+pub const INV_TX: u32 = 1;
+/// Inventory type of a block.
+pub const INV_BLOCK: u32 = 2;
+
+/// Why bytes from a peer are not a valid message. Every variant is a protocol violation.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The socket failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// Wrong network magic.
+    #[error("bad magic {0:02x?}")]
+    Magic([u8; 4]),
+    /// Declared payload larger than allowed now.
+    #[error("message of {0} bytes exceeds the limit")]
+    Oversized(usize),
+    /// Checksum does not match the payload.
+    #[error("bad checksum")]
+    Checksum,
+    /// The command is not ASCII or not NUL-padded.
+    #[error("malformed command")]
+    Command,
+    /// The payload does not decode.
+    #[error("bad {command} payload: {source}")]
+    Payload {
+        /// The command.
+        command: String,
+        /// The decoding error.
+        source: encode::Error,
+    },
+    /// A list longer than the protocol allows.
+    #[error("{0} has too many entries")]
+    TooMany(&'static str),
+}
+
+/// An inventory entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Inv {
+    /// [`INV_TX`] or [`INV_BLOCK`] (others are ignored).
+    pub kind: u32,
+    /// Txid or block hash bytes.
+    pub hash: [u8; 32],
+}
+
+/// The `version` handshake message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    /// Protocol version.
+    pub version: i32,
+    /// Service bits (we set none).
+    pub services: u64,
+    /// Sender's clock.
+    pub timestamp: i64,
+    /// Random per-connection nonce, to detect connecting to ourselves.
+    pub nonce: u64,
+    /// Software name, e.g. `/chaincore:0.1.0/`.
+    pub user_agent: String,
+    /// Sender's best height.
+    pub start_height: i32,
+    /// Sender's genesis hash, appended after Bitcoin's fields (peers on another chain are
+    /// refused at once).
+    pub genesis: BlockHash,
+}
+
+/// A P2P message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// Handshake opener.
+    Version(Version),
+    /// Handshake acknowledgement.
+    Verack,
+    /// Keepalive request.
+    Ping(u64),
+    /// Keepalive answer.
+    Pong(u64),
+    /// Ask for addresses.
+    GetAddr,
+    /// Known peer addresses (Bitcoin's `addr` entries: time, services, IPv6 or mapped IPv4,
+    /// port).
+    Addr(Vec<std::net::SocketAddr>),
+    /// Announce inventory.
+    Inv(Vec<Inv>),
+    /// Request inventory.
+    GetData(Vec<Inv>),
+    /// Requested inventory we do not have.
+    NotFound(Vec<Inv>),
+    /// Ask for headers after the locator.
+    GetHeaders {
+        /// Protocol version.
+        version: u32,
+        /// Block locator, newest first.
+        locator: Vec<BlockHash>,
+        /// Stop hash (zero: as many as allowed).
+        stop: BlockHash,
+    },
+    /// Headers (each followed by a zero transaction count, as in Bitcoin).
+    Headers(Vec<Header>),
+    /// A block.
+    Block(Block),
+    /// A transaction.
+    Tx(Transaction),
+    /// Prefer `headers` to `inv` for new blocks.
+    SendHeaders,
+    /// A command we do not know (ignored).
+    Unknown(String),
+}
+
+impl Message {
+    /// The 12-byte command name.
+    pub fn command(&self) -> &str {
+        match self {
+            Message::Version(_) => "version",
+            Message::Verack => "verack",
+            Message::Ping(_) => "ping",
+            Message::Pong(_) => "pong",
+            Message::GetAddr => "getaddr",
+            Message::Addr(_) => "addr",
+            Message::Inv(_) => "inv",
+            Message::GetData(_) => "getdata",
+            Message::NotFound(_) => "notfound",
+            Message::GetHeaders { .. } => "getheaders",
+            Message::Headers(_) => "headers",
+            Message::Block(_) => "block",
+            Message::Tx(_) => "tx",
+            Message::SendHeaders => "sendheaders",
+            Message::Unknown(c) => c,
+        }
+    }
+
+    fn payload(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let w = &mut out;
+        let r: std::io::Result<usize> = match self {
+            Message::Version(v) => (|| {
+                // Bitcoin's layout (addr_recv and addr_from left empty), then our genesis hash:
+                // Bitcoin nodes ignore bytes after `relay`.
+                Ok(v.version.consensus_encode(w)?
+                    + v.services.consensus_encode(w)?
+                    + v.timestamp.consensus_encode(w)?
+                    + [0u8; 26].consensus_encode(w)?
+                    + [0u8; 26].consensus_encode(w)?
+                    + v.nonce.consensus_encode(w)?
+                    + encode::write_bytes(w, v.user_agent.as_bytes())?
+                    + v.start_height.consensus_encode(w)?
+                    + true.consensus_encode(w)?
+                    + v.genesis.consensus_encode(w)?)
+            })(),
+            Message::Verack | Message::GetAddr | Message::SendHeaders | Message::Unknown(_) => {
+                Ok(0)
+            }
+            Message::Ping(n) | Message::Pong(n) => n.consensus_encode(w),
+            Message::Addr(addrs) => (|| {
+                let mut n = CompactSize(addrs.len() as u64).consensus_encode(w)?;
+                for a in addrs {
+                    let ip = match a.ip() {
+                        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                        std::net::IpAddr::V6(v6) => v6,
+                    };
+                    n += 0u32.consensus_encode(w)?
+                        + 0u64.consensus_encode(w)?
+                        + ip.octets().consensus_encode(w)?;
+                    w.write_all(&a.port().to_be_bytes())?;
+                    n += 2;
+                }
+                Ok(n)
+            })(),
+            Message::Inv(items) | Message::GetData(items) | Message::NotFound(items) => (|| {
+                let mut n = CompactSize(items.len() as u64).consensus_encode(w)?;
+                for i in items {
+                    n += i.kind.consensus_encode(w)? + i.hash.consensus_encode(w)?;
+                }
+                Ok(n)
+            })(
+            ),
+            Message::GetHeaders {
+                version,
+                locator,
+                stop,
+            } => (|| {
+                Ok(version.consensus_encode(w)?
+                    + locator.consensus_encode(w)?
+                    + stop.consensus_encode(w)?)
+            })(),
+            Message::Headers(hs) => (|| {
+                let mut n = CompactSize(hs.len() as u64).consensus_encode(w)?;
+                for h in hs {
+                    n += h.consensus_encode(w)? + CompactSize(0).consensus_encode(w)?;
+                }
+                Ok(n)
+            })(),
+            Message::Block(b) => b.consensus_encode(w),
+            Message::Tx(t) => t.consensus_encode(w),
+        };
+        r.expect("writing to a Vec cannot fail");
+        out
+    }
+
+    fn parse(command: &str, payload: &[u8]) -> Result<Message, ProtocolError> {
+        let bad = |source| ProtocolError::Payload {
+            command: command.to_string(),
+            source,
+        };
+        let r = &mut &payload[..];
+        let msg = match command {
+            "version" => {
+                let version = i32::consensus_decode(r).map_err(bad)?;
+                let services = u64::consensus_decode(r).map_err(bad)?;
+                let timestamp = i64::consensus_decode(r).map_err(bad)?;
+                <[u8; 26]>::consensus_decode(r).map_err(bad)?;
+                <[u8; 26]>::consensus_decode(r).map_err(bad)?;
+                let nonce = u64::consensus_decode(r).map_err(bad)?;
+                let agent = encode::read_bytes(r).map_err(bad)?;
+                if agent.len() > 256 {
+                    return Err(ProtocolError::TooMany("user agent"));
+                }
+                let start_height = i32::consensus_decode(r).map_err(bad)?;
+                bool::consensus_decode(r).map_err(bad)?;
+                Message::Version(Version {
+                    version,
+                    services,
+                    timestamp,
+                    nonce,
+                    user_agent: String::from_utf8_lossy(&agent).into_owned(),
+                    start_height,
+                    genesis: BlockHash::consensus_decode(r).map_err(bad)?,
+                })
+            }
+            "verack" => Message::Verack,
+            "getaddr" => Message::GetAddr,
+            "sendheaders" => Message::SendHeaders,
+            "ping" => Message::Ping(u64::consensus_decode(r).map_err(bad)?),
+            "pong" => Message::Pong(u64::consensus_decode(r).map_err(bad)?),
+            "addr" => {
+                let n = encode::read_len(r).map_err(bad)?;
+                if n > MAX_ADDR {
+                    return Err(ProtocolError::TooMany("addr"));
+                }
+                let mut addrs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    u32::consensus_decode(r).map_err(bad)?; // time
+                    u64::consensus_decode(r).map_err(bad)?; // services
+                    let ip =
+                        std::net::Ipv6Addr::from(<[u8; 16]>::consensus_decode(r).map_err(bad)?);
+                    let port = u16::from_be_bytes(<[u8; 2]>::consensus_decode(r).map_err(bad)?);
+                    let ip = ip
+                        .to_ipv4_mapped()
+                        .map_or(std::net::IpAddr::V6(ip), std::net::IpAddr::V4);
+                    addrs.push(std::net::SocketAddr::new(ip, port));
+                }
+                Message::Addr(addrs)
+            }
+            "inv" | "getdata" | "notfound" => {
+                let n = encode::read_len(r).map_err(bad)?;
+                if n > MAX_INV {
+                    return Err(ProtocolError::TooMany("inv"));
+                }
+                let mut items = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    items.push(Inv {
+                        kind: u32::consensus_decode(r).map_err(bad)?,
+                        hash: <[u8; 32]>::consensus_decode(r).map_err(bad)?,
+                    });
+                }
+                match command {
+                    "inv" => Message::Inv(items),
+                    "getdata" => Message::GetData(items),
+                    _ => Message::NotFound(items),
+                }
+            }
+            "getheaders" => {
+                let version = u32::consensus_decode(r).map_err(bad)?;
+                let n = encode::read_len(r).map_err(bad)?;
+                if n > MAX_LOCATOR {
+                    return Err(ProtocolError::TooMany("locator"));
+                }
+                let mut locator = Vec::with_capacity(n);
+                for _ in 0..n {
+                    locator.push(BlockHash::consensus_decode(r).map_err(bad)?);
+                }
+                Message::GetHeaders {
+                    version,
+                    locator,
+                    stop: BlockHash::consensus_decode(r).map_err(bad)?,
+                }
+            }
+            "headers" => {
+                let n = encode::read_len(r).map_err(bad)?;
+                if n > MAX_HEADERS {
+                    return Err(ProtocolError::TooMany("headers"));
+                }
+                let mut hs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    hs.push(Header::consensus_decode(r).map_err(bad)?);
+                    if CompactSize::consensus_decode(r).map_err(bad)?.0 != 0 {
+                        return Err(bad(encode::Error::Invalid("headers carry no transactions")));
+                    }
+                }
+                Message::Headers(hs)
+            }
+            "block" => return deserialize(payload).map(Message::Block).map_err(bad),
+            "tx" => return deserialize(payload).map(Message::Tx).map_err(bad),
+            other => return Ok(Message::Unknown(other.to_string())),
+        };
+        if !r.is_empty() {
+            return Err(bad(encode::Error::TrailingBytes(r.len())));
+        }
+        Ok(msg)
+    }
+}
+
+/// Frames messages for one network.
+pub struct Codec {
+    magic: [u8; 4],
+    /// Set once the handshake is done: larger messages are allowed from then on.
+    pub handshake_done: bool,
+}
+
+impl Codec {
+    /// A codec for the network with `magic`.
+    pub fn new(magic: [u8; 4]) -> Codec {
+        Codec {
+            magic,
+            handshake_done: false,
+        }
+    }
+}
+
+impl Decoder for Codec {
+    type Item = Message;
+    type Error = ProtocolError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
+        if src.len() < 24 {
+            return Ok(None);
+        }
+        let magic: [u8; 4] = src[..4].try_into().expect("4 bytes");
+        if magic != self.magic {
+            return Err(ProtocolError::Magic(magic));
+        }
+        let len = u32::from_le_bytes(src[16..20].try_into().expect("4 bytes")) as usize;
+        let limit = if self.handshake_done {
+            MAX_MESSAGE
+        } else {
+            MAX_HANDSHAKE_MESSAGE
+        };
+        if len > limit {
+            return Err(ProtocolError::Oversized(len));
+        }
+        if src.len() < 24 + len {
+            src.reserve(24 + len - src.len());
+            return Ok(None);
+        }
+        let raw_command = &src[4..16];
+        let name_len = raw_command.iter().position(|&b| b == 0).unwrap_or(12);
+        if !raw_command[..name_len].iter().all(|b| b.is_ascii_graphic())
+            || raw_command[name_len..].iter().any(|&b| b != 0)
+        {
+            return Err(ProtocolError::Command);
+        }
+        let command = String::from_utf8_lossy(&raw_command[..name_len]).into_owned();
+        let checksum: [u8; 4] = src[20..24].try_into().expect("4 bytes");
+        src.advance(24);
+        let payload = src.split_to(len);
+        if sha256d(&payload)[..4] != checksum {
+            return Err(ProtocolError::Checksum);
+        }
+        Message::parse(&command, &payload).map(Some)
+    }
+}
+
+impl Encoder<Message> for Codec {
+    type Error = ProtocolError;
+
+    fn encode(&mut self, msg: Message, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        let payload = msg.payload();
+        let mut command = [0u8; 12];
+        let name = msg.command().as_bytes();
+        command[..name.len().min(12)].copy_from_slice(&name[..name.len().min(12)]);
+        dst.reserve(24 + payload.len());
+        dst.put_slice(&self.magic);
+        dst.put_slice(&command);
+        dst.put_u32_le(payload.len() as u32);
+        dst.put_slice(&sha256d(&payload)[..4]);
+        dst.writer().write_all(&payload)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(msg: Message) {
+        let mut codec = Codec::new([1, 2, 3, 4]);
+        codec.handshake_done = true;
+        let mut buf = BytesMut::new();
+        codec.encode(msg.clone(), &mut buf).unwrap();
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(msg));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        round_trip(Message::Verack);
+        round_trip(Message::Ping(7));
+        round_trip(Message::Inv(vec![Inv {
+            kind: INV_BLOCK,
+            hash: [9; 32],
+        }]));
+        round_trip(Message::GetHeaders {
+            version: 1,
+            locator: vec![BlockHash([1; 32])],
+            stop: BlockHash::ZERO,
+        });
+        round_trip(Message::Headers(vec![Header::default(); 3]));
+        round_trip(Message::Addr(vec!["127.0.0.1:8333".parse().unwrap()]));
+        round_trip(Message::Block(
+            chaincore::Network::Regtest.genesis_block().clone(),
+        ));
+        round_trip(Message::Version(Version {
+            version: PROTOCOL_VERSION,
+            services: 0,
+            timestamp: 5,
+            nonce: 9,
+            user_agent: "/x/".into(),
+            start_height: 3,
+            genesis: BlockHash([2; 32]),
+        }));
+    }
+
+    #[test]
+    fn framing_errors_are_caught_before_parsing() {
+        let mut codec = Codec::new([1, 2, 3, 4]);
+        let mut buf = BytesMut::new();
+        codec.encode(Message::Ping(1), &mut buf).unwrap();
+        let mut bad_magic = buf.clone();
+        bad_magic[0] = 0;
+        assert!(matches!(
+            codec.decode(&mut bad_magic),
+            Err(ProtocolError::Magic(_))
+        ));
+        let mut bad_sum = buf.clone();
+        bad_sum[20] ^= 1;
+        assert!(matches!(
+            codec.decode(&mut bad_sum),
+            Err(ProtocolError::Checksum)
+        ));
+        let mut big = buf.clone();
+        big[16..20].copy_from_slice(&2_000u32.to_le_bytes());
+        assert!(
+            matches!(codec.decode(&mut big), Err(ProtocolError::Oversized(2000))),
+            "1,024 before the handshake"
+        );
+        let mut partial = buf.split_to(10);
+        assert!(codec.decode(&mut partial).unwrap().is_none());
+    }
+
+    #[test]
+    fn arbitrary_payloads_never_panic() {
+        use proptest::prelude::*;
+        proptest!(|(cmd in 0usize..14, payload in proptest::collection::vec(any::<u8>(), 0..300))| {
+            let commands = ["version", "verack", "ping", "pong", "getaddr", "addr", "inv", "getdata",
+                "notfound", "getheaders", "headers", "block", "tx", "sendheaders"];
+            let _ = Message::parse(commands[cmd], &payload);
+        });
+    }
+}

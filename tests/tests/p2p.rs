@@ -1,0 +1,197 @@
+//! End-to-end: several real `chaincore-node` processes talking P2P on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use chaincore::encode::serialize;
+use chaincore::key::PrivateKey;
+use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
+use chaincore::{Address, Amount, Network, OutPoint, Script, Transaction, TxIn, TxOut};
+use chaincore_tests::{wait_for, Node, TempDir};
+use serde_json::{json, Value};
+
+fn key() -> PrivateKey {
+    PrivateKey::from_bytes(&[0x77; 32]).unwrap()
+}
+
+fn addr() -> String {
+    Address::p2pkh(key().public_key().pubkey_hash(), Network::Regtest).to_string()
+}
+
+fn tip(node: &Node) -> Value {
+    node.rpc("getbestblockhash", json!([]))
+}
+
+fn wait_same_tip(nodes: &[&Node]) {
+    wait_for("nodes to agree on the tip", || {
+        let first = tip(nodes[0]);
+        nodes.iter().all(|n| tip(n) == first).then_some(())
+    });
+}
+
+/// Starts nodes in a line: each connects to the one before it.
+fn line(dir: &TempDir, n: usize) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..n {
+        let sub = dir.0.join(format!("n{i}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let node = match nodes.last() {
+            Some(prev) => Node::start(&sub, &["--connect", &prev.p2p_addr()]),
+            None => Node::start(&sub, &[]),
+        };
+        nodes.push(node);
+    }
+    for pair in nodes.windows(2) {
+        wait_for("peers to connect", || {
+            (pair[1].rpc("getconnectioncount", json!([])).as_u64()? >= 1).then_some(())
+        });
+    }
+    nodes
+}
+
+#[test]
+fn blocks_and_transactions_cross_a_line_of_nodes() {
+    let dir = TempDir::new("p2p-line");
+    let nodes = line(&dir, 4);
+    let (first, last) = (&nodes[0], &nodes[3]);
+    first.rpc("generatetoaddress", json!([101, addr()]));
+    wait_same_tip(&nodes.iter().collect::<Vec<_>>());
+    assert_eq!(last.rpc("getblockcount", json!([])), json!(101));
+
+    // A transaction sent to the first node is mined by the last one.
+    let coinbase = first.rpc(
+        "getblock",
+        json!([first.rpc("getblockhash", json!([1])), 2]),
+    );
+    let txid = coinbase["tx"][0]["txid"].as_str().unwrap().parse().unwrap();
+    let mut tx = Transaction {
+        version: 1,
+        input: vec![TxIn {
+            previous_output: OutPoint { txid, vout: 0 },
+            script_sig: Script::new(),
+            sequence: u32::MAX,
+        }],
+        output: vec![TxOut {
+            value: Amount::from_units(49 * 100_000_000),
+            script_pubkey: Script::new_p2pkh(&[9; 20]),
+        }],
+        lock_time: 0,
+    };
+    let lock = Address::p2pkh(key().public_key().pubkey_hash(), Network::Regtest).script_pubkey();
+    let mut sig = key().sign_digest(&legacy_sighash(&tx, 0, &lock, SIGHASH_ALL));
+    sig.push(SIGHASH_ALL as u8);
+    tx.input[0].script_sig = Script::new_p2pkh_script_sig(&sig, &key().public_key().to_bytes());
+    let sent = first.rpc("sendrawtransaction", json!([hex::encode(serialize(&tx))]));
+    wait_for("the transaction to reach the last node", || {
+        last.rpc("getrawmempool", json!([]))
+            .as_array()?
+            .contains(&sent)
+            .then_some(())
+    });
+    let mined = last.rpc("generatetoaddress", json!([1, addr()]));
+    wait_same_tip(&nodes.iter().collect::<Vec<_>>());
+    let block = first.rpc("getblock", json!([mined[0], 1]));
+    assert_eq!(block["tx"][1], sent);
+    assert_eq!(first.rpc("getrawmempool", json!([])), json!([]));
+    let peers = nodes[1].rpc("getpeerinfo", json!([]));
+    assert_eq!(peers.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_late_node_syncs_and_survives_kill_9_during_sync() {
+    let dir = TempDir::new("p2p-sync");
+    let source = Node::start(&dir.0.join("a").tap_create(), &[]);
+    source.rpc("generatetoaddress", json!([500, addr()]));
+    let target = tip(&source);
+    let mut late = Node::start(
+        &dir.0.join("b").tap_create(),
+        &["--connect", &source.p2p_addr()],
+    );
+    wait_for("sync to start", || {
+        (late.rpc("getblockcount", json!([])).as_u64()? >= 50).then_some(())
+    });
+    late.kill9();
+    late.restart();
+    wait_for("the late node to finish syncing", || {
+        (tip(&late) == target).then_some(())
+    });
+    assert_eq!(late.rpc("getblockcount", json!([])), json!(500));
+    assert_eq!(late.rpc("verifychain", json!([4, 0])), json!(true));
+}
+
+#[test]
+fn reorg_to_the_heavier_side_after_a_partition() {
+    let dir = TempDir::new("p2p-partition");
+    let a = Node::start(&dir.0.join("a").tap_create(), &[]);
+    let b = Node::start(&dir.0.join("b").tap_create(), &[]);
+    a.rpc("generatetoaddress", json!([3, addr()]));
+    b.rpc("generatetoaddress", json!([5, addr()]));
+    assert_ne!(tip(&a), tip(&b));
+    // Heal: a connects to b; both must end on b's longer chain.
+    a.rpc("addnode", json!([b.p2p_addr(), "add"]));
+    wait_same_tip(&[&a, &b]);
+    assert_eq!(a.rpc("getblockcount", json!([])), json!(5));
+    assert_eq!(a.rpc("verifychain", json!([4, 0])), json!(true));
+}
+
+#[test]
+fn hostile_bytes_get_a_peer_disconnected_while_honest_peers_keep_working() {
+    let dir = TempDir::new("p2p-hostile");
+    let nodes = line(&dir, 2);
+    let victim = &nodes[0];
+    for garbage in [
+        b"\x00\x01\x02\x03garbage-with-a-wrong-magic..".to_vec(),
+        {
+            // Right magic, oversized length before the handshake.
+            let mut m = Network::Regtest.params().magic.to_vec();
+            m.extend_from_slice(b"version\0\0\0\0\0");
+            m.extend_from_slice(&5_000_000u32.to_le_bytes());
+            m.extend_from_slice(&[0; 4]);
+            m
+        },
+        {
+            // Right magic, bad checksum.
+            let mut m = Network::Regtest.params().magic.to_vec();
+            m.extend_from_slice(b"ping\0\0\0\0\0\0\0\0");
+            m.extend_from_slice(&8u32.to_le_bytes());
+            m.extend_from_slice(&[1, 2, 3, 4]);
+            m.extend_from_slice(&[0; 8]);
+            m
+        },
+    ] {
+        let mut s = TcpStream::connect(victim.p2p_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        s.write_all(&garbage).unwrap();
+        // The node closes the connection: read returns 0 or an error (after its version).
+        let mut buf = [0u8; 4096];
+        let mut closed = false;
+        for _ in 0..20 {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    closed = true;
+                    break;
+                }
+                Ok(_) => continue,
+            }
+        }
+        assert!(closed, "the node kept a hostile connection open");
+    }
+    // The honest peer still syncs.
+    victim.rpc("generatetoaddress", json!([2, addr()]));
+    wait_same_tip(&[&nodes[0], &nodes[1]]);
+    assert!(victim.log_text().contains("disconnecting peer"));
+}
+
+trait TapCreate {
+    fn tap_create(self) -> Self;
+}
+
+impl TapCreate for std::path::PathBuf {
+    fn tap_create(self) -> Self {
+        std::fs::create_dir_all(&self).unwrap();
+        self
+    }
+}
