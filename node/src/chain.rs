@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::mempool::Mempool;
 use crate::store::tables::{ADDR_TXS, ADDR_UTXOS, TX_INDEX, UTXOS};
-use crate::store::{self, outpoint_key, IndexEntry, Status, Store, StoreError};
+use crate::store::{self, addr_key, outpoint_key, IndexEntry, Status, Store, StoreError};
 
 /// Most blocks kept while waiting for their parent.
 pub const MAX_ORPHAN_BLOCKS: usize = 100;
@@ -554,8 +554,8 @@ impl Chain {
         let mut fees = chaincore::Amount::ZERO;
         {
             let mut utxos = wtx.open_table(UTXOS)?;
-            let mut addr_utxos = wtx.open_multimap_table(ADDR_UTXOS)?;
-            let mut addr_txs = wtx.open_multimap_table(ADDR_TXS)?;
+            let mut addr_utxos = wtx.open_table(ADDR_UTXOS)?;
+            let mut addr_txs = wtx.open_table(ADDR_TXS)?;
             let mut tx_index = wtx.open_table(TX_INDEX)?;
             for (pos, tx) in block.txdata.iter().enumerate() {
                 let txid = tx.compute_txid();
@@ -576,8 +576,8 @@ impl Chain {
                             None => return Err(RuleError::InputsMissingOrSpent.into()),
                         };
                         if let Some(pkh) = coin.output.script_pubkey.p2pkh_hash() {
-                            addr_utxos.remove(pkh, key)?;
-                            addr_txs.insert(pkh, history_key)?;
+                            addr_utxos.remove(addr_key(&pkh, &key))?;
+                            addr_txs.insert(addr_key(&pkh, &history_key), ())?;
                         }
                         spent_all.push(coin);
                     }
@@ -607,8 +607,8 @@ impl Chain {
                         return Err(RuleError::DuplicateTx.into());
                     }
                     if let Some(pkh) = output.script_pubkey.p2pkh_hash() {
-                        addr_utxos.insert(pkh, key)?;
-                        addr_txs.insert(pkh, history_key)?;
+                        addr_utxos.insert(addr_key(&pkh, &key), ())?;
+                        addr_txs.insert(addr_key(&pkh, &history_key), ())?;
                     }
                 }
                 let mut loc = [0u8; 36];
@@ -647,8 +647,8 @@ impl Chain {
         let in_block: HashSet<Txid> = txids.iter().copied().collect();
         {
             let mut utxos = wtx.open_table(UTXOS)?;
-            let mut addr_utxos = wtx.open_multimap_table(ADDR_UTXOS)?;
-            let mut addr_txs = wtx.open_multimap_table(ADDR_TXS)?;
+            let mut addr_utxos = wtx.open_table(ADDR_UTXOS)?;
+            let mut addr_txs = wtx.open_table(ADDR_TXS)?;
             let mut tx_index = wtx.open_table(TX_INDEX)?;
             let mut undo_iter = undo.iter();
             for (tx, txid) in block.txdata.iter().zip(&txids) {
@@ -662,8 +662,8 @@ impl Chain {
                     });
                     utxos.remove(key)?;
                     if let Some(pkh) = output.script_pubkey.p2pkh_hash() {
-                        addr_utxos.remove(pkh, key)?;
-                        addr_txs.remove(pkh, history_key)?;
+                        addr_utxos.remove(addr_key(&pkh, &key))?;
+                        addr_txs.remove(addr_key(&pkh, &history_key))?;
                     }
                 }
                 if !tx.is_coinbase() {
@@ -672,14 +672,14 @@ impl Chain {
                         let key = outpoint_key(&input.previous_output);
                         let pkh = coin.output.script_pubkey.p2pkh_hash();
                         if let Some(pkh) = pkh {
-                            addr_txs.remove(pkh, history_key)?;
+                            addr_txs.remove(addr_key(&pkh, &history_key))?;
                         }
                         if in_block.contains(&input.previous_output.txid) {
                             continue; // created and spent inside this block
                         }
                         utxos.insert(key, serialize(coin).as_slice())?;
                         if let Some(pkh) = pkh {
-                            addr_utxos.insert(pkh, key)?;
+                            addr_utxos.insert(addr_key(&pkh, &key), ())?;
                         }
                     }
                 }

@@ -21,7 +21,7 @@ use redb::{
 use tables::*;
 
 /// Version of the table layout; a database with another version is refused.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +129,30 @@ pub fn outpoint_from_key(key: &[u8; 36]) -> OutPoint {
     }
 }
 
+/// Address index key: the pubkey hash, then a 36-byte suffix (outpoint, or height ‖ txid).
+pub fn addr_key(pubkey_hash: &[u8; 20], suffix: &[u8; 36]) -> [u8; 56] {
+    let mut key = [0u8; 56];
+    key[..20].copy_from_slice(pubkey_hash);
+    key[20..].copy_from_slice(suffix);
+    key
+}
+
+/// The 36-byte suffixes stored under `pubkey_hash` in an address table, in key order.
+fn addr_suffixes(
+    table: &impl ReadableTable<[u8; 56], ()>,
+    pubkey_hash: &[u8; 20],
+) -> Result<Vec<[u8; 36]>, StoreError> {
+    let range = addr_key(pubkey_hash, &[0; 36])..=addr_key(pubkey_hash, &[0xff; 36]);
+    let mut out = Vec::new();
+    for row in table.range(range)? {
+        let key = row?.0.value();
+        let mut suffix = [0u8; 36];
+        suffix.copy_from_slice(&key[20..]);
+        out.push(suffix);
+    }
+    Ok(out)
+}
+
 fn decode<T: Decodable>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
     deserialize(bytes).map_err(|source| StoreError::Corrupt { table, source })
 }
@@ -166,8 +190,8 @@ impl Store {
             wtx.open_table(UTXOS)?;
             wtx.open_table(UNDO)?;
             wtx.open_table(TX_INDEX)?;
-            wtx.open_multimap_table(ADDR_UTXOS)?;
-            wtx.open_multimap_table(ADDR_TXS)?;
+            wtx.open_table(ADDR_UTXOS)?;
+            wtx.open_table(ADDR_TXS)?;
         }
         wtx.commit()?;
         Ok(store)
@@ -265,12 +289,11 @@ pub mod read {
         rtx: &ReadTransaction,
         pubkey_hash: &[u8; 20],
     ) -> Result<Vec<OutPoint>, StoreError> {
-        let table = rtx.open_multimap_table(ADDR_UTXOS)?;
-        let mut out = Vec::new();
-        for v in table.get(*pubkey_hash)? {
-            out.push(outpoint_from_key(&v?.value()));
-        }
-        Ok(out)
+        let table = rtx.open_table(ADDR_UTXOS)?;
+        Ok(addr_suffixes(&table, pubkey_hash)?
+            .iter()
+            .map(outpoint_from_key)
+            .collect())
     }
 
     /// Active-chain transactions touching `pubkey_hash`, as (height, txid), oldest first.
@@ -278,10 +301,9 @@ pub mod read {
         rtx: &ReadTransaction,
         pubkey_hash: &[u8; 20],
     ) -> Result<Vec<(u32, Txid)>, StoreError> {
-        let table = rtx.open_multimap_table(ADDR_TXS)?;
+        let table = rtx.open_table(ADDR_TXS)?;
         let mut out = Vec::new();
-        for v in table.get(*pubkey_hash)? {
-            let v = v?.value();
+        for v in addr_suffixes(&table, pubkey_hash)? {
             let mut h = [0u8; 4];
             h.copy_from_slice(&v[..4]);
             let mut txid = [0u8; 32];

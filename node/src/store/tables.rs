@@ -1,6 +1,6 @@
 //! Every redb table the node keeps, with what it maps.
 
-use redb::{MultimapTableDefinition, TableDefinition};
+use redb::TableDefinition;
 
 /// name → value: `schema` (u32 LE version), `tip` (best block hash).
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -23,10 +23,10 @@ pub const UNDO: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("undo");
 /// txid → block hash ‖ position in block (u32 LE), for active-chain transactions.
 pub const TX_INDEX: TableDefinition<[u8; 32], [u8; 36]> = TableDefinition::new("tx_index");
 
-/// pubkey hash → outpoints of its unspent P2PKH outputs.
-pub const ADDR_UTXOS: MultimapTableDefinition<[u8; 20], [u8; 36]> =
-    MultimapTableDefinition::new("addr_utxos");
+/// pubkey hash ‖ outpoint key → (), one row per unspent P2PKH output (prefix scans by
+/// address; composite keys keep a busy address as cheap as a quiet one).
+pub const ADDR_UTXOS: TableDefinition<[u8; 56], ()> = TableDefinition::new("addr_utxos");
 
-/// pubkey hash → height (u32 BE) ‖ txid of active-chain transactions paying or spending it.
-pub const ADDR_TXS: MultimapTableDefinition<[u8; 20], [u8; 36]> =
-    MultimapTableDefinition::new("addr_txs");
+/// pubkey hash ‖ height (u32 BE) ‖ txid → (), one row per active-chain transaction paying or
+/// spending the address.
+pub const ADDR_TXS: TableDefinition<[u8; 56], ()> = TableDefinition::new("addr_txs");
