@@ -59,6 +59,29 @@ pub struct Args {
     /// Log filter: error, warn, info, debug, trace, or a RUST_LOG-style directive.
     #[arg(long, env = "CHAINCORE_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Run something other than a single node.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Start N interconnected regtest nodes on this machine and show them live until Ctrl-C.
+    Devnet {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=50))]
+        nodes: u16,
+        /// First port: node i uses RPC port base + 2i and P2P port base + 2i + 1.
+        #[arg(long, default_value_t = 19_000)]
+        base_port: u16,
+        /// Mine a block every few seconds on the nodes in turn.
+        #[arg(long)]
+        mine: bool,
+        /// Where the nodes keep their data [default: <datadir>/devnet].
+        #[arg(long)]
+        datadir: Option<PathBuf>,
+    },
 }
 
 /// The subset of settings a config file may hold.

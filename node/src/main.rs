@@ -4,6 +4,7 @@
 //! - [`config`]: command line, environment and config file.
 //! - [`store`]: the redb database and its tables.
 //! - [`chain`]: block index, acceptance, chain selection, connect/disconnect.
+//! - [`devnet`]: the `devnet` command (several local nodes at once).
 //! - [`mempool`]: unconfirmed transactions and template selection.
 //! - [`mining`]: block templates and the in-process miner.
 //! - [`node`]: the shared node state and its operations.
@@ -13,6 +14,7 @@
 
 mod chain;
 mod config;
+mod devnet;
 mod mempool;
 mod mining;
 mod node;
@@ -27,7 +29,21 @@ use anyhow::Context;
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
-    let config = config::Args::parse().resolve()?;
+    let args = config::Args::parse();
+    if let Some(config::Command::Devnet {
+        nodes,
+        base_port,
+        mine,
+        datadir,
+    }) = args.command.clone()
+    {
+        let dir = match datadir {
+            Some(d) => d,
+            None => args.clone().resolve()?.data_dir.with_file_name("devnet"),
+        };
+        return devnet::run(nodes, base_port, mine, &dir);
+    }
+    let config = args.resolve()?;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .with_context(|| format!("invalid --log-level '{}'", config.log_level))?;
     tracing_subscriber::fmt().with_env_filter(filter).init();

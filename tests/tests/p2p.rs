@@ -195,3 +195,59 @@ impl TapCreate for std::path::PathBuf {
         self
     }
 }
+
+#[test]
+fn devnet_runs_connected_mining_nodes_and_stops_them_all() {
+    let dir = TempDir::new("devnet");
+    // Below Linux's ephemeral range, so other tests' free ports cannot land on these.
+    let base = 20_000 + (std::process::id() % 5_000) as u16 * 2;
+    let out_path = dir.0.join("devnet.out");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = std::process::Command::new(chaincore_tests::binary("chaincore-node"))
+        .args([
+            "devnet",
+            "--nodes",
+            "3",
+            "--mine",
+            "--base-port",
+            &base.to_string(),
+        ])
+        .arg("--datadir")
+        .arg(dir.0.join("net"))
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    wait_for("three nodes on one tip at height 2 or more", || {
+        let text = std::fs::read_to_string(&out_path).ok()?;
+        let table = text.rsplit("node      height").next()?;
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .filter(|l| l.starts_with("node"))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let ok = rows.len() == 3
+            && rows.iter().all(|r| {
+                r.len() == 5
+                    && r[1].parse::<u64>().is_ok_and(|h| h >= 2)
+                    && r[2] == rows[0][2]
+                    && r[3] == "2"
+            });
+        ok.then_some(())
+    });
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = wait_for("devnet to exit", || child.try_wait().unwrap());
+    assert!(status.success(), "{status}");
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    assert!(text.contains("devnet stopped"), "{text}");
+    // Every node's RPC port is closed again.
+    for i in 0..3u16 {
+        assert!(
+            TcpStream::connect(("127.0.0.1", base + 2 * i)).is_err(),
+            "node{i} still running"
+        );
+    }
+}
