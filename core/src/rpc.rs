@@ -184,6 +184,35 @@ pub trait Rpc {
     #[method(name = "addnode")]
     async fn add_node(&self, node: String, command: String) -> RpcResult<()>;
 
+    /// Node and network state (Core's shape).
+    #[method(name = "getnetworkinfo")]
+    async fn get_network_info(&self) -> RpcResult<Value>;
+
+    /// Drops the connection to a peer given as `IP:PORT`.
+    #[method(name = "disconnectnode")]
+    async fn disconnect_node(&self, address: String) -> RpcResult<()>;
+
+    /// Known peer addresses.
+    #[method(name = "getnodeaddresses")]
+    async fn get_node_addresses(&self, count: Option<usize>) -> RpcResult<Value>;
+
+    /// Bans (`add`, optional seconds, default 24 h) or unbans (`remove`) an IP.
+    #[method(name = "setban")]
+    async fn set_ban(&self, subnet: String, command: String, bantime: Option<u64>)
+        -> RpcResult<()>;
+
+    /// Current bans.
+    #[method(name = "listbanned")]
+    async fn list_banned(&self) -> RpcResult<Value>;
+
+    /// Lifts every ban.
+    #[method(name = "clearbanned")]
+    async fn clear_banned(&self) -> RpcResult<()>;
+
+    /// Sends a ping to every peer.
+    #[method(name = "ping")]
+    async fn ping(&self) -> RpcResult<()>;
+
     /// Seconds since the node started.
     #[method(name = "uptime")]
     async fn uptime(&self) -> RpcResult<u64>;

@@ -38,10 +38,10 @@ pub struct Args {
     /// P2P port [default: the network's, 8733 / 18733 / 18744].
     #[arg(long, env = "CHAINCORE_PORT")]
     pub port: Option<u16>,
-    /// Connect to this peer and keep the connection; repeat for several.
+    /// Connect to this peer and keep the connection, and to no discovered ones; repeatable.
     #[arg(long, env = "CHAINCORE_CONNECT", value_delimiter = ',')]
     pub connect: Vec<SocketAddr>,
-    /// Like --connect (kept for Bitcoin users' habits).
+    /// Connect to this peer and keep the connection, plus up to 8 discovered ones; repeatable.
     #[arg(long, env = "CHAINCORE_ADDNODE", value_delimiter = ',')]
     pub addnode: Vec<SocketAddr>,
     /// Accept incoming peer connections [default: true].
@@ -262,6 +262,7 @@ impl Args {
                         self.port.or(file.port).unwrap_or(params.p2p_port),
                     )
                 }),
+                connect_only: !self.connect.is_empty() || !file.connect.is_empty(),
                 peers: [self.connect, self.addnode, file.connect, file.addnode].concat(),
                 max_connections: self.maxconnections.or(file.maxconnections).unwrap_or(125),
             },

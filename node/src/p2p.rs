@@ -39,6 +39,10 @@ const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(180);
 const BAN_TIME: Duration = Duration::from_secs(24 * 3600);
 /// Messages queued for one peer before it counts as too slow.
 const SEND_QUEUE: usize = 1_000;
+/// Outbound connections kept from discovered addresses (without `--connect`).
+const OUTBOUND_TARGET: usize = 8;
+/// Most addresses kept in the address book.
+const MAX_ADDRESSES: usize = 10_000;
 /// Inventory hashes remembered per peer (older ones are forgotten).
 const KNOWN_INVENTORY: usize = 50_000;
 
@@ -49,6 +53,8 @@ pub struct P2pConfig {
     pub listen: Option<SocketAddr>,
     /// Peers to keep connections to (`--connect` and `--addnode`).
     pub peers: Vec<SocketAddr>,
+    /// With `--connect`: only those peers, no discovered ones.
+    pub connect_only: bool,
     /// Most connections in and out.
     pub max_connections: usize,
 }
@@ -62,6 +68,8 @@ struct Peer {
     connected: Instant,
     send: mpsc::Sender<Message>,
     known: HashSet<[u8; 32]>,
+    /// Woken by `disconnectnode`/`setban` to end the session.
+    kick: Arc<tokio::sync::Notify>,
 }
 
 /// The P2P network manager, shared by peer tasks and RPC.
@@ -76,6 +84,8 @@ pub struct P2p {
     banned: Mutex<HashMap<IpAddr, Instant>>,
     /// Addresses heard of through `addr` or connections.
     addresses: Mutex<HashSet<SocketAddr>>,
+    /// Highest block height of valid headers any peer has sent us.
+    best_seen_height: AtomicU64,
 }
 
 /// Why a peer was dropped.
@@ -92,6 +102,8 @@ enum PeerError {
 impl P2p {
     /// Starts listening and connecting as `config` says.
     pub async fn start(node: Arc<Node>, config: P2pConfig) -> anyhow::Result<Arc<P2p>> {
+        let mut book: HashSet<SocketAddr> = config.peers.iter().copied().collect();
+        book.extend(node.lock().chain.store().load_peers()?);
         let p2p = Arc::new(P2p {
             magic: node.network.params().magic,
             node,
@@ -99,7 +111,8 @@ impl P2p {
             next_id: AtomicU64::new(1),
             our_nonces: Mutex::new(HashSet::new()),
             banned: Mutex::new(HashMap::new()),
-            addresses: Mutex::new(config.peers.iter().copied().collect()),
+            addresses: Mutex::new(book),
+            best_seen_height: AtomicU64::new(0),
             config,
         });
         if let Some(addr) = p2p.config.listen {
@@ -113,7 +126,80 @@ impl P2p {
             tokio::spawn(p2p.clone().keep_connected(addr, true));
         }
         tokio::spawn(p2p.clone().relay_loop());
+        if !p2p.config.connect_only {
+            tokio::spawn(p2p.clone().discovery_loop());
+        }
         Ok(p2p)
+    }
+
+    /// Keeps up to [`OUTBOUND_TARGET`] outbound connections using addresses from the book.
+    async fn discovery_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let (outbound, connected): (usize, HashSet<SocketAddr>) = {
+                let peers = self.lock_peers();
+                (
+                    peers.values().filter(|p| !p.inbound).count(),
+                    peers.values().map(|p| p.addr).collect(),
+                )
+            };
+            if outbound >= OUTBOUND_TARGET || self.lock_peers().len() >= self.config.max_connections
+            {
+                continue;
+            }
+            let candidate = self
+                .addresses
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .find(|a| !connected.contains(a) && Some(**a) != self.config.listen)
+                .copied();
+            let Some(addr) = candidate.filter(|a| !self.is_banned(a.ip())) else {
+                continue;
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await
+                {
+                    Ok(Ok(stream)) => me.run_peer(stream, addr, false, false).await,
+                    _ => me.forget(&addr),
+                }
+            });
+        }
+    }
+
+    /// Records a peer address in memory and in the store.
+    fn learn(&self, addr: SocketAddr) {
+        let new = {
+            let mut book = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
+            book.len() < MAX_ADDRESSES && book.insert(addr)
+        };
+        if new {
+            let node = self.node.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = node.lock().chain.store().save_peer(&addr, true) {
+                    tracing::warn!("cannot save peer address: {e}");
+                }
+            });
+        }
+    }
+
+    /// Drops an address that did not answer or turned out to be ourselves.
+    fn forget(&self, addr: &SocketAddr) {
+        if self.config.peers.contains(addr) {
+            return;
+        }
+        if self
+            .addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(addr)
+        {
+            let (node, addr) = (self.node.clone(), *addr);
+            tokio::task::spawn_blocking(move || {
+                let _ = node.lock().chain.store().save_peer(&addr, false);
+            });
+        }
     }
 
     fn lock_peers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Peer>> {
@@ -205,6 +291,7 @@ impl P2p {
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let (send, mut outbox) = mpsc::channel::<Message>(SEND_QUEUE);
+        let kick = Arc::new(tokio::sync::Notify::new());
         let mut writer = FramedWrite::new(write, Codec::new(self.magic));
         let writer_task = tokio::spawn(async move {
             while let Some(msg) = outbox.recv().await {
@@ -223,10 +310,14 @@ impl P2p {
                 connected: Instant::now(),
                 send: send.clone(),
                 known: HashSet::new(),
+                kick: kick.clone(),
             },
         );
         let mut reader = FramedRead::new(read, Codec::new(self.magic));
-        let result = self.session(id, &mut reader, &send).await;
+        let result = tokio::select! {
+            r = self.session(id, &mut reader, &send) => r,
+            _ = kick.notified() => Err(PeerError::Disconnect("disconnected by the operator".into())),
+        };
         self.lock_peers().remove(&id);
         writer_task.abort();
         match result {
@@ -316,6 +407,16 @@ impl P2p {
         done.map_err(|_| PeerError::Disconnect("handshake timed out".into()))??;
         reader.decoder_mut().handshake_done = true;
         tracing::info!(peer = %self.peer_addr(id), "peer connected");
+        let outbound = self
+            .lock_peers()
+            .get(&id)
+            .filter(|p| !p.inbound)
+            .map(|p| p.addr);
+        if let Some(addr) = outbound {
+            // Reachable: remember it, and ask it for more addresses.
+            self.learn(addr);
+            self.queue(send, Message::GetAddr)?;
+        }
 
         let mut sync = Sync::default();
         self.queue(send, self.get_headers())?;
@@ -410,11 +511,11 @@ impl P2p {
                 self.queue(send, Message::Addr(addrs))?;
             }
             Message::Addr(addrs) => {
-                let mut book = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
-                for a in addrs {
-                    if book.len() < 10_000 {
-                        book.insert(a);
-                    }
+                for a in addrs
+                    .into_iter()
+                    .filter(|a| a.port() != 0 && !a.ip().is_unspecified())
+                {
+                    self.learn(a);
                 }
             }
             Message::GetHeaders { locator, .. } => {
@@ -620,6 +721,91 @@ impl P2p {
     /// Number of connected peers.
     pub fn connection_count(&self) -> usize {
         self.lock_peers().len()
+    }
+
+    /// Highest block height seen from any peer.
+    pub fn best_seen_height(&self) -> u64 {
+        self.best_seen_height.load(Ordering::Relaxed)
+    }
+
+    /// `disconnectnode`: drops the peers at `addr`; false if none is connected.
+    pub fn disconnect(&self, addr: &SocketAddr) -> bool {
+        let peers = self.lock_peers();
+        let ids: Vec<u64> = peers
+            .iter()
+            .filter(|(_, p)| p.addr == *addr)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ids {
+            if let Some(p) = peers.get(id) {
+                p.kick.notify_one();
+            }
+        }
+        !ids.is_empty()
+    }
+
+    /// Sends a ping to every peer.
+    pub fn ping_all(&self) {
+        for p in self.lock_peers().values() {
+            let _ = p.send.try_send(Message::Ping(unix_now()));
+        }
+    }
+
+    /// Known peer addresses, up to `count`.
+    pub fn known_addresses(&self, count: usize) -> Vec<SocketAddr> {
+        self.addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .take(count)
+            .copied()
+            .collect()
+    }
+
+    /// `setban <ip> add|remove [seconds]`.
+    pub fn set_ban(&self, ip: IpAddr, ban: Option<Duration>) {
+        let mut banned = self.banned.lock().unwrap_or_else(|p| p.into_inner());
+        match ban {
+            Some(d) => {
+                banned.insert(ip, Instant::now() + d);
+                drop(banned);
+                let addrs: Vec<SocketAddr> = self
+                    .lock_peers()
+                    .values()
+                    .filter(|p| p.addr.ip() == ip)
+                    .map(|p| p.addr)
+                    .collect();
+                for a in addrs {
+                    self.disconnect(&a);
+                }
+            }
+            None => {
+                banned.remove(&ip);
+            }
+        }
+    }
+
+    /// Current bans as (ip, seconds left).
+    pub fn list_banned(&self) -> Vec<(IpAddr, u64)> {
+        let mut banned = self.banned.lock().unwrap_or_else(|p| p.into_inner());
+        banned.retain(|_, until| *until > Instant::now());
+        banned
+            .iter()
+            .map(|(ip, until)| {
+                (
+                    *ip,
+                    until.saturating_duration_since(Instant::now()).as_secs(),
+                )
+            })
+            .collect()
+    }
+
+    /// Lifts every ban.
+    pub fn clear_banned(&self) {
+        self.banned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// `addnode <addr> add|onetry`: connect to a peer (kept, or once).

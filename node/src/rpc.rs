@@ -202,18 +202,20 @@ impl RpcServer for Rpc {
         let state = self.node.lock();
         let chain = &state.chain;
         let tip = chain.tip();
+        // Best height any peer showed us (we fetch blocks right behind their headers).
+        let headers = self.p2p.best_seen_height().max(u64::from(tip.height));
         Ok(json!({
             "chain": self.node.network.to_string(),
             "blocks": tip.height,
-            "headers": tip.height,
+            "headers": headers,
             "bestblockhash": chain.tip_hash().to_string(),
             "bits": format!("{:08x}", tip.header.bits),
             "target": Target::from_compact(tip.header.bits).map(|t| t.to_string()),
             "difficulty": difficulty(tip.header.bits),
             "time": tip.header.time,
             "mediantime": chain.median_time_past(&chain.tip_hash()),
-            "verificationprogress": 1.0,
-            "initialblockdownload": false,
+            "verificationprogress": f64::from(tip.height) / headers.max(1) as f64,
+            "initialblockdownload": headers > u64::from(tip.height) + 6,
             "chainwork": tip.chainwork.to_string(),
             "size_on_disk": 0,
             "pruned": false,
@@ -824,6 +826,90 @@ impl RpcServer for Rpc {
         Ok(())
     }
 
+    async fn get_network_info(&self) -> RpcResult<Value> {
+        Ok(json!({
+            "version": 10000,
+            "subversion": format!("/chaincore:{}/", env!("CARGO_PKG_VERSION")),
+            "protocolversion": crate::p2p::message::PROTOCOL_VERSION,
+            "localservices": "0000000000000000",
+            "networkactive": true,
+            "connections": self.p2p.connection_count(),
+            "relayfee": coins(Amount::from_units(crate::mempool::MIN_RELAY_FEE_RATE * 1000)),
+            "warnings": [],
+        }))
+    }
+
+    async fn disconnect_node(&self, address: String) -> RpcResult<()> {
+        let addr: std::net::SocketAddr = address.parse().map_err(|_| {
+            err(
+                code::INVALID_PARAMETER,
+                format!("'{address}' is not IP:PORT"),
+            )
+        })?;
+        if self.p2p.disconnect(&addr) {
+            Ok(())
+        } else {
+            Err(err(-29, "Node not found in connected nodes"))
+        }
+    }
+
+    async fn get_node_addresses(&self, count: Option<usize>) -> RpcResult<Value> {
+        let list = self.p2p.known_addresses(count.unwrap_or(1).min(1000));
+        Ok(json!(list
+            .iter()
+            .map(|a| json!({"address": a.ip().to_string(), "port": a.port(), "services": 0}))
+            .collect::<Vec<_>>()))
+    }
+
+    async fn set_ban(
+        &self,
+        subnet: String,
+        command: String,
+        bantime: Option<u64>,
+    ) -> RpcResult<()> {
+        let ip: std::net::IpAddr = subnet
+            .split('/')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| err(-30, format!("Error: Invalid IP/Subnet '{subnet}'")))?;
+        match command.as_str() {
+            "add" => self.p2p.set_ban(
+                ip,
+                Some(Duration::from_secs(
+                    bantime.filter(|t| *t > 0).unwrap_or(24 * 3600),
+                )),
+            ),
+            "remove" => self.p2p.set_ban(ip, None),
+            _ => {
+                return Err(err(
+                    code::INVALID_PARAMETER,
+                    "command must be 'add' or 'remove'",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_banned(&self) -> RpcResult<Value> {
+        let now = crate::chain::unix_now();
+        Ok(json!(self
+            .p2p
+            .list_banned()
+            .iter()
+            .map(|(ip, left)| json!({"address": format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 }), "banned_until": now + left, "time_remaining": left}))
+            .collect::<Vec<_>>()))
+    }
+
+    async fn clear_banned(&self) -> RpcResult<()> {
+        self.p2p.clear_banned();
+        Ok(())
+    }
+
+    async fn ping(&self) -> RpcResult<()> {
+        self.p2p.ping_all();
+        Ok(())
+    }
+
     async fn uptime(&self) -> RpcResult<u64> {
         Ok(self.node.started.elapsed().as_secs())
     }
@@ -881,6 +967,8 @@ impl RpcServer for Rpc {
     async fn help(&self, command: Option<String>) -> RpcResult<String> {
         let methods = [
             "addnode",
+            "clearbanned",
+            "disconnectnode",
             "decoderawtransaction",
             "generatetoaddress",
             "getaddressbalance",
@@ -900,6 +988,8 @@ impl RpcServer for Rpc {
             "getmempoolinfo",
             "getmininginfo",
             "getnetworkhashps",
+            "getnetworkinfo",
+            "getnodeaddresses",
             "getpeerinfo",
             "getrawmempool",
             "getrawtransaction",
@@ -907,8 +997,11 @@ impl RpcServer for Rpc {
             "gettxoutsetinfo",
             "help",
             "invalidateblock",
+            "listbanned",
+            "ping",
             "reconsiderblock",
             "sendrawtransaction",
+            "setban",
             "stop",
             "submitblock",
             "subscribenewtip",

@@ -192,6 +192,7 @@ impl Store {
             wtx.open_table(TX_INDEX)?;
             wtx.open_table(ADDR_UTXOS)?;
             wtx.open_table(ADDR_TXS)?;
+            wtx.open_table(PEERS)?;
         }
         wtx.commit()?;
         Ok(store)
@@ -221,6 +222,38 @@ impl Store {
             out.push((BlockHash(k.value()), decode("block_index", v.value())?));
         }
         Ok(out)
+    }
+
+    /// The saved peer addresses.
+    pub fn load_peers(&self) -> Result<Vec<std::net::SocketAddr>, StoreError> {
+        let rtx = self.begin_read()?;
+        let table = rtx.open_table(PEERS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            if let Ok(addr) = row?.0.value().parse() {
+                out.push(addr);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Saves (`keep`) or deletes a peer address.
+    pub fn save_peer(&self, addr: &std::net::SocketAddr, keep: bool) -> Result<(), StoreError> {
+        let wtx = self.begin_write()?;
+        {
+            let mut t = wtx.open_table(PEERS)?;
+            let key = addr.to_string();
+            if keep {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                t.insert(key.as_str(), now)?;
+            } else {
+                t.remove(key.as_str())?;
+            }
+        }
+        wtx.commit()?;
+        Ok(())
     }
 
     /// The stored best-chain tip, if any.

@@ -251,3 +251,56 @@ fn devnet_runs_connected_mining_nodes_and_stops_them_all() {
         );
     }
 }
+
+#[test]
+fn peer_management_rpcs_and_a_persisted_address_book() {
+    let dir = TempDir::new("p2p-rpc");
+    let mut nodes = line(&dir, 2);
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let info = a.rpc("getnetworkinfo", json!([]));
+    assert_eq!(info["connections"], json!(1));
+    assert!(info["subversion"]
+        .as_str()
+        .unwrap()
+        .starts_with("/chaincore:"));
+    // b dialed a, so b's book holds a's address, and it survives a restart.
+    let known = b.rpc("getnodeaddresses", json!([10]));
+    assert!(
+        known
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["port"] == json!(a.p2p_port)),
+        "{known}"
+    );
+    a.rpc("ping", json!([]));
+    a.rpc("setban", json!(["10.1.2.3", "add", 600]));
+    let banned = a.rpc("listbanned", json!([]));
+    assert_eq!(banned[0]["address"], json!("10.1.2.3/32"));
+    a.rpc("clearbanned", json!([]));
+    assert_eq!(a.rpc("listbanned", json!([])), json!([]));
+    assert_eq!(
+        a.call("disconnectnode", json!(["127.0.0.1:1"]))
+            .unwrap_err()["code"],
+        json!(-29)
+    );
+    // Disconnecting b's link from b's side: the --connect peer comes back by itself.
+    let peer = b.rpc("getpeerinfo", json!([]))[0]["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.rpc("disconnectnode", json!([peer]));
+    wait_for("the operator's peer to reconnect", || {
+        (b.rpc("getconnectioncount", json!([])).as_u64()? == 1).then_some(())
+    });
+    nodes[1].restart();
+    let known = nodes[1].rpc("getnodeaddresses", json!([10]));
+    assert!(
+        known
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["port"] == json!(nodes[0].p2p_port)),
+        "{known}"
+    );
+}

@@ -30,3 +30,6 @@ pub const ADDR_UTXOS: TableDefinition<[u8; 56], ()> = TableDefinition::new("addr
 /// pubkey hash ‖ height (u32 BE) ‖ txid → (), one row per active-chain transaction paying or
 /// spending the address.
 pub const ADDR_TXS: TableDefinition<[u8; 56], ()> = TableDefinition::new("addr_txs");
+
+/// peer address (`ip:port`) → unix time it was learned or last reached.
+pub const PEERS: TableDefinition<&str, u64> = TableDefinition::new("peers");
