@@ -106,7 +106,20 @@ impl Node {
         if state.mempool.len() != before {
             self.mempool_seq.send_modify(|s| *s += 1);
         }
+        self.announce_returned(state, &verified);
         result
+    }
+
+    /// Announces transactions that entered the pool other than through `accept_transaction`
+    /// (returned from disconnected blocks), so peers relay them again.
+    fn announce_returned(&self, state: &State, before: &HashSet<Txid>) {
+        for e in state
+            .mempool
+            .entries()
+            .filter(|e| !before.contains(&e.txid))
+        {
+            let _ = self.new_tx.send(e.txid);
+        }
     }
 
     /// Validates a transaction against the tip and the pool; adds it unless `test_only`.
@@ -151,6 +164,7 @@ impl Node {
         };
         self.publish(state);
         self.mempool_seq.send_modify(|s| *s += 1);
+        self.announce_returned(state, &verified);
         result
     }
 

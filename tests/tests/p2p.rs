@@ -55,8 +55,8 @@ fn line(dir: &TempDir, n: usize) -> Vec<Node> {
 #[test]
 fn blocks_and_transactions_cross_a_line_of_nodes() {
     let dir = TempDir::new("p2p-line");
-    let nodes = line(&dir, 4);
-    let (first, last) = (&nodes[0], &nodes[3]);
+    let nodes = line(&dir, 5);
+    let (first, last) = (&nodes[0], &nodes[4]);
     first.rpc("generatetoaddress", json!([101, addr()]));
     wait_same_tip(&nodes.iter().collect::<Vec<_>>());
     assert_eq!(last.rpc("getblockcount", json!([])), json!(101));
@@ -303,4 +303,278 @@ fn peer_management_rpcs_and_a_persisted_address_book() {
             .any(|e| e["port"] == json!(nodes[0].p2p_port)),
         "{known}"
     );
+}
+
+/// A hand-driven P2P peer on a raw socket, for sending what honest nodes never would.
+struct RawPeer {
+    stream: TcpStream,
+    magic: [u8; 4],
+}
+
+impl RawPeer {
+    /// Connects and completes the version handshake.
+    fn connect(node: &Node) -> RawPeer {
+        let stream = TcpStream::connect(node.p2p_addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut peer = RawPeer {
+            stream,
+            magic: Network::Regtest.params().magic,
+        };
+        let mut version = Vec::new();
+        version.extend_from_slice(&70_016i32.to_le_bytes());
+        version.extend_from_slice(&0u64.to_le_bytes());
+        version.extend_from_slice(&0i64.to_le_bytes());
+        version.extend_from_slice(&[0; 52]);
+        version.extend_from_slice(&0x1234_5678u64.to_le_bytes());
+        version.push(0);
+        version.extend_from_slice(&0i32.to_le_bytes());
+        version.push(1);
+        version.extend_from_slice(Network::Regtest.genesis_hash().as_bytes());
+        peer.send("version", &version);
+        peer.send("verack", &[]);
+        // Read until the node's verack.
+        while peer.recv().map(|(c, _)| c) != Some("verack".into()) {}
+        peer
+    }
+
+    fn send(&mut self, command: &str, payload: &[u8]) {
+        let mut frame = self.magic.to_vec();
+        let mut name = [0u8; 12];
+        name[..command.len()].copy_from_slice(command.as_bytes());
+        frame.extend_from_slice(&name);
+        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&chaincore::hash::sha256d(payload)[..4]);
+        frame.extend_from_slice(payload);
+        let _ = self.stream.write_all(&frame);
+    }
+
+    /// The next message, or None once the node closed the connection.
+    fn recv(&mut self) -> Option<(String, Vec<u8>)> {
+        let mut head = [0u8; 24];
+        self.stream.read_exact(&mut head).ok()?;
+        let len = u32::from_le_bytes(head[16..20].try_into().unwrap()) as usize;
+        let mut payload = vec![0u8; len];
+        self.stream.read_exact(&mut payload).ok()?;
+        let name = String::from_utf8_lossy(&head[4..16])
+            .trim_end_matches('\0')
+            .to_string();
+        Some((name, payload))
+    }
+
+    /// True once the node hangs up (reading everything it still sends).
+    fn closed(&mut self) -> bool {
+        for _ in 0..10_000 {
+            if self.recv().is_none() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+fn headers_payload(headers: &[chaincore::block::Header]) -> Vec<u8> {
+    let mut p = serialize(&chaincore::encode::CompactSize(headers.len() as u64));
+    for h in headers {
+        p.extend_from_slice(&h.to_bytes());
+        p.push(0);
+    }
+    p
+}
+
+#[test]
+fn protocol_abuse_after_the_handshake_is_punished_and_honest_peers_carry_on() {
+    let dir = TempDir::new("p2p-abuse");
+    let nodes = line(&dir, 2);
+    let victim = &nodes[0];
+    victim.rpc("generatetoaddress", json!([3, addr()]));
+    wait_same_tip(&[&nodes[0], &nodes[1]]);
+    let tip_hash: chaincore::BlockHash = tip(victim).as_str().unwrap().parse().unwrap();
+    let tip_header = chaincore::block::Header {
+        prev_blockhash: tip_hash,
+        ..Default::default()
+    };
+
+    // 2,001 headers: over the protocol limit.
+    let mut p = RawPeer::connect(victim);
+    p.send("headers", &headers_payload(&vec![tip_header; 2_001]));
+    assert!(p.closed(), "2,001 headers were tolerated");
+
+    // Headers that never connect to anything we know, again and again.
+    let mut p = RawPeer::connect(victim);
+    let stray = chaincore::block::Header {
+        prev_blockhash: chaincore::BlockHash([7; 32]),
+        bits: 0x207fffff,
+        ..Default::default()
+    };
+    let mut stray = stray;
+    while !stray
+        .target()
+        .unwrap()
+        .is_met_by(&stray.compute_block_hash())
+    {
+        stray.nonce += 1;
+    }
+    for _ in 0..10 {
+        p.send("headers", &headers_payload(&[stray]));
+    }
+    assert!(p.closed(), "non-connecting headers were tolerated");
+
+    // A block whose proof of work is wrong.
+    let mut p = RawPeer::connect(victim);
+    let mut block = Network::Regtest.genesis_block().clone();
+    block.header.prev_blockhash = tip_hash;
+    block.header.bits = 0x207fffff;
+    while block
+        .header
+        .target()
+        .unwrap()
+        .is_met_by(&block.block_hash())
+    {
+        block.header.nonce += 1;
+    }
+    p.send("block", &serialize(&block));
+    assert!(p.closed(), "a block with bad proof of work was tolerated");
+
+    // The honest peer still syncs and answers pings.
+    victim.rpc("generatetoaddress", json!([2, addr()]));
+    wait_same_tip(&[&nodes[0], &nodes[1]]);
+    nodes[1].rpc("ping", json!([]));
+    assert_eq!(victim.rpc("getconnectioncount", json!([])), json!(1));
+    let log = victim.log_text();
+    assert!(
+        log.contains("headers has too many entries") || log.contains("too many"),
+        "{log}"
+    );
+    assert!(log.contains("high-hash"), "{log}");
+}
+
+/// Total value of the UTXO set in units.
+fn utxo_total(node: &Node) -> i64 {
+    let info = node.rpc("gettxoutsetinfo", json!([]));
+    let coins = info["total_amount"].to_string();
+    let (whole, frac) = coins.split_once('.').unwrap_or((&coins, "0"));
+    whole.parse::<i64>().unwrap() * 100_000_000 + format!("{frac:0<8}")[..8].parse::<i64>().unwrap()
+}
+
+#[test]
+fn partition_heals_onto_the_heavier_side_and_losing_transactions_come_back() {
+    let dir = TempDir::new("p2p-split");
+    // Two islands: 0-1 and 2-3-4.
+    let mk = |i: usize, connect: Option<&Node>| {
+        let sub = dir.0.join(format!("n{i}")).tap_create();
+        match connect {
+            Some(c) => Node::start(&sub, &["--addnode", &c.p2p_addr()]),
+            None => Node::start(&sub, &[]),
+        }
+    };
+    let n0 = mk(0, None);
+    let n1 = mk(1, Some(&n0));
+    let n2 = mk(2, None);
+    let n3 = mk(3, Some(&n2));
+    let n4 = mk(4, Some(&n3));
+    // A common history first: mine on n0 and let n2 fetch it once, then split.
+    n0.rpc("generatetoaddress", json!([101, addr()]));
+    n2.rpc("addnode", json!([n0.p2p_addr(), "onetry"]));
+    wait_same_tip(&[&n0, &n1, &n2, &n3, &n4]);
+    let link = n2
+        .rpc("getpeerinfo", json!([]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["addr"] == json!(n0.p2p_addr()))
+        .unwrap()["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    n2.rpc("disconnectnode", json!([link]));
+    wait_for("the islands to separate", || {
+        (n0.rpc("getconnectioncount", json!([])).as_u64()? == 1).then_some(())
+    });
+
+    // The small island mines 2 blocks including a spend; the large one mines 4.
+    let cb = n0.rpc("getblock", json!([n0.rpc("getblockhash", json!([1])), 2]));
+    let txid = cb["tx"][0]["txid"].as_str().unwrap().parse().unwrap();
+    let lock = Address::p2pkh(key().public_key().pubkey_hash(), Network::Regtest).script_pubkey();
+    let mut tx = Transaction {
+        version: 1,
+        input: vec![TxIn {
+            previous_output: OutPoint { txid, vout: 0 },
+            script_sig: Script::new(),
+            sequence: u32::MAX,
+        }],
+        output: vec![TxOut {
+            value: Amount::from_units(49 * 100_000_000),
+            script_pubkey: lock.clone(),
+        }],
+        lock_time: 0,
+    };
+    let mut sig = key().sign_digest(&legacy_sighash(&tx, 0, &lock, SIGHASH_ALL));
+    sig.push(SIGHASH_ALL as u8);
+    tx.input[0].script_sig = Script::new_p2pkh_script_sig(&sig, &key().public_key().to_bytes());
+    let sent = n0.rpc("sendrawtransaction", json!([hex::encode(serialize(&tx))]));
+    n0.rpc("generatetoaddress", json!([2, addr()]));
+    n3.rpc("generatetoaddress", json!([4, addr()]));
+    wait_same_tip(&[&n0, &n1]);
+    wait_same_tip(&[&n2, &n3, &n4]);
+    assert_ne!(tip(&n0), tip(&n2));
+
+    // Heal.
+    n1.rpc("addnode", json!([n4.p2p_addr(), "add"]));
+    wait_same_tip(&[&n0, &n1, &n2, &n3, &n4]);
+    assert_eq!(n0.rpc("getblockcount", json!([])), json!(105));
+    // The spend only the losing side had mined is back in a mempool and gets mined again.
+    wait_for("the losing side's transaction back in the mempool", || {
+        n0.rpc("getrawmempool", json!([]))
+            .as_array()?
+            .contains(&sent)
+            .then_some(())
+    });
+    wait_for(
+        "the returned transaction to be relayed to the miner",
+        || {
+            n4.rpc("getrawmempool", json!([]))
+                .as_array()?
+                .contains(&sent)
+                .then_some(())
+        },
+    );
+    n4.rpc("generatetoaddress", json!([1, addr()]));
+    wait_same_tip(&[&n0, &n1, &n2, &n3, &n4]);
+    assert!(
+        n0.rpc("getrawtransaction", json!([sent, true]))["confirmations"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    // No coins created or lost: the UTXO set holds exactly the subsidy of every block (fees
+    // went to the miners, and genesis creates nothing).
+    for n in [&n0, &n2, &n4] {
+        assert_eq!(utxo_total(n), 106 * 50 * 100_000_000);
+        assert_eq!(n.rpc("verifychain", json!([4, 0])), json!(true));
+    }
+}
+
+#[test]
+fn a_whole_network_restarts_with_its_chain() {
+    let dir = TempDir::new("p2p-restart");
+    let mut nodes = line(&dir, 3);
+    nodes[0].rpc("generatetoaddress", json!([20, addr()]));
+    wait_same_tip(&nodes.iter().collect::<Vec<_>>());
+    let before = tip(&nodes[0]);
+    for n in nodes.iter_mut() {
+        assert!(n.stop().success());
+    }
+    for n in nodes.iter_mut() {
+        n.restart();
+    }
+    for pair in nodes.windows(2) {
+        wait_for("peers to reconnect", || {
+            (pair[1].rpc("getconnectioncount", json!([])).as_u64()? >= 1).then_some(())
+        });
+    }
+    assert!(nodes.iter().all(|n| tip(n) == before));
+    nodes[2].rpc("generatetoaddress", json!([1, addr()]));
+    wait_same_tip(&nodes.iter().collect::<Vec<_>>());
 }
