@@ -50,6 +50,9 @@ pub struct Args {
     /// Address to listen for peers on [default: 0.0.0.0].
     #[arg(long, env = "CHAINCORE_BIND")]
     pub bind: Option<IpAddr>,
+    /// Probe this range of localhost P2P ports for peers (development networks), e.g. 19001-19031.
+    #[arg(long, env = "CHAINCORE_DISCOVER_LOCAL")]
+    pub discover_local: Option<String>,
     /// Most peer connections, in and out [default: 125].
     #[arg(long, env = "CHAINCORE_MAXCONNECTIONS")]
     pub maxconnections: Option<usize>,
@@ -106,6 +109,7 @@ struct FileConfig {
     listen: Option<bool>,
     bind: Option<IpAddr>,
     maxconnections: Option<usize>,
+    discover_local: Option<String>,
 }
 
 /// How RPC clients authenticate.
@@ -263,6 +267,10 @@ impl Args {
                     )
                 }),
                 connect_only: !self.connect.is_empty() || !file.connect.is_empty(),
+                discover_local: match self.discover_local.or(file.discover_local) {
+                    Some(range) => parse_port_range(&range)?,
+                    None => Vec::new(),
+                },
                 peers: [self.connect, self.addnode, file.connect, file.addnode].concat(),
                 max_connections: self.maxconnections.or(file.maxconnections).unwrap_or(125),
             },
@@ -271,6 +279,19 @@ impl Args {
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".to_string()),
         })
+    }
+}
+
+/// `START-END` → the localhost addresses in it (at most 1,000 ports).
+fn parse_port_range(range: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    let parsed = range
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)));
+    match parsed {
+        Some((start, end)) if start <= end && end - start < 1_000 => Ok((start..=end)
+            .map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p))
+            .collect()),
+        _ => bail!("--discover-local wants START-END, at most 1,000 ports, e.g. 19001-19031"),
     }
 }
 
@@ -320,6 +341,10 @@ mod tests {
         let e = parse(&["--datadir", "/tmp/x", "--rpcbind", "0.0.0.0"]).unwrap_err();
         assert!(e.to_string().contains("--rpcallowip"));
         assert!(parse(&["--datadir", "/tmp/x", "--rpcallowip", "10.0.0.0/33"]).is_err());
+        assert!(parse(&["--datadir", "/tmp/x", "--discover-local", "9-2"]).is_err());
+        assert!(parse(&["--datadir", "/tmp/x", "--discover-local", "1-5000"]).is_err());
+        let c = parse(&["--datadir", "/tmp/x", "--discover-local", "19001-19003"]).unwrap();
+        assert_eq!(c.p2p.discover_local.len(), 3);
     }
 
     #[test]

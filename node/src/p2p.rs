@@ -55,6 +55,8 @@ pub struct P2pConfig {
     pub peers: Vec<SocketAddr>,
     /// With `--connect`: only those peers, no discovered ones.
     pub connect_only: bool,
+    /// Localhost addresses to probe for peers (`--discover-local`).
+    pub discover_local: Vec<SocketAddr>,
     /// Most connections in and out.
     pub max_connections: usize,
 }
@@ -103,6 +105,7 @@ impl P2p {
     /// Starts listening and connecting as `config` says.
     pub async fn start(node: Arc<Node>, config: P2pConfig) -> anyhow::Result<Arc<P2p>> {
         let mut book: HashSet<SocketAddr> = config.peers.iter().copied().collect();
+        book.extend(config.discover_local.iter().copied());
         book.extend(node.lock().chain.store().load_peers()?);
         let p2p = Arc::new(P2p {
             magic: node.network.params().magic,
