@@ -88,6 +88,9 @@ pub struct P2p {
     addresses: Mutex<HashSet<SocketAddr>>,
     /// Highest block height of valid headers any peer has sent us.
     best_seen_height: AtomicU64,
+    /// Blocks requested from some peer, by whom and when: peers fetching the same chain
+    /// split the work instead of downloading every block from everyone.
+    requested: Mutex<HashMap<BlockHash, (u64, Instant)>>,
 }
 
 /// Why a peer was dropped.
@@ -116,6 +119,7 @@ impl P2p {
             banned: Mutex::new(HashMap::new()),
             addresses: Mutex::new(book),
             best_seen_height: AtomicU64::new(0),
+            requested: Mutex::new(HashMap::new()),
             config,
         });
         if let Some(addr) = p2p.config.listen {
@@ -322,6 +326,10 @@ impl P2p {
             _ = kick.notified() => Err(PeerError::Disconnect("disconnected by the operator".into())),
         };
         self.lock_peers().remove(&id);
+        self.requested
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (peer, _)| *peer != id);
         writer_task.abort();
         match result {
             Err(PeerError::Disconnect(why)) => tracing::debug!(%addr, "peer disconnected: {why}"),
@@ -421,7 +429,10 @@ impl P2p {
             self.queue(send, Message::GetAddr)?;
         }
 
-        let mut sync = Sync::default();
+        let mut sync = Sync {
+            peer: id,
+            ..Sync::default()
+        };
         self.queue(send, self.get_headers())?;
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.tick().await;
@@ -436,6 +447,8 @@ impl P2p {
                     if sync.stalled() {
                         return Err(PeerError::Disconnect("block download stalled".into()));
                     }
+                    // Blocks another peer was fetching may be free again.
+                    self.request_blocks(send, &mut sync)?;
                     self.queue(send, Message::Ping(unix_now()))?;
                     continue;
                 }
@@ -580,6 +593,10 @@ impl P2p {
                 let hash = block.block_hash();
                 self.mark_known(id, hash.to_byte_array());
                 sync.received(&hash);
+                self.requested
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&hash);
                 let node = self.node.clone();
                 let result = tokio::task::spawn_blocking(move || node.submit_block(block))
                     .await
@@ -680,7 +697,11 @@ impl P2p {
         send: &mpsc::Sender<Message>,
         sync: &mut Sync,
     ) -> Result<(), PeerError> {
-        let batch = sync.next_batch();
+        let batch = {
+            let state = self.node.lock();
+            let mut requested = self.requested.lock().unwrap_or_else(|p| p.into_inner());
+            sync.next_batch(&mut requested, |h| state.chain.entry(h).is_some())
+        };
         if !batch.is_empty() {
             self.queue(
                 send,
@@ -874,6 +895,8 @@ fn serve_getdata(node: &Node, items: &[Inv]) -> Vec<Message> {
 /// Per-peer block download state.
 #[derive(Default)]
 struct Sync {
+    /// The peer this state belongs to.
+    peer: u64,
     /// Blocks to fetch, in order.
     queue: VecDeque<BlockHash>,
     /// Requested and not yet received, with when.
@@ -897,13 +920,28 @@ impl Sync {
         self.in_flight.remove(hash);
     }
 
-    fn next_batch(&mut self) -> Vec<BlockHash> {
+    /// Blocks to request now: queued ones that are not known yet and not being fetched from
+    /// another peer (a request older than 60 s is up for grabs), up to [`MAX_IN_FLIGHT`].
+    fn next_batch(
+        &mut self,
+        requested: &mut HashMap<BlockHash, (u64, Instant)>,
+        known: impl Fn(&BlockHash) -> bool,
+    ) -> Vec<BlockHash> {
+        self.queue.retain(|h| !known(h));
         let mut batch = Vec::new();
-        while self.in_flight.len() < MAX_IN_FLIGHT {
-            let Some(h) = self.queue.pop_front() else {
-                break;
-            };
+        let mut i = 0;
+        while self.in_flight.len() < MAX_IN_FLIGHT && i < self.queue.len() {
+            let h = self.queue[i];
+            let taken = requested
+                .get(&h)
+                .is_some_and(|(p, t)| *p != self.peer && t.elapsed() < Duration::from_secs(60));
+            if taken {
+                i += 1;
+                continue;
+            }
+            self.queue.remove(i);
             self.in_flight.insert(h, Instant::now());
+            requested.insert(h, (self.peer, Instant::now()));
             batch.push(h);
         }
         batch
