@@ -1,0 +1,300 @@
+//! P2P benchmarks with release binaries on loopback: block propagation along a line of 5
+//! nodes (empty and ~1 MB blocks), and a fresh node syncing full blocks from one peer and from
+//! three, against connecting the same blocks locally through `submitblock`.
+//!
+//! Run: `cargo bench -p chaincore-tests --bench p2p`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // bench code
+
+use std::time::{Duration, Instant};
+
+use chaincore::encode::serialize;
+use chaincore::key::PrivateKey;
+use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
+use chaincore::{Address, Amount, Block, Network, OutPoint, Script, Transaction, TxIn, TxOut};
+use chaincore_tests::{Node, TempDir};
+use serde_json::{json, Value};
+
+const FULL_BLOCK_TXS: usize = 5_100;
+const SYNC_FULL_BLOCKS: usize = 8;
+
+fn key() -> PrivateKey {
+    PrivateKey::from_bytes(&[0x3c; 32]).unwrap()
+}
+
+fn lock() -> Script {
+    Address::p2pkh(key().public_key().pubkey_hash(), Network::Regtest).script_pubkey()
+}
+
+fn addr() -> String {
+    Address::p2pkh(key().public_key().pubkey_hash(), Network::Regtest).to_string()
+}
+
+fn sign(mut tx: Transaction) -> Transaction {
+    for i in 0..tx.input.len() {
+        let mut sig = key().sign_digest(&legacy_sighash(&tx, i, &lock(), SIGHASH_ALL));
+        sig.push(SIGHASH_ALL as u8);
+        tx.input[i].script_sig = Script::new_p2pkh_script_sig(&sig, &key().public_key().to_bytes());
+    }
+    tx
+}
+
+fn tx(inputs: Vec<OutPoint>, outputs: Vec<TxOut>) -> Transaction {
+    sign(Transaction {
+        version: 1,
+        input: inputs
+            .into_iter()
+            .map(|o| TxIn {
+                previous_output: o,
+                script_sig: Script::new(),
+                sequence: u32::MAX,
+            })
+            .collect(),
+        output: outputs,
+        lock_time: 0,
+    })
+}
+
+fn tip(n: &Node) -> Value {
+    n.rpc("getbestblockhash", json!([]))
+}
+
+/// Splits the coinbases of heights `heights` into 3,000 outputs each (mined in one block);
+/// returns the new coins.
+fn make_coins(node: &Node, heights: std::ops::RangeInclusive<u64>) -> Vec<(OutPoint, i64)> {
+    let mut coins = Vec::new();
+    for h in heights {
+        let block = node.rpc("getblock", json!([node.rpc("getblockhash", json!([h])), 2]));
+        let txid = block["tx"][0]["txid"].as_str().unwrap().parse().unwrap();
+        let each = (50 * 100_000_000 - 200_000) / 3_000;
+        let split = tx(
+            vec![OutPoint { txid, vout: 0 }],
+            vec![
+                TxOut {
+                    value: Amount::from_units(each),
+                    script_pubkey: lock()
+                };
+                3_000
+            ],
+        );
+        node.rpc(
+            "sendrawtransaction",
+            json!([hex::encode(serialize(&split))]),
+        );
+        let id = split.compute_txid();
+        coins.extend((0..3_000).map(|vout| (OutPoint { txid: id, vout }, each)));
+    }
+    // The splits may need more than one block.
+    while !node
+        .rpc("getrawmempool", json!([]))
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        node.rpc("generatetoaddress", json!([1, addr()]));
+    }
+    coins
+}
+
+/// A solved block on `node`'s tip with `n` one-input spends taken from `coins`.
+fn full_block(node: &Node, coins: &mut Vec<(OutPoint, i64)>, n: usize) -> Block {
+    let spends: Vec<Transaction> = coins
+        .drain(..n)
+        .map(|(o, v)| {
+            tx(
+                vec![o],
+                vec![TxOut {
+                    value: Amount::from_units(v - 1_000),
+                    script_pubkey: lock(),
+                }],
+            )
+        })
+        .collect();
+    let t = node.rpc("getblocktemplate", json!([{}]));
+    let height = t["height"].as_u64().unwrap() as u32;
+    let mut script_sig = chaincore::validation::coinbase_height_prefix(height);
+    script_sig.push_slice(b"p2p-bench");
+    let coinbase = Transaction {
+        version: 1,
+        input: vec![TxIn {
+            previous_output: OutPoint::NULL,
+            script_sig,
+            sequence: u32::MAX,
+        }],
+        output: vec![TxOut {
+            value: Amount::from_units(t["coinbasevalue"].as_i64().unwrap() + n as i64 * 1_000),
+            script_pubkey: lock(),
+        }],
+        lock_time: 0,
+    };
+    let mut txdata = vec![coinbase];
+    txdata.extend(spends);
+    let mut block = Block {
+        header: chaincore::block::Header {
+            version: 1,
+            prev_blockhash: t["previousblockhash"].as_str().unwrap().parse().unwrap(),
+            merkle_root: Default::default(),
+            time: t["curtime"].as_u64().unwrap() as u32,
+            bits: u32::from_str_radix(t["bits"].as_str().unwrap(), 16).unwrap(),
+            nonce: 0,
+        },
+        txdata,
+    };
+    block.header.merkle_root = block.compute_merkle_root().0;
+    let target = block.header.target().unwrap();
+    while !target.is_met_by(&block.block_hash()) {
+        block.header.nonce += 1;
+    }
+    block
+}
+
+/// Time until every node in `nodes` has `hash` as its tip.
+fn until_all_have(nodes: &[Node], hash: &Value, since: Instant) -> Duration {
+    loop {
+        if nodes.iter().all(|n| &tip(n) == hash) {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(300),
+            "propagation timed out"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    chaincore_tests::use_release_binaries();
+    let dir = TempDir::new("p2p-bench");
+
+    // Propagation along a line of 5.
+    let mut line: Vec<Node> = Vec::new();
+    for i in 0..5 {
+        let sub = dir.0.join(format!("line{i}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let node = match line.last() {
+            Some(prev) => Node::start(&sub, &["--connect", &prev.p2p_addr()]),
+            None => Node::start(&sub, &[]),
+        };
+        line.push(node);
+    }
+    line[0].rpc("generatetoaddress", json!([101, addr()]));
+    until_all_have(&line, &tip(&line[0]), Instant::now());
+    let start = Instant::now();
+    let mined = line[0].rpc("generatetoaddress", json!([1, addr()]));
+    let t = until_all_have(&line, &mined[0], start);
+    println!(
+        "propagation, empty block, 5 nodes in a line: {:.1} ms in all ({:.1} ms per hop)",
+        ms(t),
+        ms(t) / 4.0
+    );
+    let mut coins = make_coins(&line[0], 1..=2);
+    until_all_have(&line, &tip(&line[0]), Instant::now());
+    let block = full_block(&line[0], &mut coins, FULL_BLOCK_TXS);
+    let size = block.size();
+    let start = Instant::now();
+    assert_eq!(
+        line[0].rpc("submitblock", json!([hex::encode(serialize(&block))])),
+        Value::Null
+    );
+    let t = until_all_have(&line, &json!(block.block_hash().to_string()), start);
+    println!(
+        "propagation, {size}-byte block of {FULL_BLOCK_TXS} spends: {:.0} ms in all ({:.0} ms per hop, including validation at every node)",
+        ms(t),
+        ms(t) / 4.0
+    );
+    drop(line);
+
+    // A source chain with full blocks.
+    let source = Node::start(&dir.0.join("source").tap(), &[]);
+    let splits = ((SYNC_FULL_BLOCKS * FULL_BLOCK_TXS) as u64).div_ceil(3_000);
+    source.rpc("generatetoaddress", json!([100 + splits, addr()]));
+    let mut coins = make_coins(&source, 1..=splits);
+    let mut raw_blocks = Vec::new();
+    for _ in 0..SYNC_FULL_BLOCKS {
+        let b = full_block(&source, &mut coins, FULL_BLOCK_TXS);
+        assert_eq!(
+            source.rpc("submitblock", json!([hex::encode(serialize(&b))])),
+            Value::Null
+        );
+    }
+    let height = source.rpc("getblockcount", json!([])).as_u64().unwrap();
+    let mut bytes = 0usize;
+    for h in 1..=height {
+        let hex_block = source.rpc(
+            "getblock",
+            json!([source.rpc("getblockhash", json!([h])), 0]),
+        );
+        bytes += hex_block.as_str().unwrap().len() / 2;
+        raw_blocks.push(hex_block);
+    }
+    let target = tip(&source);
+    let mb = bytes as f64 / 1e6;
+    println!("sync chain: {height} blocks, {mb:.1} MB ({SYNC_FULL_BLOCKS} full blocks)");
+
+    // Local: submitblock the same blocks in order.
+    let local = Node::start(&dir.0.join("local").tap(), &[]);
+    let start = Instant::now();
+    for raw in &raw_blocks {
+        assert_eq!(local.rpc("submitblock", json!([raw])), Value::Null);
+    }
+    let t_local = start.elapsed().as_secs_f64();
+    println!(
+        "connect locally via submitblock: {:.0} blocks/s, {:.2} MB/s ({t_local:.1} s)",
+        height as f64 / t_local,
+        mb / t_local
+    );
+
+    // From one peer.
+    let start = Instant::now();
+    let one = Node::start(&dir.0.join("one").tap(), &["--connect", &source.p2p_addr()]);
+    until_all_have(std::slice::from_ref(&one), &target, start);
+    let t_one = start.elapsed().as_secs_f64();
+    println!(
+        "sync from 1 peer: {:.0} blocks/s, {:.2} MB/s ({t_one:.1} s, {:.0}% of local)",
+        height as f64 / t_one,
+        mb / t_one,
+        100.0 * t_local / t_one
+    );
+
+    // From three peers (the source and two nodes that synced from it).
+    let b = Node::start(&dir.0.join("b").tap(), &["--connect", &source.p2p_addr()]);
+    let c = Node::start(&dir.0.join("c").tap(), &["--connect", &source.p2p_addr()]);
+    let helpers = [b, c];
+    until_all_have(&helpers, &target, Instant::now());
+    let (b_addr, c_addr) = (helpers[0].p2p_addr(), helpers[1].p2p_addr());
+    let start = Instant::now();
+    let three = Node::start(
+        &dir.0.join("three").tap(),
+        &[
+            "--connect",
+            &b_addr,
+            "--connect",
+            &c_addr,
+            "--connect",
+            &source.p2p_addr(),
+        ],
+    );
+    until_all_have(std::slice::from_ref(&three), &target, start);
+    let t_three = start.elapsed().as_secs_f64();
+    println!(
+        "sync from 3 peers: {:.0} blocks/s, {:.2} MB/s ({t_three:.1} s, {:.0}% of local)",
+        height as f64 / t_three,
+        mb / t_three,
+        100.0 * t_local / t_three
+    );
+}
+
+trait Tap {
+    fn tap(self) -> Self;
+}
+
+impl Tap for std::path::PathBuf {
+    fn tap(self) -> Self {
+        std::fs::create_dir_all(&self).unwrap();
+        self
+    }
+}
