@@ -39,6 +39,8 @@ const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(180);
 const BAN_TIME: Duration = Duration::from_secs(24 * 3600);
 /// Messages queued for one peer before it counts as too slow.
 const SEND_QUEUE: usize = 1_000;
+/// Blocks one peer may have queued for download.
+const MAX_QUEUED_BLOCKS: usize = 4 * MAX_HEADERS;
 /// Outbound connections kept from discovered addresses (without `--connect`).
 const OUTBOUND_TARGET: usize = 8;
 /// Most addresses kept in the address book.
@@ -617,6 +619,10 @@ impl P2p {
                     Err(e) => return Err(PeerError::Disconnect(format!("store failure: {e}"))),
                 }
                 self.request_blocks(send, sync)?;
+                if sync.queue.is_empty() && sync.in_flight.is_empty() {
+                    // Caught up with what we queued: ask whether the peer has more.
+                    self.queue(send, self.get_headers())?;
+                }
             }
             Message::Tx(tx) => {
                 let txid = tx.compute_txid();
@@ -672,12 +678,12 @@ impl P2p {
         for h in &headers {
             let hash = h.compute_block_hash();
             self.mark_known(id, hash.to_byte_array());
-            if self.node.lock().chain.entry(&hash).is_none() {
-                sync.want(hash);
+            if self.node.lock().chain.entry(&hash).is_none() && !sync.want(hash) {
+                break;
             }
         }
         self.request_blocks(send, sync)?;
-        if headers.len() == MAX_HEADERS {
+        if headers.len() == MAX_HEADERS && sync.queue.len() < MAX_QUEUED_BLOCKS {
             // More may follow: continue from the last one.
             let last = headers[headers.len() - 1].compute_block_hash();
             self.queue(
@@ -906,10 +912,16 @@ struct Sync {
 }
 
 impl Sync {
-    fn want(&mut self, hash: BlockHash) {
+    /// Queues a block to fetch; false if the queue is full (the peer is far ahead, or lying:
+    /// later `getheaders` rounds pick up where this one stopped).
+    fn want(&mut self, hash: BlockHash) -> bool {
+        if self.queue.len() >= MAX_QUEUED_BLOCKS {
+            return false;
+        }
         if !self.in_flight.contains_key(&hash) && !self.queue.contains(&hash) {
             self.queue.push_back(hash);
         }
+        true
     }
 
     fn queued(&self, hash: &BlockHash) -> bool {

@@ -91,10 +91,18 @@ fn blocks_and_transactions_cross_a_line_of_nodes() {
             .contains(&sent)
             .then_some(())
     });
-    let mined = last.rpc("generatetoaddress", json!([1, addr()]));
+    // A real miner attached to the last node mines it.
+    let mut miner = chaincore_tests::Miner::start(last, &addr(), &["--threads", "1"]);
+    wait_for(
+        "the transaction to be mined and seen by the first node",
+        || {
+            let confirmations =
+                first.rpc("getrawtransaction", json!([sent, true]))["confirmations"].as_u64()?;
+            (confirmations >= 1).then_some(())
+        },
+    );
+    miner.interrupt();
     wait_same_tip(&nodes.iter().collect::<Vec<_>>());
-    let block = first.rpc("getblock", json!([mined[0], 1]));
-    assert_eq!(block["tx"][1], sent);
     assert_eq!(first.rpc("getrawmempool", json!([])), json!([]));
     let peers = nodes[1].rpc("getpeerinfo", json!([]));
     assert_eq!(peers.as_array().unwrap().len(), 2);
@@ -150,6 +158,16 @@ fn hostile_bytes_get_a_peer_disconnected_while_honest_peers_keep_working() {
             m.extend_from_slice(b"version\0\0\0\0\0");
             m.extend_from_slice(&5_000_000u32.to_le_bytes());
             m.extend_from_slice(&[0; 4]);
+            m
+        },
+        {
+            // A well-framed version whose payload is garbage.
+            let payload = [0xffu8; 40];
+            let mut m = Network::Regtest.params().magic.to_vec();
+            m.extend_from_slice(b"version\0\0\0\0\0");
+            m.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            m.extend_from_slice(&chaincore::hash::sha256d(&payload)[..4]);
+            m.extend_from_slice(&payload);
             m
         },
         {
