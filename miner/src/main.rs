@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use chaincore::pow::Target;
-use chaincore::rpc::{http_client, is_auth_failure, RpcClient};
+use chaincore::rpc::{http_client, is_auth_failure, NodeArgs, RpcClient};
 use chaincore::validation::MAX_FUTURE_BLOCK_TIME;
-use chaincore::{Address, Network};
+use chaincore::Address;
 use clap::Parser;
 use jsonrpsee_http_client::HttpClient;
 use serde_json::json;
@@ -38,29 +38,8 @@ struct Args {
     /// Address the block rewards go to (required unless --benchmark).
     #[arg(long, env = "CHAINCORE_ADDRESS", required_unless_present = "benchmark")]
     address: Option<String>,
-    /// Network: main, test or regtest.
-    #[arg(long, env = "CHAINCORE_NETWORK", default_value = "main")]
-    network: Network,
-    /// Node RPC URL [default: http://127.0.0.1:<the network's RPC port>].
-    #[arg(long, env = "CHAINCORE_RPC_URL")]
-    rpc_url: Option<String>,
-    /// Cookie file [default: <datadir>/<network>/.cookie].
-    #[arg(long, env = "CHAINCORE_RPC_COOKIE", conflicts_with_all = ["rpc_user", "rpc_password"])]
-    rpc_cookie: Option<PathBuf>,
-    /// RPC user (with --rpc-password).
-    #[arg(long, env = "CHAINCORE_RPC_USER", requires = "rpc_password")]
-    rpc_user: Option<String>,
-    /// RPC password (with --rpc-user).
-    #[arg(
-        long,
-        env = "CHAINCORE_RPC_PASSWORD",
-        requires = "rpc_user",
-        hide_env_values = true
-    )]
-    rpc_password: Option<String>,
-    /// The node's data directory, for the default cookie [default: ~/.chaincore].
-    #[arg(long, env = "CHAINCORE_DATADIR")]
-    datadir: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeArgs,
     /// Worker threads [default: one per CPU].
     #[arg(long, env = "CHAINCORE_THREADS")]
     threads: Option<usize>,
@@ -140,13 +119,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let address = args.address.as_deref().context("--address is required")?;
-    let payout = Address::parse(address, args.network)
+    let payout = Address::parse(address, args.node.network)
         .with_context(|| format!("bad --address '{address}'"))?
         .script_pubkey();
-    let url = args
-        .rpc_url
-        .clone()
-        .unwrap_or_else(|| format!("http://127.0.0.1:{}", args.network.params().rpc_port));
+    let url = args.node.url();
     let auth = Auth::from_args(&args)?;
     let client = http_client(&url, &auth.current, RPC_TIMEOUT).map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(%url, threads, %kernel, "mining to {address}");
@@ -183,32 +159,16 @@ struct Auth {
 
 impl Auth {
     fn from_args(args: &Args) -> anyhow::Result<Auth> {
-        if let (Some(u), Some(p)) = (&args.rpc_user, &args.rpc_password) {
-            return Ok(Auth {
-                current: format!("{u}:{p}"),
-                cookie: None,
-            });
-        }
-        let cookie = match &args.rpc_cookie {
-            Some(c) => c.clone(),
-            None => {
-                let base = match (&args.datadir, std::env::var_os("HOME")) {
-                    (Some(d), _) => d.clone(),
-                    (None, Some(h)) if !h.is_empty() => PathBuf::from(h).join(".chaincore"),
-                    _ => bail!("HOME is not set: give --datadir, --rpc-cookie or --rpc-user/--rpc-password"),
-                };
-                base.join(args.network.to_string()).join(".cookie")
-            }
-        };
+        let cookie = args.node.cookie_path().map_err(|e| anyhow::anyhow!(e))?;
         Ok(Auth {
-            current: read_cookie(&cookie)?,
-            cookie: Some(cookie),
+            current: args.node.credentials().map_err(|e| anyhow::anyhow!(e))?,
+            cookie,
         })
     }
 
     /// After a 401: a restarted node writes a new cookie. True if it changed.
     fn refresh(&mut self) -> bool {
-        match self.cookie.as_deref().map(read_cookie) {
+        match self.cookie.as_deref().map(chaincore::rpc::read_cookie) {
             Some(Ok(new)) if new != self.current => {
                 self.current = new;
                 true
@@ -216,13 +176,6 @@ impl Auth {
             _ => false,
         }
     }
-}
-
-fn read_cookie(path: &std::path::Path) -> anyhow::Result<String> {
-    Ok(std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the node's cookie {} (is the node running? or pass --rpc-user/--rpc-password)", path.display()))?
-        .trim()
-        .to_string())
 }
 
 /// `--benchmark`: hash an unsolvable header on every worker and report MH/s.

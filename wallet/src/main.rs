@@ -14,8 +14,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use chaincore::key::PrivateKey;
+use chaincore::rpc::NodeArgs;
 use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
-use chaincore::{Address, Amount, Network, Script, Transaction, TxIn, TxOut};
+use chaincore::{Address, Amount, Script, Transaction, TxIn, TxOut};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
@@ -30,29 +31,8 @@ struct Args {
     /// Wallet file [default: <datadir>/<network>/wallet.json].
     #[arg(long, env = "CHAINCORE_WALLET")]
     wallet: Option<PathBuf>,
-    /// Network: main, test or regtest.
-    #[arg(long, env = "CHAINCORE_NETWORK", default_value = "main")]
-    network: Network,
-    /// Node RPC URL [default: http://127.0.0.1:<the network's RPC port>].
-    #[arg(long, env = "CHAINCORE_RPC_URL")]
-    rpc_url: Option<String>,
-    /// Cookie file to authenticate with [default: <datadir>/<network>/.cookie].
-    #[arg(long, env = "CHAINCORE_RPC_COOKIE", conflicts_with_all = ["rpc_user", "rpc_password"])]
-    rpc_cookie: Option<PathBuf>,
-    /// RPC user (with --rpc-password).
-    #[arg(long, env = "CHAINCORE_RPC_USER", requires = "rpc_password")]
-    rpc_user: Option<String>,
-    /// RPC password (with --rpc-user).
-    #[arg(
-        long,
-        env = "CHAINCORE_RPC_PASSWORD",
-        requires = "rpc_user",
-        hide_env_values = true
-    )]
-    rpc_password: Option<String>,
-    /// The node's data directory, for the default cookie and wallet paths [default: ~/.chaincore].
-    #[arg(long, env = "CHAINCORE_DATADIR")]
-    datadir: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeArgs,
     /// Read the passphrase of an encrypted wallet from this file instead of the terminal.
     #[arg(long, env = "CHAINCORE_PASSPHRASE_FILE", global = true)]
     passphrase_file: Option<PathBuf>,
@@ -163,48 +143,20 @@ fn print_output(out: &Output, json_output: bool) {
 }
 
 impl Args {
-    fn base_dir(&self) -> anyhow::Result<PathBuf> {
-        match &self.datadir {
-            Some(d) => Ok(d.clone()),
-            None => match std::env::var_os("HOME") {
-                Some(h) if !h.is_empty() => Ok(PathBuf::from(h).join(".chaincore")),
-                _ => bail!("HOME is not set: give --datadir or --wallet"),
-            },
-        }
-    }
-
     fn wallet_path(&self) -> anyhow::Result<PathBuf> {
         match &self.wallet {
             Some(p) => Ok(p.clone()),
             None => Ok(self
-                .base_dir()?
-                .join(self.network.to_string())
+                .node
+                .network_dir()
+                .map_err(|e| anyhow::anyhow!("{e} or --wallet"))?
                 .join("wallet.json")),
         }
     }
 
     fn node(&self) -> anyhow::Result<NodeClient> {
-        let url = self
-            .rpc_url
-            .clone()
-            .unwrap_or_else(|| format!("http://127.0.0.1:{}", self.network.params().rpc_port));
-        let credentials = match (&self.rpc_user, &self.rpc_password) {
-            (Some(u), Some(p)) => format!("{u}:{p}"),
-            _ => {
-                let cookie = match &self.rpc_cookie {
-                    Some(c) => c.clone(),
-                    None => self
-                        .base_dir()?
-                        .join(self.network.to_string())
-                        .join(".cookie"),
-                };
-                std::fs::read_to_string(&cookie)
-                    .with_context(|| format!("cannot read the node's cookie {} (is the node running? or pass --rpc-user/--rpc-password)", cookie.display()))?
-                    .trim()
-                    .to_string()
-            }
-        };
-        NodeClient::new(&url, &credentials)
+        let credentials = self.node.credentials().map_err(|e| anyhow::anyhow!(e))?;
+        NodeClient::new(&self.node.url(), &credentials)
     }
 
     /// The passphrase from --passphrase-file, or asked on the terminal (twice if `confirm`).
@@ -232,7 +184,7 @@ impl Args {
     }
 
     fn load(&self) -> anyhow::Result<Keystore> {
-        Ok(Keystore::load(&self.wallet_path()?, self.network)?)
+        Ok(Keystore::load(&self.wallet_path()?, self.node.network)?)
     }
 
     /// Loads the wallet with its private keys available.
@@ -260,16 +212,16 @@ async fn run(args: Args) -> anyhow::Result<Output> {
             } else {
                 None
             };
-            let ks = Keystore::create(args.network, passphrase.as_deref());
+            let ks = Keystore::create(args.node.network, passphrase.as_deref());
             ks.save(&path, true)?;
             let address = ks.entries[0].address.clone();
             Ok(Output {
                 text: format!(
                     "created {} wallet {}\naddress: {address}",
-                    args.network,
+                    args.node.network,
                     path.display()
                 ),
-                json: json!({"wallet": path, "network": args.network, "encrypted": encrypt, "address": address}),
+                json: json!({"wallet": path, "network": args.node.network, "encrypted": encrypt, "address": address}),
             })
         }
         Command::Info => {
@@ -416,7 +368,7 @@ async fn run(args: Args) -> anyhow::Result<Output> {
         }
         Command::ImportKey { wif } => {
             let path = args.wallet_path()?;
-            let key = PrivateKey::from_wif(wif, args.network).context("cannot import key")?;
+            let key = PrivateKey::from_wif(wif, args.node.network).context("cannot import key")?;
             let mut ks = args.load_unlocked()?;
             let address = ks.add_key(key, "imported".into(), false);
             ks.save(&path, false)?;
@@ -426,12 +378,12 @@ async fn run(args: Args) -> anyhow::Result<Output> {
             })
         }
         Command::ExportKey { address } => {
-            Address::parse(address, args.network).context("bad address")?;
+            Address::parse(address, args.node.network).context("bad address")?;
             let ks = args.load_unlocked()?;
             let key = ks
                 .key_for(address)
                 .with_context(|| format!("address {address} is not in this wallet"))?;
-            let wif = key.to_wif(args.network);
+            let wif = key.to_wif(args.node.network);
             Ok(Output {
                 text: wif.clone(),
                 json: json!({"address": address, "wif": wif}),
@@ -462,8 +414,8 @@ async fn send(
     send_all: bool,
     dry_run: bool,
 ) -> anyhow::Result<Output> {
-    let dest =
-        Address::parse(to, args.network).map_err(|e| anyhow::anyhow!("bad address '{to}': {e}"))?;
+    let dest = Address::parse(to, args.node.network)
+        .map_err(|e| anyhow::anyhow!("bad address '{to}': {e}"))?;
     if fee_rate < 1 {
         bail!("--fee-rate must be at least 1 unit per byte (the node's minimum relay fee)");
     }
@@ -525,7 +477,7 @@ async fn send(
     let summary = json!({
         "txid": txid,
         "inputs": selection.inputs.iter().map(|c| json!({"txid": c.outpoint.txid.to_string(), "vout": c.outpoint.vout, "amount": c.value.to_string()})).collect::<Vec<_>>(),
-        "outputs": tx.output.iter().map(|o| json!({"amount": o.value.to_string(), "address": Address::from_script(&o.script_pubkey, args.network).map(|a| a.to_string()), "data": o.script_pubkey.op_return_data().map(|d| String::from_utf8_lossy(d).into_owned())})).collect::<Vec<_>>(),
+        "outputs": tx.output.iter().map(|o| json!({"amount": o.value.to_string(), "address": Address::from_script(&o.script_pubkey, args.node.network).map(|a| a.to_string()), "data": o.script_pubkey.op_return_data().map(|d| String::from_utf8_lossy(d).into_owned())})).collect::<Vec<_>>(),
         "change": change_address.as_ref().map(|a| json!({"address": a, "amount": tx.output.last().map(|o| o.value.to_string())})),
         "fee": fee.to_string(),
         "size": size,
@@ -540,7 +492,7 @@ async fn send(
         );
     }
     for o in &tx.output {
-        let who = Address::from_script(&o.script_pubkey, args.network)
+        let who = Address::from_script(&o.script_pubkey, args.node.network)
             .map(|a| a.to_string())
             .or_else(|| {
                 o.script_pubkey
