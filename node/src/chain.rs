@@ -399,9 +399,14 @@ impl Chain {
                 }
             }
         }
-        // Oldest block first, so parents re-enter the pool before their children.
-        disconnected.reverse();
-        self.return_to_mempool(disconnected.concat(), mempool, verified);
+        if !disconnected.is_empty() {
+            // Oldest block first, so parents re-enter the pool before their children; then the
+            // old pool, re-checked too: some of it may now spend coins that no longer exist.
+            disconnected.reverse();
+            let mut txs = disconnected.concat();
+            txs.extend(mempool.drain_in_order());
+            self.return_to_mempool(txs, mempool, verified);
+        }
         Ok(())
     }
 
@@ -490,9 +495,12 @@ impl Chain {
             }
         }
         self.mark_invalid(hash)?;
-        // Disconnected transactions first (oldest block first), then any better chain.
+        // Disconnected transactions first (oldest block first), then the old pool, then any
+        // better chain.
         disconnected.reverse();
-        self.return_to_mempool(disconnected.concat(), mempool, verified);
+        let mut txs = disconnected.concat();
+        txs.extend(mempool.drain_in_order());
+        self.return_to_mempool(txs, mempool, verified);
         self.activate_best_chain(mempool, verified)
     }
 

@@ -68,7 +68,7 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
         tracing::info!(height = tip.height, tip = %tip.hash, "chain loaded");
     }
     let p2p = p2p::P2p::start(node.clone(), config.p2p.clone()).await?;
-    let server = rpc::server::start(node.clone(), p2p, &config).await?;
+    let server = rpc::server::start(node.clone(), p2p.clone(), &config).await?;
 
     let mut shutdown = node.shutdown.subscribe();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -80,6 +80,7 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     }
     node.stopping.store(true, Ordering::Release);
     server.stop().await;
+    tokio::task::spawn_blocking(move || p2p.save_book()).await?;
     // Wait for any in-flight write (it holds the lock) before the store is dropped.
     let node2 = node.clone();
     tokio::task::spawn_blocking(move || drop(node2.lock())).await?;

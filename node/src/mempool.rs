@@ -70,6 +70,8 @@ pub struct Entry {
     pub parents: HashSet<Txid>,
     /// The coins it spends (from the chain or from pool parents), in input order.
     pub spent: Vec<Coin>,
+    /// Order of arrival in the pool (parents always before children).
+    seq: u64,
 }
 
 impl Entry {
@@ -89,6 +91,7 @@ pub struct Mempool {
     children: HashMap<Txid, HashSet<Txid>>,
     bytes: usize,
     max_bytes: usize,
+    next_seq: u64,
 }
 
 /// What the pool needs from the chain to validate a transaction.
@@ -110,6 +113,7 @@ impl Mempool {
             children: HashMap::new(),
             bytes: 0,
             max_bytes,
+            next_seq: 0,
         }
     }
 
@@ -232,12 +236,15 @@ impl Mempool {
             time: now,
             parents,
             spent,
+            seq: 0,
         })
     }
 
     /// Adds a checked entry, then evicts the lowest fee rates while over the cap. Fails with
     /// [`MempoolError::Full`] if the new entry itself was evicted.
-    pub fn insert(&mut self, entry: Entry) -> Result<Vec<Txid>, MempoolError> {
+    pub fn insert(&mut self, mut entry: Entry) -> Result<Vec<Txid>, MempoolError> {
+        entry.seq = self.next_seq;
+        self.next_seq += 1;
         let txid = entry.txid;
         for input in &entry.tx.input {
             self.spenders.insert(input.previous_output, txid);
@@ -252,6 +259,17 @@ impl Mempool {
             return Err(MempoolError::Full);
         }
         Ok(evicted)
+    }
+
+    /// Empties the pool, returning its transactions in arrival order (parents first), to be
+    /// validated again after a reorg.
+    pub fn drain_in_order(&mut self) -> Vec<Transaction> {
+        let mut entries: Vec<Entry> = self.entries.drain().map(|(_, e)| e).collect();
+        entries.sort_by_key(|e| e.seq);
+        self.spenders.clear();
+        self.children.clear();
+        self.bytes = 0;
+        entries.into_iter().map(|e| e.tx).collect()
     }
 
     /// Evicts lowest-fee-rate transactions (with their descendants) until within the cap.

@@ -90,6 +90,8 @@ pub struct P2p {
     addresses: Mutex<HashSet<SocketAddr>>,
     /// Highest block height of valid headers any peer has sent us.
     best_seen_height: AtomicU64,
+    /// Address book changes not yet written to the store (saved in batches).
+    book_changes: Mutex<Vec<(SocketAddr, bool)>>,
     /// Blocks requested from some peer, by whom and when: peers fetching the same chain
     /// split the work instead of downloading every block from everyone.
     requested: Mutex<HashMap<BlockHash, (u64, Instant)>>,
@@ -122,6 +124,7 @@ impl P2p {
             addresses: Mutex::new(book),
             best_seen_height: AtomicU64::new(0),
             requested: Mutex::new(HashMap::new()),
+            book_changes: Mutex::new(Vec::new()),
             config,
         });
         if let Some(addr) = p2p.config.listen {
@@ -135,6 +138,7 @@ impl P2p {
             tokio::spawn(p2p.clone().keep_connected(addr, true));
         }
         tokio::spawn(p2p.clone().relay_loop());
+        tokio::spawn(p2p.clone().save_book_loop());
         if !p2p.config.connect_only {
             tokio::spawn(p2p.clone().discovery_loop());
         }
@@ -161,9 +165,13 @@ impl P2p {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .iter()
-                .find(|a| !connected.contains(a) && Some(**a) != self.config.listen)
+                .find(|a| {
+                    !connected.contains(a)
+                        && Some(**a) != self.config.listen
+                        && !self.is_banned(a.ip())
+                })
                 .copied();
-            let Some(addr) = candidate.filter(|a| !self.is_banned(a.ip())) else {
+            let Some(addr) = candidate else {
                 continue;
             };
             let me = self.clone();
@@ -177,19 +185,47 @@ impl P2p {
         }
     }
 
-    /// Records a peer address in memory and in the store.
+    /// Writes address book changes to the store every few seconds, in one transaction.
+    async fn save_book_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let changes =
+                std::mem::take(&mut *self.book_changes.lock().unwrap_or_else(|p| p.into_inner()));
+            if changes.is_empty() {
+                continue;
+            }
+            let node = self.node.clone();
+            let saved =
+                tokio::task::spawn_blocking(move || node.lock().chain.store().save_peers(&changes))
+                    .await;
+            if let Ok(Err(e)) = saved {
+                tracing::warn!("cannot save the address book: {e}");
+            }
+        }
+    }
+
+    /// Writes pending address book changes now (at shutdown).
+    pub fn save_book(&self) {
+        let changes =
+            std::mem::take(&mut *self.book_changes.lock().unwrap_or_else(|p| p.into_inner()));
+        if !changes.is_empty() {
+            if let Err(e) = self.node.lock().chain.store().save_peers(&changes) {
+                tracing::warn!("cannot save the address book: {e}");
+            }
+        }
+    }
+
+    /// Records a peer address (saved to the store with the next batch).
     fn learn(&self, addr: SocketAddr) {
         let new = {
             let mut book = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
             book.len() < MAX_ADDRESSES && book.insert(addr)
         };
         if new {
-            let node = self.node.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = node.lock().chain.store().save_peer(&addr, true) {
-                    tracing::warn!("cannot save peer address: {e}");
-                }
-            });
+            self.book_changes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((addr, true));
         }
     }
 
@@ -204,10 +240,10 @@ impl P2p {
             .unwrap_or_else(|p| p.into_inner())
             .remove(addr)
         {
-            let (node, addr) = (self.node.clone(), *addr);
-            tokio::task::spawn_blocking(move || {
-                let _ = node.lock().chain.store().save_peer(&addr, false);
-            });
+            self.book_changes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((*addr, false));
         }
     }
 
@@ -235,8 +271,10 @@ impl P2p {
                 tracing::debug!(%addr, "refused: banned");
                 continue;
             }
-            if self.lock_peers().len() >= self.config.max_connections {
-                tracing::debug!(%addr, "refused: connection limit");
+            // Inbound peers never take the slots kept for our own outbound connections.
+            let inbound = self.lock_peers().values().filter(|p| p.inbound).count();
+            if inbound >= self.config.max_connections.saturating_sub(OUTBOUND_TARGET) {
+                tracing::debug!(%addr, "refused: inbound connection limit");
                 continue;
             }
             tokio::spawn(self.clone().run_peer(stream, addr, true, false));
@@ -249,7 +287,6 @@ impl P2p {
         loop {
             match TcpStream::connect(addr).await {
                 Ok(stream) => {
-                    backoff = Duration::from_millis(250);
                     let started = Instant::now();
                     self.clone().run_peer(stream, addr, false, operator).await;
                     if started.elapsed() > Duration::from_secs(60) {
@@ -327,6 +364,14 @@ impl P2p {
             r = self.session(id, &mut reader, &send) => r,
             _ = kick.notified() => Err(PeerError::Disconnect("disconnected by the operator".into())),
         };
+        let handshaken = self
+            .lock_peers()
+            .get(&id)
+            .is_some_and(|p| p.version.is_some());
+        if !inbound && !operator && !handshaken {
+            // A discovered address that does not complete a handshake is not worth retrying.
+            self.forget(&addr);
+        }
         self.lock_peers().remove(&id);
         self.requested
             .lock()
@@ -675,10 +720,19 @@ impl P2p {
             }
             return self.queue(send, self.get_headers());
         }
-        for h in &headers {
-            let hash = h.compute_block_hash();
+        let hashes: Vec<BlockHash> = headers.iter().map(|h| h.compute_block_hash()).collect();
+        for hash in &hashes {
             self.mark_known(id, hash.to_byte_array());
-            if self.node.lock().chain.entry(&hash).is_none() && !sync.want(hash) {
+        }
+        let unknown: Vec<BlockHash> = {
+            let state = self.node.lock();
+            hashes
+                .into_iter()
+                .filter(|h| state.chain.entry(h).is_none())
+                .collect()
+        };
+        for hash in unknown {
+            if !sync.want(hash) {
                 break;
             }
         }
@@ -797,7 +851,10 @@ impl P2p {
         let mut banned = self.banned.lock().unwrap_or_else(|p| p.into_inner());
         match ban {
             Some(d) => {
-                banned.insert(ip, Instant::now() + d);
+                let until = Instant::now()
+                    .checked_add(d)
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(10 * 365 * 24 * 3600));
+                banned.insert(ip, until);
                 drop(banned);
                 let addrs: Vec<SocketAddr> = self
                     .lock_peers()
@@ -871,25 +928,37 @@ async fn next(
     }
 }
 
-/// Answers a `getdata` from the store and mempool.
+/// Most blocks served for one `getdata` (a peer asks for more in later messages).
+const MAX_BLOCKS_PER_GETDATA: usize = 2 * MAX_IN_FLIGHT;
+
+/// Answers a `getdata` from the store and mempool: duplicates ignored, at most
+/// [`MAX_BLOCKS_PER_GETDATA`] blocks, the node lock released before blocks are read.
 fn serve_getdata(node: &Node, items: &[Inv]) -> Vec<Message> {
+    let mut seen = HashSet::new();
+    let items: Vec<Inv> = items.iter().filter(|i| seen.insert(**i)).copied().collect();
     let mut out = Vec::new();
     let mut missing = Vec::new();
-    let state = node.lock();
-    let Ok(rtx) = state.chain.store().begin_read() else {
-        return out;
-    };
-    for inv in items {
-        match inv.kind {
-            INV_BLOCK => match crate::store::read::block(&rtx, &BlockHash(inv.hash)) {
-                Ok(Some(b)) => out.push(Message::Block(b)),
+    let mut blocks = Vec::new();
+    let rtx = {
+        let state = node.lock();
+        for inv in &items {
+            match inv.kind {
+                INV_BLOCK if blocks.len() < MAX_BLOCKS_PER_GETDATA => blocks.push(*inv),
+                INV_TX => match state.mempool.get(&Txid(inv.hash)) {
+                    Some(e) => out.push(Message::Tx(e.tx.clone())),
+                    None => missing.push(*inv),
+                },
                 _ => missing.push(*inv),
-            },
-            INV_TX => match state.mempool.get(&Txid(inv.hash)) {
-                Some(e) => out.push(Message::Tx(e.tx.clone())),
-                None => missing.push(*inv),
-            },
-            _ => missing.push(*inv),
+            }
+        }
+        state.chain.store().begin_read()
+    };
+    if let Ok(rtx) = rtx {
+        for inv in blocks {
+            match crate::store::read::block(&rtx, &BlockHash(inv.hash)) {
+                Ok(Some(b)) => out.push(Message::Block(b)),
+                _ => missing.push(inv),
+            }
         }
     }
     if !missing.is_empty() {

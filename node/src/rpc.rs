@@ -519,7 +519,7 @@ impl RpcServer for Rpc {
         let node = self.node.clone();
         blocking(move || {
             let script = address.script_pubkey();
-            let mut hashes = Vec::with_capacity(nblocks as usize);
+            let mut hashes = Vec::new();
             for _ in 0..nblocks {
                 match node.generate_block(&script) {
                     Ok(Some(h)) => hashes.push(h.to_string()),

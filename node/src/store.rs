@@ -237,19 +237,21 @@ impl Store {
         Ok(out)
     }
 
-    /// Saves (`keep`) or deletes a peer address.
-    pub fn save_peer(&self, addr: &std::net::SocketAddr, keep: bool) -> Result<(), StoreError> {
+    /// Saves (`true`) or deletes (`false`) peer addresses, in one transaction.
+    pub fn save_peers(&self, changes: &[(std::net::SocketAddr, bool)]) -> Result<(), StoreError> {
         let wtx = self.begin_write()?;
         {
             let mut t = wtx.open_table(PEERS)?;
-            let key = addr.to_string();
-            if keep {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                t.insert(key.as_str(), now)?;
-            } else {
-                t.remove(key.as_str())?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            for (addr, keep) in changes {
+                let key = addr.to_string();
+                if *keep {
+                    t.insert(key.as_str(), now)?;
+                } else {
+                    t.remove(key.as_str())?;
+                }
             }
         }
         wtx.commit()?;

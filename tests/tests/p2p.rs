@@ -311,8 +311,16 @@ fn peer_management_rpcs_and_a_persisted_address_book() {
     wait_for("the operator's peer to reconnect", || {
         (b.rpc("getconnectioncount", json!([])).as_u64()? == 1).then_some(())
     });
-    nodes[1].restart();
-    let known = nodes[1].rpc("getnodeaddresses", json!([10]));
+    // A node that met a peer only through `addnode onetry` keeps its address across a clean
+    // restart: it comes from the store, not from the command line.
+    let mut c = Node::start(&dir.0.join("c").tap_create(), &[]);
+    c.rpc("addnode", json!([nodes[0].p2p_addr(), "onetry"]));
+    wait_for("c to connect", || {
+        (c.rpc("getconnectioncount", json!([])).as_u64()? >= 1).then_some(())
+    });
+    assert!(c.stop().success());
+    c.restart();
+    let known = c.rpc("getnodeaddresses", json!([10]));
     assert!(
         known
             .as_array()
@@ -321,6 +329,7 @@ fn peer_management_rpcs_and_a_persisted_address_book() {
             .any(|e| e["port"] == json!(nodes[0].p2p_port)),
         "{known}"
     );
+    nodes[1].restart();
 }
 
 /// A hand-driven P2P peer on a raw socket, for sending what honest nodes never would.

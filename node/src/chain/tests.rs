@@ -382,3 +382,110 @@ fn reopening_the_store_restores_the_chain() {
     assert_eq!(chain.tip_hash(), tip);
     assert_eq!(chain.tip_height(), 3);
 }
+
+/// Adds `tx` to the fixture's mempool as the node would.
+fn pool_add(f: &mut Fixture, tx: Transaction) {
+    let rtx = f.chain.store().begin_read().unwrap();
+    let coin = |o: &OutPoint| crate::store::read::coin(&rtx, o).ok().flatten();
+    let view = crate::mempool::ChainView {
+        coin: &coin,
+        next_height: f.chain.tip_height() + 1,
+        median_time_past: f.chain.median_time_past(&f.chain.tip_hash()),
+    };
+    let entry = f.mempool.check(tx, &view, 0, &|_| false).unwrap();
+    f.mempool.insert(entry).unwrap();
+}
+
+#[test]
+fn reorg_rechecks_the_whole_mempool() {
+    let mut f = fixture("reorg-pool");
+    let prefix = extend(&mut f, 101, 0);
+    let k = key(1);
+    let fork = f.chain.tip_hash();
+    // Branch A confirms T; the pool holds C, T's child.
+    let t = spend(
+        &k,
+        coinbase_out(&prefix[0]),
+        Amount::from_units(49 * 100_000_000),
+        script(&k),
+    );
+    let a1 = make_block(&f.chain, fork, vec![t.clone()], 0xa, None);
+    submit(&mut f, a1).unwrap();
+    let c = spend(
+        &k,
+        OutPoint {
+            txid: t.compute_txid(),
+            vout: 0,
+        },
+        Amount::from_units(48 * 100_000_000),
+        script(&k),
+    );
+    pool_add(&mut f, c.clone());
+    // Branch B double-spends T's input with T2 and has more work.
+    let t2 = spend(
+        &k,
+        coinbase_out(&prefix[0]),
+        Amount::from_units(47 * 100_000_000),
+        script(&k),
+    );
+    let mut side = fixture("reorg-pool-side");
+    for b in &prefix {
+        submit(&mut side, b.clone()).unwrap();
+    }
+    let b1 = make_block(&side.chain, fork, vec![t2], 0xb, None);
+    submit(&mut side, b1.clone()).unwrap();
+    let b2 = make_block(&side.chain, b1.block_hash(), vec![], 0xb, None);
+    submit(&mut f, b1).unwrap();
+    submit(&mut f, b2).unwrap();
+    // T conflicts with B's T2, so neither T nor its child C may stay in the pool.
+    assert!(f.mempool.get(&t.compute_txid()).is_none());
+    assert!(f.mempool.get(&c.compute_txid()).is_none());
+    assert_eq!(f.mempool.len(), 0);
+}
+
+#[test]
+fn reorg_keeps_parents_before_children() {
+    let mut f = fixture("reorg-order");
+    let prefix = extend(&mut f, 101, 0);
+    let k = key(1);
+    let fork = f.chain.tip_hash();
+    let t = spend(
+        &k,
+        coinbase_out(&prefix[0]),
+        Amount::from_units(49 * 100_000_000),
+        script(&k),
+    );
+    let a1 = make_block(&f.chain, fork, vec![t.clone()], 0xa, None);
+    submit(&mut f, a1).unwrap();
+    let c = spend(
+        &k,
+        OutPoint {
+            txid: t.compute_txid(),
+            vout: 0,
+        },
+        Amount::from_units(48 * 100_000_000),
+        script(&k),
+    );
+    pool_add(&mut f, c.clone());
+    // Two empty blocks from the fork point win: T comes back, and C after it.
+    let mut side = fixture("reorg-order-side");
+    for b in &prefix {
+        submit(&mut side, b.clone()).unwrap();
+    }
+    let b1 = make_block(&side.chain, fork, vec![], 0xb, None);
+    submit(&mut side, b1.clone()).unwrap();
+    let b2 = make_block(&side.chain, b1.block_hash(), vec![], 0xb, None);
+    submit(&mut f, b1).unwrap();
+    submit(&mut f, b2).unwrap();
+    let order: Vec<_> = f
+        .mempool
+        .select_for_block(1_000_000)
+        .iter()
+        .map(|e| e.txid)
+        .collect();
+    assert_eq!(order, vec![t.compute_txid(), c.compute_txid()]);
+    // And a block built from that order connects.
+    let tip = f.chain.tip_hash();
+    let b3 = make_block(&f.chain, tip, vec![t, c], 0xb, None);
+    submit(&mut f, b3).unwrap();
+}
