@@ -570,6 +570,8 @@ impl Chain {
                 let mut history_key = [0u8; 36];
                 history_key[..4].copy_from_slice(&height.to_be_bytes());
                 history_key[4..].copy_from_slice(txid.as_bytes());
+                // Addresses this transaction pays or spends: one history row each.
+                let mut touched: Vec<[u8; 20]> = Vec::new();
                 if !tx.is_coinbase() {
                     let first = spent_all.len();
                     for input in &tx.input {
@@ -585,7 +587,7 @@ impl Chain {
                         };
                         if let Some(pkh) = coin.output.script_pubkey.p2pkh_hash() {
                             addr_utxos.remove(addr_key(&pkh, &key))?;
-                            addr_txs.insert(addr_key(&pkh, &history_key), ())?;
+                            touched.push(pkh);
                         }
                         spent_all.push(coin);
                     }
@@ -616,8 +618,13 @@ impl Chain {
                     }
                     if let Some(pkh) = output.script_pubkey.p2pkh_hash() {
                         addr_utxos.insert(addr_key(&pkh, &key), ())?;
-                        addr_txs.insert(addr_key(&pkh, &history_key), ())?;
+                        touched.push(pkh);
                     }
+                }
+                touched.sort_unstable();
+                touched.dedup();
+                for pkh in &touched {
+                    addr_txs.insert(addr_key(pkh, &history_key), ())?;
                 }
                 let mut loc = [0u8; 36];
                 loc[..32].copy_from_slice(hash.as_bytes());
