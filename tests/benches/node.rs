@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chaincore::encode::serialize;
 use chaincore::key::PrivateKey;
 use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
-use chaincore::{Address, Amount, Block, Network, OutPoint, Script, Transaction, TxIn, TxOut};
+use chaincore::{Address, Amount, Network, OutPoint, Script, Transaction, TxOut};
 use chaincore_tests::{Node, TempDir};
 use serde_json::{json, Value};
 
@@ -27,55 +27,21 @@ fn lock(k: &PrivateKey) -> Script {
     Address::p2pkh(k.public_key().pubkey_hash(), Network::Regtest).script_pubkey()
 }
 
-fn sign(k: &PrivateKey, mut tx: Transaction) -> Transaction {
-    for i in 0..tx.input.len() {
-        let mut sig = k.sign_digest(&legacy_sighash(&tx, i, &lock(k), SIGHASH_ALL));
-        sig.push(SIGHASH_ALL as u8);
-        tx.input[i].script_sig = Script::new_p2pkh_script_sig(&sig, &k.public_key().to_bytes());
-    }
-    tx
-}
-
 fn split(k: &PrivateKey, coin: OutPoint, value: i64, parts: usize) -> Transaction {
     let each = (value - 400_000) / parts as i64;
-    sign(
-        k,
-        Transaction {
-            version: 1,
-            input: vec![TxIn {
-                previous_output: coin,
-                script_sig: Script::new(),
-                sequence: u32::MAX,
-            }],
-            output: vec![
-                TxOut {
-                    value: Amount::from_units(each),
-                    script_pubkey: lock(k)
-                };
-                parts
-            ],
-            lock_time: 0,
-        },
-    )
+    let out = TxOut {
+        value: Amount::from_units(each),
+        script_pubkey: lock(k),
+    };
+    chaincore_tests::signed_spend(k, &[coin], vec![out; parts])
 }
 
 fn spend(k: &PrivateKey, coin: OutPoint, value: i64) -> Transaction {
-    sign(
-        k,
-        Transaction {
-            version: 1,
-            input: vec![TxIn {
-                previous_output: coin,
-                script_sig: Script::new(),
-                sequence: u32::MAX,
-            }],
-            output: vec![TxOut {
-                value: Amount::from_units(value - 1_000),
-                script_pubkey: lock(k),
-            }],
-            lock_time: 0,
-        },
-    )
+    let out = TxOut {
+        value: Amount::from_units(value - 1_000),
+        script_pubkey: lock(k),
+    };
+    chaincore_tests::signed_spend(k, &[coin], vec![out])
 }
 
 /// A keep-alive JSON-RPC client.
@@ -214,7 +180,8 @@ fn main() {
         .iter()
         .map(|(o, v)| spend(&k, *o, *v))
         .collect();
-    let block = build_block(&client, &k, txs.clone());
+    let fees = txs.len() as i64 * 1_000;
+    let block = chaincore_tests::solve_block(&node, &lock(&k), txs.clone(), fees);
     let raw = hex::encode(serialize(&block));
     let start = Instant::now();
     let answer = client.call("submitblock", json!([raw]));
@@ -271,46 +238,6 @@ fn main() {
         ms(woke.saturating_duration_since(call_start)),
         ms(call)
     );
-}
-
-fn build_block(client: &Client, k: &PrivateKey, txs: Vec<Transaction>) -> Block {
-    let t = client.call("getblocktemplate", json!([{}]));
-    let height = t["height"].as_u64().unwrap() as u32;
-    let fees = txs.len() as i64 * 1_000;
-    let mut script_sig = chaincore::validation::coinbase_height_prefix(height);
-    script_sig.push_slice(b"bench");
-    let coinbase = Transaction {
-        version: 1,
-        input: vec![TxIn {
-            previous_output: OutPoint::NULL,
-            script_sig,
-            sequence: u32::MAX,
-        }],
-        output: vec![TxOut {
-            value: Amount::from_units(t["coinbasevalue"].as_i64().unwrap() + fees),
-            script_pubkey: lock(k),
-        }],
-        lock_time: 0,
-    };
-    let mut txdata = vec![coinbase];
-    txdata.extend(txs);
-    let mut block = Block {
-        header: chaincore::block::Header {
-            version: 1,
-            prev_blockhash: t["previousblockhash"].as_str().unwrap().parse().unwrap(),
-            merkle_root: Default::default(),
-            time: t["curtime"].as_u64().unwrap() as u32,
-            bits: u32::from_str_radix(t["bits"].as_str().unwrap(), 16).unwrap(),
-            nonce: 0,
-        },
-        txdata,
-    };
-    block.header.merkle_root = block.compute_merkle_root().0;
-    let target = block.header.target().unwrap();
-    while !target.is_met_by(&block.block_hash()) {
-        block.header.nonce += 1;
-    }
-    block
 }
 
 /// Time for k256 alone to verify every input signature of `txs` on all cores.

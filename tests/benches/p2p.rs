@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use chaincore::encode::serialize;
 use chaincore::key::PrivateKey;
-use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
-use chaincore::{Address, Amount, Block, Network, OutPoint, Script, Transaction, TxIn, TxOut};
+use chaincore::{Address, Amount, Block, Network, OutPoint, Script, Transaction, TxOut};
 use chaincore_tests::{Node, TempDir};
 use serde_json::{json, Value};
 
@@ -30,29 +29,8 @@ fn addr() -> String {
     Address::p2pkh(key().public_key().pubkey_hash(), Network::Regtest).to_string()
 }
 
-fn sign(mut tx: Transaction) -> Transaction {
-    for i in 0..tx.input.len() {
-        let mut sig = key().sign_digest(&legacy_sighash(&tx, i, &lock(), SIGHASH_ALL));
-        sig.push(SIGHASH_ALL as u8);
-        tx.input[i].script_sig = Script::new_p2pkh_script_sig(&sig, &key().public_key().to_bytes());
-    }
-    tx
-}
-
 fn tx(inputs: Vec<OutPoint>, outputs: Vec<TxOut>) -> Transaction {
-    sign(Transaction {
-        version: 1,
-        input: inputs
-            .into_iter()
-            .map(|o| TxIn {
-                previous_output: o,
-                script_sig: Script::new(),
-                sequence: u32::MAX,
-            })
-            .collect(),
-        output: outputs,
-        lock_time: 0,
-    })
+    chaincore_tests::signed_spend(&key(), &inputs, outputs)
 }
 
 fn tip(n: &Node) -> Value {
@@ -110,42 +88,7 @@ fn full_block(node: &Node, coins: &mut Vec<(OutPoint, i64)>, n: usize) -> Block 
             )
         })
         .collect();
-    let t = node.rpc("getblocktemplate", json!([{}]));
-    let height = t["height"].as_u64().unwrap() as u32;
-    let mut script_sig = chaincore::validation::coinbase_height_prefix(height);
-    script_sig.push_slice(b"p2p-bench");
-    let coinbase = Transaction {
-        version: 1,
-        input: vec![TxIn {
-            previous_output: OutPoint::NULL,
-            script_sig,
-            sequence: u32::MAX,
-        }],
-        output: vec![TxOut {
-            value: Amount::from_units(t["coinbasevalue"].as_i64().unwrap() + n as i64 * 1_000),
-            script_pubkey: lock(),
-        }],
-        lock_time: 0,
-    };
-    let mut txdata = vec![coinbase];
-    txdata.extend(spends);
-    let mut block = Block {
-        header: chaincore::block::Header {
-            version: 1,
-            prev_blockhash: t["previousblockhash"].as_str().unwrap().parse().unwrap(),
-            merkle_root: Default::default(),
-            time: t["curtime"].as_u64().unwrap() as u32,
-            bits: u32::from_str_radix(t["bits"].as_str().unwrap(), 16).unwrap(),
-            nonce: 0,
-        },
-        txdata,
-    };
-    block.header.merkle_root = block.compute_merkle_root().0;
-    let target = block.header.target().unwrap();
-    while !target.is_met_by(&block.block_hash()) {
-        block.header.nonce += 1;
-    }
-    block
+    chaincore_tests::solve_block(node, &lock(), spends, n as i64 * 1_000)
 }
 
 /// Time until every node in `nodes` has `hash` as its tip.

@@ -433,3 +433,84 @@ impl Drop for Miner {
         }
     }
 }
+
+/// A P2PKH transaction spending `inputs` (all locked to `key` on regtest), signed.
+pub fn signed_spend(
+    key: &chaincore::key::PrivateKey,
+    inputs: &[chaincore::OutPoint],
+    outputs: Vec<chaincore::TxOut>,
+) -> chaincore::Transaction {
+    use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
+    let lock =
+        chaincore::Address::p2pkh(key.public_key().pubkey_hash(), chaincore::Network::Regtest)
+            .script_pubkey();
+    let mut tx = chaincore::Transaction {
+        version: 1,
+        input: inputs
+            .iter()
+            .map(|o| chaincore::TxIn {
+                previous_output: *o,
+                script_sig: chaincore::Script::new(),
+                sequence: u32::MAX,
+            })
+            .collect(),
+        output: outputs,
+        lock_time: 0,
+    };
+    for i in 0..tx.input.len() {
+        let mut sig = key.sign_digest(&legacy_sighash(&tx, i, &lock, SIGHASH_ALL));
+        sig.push(SIGHASH_ALL as u8);
+        tx.input[i].script_sig =
+            chaincore::Script::new_p2pkh_script_sig(&sig, &key.public_key().to_bytes());
+    }
+    tx
+}
+
+/// A block on `node`'s current template, solved by the test itself: a coinbase paying
+/// `coinbasevalue + extra_fees` to `payout`, then `txs` (which need not be in the mempool).
+pub fn solve_block(
+    node: &Node,
+    payout: &chaincore::Script,
+    txs: Vec<chaincore::Transaction>,
+    extra_fees: i64,
+) -> chaincore::Block {
+    let t = node.rpc("getblocktemplate", json!([{"rules": ["segwit"]}]));
+    let height = t["height"].as_u64().unwrap() as u32;
+    let mut script_sig = chaincore::validation::coinbase_height_prefix(height);
+    script_sig.push_slice(b"e2e");
+    let coinbase = chaincore::Transaction {
+        version: 1,
+        input: vec![chaincore::TxIn {
+            previous_output: chaincore::OutPoint::NULL,
+            script_sig,
+            sequence: u32::MAX,
+        }],
+        output: vec![chaincore::TxOut {
+            value: chaincore::Amount::from_units(t["coinbasevalue"].as_i64().unwrap() + extra_fees),
+            script_pubkey: payout.clone(),
+        }],
+        lock_time: 0,
+    };
+    let mut txdata = vec![coinbase];
+    txdata.extend(txs);
+    let mut block = chaincore::Block {
+        header: chaincore::block::Header {
+            version: t["version"].as_i64().unwrap() as i32,
+            prev_blockhash: t["previousblockhash"].as_str().unwrap().parse().unwrap(),
+            merkle_root: Default::default(),
+            time: t["curtime"].as_u64().unwrap() as u32,
+            bits: u32::from_str_radix(t["bits"].as_str().unwrap(), 16).unwrap(),
+            nonce: 0,
+        },
+        txdata,
+    };
+    block.header.merkle_root = block.compute_merkle_root().0;
+    // The template's big-endian `target` is what a getblocktemplate miner compares against.
+    let mut target = [0u8; 32];
+    hex::decode_to_slice(t["target"].as_str().unwrap(), &mut target).unwrap();
+    let target = chaincore::pow::Target::from_be_bytes(target).unwrap();
+    while !target.is_met_by(&block.block_hash()) {
+        block.header.nonce += 1;
+    }
+    block
+}

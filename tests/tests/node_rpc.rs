@@ -4,16 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use chaincore::block::Header;
 use chaincore::encode::{deserialize, serialize};
 use chaincore::hash::Sha256dWriter;
 use chaincore::key::PrivateKey;
-use chaincore::pow::Target;
-use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
-use chaincore::validation::{coinbase_height_prefix, Coin};
-use chaincore::{
-    Address, Amount, Block, BlockHash, Network, OutPoint, Script, Transaction, TxIn, TxOut,
-};
+use chaincore::validation::Coin;
+use chaincore::{Address, Amount, Block, BlockHash, Network, OutPoint, Transaction, TxOut};
 use chaincore_tests::{wait_for, Node, TempDir};
 use serde_json::{json, Value};
 
@@ -27,21 +22,7 @@ fn address(k: &PrivateKey) -> Address {
 
 /// A signed one-input P2PKH spend of `prev` (locked to `k`) paying `outputs`.
 fn spend(k: &PrivateKey, prev: OutPoint, outputs: Vec<TxOut>) -> Transaction {
-    let mut tx = Transaction {
-        version: 1,
-        input: vec![TxIn {
-            previous_output: prev,
-            script_sig: Script::new(),
-            sequence: u32::MAX,
-        }],
-        output: outputs,
-        lock_time: 0,
-    };
-    let script = address(k).script_pubkey();
-    let mut sig = k.sign_digest(&legacy_sighash(&tx, 0, &script, SIGHASH_ALL));
-    sig.push(SIGHASH_ALL as u8);
-    tx.input[0].script_sig = Script::new_p2pkh_script_sig(&sig, &k.public_key().to_bytes());
-    tx
+    chaincore_tests::signed_spend(k, &[prev], outputs)
 }
 
 fn pay(to: &Address, units: i64) -> TxOut {
@@ -192,42 +173,7 @@ fn mine_spend_and_balances() {
 
 /// Builds and solves a block on the node's tip paying `to`, as an external miner would.
 fn solve_block(node: &Node, to: &Address, txs: Vec<Transaction>) -> Block {
-    let t = node.rpc("getblocktemplate", json!([{"rules": ["segwit"]}]));
-    let height = t["height"].as_u64().unwrap() as u32;
-    let mut script_sig = coinbase_height_prefix(height);
-    script_sig.push_slice(b"e2e");
-    let coinbase = Transaction {
-        version: 1,
-        input: vec![TxIn {
-            previous_output: OutPoint::NULL,
-            script_sig,
-            sequence: u32::MAX,
-        }],
-        output: vec![pay(to, t["coinbasevalue"].as_i64().unwrap())],
-        lock_time: 0,
-    };
-    let mut txdata = vec![coinbase];
-    txdata.extend(txs);
-    let mut block = Block {
-        header: Header {
-            version: t["version"].as_i64().unwrap() as i32,
-            prev_blockhash: t["previousblockhash"].as_str().unwrap().parse().unwrap(),
-            merkle_root: Default::default(),
-            time: t["curtime"].as_u64().unwrap() as u32,
-            bits: u32::from_str_radix(t["bits"].as_str().unwrap(), 16).unwrap(),
-            nonce: 0,
-        },
-        txdata,
-    };
-    block.header.merkle_root = block.compute_merkle_root().0;
-    let target_hex = t["target"].as_str().unwrap();
-    let mut target_bytes = [0u8; 32];
-    hex::decode_to_slice(target_hex, &mut target_bytes).unwrap();
-    let target = Target::from_be_bytes(target_bytes).unwrap();
-    while !target.is_met_by(&block.block_hash()) {
-        block.header.nonce += 1;
-    }
-    block
+    chaincore_tests::solve_block(node, &to.script_pubkey(), txs, 0)
 }
 
 #[test]

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use chaincore::encode::serialize;
 use chaincore::key::PrivateKey;
-use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
-use chaincore::{Address, Amount, Network, OutPoint, Script, Transaction, TxIn, TxOut};
+use chaincore::{Address, Amount, Network, OutPoint, Script, TxOut};
 use chaincore_tests::{wait_for, Node, TempDir};
 use serde_json::{json, Value};
 
@@ -67,23 +66,14 @@ fn blocks_and_transactions_cross_a_line_of_nodes() {
         json!([first.rpc("getblockhash", json!([1])), 2]),
     );
     let txid = coinbase["tx"][0]["txid"].as_str().unwrap().parse().unwrap();
-    let mut tx = Transaction {
-        version: 1,
-        input: vec![TxIn {
-            previous_output: OutPoint { txid, vout: 0 },
-            script_sig: Script::new(),
-            sequence: u32::MAX,
-        }],
-        output: vec![TxOut {
+    let tx = chaincore_tests::signed_spend(
+        &key(),
+        &[OutPoint { txid, vout: 0 }],
+        vec![TxOut {
             value: Amount::from_units(49 * 100_000_000),
             script_pubkey: Script::new_p2pkh(&[9; 20]),
         }],
-        lock_time: 0,
-    };
-    let lock = Address::p2pkh(key().public_key().pubkey_hash(), Network::Regtest).script_pubkey();
-    let mut sig = key().sign_digest(&legacy_sighash(&tx, 0, &lock, SIGHASH_ALL));
-    sig.push(SIGHASH_ALL as u8);
-    tx.input[0].script_sig = Script::new_p2pkh_script_sig(&sig, &key().public_key().to_bytes());
+    );
     let sent = first.rpc("sendrawtransaction", json!([hex::encode(serialize(&tx))]));
     wait_for("the transaction to reach the last node", || {
         last.rpc("getrawmempool", json!([]))
@@ -516,22 +506,14 @@ fn partition_heals_onto_the_heavier_side_and_losing_transactions_come_back() {
     let cb = n0.rpc("getblock", json!([n0.rpc("getblockhash", json!([1])), 2]));
     let txid = cb["tx"][0]["txid"].as_str().unwrap().parse().unwrap();
     let lock = Address::p2pkh(key().public_key().pubkey_hash(), Network::Regtest).script_pubkey();
-    let mut tx = Transaction {
-        version: 1,
-        input: vec![TxIn {
-            previous_output: OutPoint { txid, vout: 0 },
-            script_sig: Script::new(),
-            sequence: u32::MAX,
-        }],
-        output: vec![TxOut {
+    let tx = chaincore_tests::signed_spend(
+        &key(),
+        &[OutPoint { txid, vout: 0 }],
+        vec![TxOut {
             value: Amount::from_units(49 * 100_000_000),
             script_pubkey: lock.clone(),
         }],
-        lock_time: 0,
-    };
-    let mut sig = key().sign_digest(&legacy_sighash(&tx, 0, &lock, SIGHASH_ALL));
-    sig.push(SIGHASH_ALL as u8);
-    tx.input[0].script_sig = Script::new_p2pkh_script_sig(&sig, &key().public_key().to_bytes());
+    );
     let sent = n0.rpc("sendrawtransaction", json!([hex::encode(serialize(&tx))]));
     n0.rpc("generatetoaddress", json!([2, addr()]));
     n3.rpc("generatetoaddress", json!([4, addr()]));
