@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chaincore::pow::Work;
 use chaincore::validation::{self, RuleError};
 use chaincore::{BlockHash, Txid};
 use futures_util::{SinkExt, StreamExt};
@@ -39,6 +40,8 @@ const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(180);
 const BAN_TIME: Duration = Duration::from_secs(24 * 3600);
 /// Messages queued for one peer before it counts as too slow.
 const SEND_QUEUE: usize = 1_000;
+/// Headers of a lighter fork kept per peer while it may still outgrow our chain.
+const MAX_PENDING_HEADERS: usize = 10 * MAX_HEADERS;
 /// Blocks one peer may have queued for download.
 const MAX_QUEUED_BLOCKS: usize = 4 * MAX_HEADERS;
 /// Outbound connections kept from discovered addresses (without `--connect`).
@@ -639,6 +642,12 @@ impl P2p {
             Message::Block(block) => {
                 let hash = block.block_hash();
                 self.mark_known(id, hash.to_byte_array());
+                let requested = sync.in_flight.contains_key(&hash);
+                if !requested && block.header.prev_blockhash != self.node.tip.borrow().hash {
+                    // Unsolicited and not extending our tip: ignored, so a peer cannot make
+                    // us store blocks of a chain lighter than ours.
+                    return Ok(());
+                }
                 sync.received(&hash);
                 self.requested
                     .lock()
@@ -704,14 +713,23 @@ impl P2p {
                 PeerError::Misbehaved(format!("header {}: {e}", h.compute_block_hash()))
             })?;
         }
-        let known_parent = self
-            .node
-            .lock()
-            .chain
-            .entry(&first.prev_blockhash)
-            .is_some()
-            || sync.queued(&first.prev_blockhash);
-        if !known_parent {
+        // Where these headers attach: a block we have, a block already queued (its chain had
+        // more work than our tip), or the end of a lighter fork this peer is still sending.
+        let (parent, tip_work) = {
+            let state = self.node.lock();
+            let parent = state
+                .chain
+                .entry(&first.prev_blockhash)
+                .map(|e| (e.chainwork, e.height));
+            (parent, state.chain.tip().chainwork)
+        };
+        let base = if let Some(p) = parent {
+            Some(p)
+        } else if sync.queued(&first.prev_blockhash) {
+            None // continues a chain already judged heavier than ours
+        } else if sync.pending_tip == Some(first.prev_blockhash) {
+            Some((sync.pending_work, sync.pending_height))
+        } else {
             sync.unconnecting += 1;
             if sync.unconnecting > 8 {
                 return Err(PeerError::Misbehaved(
@@ -719,6 +737,57 @@ impl P2p {
                 ));
             }
             return self.queue(send, self.get_headers());
+        };
+        let batch_work = headers
+            .iter()
+            .filter_map(|h| h.target())
+            .fold(Work::ZERO, |w, t| w + t.work());
+        if let Some((work, height)) = base {
+            let end_work = work + batch_work;
+            let end_height = u64::from(height) + headers.len() as u64;
+            if end_work <= tip_work {
+                // Not (yet) more work than our chain: keep the hashes, download nothing. A
+                // lighter fork costs us no blocks, however many a peer mines.
+                if parent.is_some() {
+                    sync.pending.clear();
+                }
+                if sync.pending.len() + headers.len() > MAX_PENDING_HEADERS {
+                    sync.pending.clear();
+                    sync.pending_tip = None;
+                    return Ok(());
+                }
+                sync.pending
+                    .extend(headers.iter().map(|h| h.compute_block_hash()));
+                sync.pending_tip = sync.pending.last().copied();
+                sync.pending_work = end_work;
+                sync.pending_height = u32::try_from(end_height).unwrap_or(u32::MAX);
+                if headers.len() == MAX_HEADERS {
+                    let last = headers[headers.len() - 1].compute_block_hash();
+                    self.queue(
+                        send,
+                        Message::GetHeaders {
+                            version: PROTOCOL_VERSION as u32,
+                            locator: vec![last],
+                            stop: BlockHash::ZERO,
+                        },
+                    )?;
+                }
+                return Ok(());
+            }
+            self.note_best_height(end_height);
+        }
+        // More work than ours: fetch the lighter prefix we held back too, then these.
+        let held_back: Vec<BlockHash> = if parent.is_none() {
+            std::mem::take(&mut sync.pending)
+        } else {
+            Vec::new()
+        };
+        sync.pending.clear();
+        sync.pending_tip = None;
+        for hash in held_back {
+            if !sync.want(hash) {
+                break;
+            }
         }
         let hashes: Vec<BlockHash> = headers.iter().map(|h| h.compute_block_hash()).collect();
         for hash in &hashes {
@@ -805,6 +874,19 @@ impl P2p {
     /// Number of connected peers.
     pub fn connection_count(&self) -> usize {
         self.lock_peers().len()
+    }
+
+    /// Records the height of a valid, heavier header chain a peer sent; logs sync progress.
+    fn note_best_height(&self, best: u64) {
+        if best > self.best_seen_height.fetch_max(best, Ordering::Relaxed) {
+            let ours = u64::from(self.node.tip.borrow().height);
+            if best > ours + 100 {
+                tracing::info!(
+                    "syncing: {ours} of {best} blocks ({:.1}%)",
+                    100.0 * ours as f64 / best as f64
+                );
+            }
+        }
     }
 
     /// Highest block height seen from any peer.
@@ -978,6 +1060,13 @@ struct Sync {
     in_flight: HashMap<BlockHash, Instant>,
     /// Headers received that did not connect.
     unconnecting: u32,
+    /// Hashes of a fork this peer is sending that does not (yet) have more work than ours.
+    pending: Vec<BlockHash>,
+    /// Last of `pending`, where the next headers must attach.
+    pending_tip: Option<BlockHash>,
+    /// Total work and height at `pending_tip`.
+    pending_work: Work,
+    pending_height: u32,
 }
 
 impl Sync {

@@ -549,6 +549,16 @@ fn partition_heals_onto_the_heavier_side_and_losing_transactions_come_back() {
             .unwrap()
             >= 1
     );
+    // The heavier side never downloaded the lighter side's blocks: a lighter fork costs it
+    // nothing, while the losing side keeps its old branch as a fork tip.
+    assert_eq!(
+        n4.rpc("getchaintips", json!([])).as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        n0.rpc("getchaintips", json!([])).as_array().unwrap().len(),
+        2
+    );
     // No coins created or lost: the UTXO set holds exactly the subsidy of every block (fees
     // went to the miners, and genesis creates nothing).
     for n in [&n0, &n2, &n4] {
