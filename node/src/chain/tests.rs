@@ -396,13 +396,17 @@ fn pool_add(f: &mut Fixture, tx: Transaction) {
     f.mempool.insert(entry).unwrap();
 }
 
-#[test]
-fn reorg_rechecks_the_whole_mempool() {
-    let mut f = fixture("reorg-pool");
+/// A chain of 101 blocks, then branch A confirming T (a spend of the first coinbase) with T's
+/// child C in the pool, then branch B (two blocks from the same fork point, more work, with
+/// `b_txs` in its first block) connected on top. Returns the fixture, T and C.
+fn reorg_with_pool(
+    label: &str,
+    b_txs: impl Fn(&[Block]) -> Vec<Transaction>,
+) -> (Fixture, Transaction, Transaction) {
+    let mut f = fixture(label);
     let prefix = extend(&mut f, 101, 0);
     let k = key(1);
     let fork = f.chain.tip_hash();
-    // Branch A confirms T; the pool holds C, T's child.
     let t = spend(
         &k,
         coinbase_out(&prefix[0]),
@@ -411,32 +415,41 @@ fn reorg_rechecks_the_whole_mempool() {
     );
     let a1 = make_block(&f.chain, fork, vec![t.clone()], 0xa, None);
     submit(&mut f, a1).unwrap();
+    let child_of_t = OutPoint {
+        txid: t.compute_txid(),
+        vout: 0,
+    };
     let c = spend(
         &k,
-        OutPoint {
-            txid: t.compute_txid(),
-            vout: 0,
-        },
+        child_of_t,
         Amount::from_units(48 * 100_000_000),
         script(&k),
     );
     pool_add(&mut f, c.clone());
-    // Branch B double-spends T's input with T2 and has more work.
-    let t2 = spend(
-        &k,
-        coinbase_out(&prefix[0]),
-        Amount::from_units(47 * 100_000_000),
-        script(&k),
-    );
-    let mut side = fixture("reorg-pool-side");
+    let mut side = fixture(&format!("{label}-side"));
     for b in &prefix {
         submit(&mut side, b.clone()).unwrap();
     }
-    let b1 = make_block(&side.chain, fork, vec![t2], 0xb, None);
+    let b1 = make_block(&side.chain, fork, b_txs(&prefix), 0xb, None);
     submit(&mut side, b1.clone()).unwrap();
     let b2 = make_block(&side.chain, b1.block_hash(), vec![], 0xb, None);
     submit(&mut f, b1).unwrap();
     submit(&mut f, b2).unwrap();
+    (f, t, c)
+}
+
+#[test]
+fn reorg_rechecks_the_whole_mempool() {
+    // Branch B double-spends T's input with T2.
+    let (f, t, c) = reorg_with_pool("reorg-pool", |prefix| {
+        let k = key(1);
+        vec![spend(
+            &k,
+            coinbase_out(&prefix[0]),
+            Amount::from_units(47 * 100_000_000),
+            script(&k),
+        )]
+    });
     // T conflicts with B's T2, so neither T nor its child C may stay in the pool.
     assert!(f.mempool.get(&t.compute_txid()).is_none());
     assert!(f.mempool.get(&c.compute_txid()).is_none());
@@ -445,38 +458,8 @@ fn reorg_rechecks_the_whole_mempool() {
 
 #[test]
 fn reorg_keeps_parents_before_children() {
-    let mut f = fixture("reorg-order");
-    let prefix = extend(&mut f, 101, 0);
-    let k = key(1);
-    let fork = f.chain.tip_hash();
-    let t = spend(
-        &k,
-        coinbase_out(&prefix[0]),
-        Amount::from_units(49 * 100_000_000),
-        script(&k),
-    );
-    let a1 = make_block(&f.chain, fork, vec![t.clone()], 0xa, None);
-    submit(&mut f, a1).unwrap();
-    let c = spend(
-        &k,
-        OutPoint {
-            txid: t.compute_txid(),
-            vout: 0,
-        },
-        Amount::from_units(48 * 100_000_000),
-        script(&k),
-    );
-    pool_add(&mut f, c.clone());
-    // Two empty blocks from the fork point win: T comes back, and C after it.
-    let mut side = fixture("reorg-order-side");
-    for b in &prefix {
-        submit(&mut side, b.clone()).unwrap();
-    }
-    let b1 = make_block(&side.chain, fork, vec![], 0xb, None);
-    submit(&mut side, b1.clone()).unwrap();
-    let b2 = make_block(&side.chain, b1.block_hash(), vec![], 0xb, None);
-    submit(&mut f, b1).unwrap();
-    submit(&mut f, b2).unwrap();
+    // Branch B is empty: T comes back, and C after it.
+    let (mut f, t, c) = reorg_with_pool("reorg-order", |_| vec![]);
     let order: Vec<_> = f
         .mempool
         .select_for_block(1_000_000)
