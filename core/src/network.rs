@@ -9,7 +9,7 @@ use crate::block::{Block, Header};
 use crate::hash::BlockHash;
 use crate::pow::{AsertParams, Target};
 use crate::script::Script;
-use crate::transaction::{OutPoint, Transaction, TxIn, TxOut, SEQUENCE_FINAL};
+use crate::transaction::Transaction;
 
 /// One of the three ChainCore networks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -140,19 +140,11 @@ impl Network {
 fn build_genesis(params: &Params) -> Block {
     let mut script_sig = Script::new();
     script_sig.push_int(0).push_slice(GENESIS_MESSAGE);
-    let coinbase = Transaction {
-        version: 1,
-        input: vec![TxIn {
-            previous_output: OutPoint::NULL,
-            script_sig,
-            sequence: SEQUENCE_FINAL,
-        }],
-        output: vec![TxOut {
-            value: Amount::ZERO,
-            script_pubkey: Script::new_op_return(&[]).expect("empty data fits"),
-        }],
-        lock_time: 0,
-    };
+    let coinbase = Transaction::new_coinbase(
+        script_sig,
+        Amount::ZERO,
+        Script::new_op_return(&[]).expect("empty data fits"),
+    );
     let merkle_root = crate::hash::TxMerkleNode(coinbase.compute_txid().0);
     Block {
         header: Header {

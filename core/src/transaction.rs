@@ -75,6 +75,24 @@ pub struct Transaction {
 impl_consensus_encoding!(Transaction, version, input, output, lock_time);
 
 impl Transaction {
+    /// A coinbase: one input spending the null outpoint with `script_sig`, one output paying
+    /// `value` to `script_pubkey`, version 1, lock time 0.
+    pub fn new_coinbase(script_sig: Script, value: Amount, script_pubkey: Script) -> Transaction {
+        Transaction {
+            version: 1,
+            input: vec![TxIn {
+                previous_output: OutPoint::NULL,
+                script_sig,
+                sequence: SEQUENCE_FINAL,
+            }],
+            output: vec![TxOut {
+                value,
+                script_pubkey,
+            }],
+            lock_time: 0,
+        }
+    }
+
     /// The transaction id: SHA-256d of the serialization.
     pub fn compute_txid(&self) -> Txid {
         let mut w = Sha256dWriter::default();

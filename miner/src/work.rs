@@ -7,11 +7,8 @@ use chaincore::block::Header;
 use chaincore::encode::{deserialize, serialize};
 use chaincore::hash::sha256d;
 use chaincore::pow::Target;
-use chaincore::transaction::SEQUENCE_FINAL;
 use chaincore::validation::coinbase_height_prefix;
-use chaincore::{
-    Amount, Block, BlockHash, OutPoint, Script, Transaction, TxIn, TxMerkleNode, TxOut, Txid,
-};
+use chaincore::{Amount, Block, BlockHash, Script, Transaction, TxMerkleNode, Txid};
 use serde_json::Value;
 
 /// Text in every coinbase after the height and extranonce.
@@ -115,19 +112,11 @@ impl Work {
         let mut script_sig = coinbase_height_prefix(self.template.height);
         script_sig.push_slice(&extranonce.to_le_bytes());
         script_sig.push_slice(COINBASE_TAG);
-        Transaction {
-            version: 1,
-            input: vec![TxIn {
-                previous_output: OutPoint::NULL,
-                script_sig,
-                sequence: SEQUENCE_FINAL,
-            }],
-            output: vec![TxOut {
-                value: self.template.coinbase_value,
-                script_pubkey: self.payout.clone(),
-            }],
-            lock_time: 0,
-        }
+        Transaction::new_coinbase(
+            script_sig,
+            self.template.coinbase_value,
+            self.payout.clone(),
+        )
     }
 
     /// The 80-byte header for `extranonce` (nonce 0).
@@ -209,6 +198,7 @@ fn merkle_branch(txids: &[Txid]) -> Vec<[u8; 32]> {
 mod tests {
     use super::*;
     use chaincore::validation::check_coinbase_height;
+    use chaincore::{OutPoint, TxIn};
     use serde_json::json;
 
     fn template(ntx: usize) -> Template {

@@ -5,9 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use chaincore::block::Header;
 use chaincore::pow::{block_subsidy, Target};
-use chaincore::transaction::SEQUENCE_FINAL;
 use chaincore::validation::{coinbase_height_prefix, MAX_BLOCK_SIZE};
-use chaincore::{Amount, Block, BlockHash, OutPoint, Script, Transaction, TxIn, TxOut};
+use chaincore::{Amount, Block, BlockHash, Script, Transaction};
 
 use crate::chain::Chain;
 use crate::mempool::{Entry, Mempool};
@@ -72,19 +71,8 @@ impl Template {
     pub fn block(&self, script_pubkey: &Script, extranonce: u64) -> Block {
         let mut script_sig = coinbase_height_prefix(self.height);
         script_sig.push_slice(&extranonce.to_le_bytes());
-        let coinbase = Transaction {
-            version: 1,
-            input: vec![TxIn {
-                previous_output: OutPoint::NULL,
-                script_sig,
-                sequence: SEQUENCE_FINAL,
-            }],
-            output: vec![TxOut {
-                value: self.coinbase_value,
-                script_pubkey: script_pubkey.clone(),
-            }],
-            lock_time: 0,
-        };
+        let coinbase =
+            Transaction::new_coinbase(script_sig, self.coinbase_value, script_pubkey.clone());
         let mut txdata = Vec::with_capacity(self.transactions.len() + 1);
         txdata.push(coinbase);
         txdata.extend(self.transactions.iter().map(|e| e.tx.clone()));

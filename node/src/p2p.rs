@@ -762,15 +762,7 @@ impl P2p {
                 sync.pending_work = end_work;
                 sync.pending_height = u32::try_from(end_height).unwrap_or(u32::MAX);
                 if headers.len() == MAX_HEADERS {
-                    let last = headers[headers.len() - 1].compute_block_hash();
-                    self.queue(
-                        send,
-                        Message::GetHeaders {
-                            version: PROTOCOL_VERSION as u32,
-                            locator: vec![last],
-                            stop: BlockHash::ZERO,
-                        },
-                    )?;
+                    self.queue(send, headers_after(&headers))?;
                 }
                 return Ok(());
             }
@@ -808,15 +800,7 @@ impl P2p {
         self.request_blocks(send, sync)?;
         if headers.len() == MAX_HEADERS && sync.queue.len() < MAX_QUEUED_BLOCKS {
             // More may follow: continue from the last one.
-            let last = headers[headers.len() - 1].compute_block_hash();
-            self.queue(
-                send,
-                Message::GetHeaders {
-                    version: PROTOCOL_VERSION as u32,
-                    locator: vec![last],
-                    stop: BlockHash::ZERO,
-                },
-            )?;
+            self.queue(send, headers_after(&headers))?;
         }
         Ok(())
     }
@@ -989,6 +973,19 @@ impl P2p {
                 }
             });
         }
+    }
+}
+
+/// `getheaders` continuing after the last of a full `headers` batch.
+fn headers_after(headers: &[chaincore::block::Header]) -> Message {
+    Message::GetHeaders {
+        version: PROTOCOL_VERSION as u32,
+        locator: headers
+            .last()
+            .map(|h| h.compute_block_hash())
+            .into_iter()
+            .collect(),
+        stop: BlockHash::ZERO,
     }
 }
 
