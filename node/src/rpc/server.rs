@@ -238,10 +238,13 @@ where
             ))
         }
     };
-    let (bytes, legacy) = upgrade_legacy(&bytes);
-    let response = rpc
-        .call(http::Request::from_parts(parts, HttpBody::from(bytes)))
-        .await?;
+    let legacy = is_legacy(&bytes);
+    let body = if legacy {
+        HttpBody::from(upgrade_legacy(&bytes))
+    } else {
+        HttpBody::new(http_body_util::Full::new(bytes))
+    };
+    let response = rpc.call(http::Request::from_parts(parts, body)).await?;
     if !legacy {
         return Ok(response);
     }
@@ -292,18 +295,31 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// Adds `"jsonrpc":"2.0"` to JSON-RPC 1.0 style calls (single or batch). Returns the body to
-/// pass on and whether it was 1.0 style. Non-JSON bodies pass unchanged (jsonrpsee answers
-/// with a parse error).
-fn upgrade_legacy(body: &[u8]) -> (Vec<u8>, bool) {
+/// True if `body` is a JSON-RPC 1.0 style call (or a batch holding one): no `"jsonrpc"`
+/// member. Only looks for that member, without building the (possibly megabytes of) params.
+fn is_legacy(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Call {
+        jsonrpc: Option<serde::de::IgnoredAny>,
+    }
+    let legacy = |call: &Call| call.jsonrpc.is_none();
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => {
+            serde_json::from_slice::<Vec<Call>>(body).is_ok_and(|calls| calls.iter().any(legacy))
+        }
+        _ => serde_json::from_slice::<Call>(body).is_ok_and(|call| legacy(&call)),
+    }
+}
+
+/// Rewrites a 1.0 style call (or each one of a batch) as JSON-RPC 2.0 for jsonrpsee: adds
+/// `"jsonrpc":"2.0"`, drops `"version"`, and gives a missing `id` the value null.
+fn upgrade_legacy(body: &[u8]) -> Vec<u8> {
     let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
-        return (body.to_vec(), false);
+        return body.to_vec();
     };
-    let mut legacy = false;
-    let mut fix = |call: &mut Value| {
+    let fix = |call: &mut Value| {
         if let Some(obj) = call.as_object_mut() {
             if !obj.contains_key("jsonrpc") {
-                legacy = true;
                 obj.remove("version");
                 obj.insert("jsonrpc".into(), Value::from("2.0"));
                 obj.entry("id").or_insert(Value::Null);
@@ -311,16 +327,10 @@ fn upgrade_legacy(body: &[u8]) -> (Vec<u8>, bool) {
         }
     };
     match &mut value {
-        Value::Array(calls) => calls.iter_mut().for_each(&mut fix),
+        Value::Array(calls) => calls.iter_mut().for_each(fix),
         call => fix(call),
     }
-    if !legacy {
-        return (body.to_vec(), false);
-    }
-    (
-        serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec()),
-        true,
-    )
+    serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec())
 }
 
 /// Rewrites JSON-RPC 2.0 answers to the 1.0 shape `{"result","error","id"}`.
@@ -370,16 +380,20 @@ mod tests {
 
     #[test]
     fn legacy_requests_are_upgraded_and_answers_downgraded() {
-        let (body, legacy) =
-            upgrade_legacy(br#"{"method":"getblockcount","params":[],"id":0,"version":"1.1"}"#);
-        assert!(legacy);
-        let v: Value = serde_json::from_slice(&body).unwrap();
+        let call = br#"{"method":"getblockcount","params":[],"id":0,"version":"1.1"}"#;
+        assert!(is_legacy(call));
+        let v: Value = serde_json::from_slice(&upgrade_legacy(call)).unwrap();
         assert_eq!(v["jsonrpc"], "2.0");
         assert!(v.get("version").is_none());
-        let (_, legacy) = upgrade_legacy(br#"{"jsonrpc":"2.0","method":"x","id":1}"#);
-        assert!(!legacy);
-        let (_, legacy) = upgrade_legacy(b"not json");
-        assert!(!legacy);
+        let batch = br#" [{"jsonrpc":"2.0","method":"x","id":1},{"method":"y","id":2}]"#;
+        assert!(is_legacy(batch));
+        let v: Value = serde_json::from_slice(&upgrade_legacy(batch)).unwrap();
+        assert_eq!(v[1]["jsonrpc"], "2.0");
+        assert!(!is_legacy(
+            br#"{"jsonrpc":"2.0","method":"x","params":["ab"],"id":1}"#
+        ));
+        assert!(!is_legacy(br#"[{"jsonrpc":"2.0","method":"x","id":1}]"#));
+        assert!(!is_legacy(b"not json"));
         let out = downgrade_response(br#"{"jsonrpc":"2.0","result":5,"id":0}"#);
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v, serde_json::json!({"result": 5, "error": null, "id": 0}));
