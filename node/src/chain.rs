@@ -5,16 +5,19 @@
 //! store snapshots. Each connect or disconnect is one redb write transaction.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use chaincore::encode::{deserialize, serialize};
 use chaincore::pow::block_subsidy;
-use chaincore::validation::{self, Coin, RuleError};
-use chaincore::{Block, BlockHash, Network, OutPoint, Transaction, Txid};
-use rayon::prelude::*;
+use chaincore::validation::{self, Coin, RuleError, ScriptFailure};
+use chaincore::{Block, BlockHash, Network, OutPoint, Script, Transaction, Txid};
 
 use crate::mempool::Mempool;
 use crate::store::tables::{ADDR_TXS, ADDR_UTXOS, TX_INDEX, UTXOS};
-use crate::store::{self, addr_key, outpoint_key, IndexEntry, Status, Store, StoreError};
+use crate::store::{
+    self, addr_tx_key, addr_utxo_key, outpoint_key, IndexEntry, Status, Store, StoreError,
+};
 
 /// Most blocks kept while waiting for their parent.
 pub const MAX_ORPHAN_BLOCKS: usize = 100;
@@ -541,9 +544,11 @@ impl Chain {
     }
 
     /// Connects `block` on top of the tip in one write transaction: spends and creates coins,
-    /// checks inputs, fees, the coinbase amount and (in parallel) signatures, writes undo data,
-    /// the tx index and the address index. A `new` block is stored with its index entry in the
-    /// same transaction.
+    /// checks inputs, fees, the coinbase amount and signatures, writes undo data, the tx index
+    /// and the address index. A `new` block is stored with its index entry in the same
+    /// transaction. Signatures are checked on the rayon pool while the coin pass goes on, and
+    /// a large block's address index is written on a second thread as the coin pass hands over
+    /// each transaction's spent addresses.
     fn connect_block(
         &mut self,
         block: &Block,
@@ -557,93 +562,27 @@ impl Chain {
             store::write::block(&wtx, hash, block)?;
             store::write::index(&wtx, hash, entry)?;
         }
-        let mut spent_all: Vec<Coin> = Vec::new();
-        let mut to_verify: Vec<(usize, usize, usize)> = Vec::new();
-        let mut fees = chaincore::Amount::ZERO;
-        {
-            let mut utxos = wtx.open_table(UTXOS)?;
-            let mut addr_utxos = wtx.open_table(ADDR_UTXOS)?;
-            let mut addr_txs = wtx.open_table(ADDR_TXS)?;
-            let mut tx_index = wtx.open_table(TX_INDEX)?;
-            for (pos, tx) in block.txdata.iter().enumerate() {
-                let txid = tx.compute_txid();
-                let mut history_key = [0u8; 36];
-                history_key[..4].copy_from_slice(&height.to_be_bytes());
-                history_key[4..].copy_from_slice(txid.as_bytes());
-                // Addresses this transaction pays or spends: one history row each.
-                let mut touched: Vec<[u8; 20]> = Vec::new();
-                if !tx.is_coinbase() {
-                    let first = spent_all.len();
-                    for input in &tx.input {
-                        let key = outpoint_key(&input.previous_output);
-                        let coin: Coin = match utxos.remove(key)? {
-                            Some(v) => {
-                                deserialize(v.value()).map_err(|source| StoreError::Corrupt {
-                                    table: "utxos",
-                                    source,
-                                })?
-                            }
-                            None => return Err(RuleError::InputsMissingOrSpent.into()),
-                        };
-                        if let Some(pkh) = coin.output.script_pubkey.p2pkh_hash() {
-                            addr_utxos.remove(addr_key(&pkh, &key))?;
-                            touched.push(pkh);
-                        }
-                        spent_all.push(coin);
-                    }
-                    let coins: Vec<&Coin> = spent_all[first..].iter().collect();
-                    let fee = validation::check_tx_inputs(tx, &coins, height)?;
-                    fees = fees
-                        .checked_add(fee)
-                        .ok_or(RuleError::InputValuesOutOfRange)?;
-                    if !verified.contains(&txid) {
-                        to_verify.extend((0..tx.input.len()).map(|i| (pos, i, first + i)));
-                    }
-                }
-                for (vout, output) in tx.output.iter().enumerate() {
-                    if output.script_pubkey.op_return_data().is_some() {
-                        continue; // provably unspendable: never enters the UTXO set
-                    }
-                    let key = outpoint_key(&OutPoint {
-                        txid,
-                        vout: vout as u32,
-                    });
-                    let coin = Coin {
-                        output: output.clone(),
-                        height,
-                        is_coinbase: pos == 0,
-                    };
-                    if utxos.insert(key, serialize(&coin).as_slice())?.is_some() {
-                        return Err(RuleError::DuplicateTx.into());
-                    }
-                    if let Some(pkh) = output.script_pubkey.p2pkh_hash() {
-                        addr_utxos.insert(addr_key(&pkh, &key), ())?;
-                        touched.push(pkh);
-                    }
-                }
-                touched.sort_unstable();
-                touched.dedup();
-                for pkh in &touched {
-                    addr_txs.insert(addr_key(pkh, &history_key), ())?;
-                }
-                let mut loc = [0u8; 36];
-                loc[..32].copy_from_slice(hash.as_bytes());
-                loc[32..].copy_from_slice(&(pos as u32).to_le_bytes());
-                tx_index.insert(txid.to_byte_array(), loc)?;
-            }
-        }
-        validation::check_coinbase_amount(block, block_subsidy(height), fees)?;
-        to_verify
-            .par_iter()
-            .try_for_each(|&(pos, input, coin)| {
-                validation::verify_input(
-                    &block.txdata[pos],
-                    input,
-                    &spent_all[coin].output.script_pubkey,
-                )
-            })
-            .map_err(RuleError::Script)?;
-        store::write::undo(&wtx, hash, Some(&spent_all))?;
+        let txids = block.compute_txids();
+        let (send, spent_addrs) = std::sync::mpsc::channel();
+        let spent = if block.txdata.len() < PARALLEL_INDEX_MIN_TXS {
+            let spent = connect_coins(&wtx, block, hash, &txids, height, verified, send)?;
+            store::write::connect_address_index(&wtx, height, block, &txids, spent_addrs)?;
+            spent
+        } else {
+            std::thread::scope(|s| {
+                let indexer = s.spawn(|| {
+                    store::write::connect_address_index(&wtx, height, block, &txids, spent_addrs)
+                });
+                let spent = connect_coins(&wtx, block, hash, &txids, height, verified, send);
+                let indexed = indexer
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                let spent = spent?;
+                indexed?;
+                Ok::<_, ChainError>(spent)
+            })?
+        };
+        store::write::undo(&wtx, hash, Some(&spent))?;
         store::write::active(&wtx, height, Some(hash))?;
         store::write::tip(&wtx, hash)?;
         wtx.commit().map_err(StoreError::from)?;
@@ -667,9 +606,6 @@ impl Chain {
             let mut tx_index = wtx.open_table(TX_INDEX)?;
             let mut undo_iter = undo.iter();
             for (tx, txid) in block.txdata.iter().zip(&txids) {
-                let mut history_key = [0u8; 36];
-                history_key[..4].copy_from_slice(&height.to_be_bytes());
-                history_key[4..].copy_from_slice(txid.as_bytes());
                 for (vout, output) in tx.output.iter().enumerate() {
                     let key = outpoint_key(&OutPoint {
                         txid: *txid,
@@ -677,8 +613,8 @@ impl Chain {
                     });
                     utxos.remove(key)?;
                     if let Some(pkh) = output.script_pubkey.p2pkh_hash() {
-                        addr_utxos.remove(addr_key(&pkh, &key))?;
-                        addr_txs.remove(addr_key(&pkh, &history_key))?;
+                        addr_utxos.remove(addr_utxo_key(&pkh, height, &key))?;
+                        addr_txs.remove(addr_tx_key(&pkh, height, txid))?;
                     }
                 }
                 if !tx.is_coinbase() {
@@ -687,14 +623,14 @@ impl Chain {
                         let key = outpoint_key(&input.previous_output);
                         let pkh = coin.output.script_pubkey.p2pkh_hash();
                         if let Some(pkh) = pkh {
-                            addr_txs.remove(addr_key(&pkh, &history_key))?;
+                            addr_txs.remove(addr_tx_key(&pkh, height, txid))?;
                         }
                         if in_block.contains(&input.previous_output.txid) {
                             continue; // created and spent inside this block
                         }
                         utxos.insert(key, serialize(coin).as_slice())?;
                         if let Some(pkh) = pkh {
-                            addr_utxos.insert(addr_key(&pkh, &key), ())?;
+                            addr_utxos.insert(addr_utxo_key(&pkh, coin.height, &key), ())?;
                         }
                     }
                 }
@@ -707,6 +643,117 @@ impl Chain {
         wtx.commit().map_err(StoreError::from)?;
         self.active.pop();
         Ok(block)
+    }
+}
+
+/// Blocks with at least this many transactions write their address index on a second thread.
+const PARALLEL_INDEX_MIN_TXS: usize = 64;
+
+/// The coin pass of a block connect: removes the coins the block spends and adds the ones it
+/// creates, checking inputs, fees and the coinbase amount, and writes the tx index. Signatures
+/// of transactions not in `verified` are checked on the rayon pool meanwhile. Sends each
+/// transaction's spent P2PKH coins to the address index writer, in block order. Returns every
+/// spent coin in spending order (the undo data).
+fn connect_coins(
+    wtx: &redb::WriteTransaction,
+    block: &Block,
+    hash: &BlockHash,
+    txids: &[Txid],
+    height: u32,
+    verified: &HashSet<Txid>,
+    spent_addrs: std::sync::mpsc::Sender<store::write::SpentAddrs>,
+) -> Result<Vec<Coin>, ChainError> {
+    // First signature failure; once set (or the coin pass fails) pending checks are skipped.
+    let failure: Mutex<Option<ScriptFailure>> = Mutex::new(None);
+    let give_up = AtomicBool::new(false);
+    let spent = rayon::scope(|scope| {
+        let result = (|| {
+            let mut utxos = wtx.open_table(UTXOS)?;
+            let mut tx_index = wtx.open_table(TX_INDEX)?;
+            let mut spent: Vec<Coin> = Vec::new();
+            let mut fees = chaincore::Amount::ZERO;
+            for (pos, (tx, txid)) in block.txdata.iter().zip(txids).enumerate() {
+                let mut addrs = Vec::new();
+                if !tx.is_coinbase() {
+                    let first = spent.len();
+                    for input in &tx.input {
+                        let key = outpoint_key(&input.previous_output);
+                        let coin: Coin = match utxos.remove(key)? {
+                            Some(v) => {
+                                deserialize(v.value()).map_err(|source| StoreError::Corrupt {
+                                    table: "utxos",
+                                    source,
+                                })?
+                            }
+                            None => return Err(RuleError::InputsMissingOrSpent.into()),
+                        };
+                        if let Some(pkh) = coin.output.script_pubkey.p2pkh_hash() {
+                            addrs.push((pkh, coin.height, key));
+                        }
+                        spent.push(coin);
+                    }
+                    let coins: Vec<&Coin> = spent[first..].iter().collect();
+                    let fee = validation::check_tx_inputs(tx, &coins, height)?;
+                    fees = fees
+                        .checked_add(fee)
+                        .ok_or(RuleError::InputValuesOutOfRange)?;
+                    if !verified.contains(txid) {
+                        let scripts: Vec<Script> = spent[first..]
+                            .iter()
+                            .map(|c| c.output.script_pubkey.clone())
+                            .collect();
+                        let (failure, give_up) = (&failure, &give_up);
+                        scope.spawn(move |_| {
+                            for (input, script) in scripts.iter().enumerate() {
+                                if give_up.load(Ordering::Relaxed) {
+                                    return;
+                                }
+                                if let Err(e) = validation::verify_input(tx, input, script) {
+                                    give_up.store(true, Ordering::Relaxed);
+                                    if let Ok(mut first) = failure.lock() {
+                                        first.get_or_insert(e);
+                                    }
+                                    return;
+                                }
+                            }
+                        });
+                    }
+                }
+                for (vout, output) in tx.output.iter().enumerate() {
+                    if output.script_pubkey.op_return_data().is_some() {
+                        continue; // provably unspendable: never enters the UTXO set
+                    }
+                    let key = outpoint_key(&OutPoint {
+                        txid: *txid,
+                        vout: vout as u32,
+                    });
+                    let coin = Coin {
+                        output: output.clone(),
+                        height,
+                        is_coinbase: pos == 0,
+                    };
+                    if utxos.insert(key, serialize(&coin).as_slice())?.is_some() {
+                        return Err(RuleError::DuplicateTx.into());
+                    }
+                }
+                let mut location = [0u8; 36];
+                location[..32].copy_from_slice(hash.as_bytes());
+                location[32..].copy_from_slice(&(pos as u32).to_le_bytes());
+                tx_index.insert(txid.to_byte_array(), location)?;
+                // The index writer stops early only on its own error, which the caller reports.
+                let _ = spent_addrs.send(addrs);
+            }
+            validation::check_coinbase_amount(block, block_subsidy(height), fees)?;
+            Ok::<_, ChainError>(spent)
+        })();
+        if result.is_err() {
+            give_up.store(true, Ordering::Relaxed);
+        }
+        result
+    })?;
+    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(RuleError::Script(e).into()),
+        None => Ok(spent),
     }
 }
 

@@ -21,7 +21,7 @@ use redb::{
 use tables::*;
 
 /// Version of the table layout; a database with another version is refused.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -129,28 +129,46 @@ pub fn outpoint_from_key(key: &[u8; 36]) -> OutPoint {
     }
 }
 
-/// Address index key: the pubkey hash, then a 36-byte suffix (outpoint, or height ‖ txid).
-pub fn addr_key(pubkey_hash: &[u8; 20], suffix: &[u8; 36]) -> [u8; 56] {
-    let mut key = [0u8; 56];
+/// Address-UTXO key: pubkey hash ‖ height of the coin (u32 BE) ‖ outpoint key. Coins of one
+/// address sort by height, so a block's new coins land together at the end of its range.
+pub fn addr_utxo_key(pubkey_hash: &[u8; 20], height: u32, outpoint: &[u8; 36]) -> [u8; 60] {
+    let mut key = [0u8; 60];
     key[..20].copy_from_slice(pubkey_hash);
-    key[20..].copy_from_slice(suffix);
+    key[20..24].copy_from_slice(&height.to_be_bytes());
+    key[24..].copy_from_slice(outpoint);
     key
 }
 
-/// The 36-byte suffixes stored under `pubkey_hash` in an address table, in key order.
-fn addr_suffixes(
-    table: &impl ReadableTable<[u8; 56], ()>,
+/// Address-history key: pubkey hash ‖ height (u32 BE) ‖ txid, so history sorts by height.
+pub fn addr_tx_key(pubkey_hash: &[u8; 20], height: u32, txid: &Txid) -> [u8; 56] {
+    let mut key = [0u8; 56];
+    key[..20].copy_from_slice(pubkey_hash);
+    key[20..24].copy_from_slice(&height.to_be_bytes());
+    key[24..].copy_from_slice(txid.as_bytes());
+    key
+}
+
+/// The keys stored under `pubkey_hash` in an address table, in key order.
+fn addr_rows<const N: usize>(
+    table: &impl ReadableTable<[u8; N], ()>,
     pubkey_hash: &[u8; 20],
-) -> Result<Vec<[u8; 36]>, StoreError> {
-    let range = addr_key(pubkey_hash, &[0; 36])..=addr_key(pubkey_hash, &[0xff; 36]);
+) -> Result<Vec<[u8; N]>, StoreError> {
+    let mut low = [0u8; N];
+    let mut high = [0xffu8; N];
+    low[..20].copy_from_slice(pubkey_hash);
+    high[..20].copy_from_slice(pubkey_hash);
     let mut out = Vec::new();
-    for row in table.range(range)? {
-        let key = row?.0.value();
-        let mut suffix = [0u8; 36];
-        suffix.copy_from_slice(&key[20..]);
-        out.push(suffix);
+    for row in table.range(low..=high)? {
+        out.push(row?.0.value());
     }
     Ok(out)
+}
+
+/// The height stored after the pubkey hash in an address table key.
+fn addr_row_height(key: &[u8]) -> u32 {
+    let mut h = [0u8; 4];
+    h.copy_from_slice(&key[20..24]);
+    u32::from_be_bytes(h)
 }
 
 fn decode<T: Decodable>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -319,15 +337,19 @@ pub mod read {
         }))
     }
 
-    /// Unspent outpoints paying `pubkey_hash`.
+    /// Unspent outpoints paying `pubkey_hash`, oldest first.
     pub fn address_outpoints(
         rtx: &ReadTransaction,
         pubkey_hash: &[u8; 20],
     ) -> Result<Vec<OutPoint>, StoreError> {
         let table = rtx.open_table(ADDR_UTXOS)?;
-        Ok(addr_suffixes(&table, pubkey_hash)?
+        Ok(addr_rows(&table, pubkey_hash)?
             .iter()
-            .map(outpoint_from_key)
+            .map(|key| {
+                let mut outpoint = [0u8; 36];
+                outpoint.copy_from_slice(&key[24..]);
+                outpoint_from_key(&outpoint)
+            })
             .collect())
     }
 
@@ -338,12 +360,10 @@ pub mod read {
     ) -> Result<Vec<(u32, Txid)>, StoreError> {
         let table = rtx.open_table(ADDR_TXS)?;
         let mut out = Vec::new();
-        for v in addr_suffixes(&table, pubkey_hash)? {
-            let mut h = [0u8; 4];
-            h.copy_from_slice(&v[..4]);
+        for key in addr_rows(&table, pubkey_hash)? {
             let mut txid = [0u8; 32];
-            txid.copy_from_slice(&v[4..]);
-            out.push((u32::from_be_bytes(h), Txid(txid)));
+            txid.copy_from_slice(&key[24..]);
+            out.push((addr_row_height(&key), Txid(txid)));
         }
         Ok(out)
     }
@@ -421,6 +441,48 @@ pub mod write {
             Some(coins) => t.insert(hash.to_byte_array(), serialize(coins).as_slice())?,
             None => t.remove(hash.to_byte_array())?,
         };
+        Ok(())
+    }
+
+    /// The P2PKH coins one transaction spent, as (pubkey hash, coin height, outpoint key):
+    /// what the address index needs from the UTXO set.
+    pub type SpentAddrs = Vec<([u8; 20], u32, [u8; 36])>;
+
+    /// Writes the address index rows of a block being connected at `height`. `spent` yields
+    /// each transaction's [`SpentAddrs`] in block order (the coinbase's empty); this may run on
+    /// its own thread while the coin pass produces them.
+    pub fn connect_address_index(
+        wtx: &WriteTransaction,
+        height: u32,
+        block: &Block,
+        txids: &[Txid],
+        spent: impl IntoIterator<Item = SpentAddrs>,
+    ) -> Result<(), StoreError> {
+        let mut addr_utxos = wtx.open_table(ADDR_UTXOS)?;
+        let mut addr_txs = wtx.open_table(ADDR_TXS)?;
+        for ((tx, txid), spent) in block.txdata.iter().zip(txids).zip(spent) {
+            // Addresses this transaction pays or spends: one history row each.
+            let mut touched: Vec<[u8; 20]> = Vec::with_capacity(spent.len() + tx.output.len());
+            for (vout, output) in tx.output.iter().enumerate() {
+                if let Some(pkh) = output.script_pubkey.p2pkh_hash() {
+                    let key = outpoint_key(&OutPoint {
+                        txid: *txid,
+                        vout: vout as u32,
+                    });
+                    addr_utxos.insert(addr_utxo_key(&pkh, height, &key), ())?;
+                    touched.push(pkh);
+                }
+            }
+            for (pkh, coin_height, key) in spent {
+                addr_utxos.remove(addr_utxo_key(&pkh, coin_height, &key))?;
+                touched.push(pkh);
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            for pkh in &touched {
+                addr_txs.insert(addr_tx_key(pkh, height, txid), ())?;
+            }
+        }
         Ok(())
     }
 

@@ -352,6 +352,59 @@ fn reorg_to_more_work_matches_connecting_from_scratch() {
         .is_some());
 }
 
+/// A block large enough to write its address index on the second thread, spending coins it
+/// creates itself: the index must hold exactly the UTXO set's P2PKH coins, and disconnecting
+/// the block must restore the state of a chain that never saw it.
+#[test]
+fn large_block_index_matches_utxo_set_and_disconnects_cleanly() {
+    let mut f = fixture("large");
+    let prefix = extend(&mut f, 101, 0);
+    let mut before = fixture("large-before");
+    for b in &prefix {
+        submit(&mut before, b.clone()).unwrap();
+    }
+    let k = key(1);
+    let (mut prev, mut value) = (coinbase_out(&prefix[0]), block_subsidy(1));
+    let mut txs = Vec::new();
+    for _ in 0..PARALLEL_INDEX_MIN_TXS + 16 {
+        value = Amount::from_units(value.to_units() - 1_000);
+        let tx = spend(&k, prev, value, script(&k));
+        prev = OutPoint {
+            txid: tx.compute_txid(),
+            vout: 0,
+        };
+        txs.push(tx);
+    }
+    let big = make_block(&f.chain, f.chain.tip_hash(), txs.clone(), 0, None);
+    assert_eq!(submit(&mut f, big.clone()).unwrap(), Accepted::BestChain);
+
+    let pkh = k.public_key().pubkey_hash();
+    let rtx = f.chain.store().begin_read().unwrap();
+    let mut from_utxos = Vec::new();
+    crate::store::read::for_each_coin(&rtx, |key, _, coin| {
+        if coin.output.script_pubkey.p2pkh_hash() == Some(pkh) {
+            from_utxos.push(crate::store::outpoint_from_key(key));
+        }
+    })
+    .unwrap();
+    let mut indexed = crate::store::read::address_outpoints(&rtx, &pkh).unwrap();
+    from_utxos.sort();
+    indexed.sort();
+    assert_eq!(indexed, from_utxos);
+    assert!(indexed.contains(&prev) && !indexed.contains(&coinbase_out(&prefix[0])));
+    let history = crate::store::read::address_txids(&rtx, &pkh).unwrap();
+    for tx in &txs {
+        assert!(history.contains(&(102, tx.compute_txid())));
+    }
+    drop(rtx);
+
+    f.chain
+        .invalidate_block(&big.block_hash(), &mut f.mempool, &HashSet::new())
+        .unwrap();
+    assert_eq!(f.chain.tip_hash(), before.chain.tip_hash());
+    assert_eq!(snapshot(&f.chain), snapshot(&before.chain));
+}
+
 #[test]
 fn invalidate_and_reconsider_move_the_tip() {
     let mut f = fixture("invalidate");

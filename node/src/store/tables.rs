@@ -23,9 +23,9 @@ pub const UNDO: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("undo");
 /// txid → block hash ‖ position in block (u32 LE), for active-chain transactions.
 pub const TX_INDEX: TableDefinition<[u8; 32], [u8; 36]> = TableDefinition::new("tx_index");
 
-/// pubkey hash ‖ outpoint key → (), one row per unspent P2PKH output (prefix scans by
-/// address; composite keys keep a busy address as cheap as a quiet one).
-pub const ADDR_UTXOS: TableDefinition<[u8; 56], ()> = TableDefinition::new("addr_utxos");
+/// pubkey hash ‖ coin height (u32 BE) ‖ outpoint key → (), one row per unspent P2PKH output
+/// (prefix scans by address; composite keys keep a busy address as cheap as a quiet one).
+pub const ADDR_UTXOS: TableDefinition<[u8; 60], ()> = TableDefinition::new("addr_utxos");
 
 /// pubkey hash ‖ height (u32 BE) ‖ txid → (), one row per active-chain transaction paying or
 /// spending the address.
