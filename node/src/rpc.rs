@@ -518,21 +518,10 @@ impl RpcServer for Rpc {
         })?;
         let node = self.node.clone();
         blocking(move || {
-            let script = address.script_pubkey();
-            let mut hashes = Vec::new();
-            for _ in 0..nblocks {
-                match node.generate_block(&script) {
-                    Ok(Some(h)) => hashes.push(h.to_string()),
-                    Ok(None) => break,
-                    Err(e) => {
-                        return Err(err(
-                            code::MISC_ERROR,
-                            format!("generated block rejected: {e}"),
-                        ))
-                    }
-                }
-            }
-            Ok(hashes)
+            let hashes = node
+                .generate_blocks(nblocks, &address.script_pubkey())
+                .map_err(|e| err(code::MISC_ERROR, format!("generated block rejected: {e}")))?;
+            Ok(hashes.iter().map(|h| h.to_string()).collect())
         })
         .await
     }

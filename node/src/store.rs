@@ -2,11 +2,13 @@
 //! and address index (tables in [`tables`]).
 //!
 //! Every block connect or disconnect is one write transaction with two-phase commit and
-//! immediate durability, so a crash at any instant reopens to the last committed tip.
+//! immediate durability, so a crash at any instant reopens to the last committed tip. A batch
+//! of blocks mined in-process may defer durability to its last commit ([`Store::set_durable`]).
 
 pub mod tables;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chaincore::block::Header;
 use chaincore::encode::{self, deserialize, serialize, Decodable, Encodable};
@@ -178,6 +180,8 @@ fn decode<T: Decodable>(table: &'static str, bytes: &[u8]) -> Result<T, StoreErr
 /// The database.
 pub struct Store {
     db: Database,
+    /// Whether commits wait for the disk; see [`Store::set_durable`].
+    durable: AtomicBool,
 }
 
 impl Store {
@@ -185,7 +189,10 @@ impl Store {
     /// version. redb repairs an unclean shutdown on open.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = Database::create(path)?;
-        let store = Store { db };
+        let store = Store {
+            db,
+            durable: AtomicBool::new(true),
+        };
         let wtx = store.begin_write()?;
         {
             let mut meta = wtx.open_table(META)?;
@@ -216,13 +223,35 @@ impl Store {
         Ok(store)
     }
 
-    /// A write transaction: two-phase commit, durable on commit.
+    /// A write transaction: two-phase commit, durable on commit unless durability is off.
     pub fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
         let mut wtx = self.db.begin_write()?;
         wtx.set_two_phase_commit(true);
         wtx.set_quick_repair(true);
-        wtx.set_durability(Durability::Immediate)?;
+        wtx.set_durability(if self.durable.load(Ordering::Acquire) {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })?;
         Ok(wtx)
+    }
+
+    /// Turns waiting for the disk on commit off or back on, for a batch of commits such as
+    /// the blocks of one `generatetoaddress` call. Commits made with it off are visible at once
+    /// but become durable only with the next durable commit (redb); a crash before that reopens
+    /// at the last durable commit, which is as consistent as any other. End a batch with
+    /// [`Store::flush`].
+    pub fn set_durable(&self, durable: bool) {
+        self.durable.store(durable, Ordering::Release);
+    }
+
+    /// Commits durably once, which makes every earlier commit durable too.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let mut wtx = self.db.begin_write()?;
+        wtx.set_two_phase_commit(true);
+        wtx.set_durability(Durability::Immediate)?;
+        wtx.commit()?;
+        Ok(())
     }
 
     /// A read snapshot; never waits for writers.

@@ -318,32 +318,52 @@ fn kill_9_during_mining_reopens_consistent() {
     let tx = spend(&key(5), coin.0, vec![pay(&address(&key(6)), coin.1 - 1000)]);
     node.rpc("sendrawtransaction", json!([hex::encode(serialize(&tx))]));
 
-    // Mine in a loop from another thread and kill the node in the middle of it.
+    // Mine in a loop from another thread, in calls of 1 to 5 blocks (so some commits defer
+    // durability to the call's last block), and kill the node in the middle of it.
     let url_node = (node.url(), node.cookie().unwrap());
-    let miner = std::thread::spawn(move || {
-        use base64::Engine;
-        let auth = base64::engine::general_purpose::STANDARD.encode(&url_node.1);
-        for _ in 0..1000 {
-            let body =
-                json!({"method": "generatetoaddress", "params": [1, a.to_string()], "id": 1});
-            let sent = ureq::post(&url_node.0)
-                .set("Authorization", &format!("Basic {auth}"))
-                .send_string(&body.to_string());
-            if sent.is_err() {
-                return; // the node is gone
+    let returned = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let miner = {
+        let returned = returned.clone();
+        std::thread::spawn(move || {
+            use base64::Engine;
+            let auth = base64::engine::general_purpose::STANDARD.encode(&url_node.1);
+            for i in 0..1000 {
+                let n = 1 + i % 5;
+                let body =
+                    json!({"method": "generatetoaddress", "params": [n, a.to_string()], "id": 1});
+                let Ok(answer) = ureq::post(&url_node.0)
+                    .set("Authorization", &format!("Basic {auth}"))
+                    .send_string(&body.to_string())
+                else {
+                    return; // the node is gone
+                };
+                let Ok(text) = answer.into_string() else {
+                    return;
+                };
+                let v: Value = serde_json::from_str(&text).unwrap();
+                if let Some(last) = v["result"].as_array().and_then(|h| h.last()) {
+                    returned
+                        .lock()
+                        .unwrap()
+                        .push(last.as_str().unwrap().to_string());
+                }
             }
-        }
-    });
+        })
+    };
     wait_for("mining to make progress", || {
-        let h = node.call("getblockcount", json!([])).ok()?.as_u64()?;
-        (h >= 110).then_some(())
+        (returned.lock().unwrap().len() >= 10).then_some(())
     });
     node.kill9();
     miner.join().unwrap();
+    let last_returned = returned.lock().unwrap().last().cloned().unwrap();
 
     node.restart();
     let height = node.rpc("getblockcount", json!([])).as_u64().unwrap();
-    assert!(height >= 110, "blocks committed before the kill survive");
+    let header = node.rpc("getblockheader", json!([last_returned]));
+    assert!(
+        header["confirmations"].as_i64().unwrap() >= 1,
+        "every block a finished generatetoaddress returned survives the kill: {header}"
+    );
     assert_eq!(node.rpc("verifychain", json!([4, 0])), json!(true));
     let info = node.rpc("gettxoutsetinfo", json!([]));
     let (count, hash) = replay_utxo_hash(&node);
