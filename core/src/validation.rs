@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use crate::amount::Amount;
 use crate::block::{Block, Header};
 use crate::encode::impl_consensus_encoding;
+use crate::hash::Txid;
 use crate::key::{self, SignatureError};
 use crate::network::Network;
 use crate::pow::asert_next_target;
@@ -284,13 +285,16 @@ fn check_output_scripts(tx: &Transaction) -> Result<(), RuleError> {
 /// Context-free block rules (Bitcoin Core's `CheckBlock`), cheapest first: proof of work
 /// against the header's own `bits` and the network's pow limit, merkle root and no duplicated
 /// transactions, 1–1,000,000 bytes, exactly one coinbase and first, then
-/// [`check_transaction`] for each transaction.
-pub fn check_block(block: &Block, network: Network) -> Result<(), RuleError> {
+/// [`check_transaction`] for each transaction. Returns the txids it hashed for the merkle
+/// root, in block order, for the caller to reuse.
+pub fn check_block(block: &Block, network: Network) -> Result<Vec<Txid>, RuleError> {
     check_proof_of_work(&block.header, network)?;
-    check_merkle_root(block)?;
+    let txids = block.compute_txids();
+    check_merkle_root(block, &txids)?;
     check_block_size(block)?;
     check_coinbase_placement(block)?;
-    block.txdata.iter().try_for_each(check_transaction)
+    block.txdata.iter().try_for_each(check_transaction)?;
+    Ok(txids)
 }
 
 /// # Consensus
@@ -304,8 +308,8 @@ pub fn check_proof_of_work(header: &Header, network: Network) -> Result<(), Rule
 
 /// # Consensus
 /// The header commits to the transactions' merkle root, and the tree is not mutated.
-fn check_merkle_root(block: &Block) -> Result<(), RuleError> {
-    let (root, mutated) = block.compute_merkle_root();
+fn check_merkle_root(block: &Block, txids: &[Txid]) -> Result<(), RuleError> {
+    let (root, mutated) = crate::merkle::compute_merkle_root(txids);
     if root != block.header.merkle_root {
         return Err(RuleError::BadMerkleRoot);
     }

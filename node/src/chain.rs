@@ -213,14 +213,14 @@ impl Chain {
         verified: &HashSet<Txid>,
     ) -> Result<Accepted, ChainError> {
         let hash = block.block_hash();
-        let entry = self.check_new_block(&block, hash, now)?;
+        let (entry, txids) = self.check_new_block(&block, hash, now)?;
         if block.header.prev_blockhash == self.tip_hash() && !self.has_orphan_children(&hash) {
             // The common case: the block extends the tip. Store and connect it in one write
             // transaction.
-            return match self.connect_block(&block, &hash, verified, Some(&entry)) {
+            return match self.connect_block(&block, &txids, &hash, verified, Some(&entry)) {
                 Ok(()) => {
                     self.index.insert(hash, entry);
-                    mempool.remove_for_block(&block.txdata);
+                    mempool.remove_for_block(&block.txdata, &txids);
                     Ok(Accepted::BestChain)
                 }
                 Err(ChainError::Rule(reason)) => {
@@ -252,7 +252,7 @@ impl Chain {
                 let Some(b) = self.orphans.remove(&child) else {
                     continue;
                 };
-                if let Ok(entry) = self.check_new_block(&b, child, now) {
+                if let Ok((entry, _)) = self.check_new_block(&b, child, now) {
                     self.store_block(&b, &child, entry)?;
                     ready.push(child);
                 }
@@ -300,21 +300,21 @@ impl Chain {
         Ok(())
     }
 
-    /// Context-free and header checks of a new block; returns its index entry. A block whose
-    /// parent is unknown goes to the orphan pool (`prev-blk-not-found`).
+    /// Context-free and header checks of a new block; returns its index entry and txids. A
+    /// block whose parent is unknown goes to the orphan pool (`prev-blk-not-found`).
     fn check_new_block(
         &mut self,
         block: &Block,
         hash: BlockHash,
         now: i64,
-    ) -> Result<IndexEntry, ChainError> {
+    ) -> Result<(IndexEntry, Vec<Txid>), ChainError> {
         if let Some(e) = self.index.get(&hash) {
             return Err(match e.status {
                 Status::Valid => ChainError::Duplicate,
                 Status::Invalid => ChainError::DuplicateInvalid,
             });
         }
-        validation::check_block(block, self.network)?;
+        let txids = validation::check_block(block, self.network)?;
         let Some(prev) = self.index.get(&block.header.prev_blockhash).copied() else {
             if self.orphans.len() >= MAX_ORPHAN_BLOCKS {
                 // Drop an arbitrary orphan: the pool is a convenience, not a promise.
@@ -339,12 +339,13 @@ impl Chain {
             .target()
             .map(|t| t.work())
             .ok_or(RuleError::HighHash)?;
-        Ok(IndexEntry {
+        let entry = IndexEntry {
             header: block.header,
             height,
             chainwork: prev.chainwork + work,
             status: Status::Valid,
-        })
+        };
+        Ok((entry, txids))
     }
 
     /// The valid block with the most work; the current tip wins ties (first seen).
@@ -390,8 +391,9 @@ impl Chain {
                     let rtx = self.store.begin_read()?;
                     store::read::block(&rtx, &hash)?.ok_or(ChainError::UnknownBlock)?
                 };
-                match self.connect_block(&block, &hash, verified, None) {
-                    Ok(()) => mempool.remove_for_block(&block.txdata),
+                let txids = block.compute_txids();
+                match self.connect_block(&block, &txids, &hash, verified, None) {
+                    Ok(()) => mempool.remove_for_block(&block.txdata, &txids),
                     Err(ChainError::Rule(reason)) => {
                         tracing::warn!(%hash, %reason, "block failed to connect; marking it invalid");
                         self.last_failure = Some((hash, reason));
@@ -552,6 +554,7 @@ impl Chain {
     fn connect_block(
         &mut self,
         block: &Block,
+        txids: &[Txid],
         hash: &BlockHash,
         verified: &HashSet<Txid>,
         new: Option<&IndexEntry>,
@@ -562,18 +565,17 @@ impl Chain {
             store::write::block(&wtx, hash, block)?;
             store::write::index(&wtx, hash, entry)?;
         }
-        let txids = block.compute_txids();
         let (send, spent_addrs) = std::sync::mpsc::channel();
         let spent = if block.txdata.len() < PARALLEL_INDEX_MIN_TXS {
-            let spent = connect_coins(&wtx, block, hash, &txids, height, verified, send)?;
-            store::write::connect_address_index(&wtx, height, block, &txids, spent_addrs)?;
+            let spent = connect_coins(&wtx, block, hash, txids, height, verified, send)?;
+            store::write::connect_address_index(&wtx, height, block, txids, spent_addrs)?;
             spent
         } else {
             std::thread::scope(|s| {
                 let indexer = s.spawn(|| {
-                    store::write::connect_address_index(&wtx, height, block, &txids, spent_addrs)
+                    store::write::connect_address_index(&wtx, height, block, txids, spent_addrs)
                 });
-                let spent = connect_coins(&wtx, block, hash, &txids, height, verified, send);
+                let spent = connect_coins(&wtx, block, hash, txids, height, verified, send);
                 let indexed = indexer
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));

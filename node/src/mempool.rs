@@ -333,12 +333,12 @@ impl Mempool {
         true
     }
 
-    /// Removes what a newly connected block confirms, and every pool transaction that conflicts
-    /// with it (spends an outpoint the block spends), with descendants.
-    pub fn remove_for_block(&mut self, txs: &[Transaction]) {
-        for tx in txs {
-            let txid = tx.compute_txid();
-            self.remove_one(&txid);
+    /// Removes what a newly connected block confirms (`txs` with their `txids`), and every pool
+    /// transaction that conflicts with it (spends an outpoint the block spends), with
+    /// descendants.
+    pub fn remove_for_block(&mut self, txs: &[Transaction], txids: &[Txid]) {
+        for (tx, txid) in txs.iter().zip(txids) {
+            self.remove_one(txid);
             for input in &tx.input {
                 if let Some(spender) = self.spenders.get(&input.previous_output).copied() {
                     self.remove_with_descendants(&spender);
@@ -547,7 +547,7 @@ mod tests {
         );
         // A block confirming the parent keeps the child, now spending a confirmed coin.
         let parent_tx = pool.get(&parent).unwrap().tx.clone();
-        pool.remove_for_block(&[parent_tx]);
+        pool.remove_for_block(std::slice::from_ref(&parent_tx), &[parent_tx.compute_txid()]);
         assert!(pool.get(&parent).is_none());
         assert!(pool.get(&child).unwrap().parents.is_empty());
     }
@@ -586,7 +586,8 @@ mod tests {
         )
         .unwrap();
         // A block spends the same confirmed coin differently.
-        pool.remove_for_block(&[spend(confirmed(1), 5)]);
+        let conflict = spend(confirmed(1), 5);
+        pool.remove_for_block(std::slice::from_ref(&conflict), &[conflict.compute_txid()]);
         assert_eq!(pool.len(), 0);
         assert_eq!(pool.bytes(), 0);
     }

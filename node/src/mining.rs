@@ -87,7 +87,10 @@ impl Template {
             },
             txdata,
         };
-        block.header.merkle_root = block.compute_merkle_root().0;
+        let txids: Vec<_> = std::iter::once(block.txdata[0].compute_txid())
+            .chain(self.transactions.iter().map(|e| e.txid))
+            .collect();
+        block.header.merkle_root = chaincore::merkle::compute_merkle_root(&txids).0;
         block
     }
 }
