@@ -6,12 +6,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chaincore::encode::{deserialize, serialize};
 use chaincore::pow::block_subsidy;
 use chaincore::validation::{self, Coin, RuleError, ScriptFailure};
 use chaincore::{Block, BlockHash, Network, OutPoint, Script, Transaction, Txid};
+use redb::WriteTransaction;
 
 use crate::mempool::Mempool;
 use crate::store::tables::{ADDR_TXS, ADDR_UTXOS, TX_INDEX, UTXOS};
@@ -71,13 +72,13 @@ pub enum Accepted {
 /// The chain state.
 pub struct Chain {
     network: Network,
-    store: Store,
+    store: Arc<Store>,
     index: HashMap<BlockHash, IndexEntry>,
     /// Active chain, by height.
     active: Vec<BlockHash>,
     /// Blocks waiting for their parent, keyed by their hash.
     orphans: HashMap<BlockHash, Block>,
-    /// The last block that failed to connect, and why (reported by `submit_block`).
+    /// The last block that failed to connect, and why (reported by `finish_stored`).
     last_failure: Option<(BlockHash, RuleError)>,
 }
 
@@ -87,7 +88,7 @@ impl Chain {
         let mut chain = Chain {
             network,
             index: store.load_index()?.into_iter().collect(),
-            store,
+            store: Arc::new(store),
             active: Vec::new(),
             orphans: HashMap::new(),
             last_failure: None,
@@ -142,6 +143,11 @@ impl Chain {
     /// The store (for read snapshots).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The store, shared: for work done without holding the chain.
+    pub fn shared_store(&self) -> Arc<Store> {
+        self.store.clone()
     }
 
     /// Best block hash.
@@ -203,42 +209,61 @@ impl Chain {
         validation::next_work_required(self.network, prev.height, prev.header.time)
     }
 
-    /// Validates and stores `block`, then moves to the most-work valid chain. Blocks whose parent
-    /// is unknown wait in a bounded orphan pool and are processed when the parent arrives.
-    pub fn submit_block(
+    /// First step of accepting a block: checks it. One that extends the tip comes back to be
+    /// connected ([`TipExtension::connect`], which needs no `&mut Chain`, so the node runs it
+    /// without its lock) and then [`Chain::finish_tip_extension`]; any other is stored, for
+    /// [`Chain::finish_stored`], which processes orphans waiting for it (blocks are accepted in
+    /// any order, orphans kept in a bounded pool) and moves to the most-work valid chain.
+    pub fn begin_submit(&mut self, block: &Block, now: i64) -> Result<Submission, ChainError> {
+        let hash = block.block_hash();
+        let (entry, txids) = self.check_new_block(block, hash, now)?;
+        if block.header.prev_blockhash == self.tip_hash() && !self.has_orphan_children(&hash) {
+            return Ok(Submission::ExtendsTip(TipExtension { hash, entry, txids }));
+        }
+        self.store_block(block, &hash, entry)?;
+        Ok(Submission::Stored(hash))
+    }
+
+    /// Commits a connected tip extension and removes what it confirms from the mempool; a block
+    /// that broke a rule is stored as invalid instead.
+    pub fn finish_tip_extension(
         &mut self,
-        block: Block,
+        block: &Block,
+        next: TipExtension,
+        connected: Result<WriteTransaction, ChainError>,
+        mempool: &mut Mempool,
+    ) -> Result<Accepted, ChainError> {
+        let TipExtension { hash, entry, txids } = next;
+        match connected {
+            Ok(wtx) => {
+                wtx.commit().map_err(StoreError::from)?;
+                self.active.push(hash);
+                self.index.insert(hash, entry);
+                mempool.remove_for_block(&block.txdata, &txids);
+                Ok(Accepted::BestChain)
+            }
+            Err(ChainError::Rule(reason)) => {
+                tracing::warn!(%hash, %reason, "block failed to connect");
+                let invalid = IndexEntry {
+                    status: Status::Invalid,
+                    ..entry
+                };
+                self.store_block(block, &hash, invalid)?;
+                Err(reason.into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Last step for a stored block: processes orphans that waited for it and moves to the
+    /// most-work chain; says where the block ended up.
+    pub fn finish_stored(
+        &mut self,
+        hash: BlockHash,
         mempool: &mut Mempool,
         now: i64,
         verified: &HashSet<Txid>,
     ) -> Result<Accepted, ChainError> {
-        let hash = block.block_hash();
-        let (entry, txids) = self.check_new_block(&block, hash, now)?;
-        if block.header.prev_blockhash == self.tip_hash() && !self.has_orphan_children(&hash) {
-            // The common case: the block extends the tip. Store and connect it in one write
-            // transaction.
-            return match self.connect_block(&block, &txids, &hash, verified, Some(&entry)) {
-                Ok(()) => {
-                    self.index.insert(hash, entry);
-                    mempool.remove_for_block(&block.txdata, &txids);
-                    Ok(Accepted::BestChain)
-                }
-                Err(ChainError::Rule(reason)) => {
-                    tracing::warn!(%hash, %reason, "block failed to connect");
-                    self.store_block(
-                        &block,
-                        &hash,
-                        IndexEntry {
-                            status: Status::Invalid,
-                            ..entry
-                        },
-                    )?;
-                    Err(reason.into())
-                }
-                Err(e) => Err(e),
-            };
-        }
-        self.store_block(&block, &hash, entry)?;
         // Orphans that were waiting for this block (and theirs, in turn).
         let mut ready = vec![hash];
         while let Some(parent) = ready.pop() {
@@ -392,7 +417,7 @@ impl Chain {
                     store::read::block(&rtx, &hash)?.ok_or(ChainError::UnknownBlock)?
                 };
                 let txids = block.compute_txids();
-                match self.connect_block(&block, &txids, &hash, verified, None) {
+                match self.connect_block(&block, &txids, &hash, verified) {
                     Ok(()) => mempool.remove_for_block(&block.txdata, &txids),
                     Err(ChainError::Rule(reason)) => {
                         tracing::warn!(%hash, %reason, "block failed to connect; marking it invalid");
@@ -545,48 +570,16 @@ impl Chain {
         self.activate_best_chain(mempool, verified)
     }
 
-    /// Connects `block` on top of the tip in one write transaction: spends and creates coins,
-    /// checks inputs, fees, the coinbase amount and signatures, writes undo data, the tx index
-    /// and the address index. A `new` block is stored with its index entry in the same
-    /// transaction. Signatures are checked on the rayon pool while the coin pass goes on, and
-    /// a large block's address index is written on a second thread as the coin pass hands over
-    /// each transaction's spent addresses.
+    /// Connects `block` (stored before, read back from the store) on top of the tip.
     fn connect_block(
         &mut self,
         block: &Block,
         txids: &[Txid],
         hash: &BlockHash,
         verified: &HashSet<Txid>,
-        new: Option<&IndexEntry>,
     ) -> Result<(), ChainError> {
         let height = self.tip_height() + 1;
-        let wtx = self.store.begin_write()?;
-        if let Some(entry) = new {
-            store::write::block(&wtx, hash, block)?;
-            store::write::index(&wtx, hash, entry)?;
-        }
-        let (send, spent_addrs) = std::sync::mpsc::channel();
-        let spent = if block.txdata.len() < PARALLEL_INDEX_MIN_TXS {
-            let spent = connect_coins(&wtx, block, hash, txids, height, verified, send)?;
-            store::write::connect_address_index(&wtx, height, block, txids, spent_addrs)?;
-            spent
-        } else {
-            std::thread::scope(|s| {
-                let indexer = s.spawn(|| {
-                    store::write::connect_address_index(&wtx, height, block, txids, spent_addrs)
-                });
-                let spent = connect_coins(&wtx, block, hash, txids, height, verified, send);
-                let indexed = indexer
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                let spent = spent?;
-                indexed?;
-                Ok::<_, ChainError>(spent)
-            })?
-        };
-        store::write::undo(&wtx, hash, Some(&spent))?;
-        store::write::active(&wtx, height, Some(hash))?;
-        store::write::tip(&wtx, hash)?;
+        let wtx = connect_uncommitted(&self.store, block, txids, hash, height, verified, None)?;
         wtx.commit().map_err(StoreError::from)?;
         self.active.push(*hash);
         Ok(())
@@ -648,6 +641,89 @@ impl Chain {
     }
 }
 
+/// A checked block that extends the tip, on its way to being connected.
+pub struct TipExtension {
+    hash: BlockHash,
+    entry: IndexEntry,
+    txids: Vec<Txid>,
+}
+
+impl TipExtension {
+    /// Does the work of connecting the block (coin pass, signatures, indexes) in a write
+    /// transaction on `store`, returned uncommitted for [`Chain::finish_tip_extension`].
+    /// Needs no `&mut Chain`: the node runs it without its lock, so reads go on meanwhile.
+    pub fn connect(
+        &self,
+        store: &Store,
+        block: &Block,
+        verified: &HashSet<Txid>,
+    ) -> Result<WriteTransaction, ChainError> {
+        connect_uncommitted(
+            store,
+            block,
+            &self.txids,
+            &self.hash,
+            self.entry.height,
+            verified,
+            Some(&self.entry),
+        )
+    }
+}
+
+/// How a submitted block goes on after [`Chain::begin_submit`].
+pub enum Submission {
+    /// It extends the tip and is to be connected.
+    ExtendsTip(TipExtension),
+    /// It was stored (side branch, or orphans wait for it); its hash.
+    Stored(BlockHash),
+}
+
+/// Connects `block` at `height` on top of the tip in one write transaction, returned
+/// uncommitted: spends and creates coins,
+/// checks inputs, fees, the coinbase amount and signatures, writes undo data, the tx index
+/// and the address index. A `new` block is stored with its index entry in the same
+/// transaction. Signatures are checked on the rayon pool while the coin pass goes on, and
+/// a large block's address index is written on a second thread as the coin pass hands over
+/// each transaction's spent addresses.
+fn connect_uncommitted(
+    store: &Store,
+    block: &Block,
+    txids: &[Txid],
+    hash: &BlockHash,
+    height: u32,
+    verified: &HashSet<Txid>,
+    new: Option<&IndexEntry>,
+) -> Result<WriteTransaction, ChainError> {
+    let wtx = store.begin_write()?;
+    if let Some(entry) = new {
+        store::write::block(&wtx, hash, block)?;
+        store::write::index(&wtx, hash, entry)?;
+    }
+    let (send, spent_addrs) = std::sync::mpsc::channel();
+    let spent = if block.txdata.len() < PARALLEL_INDEX_MIN_TXS {
+        let spent = connect_coins(&wtx, block, hash, txids, height, verified, send)?;
+        store::write::connect_address_index(&wtx, height, block, txids, spent_addrs)?;
+        spent
+    } else {
+        std::thread::scope(|s| {
+            let indexer = s.spawn(|| {
+                store::write::connect_address_index(&wtx, height, block, txids, spent_addrs)
+            });
+            let spent = connect_coins(&wtx, block, hash, txids, height, verified, send);
+            let indexed = indexer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let spent = spent?;
+            indexed?;
+            Ok::<_, ChainError>(spent)
+        })?
+    };
+    store::write::undo(&wtx, hash, Some(&spent))?;
+    store::write::active(&wtx, height, Some(hash))?;
+    store::write::tip(&wtx, hash)?;
+    Ok(wtx)
+}
+
 /// Blocks with at least this many transactions write their address index on a second thread.
 const PARALLEL_INDEX_MIN_TXS: usize = 64;
 
@@ -657,7 +733,7 @@ const PARALLEL_INDEX_MIN_TXS: usize = 64;
 /// transaction's spent P2PKH coins to the address index writer, in block order. Returns every
 /// spent coin in spending order (the undo data).
 fn connect_coins(
-    wtx: &redb::WriteTransaction,
+    wtx: &WriteTransaction,
     block: &Block,
     hash: &BlockHash,
     txids: &[Txid],

@@ -547,7 +547,10 @@ mod tests {
         );
         // A block confirming the parent keeps the child, now spending a confirmed coin.
         let parent_tx = pool.get(&parent).unwrap().tx.clone();
-        pool.remove_for_block(std::slice::from_ref(&parent_tx), &[parent_tx.compute_txid()]);
+        pool.remove_for_block(
+            std::slice::from_ref(&parent_tx),
+            &[parent_tx.compute_txid()],
+        );
         assert!(pool.get(&parent).is_none());
         assert!(pool.get(&child).unwrap().parents.is_empty());
     }

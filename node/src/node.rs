@@ -9,7 +9,7 @@ use std::time::Instant;
 use chaincore::{Block, BlockHash, Network, Script, Transaction, Txid};
 use tokio::sync::{broadcast, watch};
 
-use crate::chain::{unix_now, Accepted, Chain, ChainError};
+use crate::chain::{unix_now, Accepted, Chain, ChainError, Submission};
 use crate::mempool::{ChainView, Mempool, MempoolError};
 use crate::mining::{self, Template};
 use crate::store::{self, Store};
@@ -39,6 +39,11 @@ pub struct Node {
     /// The network.
     pub network: Network,
     state: Mutex<State>,
+    /// Held by everything that writes the store (redb has one write transaction at a time),
+    /// always taken before `state`. Lets a block connect run without `state`.
+    writer: Mutex<()>,
+    /// The chain's store, for work done without the state lock.
+    store: Arc<Store>,
     /// The best tip; changes wake long polls.
     pub tip: watch::Sender<Tip>,
     /// Bumped on every mempool change.
@@ -58,12 +63,15 @@ impl Node {
     pub fn open(network: Network, data_dir: &std::path::Path) -> Result<Arc<Node>, ChainError> {
         let store = Store::open(&data_dir.join("chain.redb"))?;
         let chain = Chain::open(store, network)?;
+        let store = chain.shared_store();
         let tip = Tip {
             hash: chain.tip_hash(),
             height: chain.tip_height(),
         };
         Ok(Arc::new(Node {
             network,
+            store,
+            writer: Mutex::new(()),
             state: Mutex::new(State {
                 chain,
                 mempool: Mempool::new(crate::mempool::DEFAULT_MAX_BYTES),
@@ -83,6 +91,11 @@ impl Node {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Takes the writer lock (before the state lock, never after).
+    fn writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn publish(&self, state: &State) {
         let tip = Tip {
             hash: state.chain.tip_hash(),
@@ -95,21 +108,45 @@ impl Node {
         });
     }
 
-    /// Validates and stores a block; moves to the best chain.
+    /// Validates and stores a block; moves to the best chain. A block extending the tip is
+    /// connected without the state lock (reads and transaction acceptance go on against the
+    /// old tip meanwhile); only its commit and the in-memory update take the lock.
     pub fn submit_block(&self, block: Block) -> Result<Accepted, ChainError> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let verified: HashSet<Txid> = state.mempool.entries().map(|e| e.txid).collect();
-        let before = state.mempool.len();
-        let result =
-            state
-                .chain
-                .submit_block(block, &mut state.mempool, unix_now() as i64, &verified);
-        self.publish(state);
-        if state.mempool.len() != before {
+        let _writer = self.writer();
+        let now = unix_now() as i64;
+        let (begun, verified) = {
+            let mut state = self.lock();
+            let verified: HashSet<Txid> = state.mempool.entries().map(|e| e.txid).collect();
+            (state.chain.begin_submit(&block, now), verified)
+        };
+        let result = match begun {
+            Ok(Submission::ExtendsTip(next)) => {
+                let connected = next.connect(&self.store, &block, &verified);
+                let mut guard = self.lock();
+                let state = &mut *guard;
+                let result =
+                    state
+                        .chain
+                        .finish_tip_extension(&block, next, connected, &mut state.mempool);
+                self.publish(state);
+                result
+            }
+            Ok(Submission::Stored(hash)) => {
+                let mut guard = self.lock();
+                let state = &mut *guard;
+                let result = state
+                    .chain
+                    .finish_stored(hash, &mut state.mempool, now, &verified);
+                self.publish(state);
+                // Reorgs return transactions to the pool.
+                self.announce_returned(state, &verified);
+                result
+            }
+            Err(e) => Err(e),
+        };
+        if matches!(result, Ok(Accepted::BestChain)) {
             self.mempool_seq.send_modify(|s| *s += 1);
         }
-        self.announce_returned(state, &verified);
         result
     }
 
@@ -153,6 +190,7 @@ impl Node {
 
     /// Invalidates or reconsiders a block.
     pub fn set_block_validity(&self, hash: &BlockHash, valid: bool) -> Result<(), ChainError> {
+        let _writer = self.writer();
         let mut guard = self.lock();
         let state = &mut *guard;
         let verified: HashSet<Txid> = state.mempool.entries().map(|e| e.txid).collect();
@@ -169,6 +207,15 @@ impl Node {
         self.mempool_seq.send_modify(|s| *s += 1);
         self.announce_returned(state, &verified);
         result
+    }
+
+    /// Saves (`true`) or deletes (`false`) peer addresses.
+    pub fn save_peers(
+        &self,
+        changes: &[(std::net::SocketAddr, bool)],
+    ) -> Result<(), store::StoreError> {
+        let _writer = self.writer();
+        self.store.save_peers(changes)
     }
 
     /// Builds a template on the current tip.
@@ -189,8 +236,7 @@ impl Node {
         let mut hashes = Vec::new();
         let mut result = Ok(());
         for i in 1..=n {
-            let durable = i == n || i % DURABLE_EVERY == 0;
-            self.lock().chain.store().set_durable(durable);
+            self.store.set_durable(i == n || i % DURABLE_EVERY == 0);
             match self.generate_block(script_pubkey) {
                 Ok(Some(hash)) => hashes.push(hash),
                 Ok(None) => break,
@@ -200,10 +246,10 @@ impl Node {
                 }
             }
         }
-        let state = self.lock();
-        state.chain.store().set_durable(true);
+        self.store.set_durable(true);
         if hashes.len() as u32 != n {
-            state.chain.store().flush()?;
+            let _writer = self.writer();
+            self.store.flush()?;
         }
         result.map(|()| hashes)
     }

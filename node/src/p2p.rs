@@ -198,9 +198,7 @@ impl P2p {
                 continue;
             }
             let node = self.node.clone();
-            let saved =
-                tokio::task::spawn_blocking(move || node.lock().chain.store().save_peers(&changes))
-                    .await;
+            let saved = tokio::task::spawn_blocking(move || node.save_peers(&changes)).await;
             if let Ok(Err(e)) = saved {
                 tracing::warn!("cannot save the address book: {e}");
             }
@@ -212,7 +210,7 @@ impl P2p {
         let changes =
             std::mem::take(&mut *self.book_changes.lock().unwrap_or_else(|p| p.into_inner()));
         if !changes.is_empty() {
-            if let Err(e) = self.node.lock().chain.store().save_peers(&changes) {
+            if let Err(e) = self.node.save_peers(&changes) {
                 tracing::warn!("cannot save the address book: {e}");
             }
         }

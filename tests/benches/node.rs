@@ -107,9 +107,9 @@ fn main() {
     let secs = start.elapsed().as_secs_f64();
     println!("generatetoaddress 600 empty blocks: {:.0} blocks/s ({secs:.2} s; target ≥ 3,000 for 1,000 blocks, see note)", 600.0 / secs);
 
-    // Coins: split six mature coinbases into many outputs.
+    // Coins: split eight mature coinbases into many outputs.
     let mut coins = Vec::new();
-    for h in 1..=6u64 {
+    for h in 1..=8u64 {
         let hash = client.call("getblockhash", json!([h]));
         let block = client.call("getblock", json!([hash, 2]));
         let txid = block["tx"][0]["txid"].as_str().unwrap().parse().unwrap();
@@ -206,6 +206,43 @@ fn main() {
         ms(submit),
         ms(verify_alone),
         100.0 * verify_alone.as_secs_f64() / submit.as_secs_f64()
+    );
+
+    // Reads during a block import: one more 1 MB block, while another client keeps calling
+    // getblockchaininfo (which takes the node's state lock). The import runs without that
+    // lock, so reads should not wait for it.
+    let first = MEMPOOL_TXS + BLOCK_ROUNDS * BLOCK_TXS;
+    let txs: Vec<Transaction> = coins[first..first + BLOCK_TXS]
+        .iter()
+        .map(|(o, v)| spend(&k, *o, *v))
+        .collect();
+    let block = chaincore_tests::solve_block(&node, &lock(&k), txs, BLOCK_TXS as i64 * 1_000);
+    let raw = hex::encode(serialize(&block));
+    let importing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let reader = {
+        let importing = importing.clone();
+        let c = Client::new(&node);
+        std::thread::spawn(move || {
+            let mut slowest = Duration::ZERO;
+            let mut reads = 0;
+            while importing.load(std::sync::atomic::Ordering::Acquire) {
+                let start = Instant::now();
+                c.call("getblockchaininfo", json!([]));
+                slowest = slowest.max(start.elapsed());
+                reads += 1;
+            }
+            (slowest, reads)
+        })
+    };
+    let start = Instant::now();
+    assert!(client.call("submitblock", json!([raw])).is_null());
+    let import = start.elapsed();
+    importing.store(false, std::sync::atomic::Ordering::Release);
+    let (slowest, reads) = reader.join().unwrap();
+    println!(
+        "reads during a 1 MB block import ({:.1} ms): {reads} getblockchaininfo calls, slowest {:.1} ms",
+        ms(import),
+        ms(slowest)
     );
 
     // getblockcount: node CPU per request under 8 keep-alive clients.

@@ -110,10 +110,19 @@ fn solve(block: &mut Block) {
     }
 }
 
+/// Accepts a block the way the node does, in one go.
 fn submit(f: &mut Fixture, block: Block) -> Result<Accepted, ChainError> {
     let verified = HashSet::new();
-    f.chain
-        .submit_block(block, &mut f.mempool, now(), &verified)
+    match f.chain.begin_submit(&block, now())? {
+        Submission::ExtendsTip(next) => {
+            let connected = next.connect(f.chain.store(), &block, &verified);
+            f.chain
+                .finish_tip_extension(&block, next, connected, &mut f.mempool)
+        }
+        Submission::Stored(hash) => f
+            .chain
+            .finish_stored(hash, &mut f.mempool, now(), &verified),
+    }
 }
 
 fn extend(f: &mut Fixture, n: usize, tag: u8) -> Vec<Block> {
