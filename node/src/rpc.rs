@@ -217,7 +217,7 @@ impl RpcServer for Rpc {
             "verificationprogress": f64::from(tip.height) / headers.max(1) as f64,
             "initialblockdownload": headers > u64::from(tip.height) + 6,
             "chainwork": tip.chainwork.to_string(),
-            "size_on_disk": 0,
+            "size_on_disk": chain.store().size_on_disk(),
             "pruned": false,
             "warnings": [],
         }))

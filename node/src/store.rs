@@ -180,6 +180,7 @@ fn decode<T: Decodable>(table: &'static str, bytes: &[u8]) -> Result<T, StoreErr
 /// The database.
 pub struct Store {
     db: Database,
+    path: std::path::PathBuf,
     /// Whether commits wait for the disk; see [`Store::set_durable`].
     durable: AtomicBool,
 }
@@ -191,6 +192,7 @@ impl Store {
         let db = Database::create(path)?;
         let store = Store {
             db,
+            path: path.to_path_buf(),
             durable: AtomicBool::new(true),
         };
         let wtx = store.begin_write()?;
@@ -252,6 +254,11 @@ impl Store {
         wtx.set_durability(Durability::Immediate)?;
         wtx.commit()?;
         Ok(())
+    }
+
+    /// Bytes the database file takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
     }
 
     /// A read snapshot; never waits for writers.

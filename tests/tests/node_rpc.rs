@@ -115,6 +115,14 @@ fn mine_spend_and_balances() {
     let hashes = node.rpc("generatetoaddress", json!([101, addr_a.to_string()]));
     assert_eq!(hashes.as_array().unwrap().len(), 101);
     assert_eq!(node.rpc("getblockcount", json!([])), json!(101));
+    let db_bytes = std::fs::metadata(dir.0.join("regtest").join("chain.redb"))
+        .unwrap()
+        .len();
+    assert!(db_bytes > 0);
+    assert_eq!(
+        node.rpc("getblockchaininfo", json!([]))["size_on_disk"],
+        json!(db_bytes)
+    );
 
     let bal = balance(&node, &addr_a);
     assert_eq!(bal["balance"], json!(101 * 50 * 100_000_000i64));
