@@ -234,6 +234,9 @@ impl Chain {
         mempool: &mut Mempool,
     ) -> Result<Accepted, ChainError> {
         let TipExtension { hash, entry, txids } = next;
+        // The node's writer lock keeps the tip still from begin_submit to here.
+        debug_assert_eq!(block.header.prev_blockhash, self.tip_hash());
+        debug_assert_eq!(block.block_hash(), hash);
         match connected {
             Ok(wtx) => {
                 wtx.commit().map_err(StoreError::from)?;
@@ -579,7 +582,8 @@ impl Chain {
         verified: &HashSet<Txid>,
     ) -> Result<(), ChainError> {
         let height = self.tip_height() + 1;
-        let wtx = connect_uncommitted(&self.store, block, txids, hash, height, verified, None)?;
+        let wtx = self.store.begin_write()?;
+        let wtx = connect_uncommitted(wtx, block, txids, hash, height, verified, None)?;
         wtx.commit().map_err(StoreError::from)?;
         self.active.push(*hash);
         Ok(())
@@ -650,16 +654,18 @@ pub struct TipExtension {
 
 impl TipExtension {
     /// Does the work of connecting the block (coin pass, signatures, indexes) in a write
-    /// transaction on `store`, returned uncommitted for [`Chain::finish_tip_extension`].
-    /// Needs no `&mut Chain`: the node runs it without its lock, so reads go on meanwhile.
+    /// transaction on `store`, returned uncommitted for [`Chain::finish_tip_extension`]; its
+    /// commit waits for the disk if `durable`. Needs no `&mut Chain`: the node runs it without
+    /// its lock, so reads go on meanwhile.
     pub fn connect(
         &self,
         store: &Store,
         block: &Block,
         verified: &HashSet<Txid>,
+        durable: bool,
     ) -> Result<WriteTransaction, ChainError> {
         connect_uncommitted(
-            store,
+            store.begin_write_with(durable)?,
             block,
             &self.txids,
             &self.hash,
@@ -678,15 +684,14 @@ pub enum Submission {
     Stored(BlockHash),
 }
 
-/// Connects `block` at `height` on top of the tip in one write transaction, returned
-/// uncommitted: spends and creates coins,
-/// checks inputs, fees, the coinbase amount and signatures, writes undo data, the tx index
-/// and the address index. A `new` block is stored with its index entry in the same
+/// Connects `block` at `height` on top of the tip in the write transaction `wtx`, returned
+/// uncommitted: spends and creates coins, checks inputs, fees, the coinbase amount and
+/// signatures, writes undo data, the tx index and the address index. A `new` block is stored with its index entry in the same
 /// transaction. Signatures are checked on the rayon pool while the coin pass goes on, and
 /// a large block's address index is written on a second thread as the coin pass hands over
 /// each transaction's spent addresses.
 fn connect_uncommitted(
-    store: &Store,
+    wtx: WriteTransaction,
     block: &Block,
     txids: &[Txid],
     hash: &BlockHash,
@@ -694,7 +699,6 @@ fn connect_uncommitted(
     verified: &HashSet<Txid>,
     new: Option<&IndexEntry>,
 ) -> Result<WriteTransaction, ChainError> {
-    let wtx = store.begin_write()?;
     if let Some(entry) = new {
         store::write::block(&wtx, hash, block)?;
         store::write::index(&wtx, hash, entry)?;

@@ -81,9 +81,9 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     node.stopping.store(true, Ordering::Release);
     server.stop().await;
     tokio::task::spawn_blocking(move || p2p.save_book()).await?;
-    // Wait for any in-flight write (it holds the lock) before the store is dropped.
+    // Wait for any in-flight write before the store is dropped.
     let node2 = node.clone();
-    tokio::task::spawn_blocking(move || drop(node2.lock())).await?;
+    tokio::task::spawn_blocking(move || node2.wait_for_writes()).await?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

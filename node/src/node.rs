@@ -108,10 +108,16 @@ impl Node {
         });
     }
 
-    /// Validates and stores a block; moves to the best chain. A block extending the tip is
-    /// connected without the state lock (reads and transaction acceptance go on against the
-    /// old tip meanwhile); only its commit and the in-memory update take the lock.
+    /// Validates and stores a block; moves to the best chain.
     pub fn submit_block(&self, block: Block) -> Result<Accepted, ChainError> {
+        self.submit(block, true)
+    }
+
+    /// [`Node::submit_block`], with the commit of a block extending the tip waiting for the
+    /// disk only if `durable`. Such a block is connected without the state lock (reads and
+    /// transaction acceptance go on against the old tip meanwhile); only its commit and the
+    /// in-memory update take the lock. A store failure shuts the node down.
+    fn submit(&self, block: Block, durable: bool) -> Result<Accepted, ChainError> {
         let _writer = self.writer();
         let now = unix_now() as i64;
         let (begun, verified) = {
@@ -119,9 +125,10 @@ impl Node {
             let verified: HashSet<Txid> = state.mempool.entries().map(|e| e.txid).collect();
             (state.chain.begin_submit(&block, now), verified)
         };
+        let mut changed = true;
         let result = match begun {
             Ok(Submission::ExtendsTip(next)) => {
-                let connected = next.connect(&self.store, &block, &verified);
+                let connected = next.connect(&self.store, &block, &verified, durable);
                 let mut guard = self.lock();
                 let state = &mut *guard;
                 let result =
@@ -129,6 +136,7 @@ impl Node {
                         .chain
                         .finish_tip_extension(&block, next, connected, &mut state.mempool);
                 self.publish(state);
+                changed = result.is_ok();
                 result
             }
             Ok(Submission::Stored(hash)) => {
@@ -142,12 +150,31 @@ impl Node {
                 self.announce_returned(state, &verified);
                 result
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                changed = false;
+                Err(e)
+            }
         };
-        if matches!(result, Ok(Accepted::BestChain)) {
+        if changed {
             self.mempool_seq.send_modify(|s| *s += 1);
         }
+        self.fatal_on_store_failure(result)
+    }
+
+    /// A store failure (a failed commit, I/O, corruption) leaves nothing trustworthy: log it
+    /// and shut the node down cleanly. Passes `result` on.
+    fn fatal_on_store_failure<T>(&self, result: Result<T, ChainError>) -> Result<T, ChainError> {
+        if let Err(e @ (ChainError::Store(_) | ChainError::UnknownBlock)) = &result {
+            tracing::error!("store failure, shutting down: {e}");
+            self.shutdown.send_replace(true);
+        }
         result
+    }
+
+    /// Waits until no store write is in progress (at shutdown, before the store closes).
+    pub fn wait_for_writes(&self) {
+        let _writer = self.writer();
+        drop(self.lock());
     }
 
     /// Announces transactions that entered the pool other than through `accept_transaction`
@@ -206,16 +233,15 @@ impl Node {
         self.publish(state);
         self.mempool_seq.send_modify(|s| *s += 1);
         self.announce_returned(state, &verified);
-        result
+        drop(guard);
+        self.fatal_on_store_failure(result)
     }
 
     /// Saves (`true`) or deletes (`false`) peer addresses.
-    pub fn save_peers(
-        &self,
-        changes: &[(std::net::SocketAddr, bool)],
-    ) -> Result<(), store::StoreError> {
+    pub fn save_peers(&self, changes: &[(std::net::SocketAddr, bool)]) -> Result<(), ChainError> {
         let _writer = self.writer();
-        self.store.save_peers(changes)
+        let saved = self.store.save_peers(changes).map_err(ChainError::from);
+        self.fatal_on_store_failure(saved)
     }
 
     /// Builds a template on the current tip.
@@ -236,8 +262,8 @@ impl Node {
         let mut hashes = Vec::new();
         let mut result = Ok(());
         for i in 1..=n {
-            self.store.set_durable(i == n || i % DURABLE_EVERY == 0);
-            match self.generate_block(script_pubkey) {
+            let durable = i == n || i % DURABLE_EVERY == 0;
+            match self.generate_block(script_pubkey, durable) {
                 Ok(Some(hash)) => hashes.push(hash),
                 Ok(None) => break,
                 Err(e) => {
@@ -246,17 +272,21 @@ impl Node {
                 }
             }
         }
-        self.store.set_durable(true);
         if hashes.len() as u32 != n {
             let _writer = self.writer();
-            self.store.flush()?;
+            let flushed = self.store.flush().map_err(ChainError::from);
+            self.fatal_on_store_failure(flushed)?;
         }
         result.map(|()| hashes)
     }
 
-    /// Mines one block paying `script_pubkey` on all cores and submits it. Returns its hash, or
-    /// `None` if mining was stopped.
-    fn generate_block(&self, script_pubkey: &Script) -> Result<Option<BlockHash>, ChainError> {
+    /// Mines one block paying `script_pubkey` on all cores and submits it (committed durably
+    /// if `durable`). Returns its hash, or `None` if mining was stopped.
+    fn generate_block(
+        &self,
+        script_pubkey: &Script,
+        durable: bool,
+    ) -> Result<Option<BlockHash>, ChainError> {
         let threads = num_cpus::get();
         let mut extranonce = 0u64;
         loop {
@@ -282,7 +312,7 @@ impl Node {
             };
             block.header = header;
             let hash = block.block_hash();
-            match self.submit_block(block) {
+            match self.submit(block, durable) {
                 Ok(_) => return Ok(Some(hash)),
                 // The tip moved while we mined: build on the new one.
                 Err(ChainError::Rule(chaincore::validation::RuleError::BadPrevBlock)) => continue,

@@ -466,9 +466,8 @@ impl RpcServer for Rpc {
                 Err(ChainError::Duplicate) => json!("duplicate"),
                 Err(ChainError::DuplicateInvalid) => json!("duplicate-invalid"),
                 Err(ChainError::Rule(r)) => json!(r.to_string()),
+                // The node shuts down on these.
                 Err(e @ (ChainError::Store(_) | ChainError::UnknownBlock)) => {
-                    tracing::error!("store failure while submitting a block: {e}");
-                    node.shutdown.send_replace(true);
                     return Err(err(code::DATABASE_ERROR, e.to_string()));
                 }
             })

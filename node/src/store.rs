@@ -3,12 +3,12 @@
 //!
 //! Every block connect or disconnect is one write transaction with two-phase commit and
 //! immediate durability, so a crash at any instant reopens to the last committed tip. A batch
-//! of blocks mined in-process may defer durability to its last commit ([`Store::set_durable`]).
+//! of blocks mined in-process may defer durability to its last commit
+//! ([`Store::begin_write_with`]).
 
 pub mod tables;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use chaincore::block::Header;
 use chaincore::encode::{self, deserialize, serialize, Decodable, Encodable};
@@ -181,8 +181,6 @@ fn decode<T: Decodable>(table: &'static str, bytes: &[u8]) -> Result<T, StoreErr
 pub struct Store {
     db: Database,
     path: std::path::PathBuf,
-    /// Whether commits wait for the disk; see [`Store::set_durable`].
-    durable: AtomicBool,
 }
 
 impl Store {
@@ -193,7 +191,6 @@ impl Store {
         let store = Store {
             db,
             path: path.to_path_buf(),
-            durable: AtomicBool::new(true),
         };
         let wtx = store.begin_write()?;
         {
@@ -225,12 +222,20 @@ impl Store {
         Ok(store)
     }
 
-    /// A write transaction: two-phase commit, durable on commit unless durability is off.
+    /// A write transaction: two-phase commit, durable on commit.
     pub fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        self.begin_write_with(true)
+    }
+
+    /// A write transaction whose commit waits for the disk (`durable`) or not. A commit that
+    /// does not is visible at once but becomes durable only with the next durable commit
+    /// (redb); a crash before that reopens at the last durable commit, as consistent as any
+    /// other. Used for all but the last of a batch of blocks mined in-process.
+    pub fn begin_write_with(&self, durable: bool) -> Result<WriteTransaction, StoreError> {
         let mut wtx = self.db.begin_write()?;
         wtx.set_two_phase_commit(true);
         wtx.set_quick_repair(true);
-        wtx.set_durability(if self.durable.load(Ordering::Acquire) {
+        wtx.set_durability(if durable {
             Durability::Immediate
         } else {
             Durability::None
@@ -238,21 +243,9 @@ impl Store {
         Ok(wtx)
     }
 
-    /// Turns waiting for the disk on commit off or back on, for a batch of commits such as
-    /// the blocks of one `generatetoaddress` call. Commits made with it off are visible at once
-    /// but become durable only with the next durable commit (redb); a crash before that reopens
-    /// at the last durable commit, which is as consistent as any other. End a batch with
-    /// [`Store::flush`].
-    pub fn set_durable(&self, durable: bool) {
-        self.durable.store(durable, Ordering::Release);
-    }
-
     /// Commits durably once, which makes every earlier commit durable too.
     pub fn flush(&self) -> Result<(), StoreError> {
-        let mut wtx = self.db.begin_write()?;
-        wtx.set_two_phase_commit(true);
-        wtx.set_durability(Durability::Immediate)?;
-        wtx.commit()?;
+        self.begin_write()?.commit()?;
         Ok(())
     }
 
@@ -400,6 +393,30 @@ pub mod read {
             let mut txid = [0u8; 32];
             txid.copy_from_slice(&key[24..]);
             out.push((addr_row_height(&key), Txid(txid)));
+        }
+        Ok(out)
+    }
+
+    /// Every address-UTXO key (for verification).
+    pub fn address_utxo_keys(
+        rtx: &ReadTransaction,
+    ) -> Result<std::collections::BTreeSet<[u8; 60]>, StoreError> {
+        all_keys(&rtx.open_table(ADDR_UTXOS)?)
+    }
+
+    /// Every address-history key (for verification).
+    pub fn address_tx_keys(
+        rtx: &ReadTransaction,
+    ) -> Result<std::collections::BTreeSet<[u8; 56]>, StoreError> {
+        all_keys(&rtx.open_table(ADDR_TXS)?)
+    }
+
+    fn all_keys<const N: usize>(
+        table: &impl ReadableTable<[u8; N], ()>,
+    ) -> Result<std::collections::BTreeSet<[u8; N]>, StoreError> {
+        let mut out = std::collections::BTreeSet::new();
+        for row in table.iter()? {
+            out.insert(row?.0.value());
         }
         Ok(out)
     }

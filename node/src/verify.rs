@@ -2,8 +2,9 @@
 //! (`gettxoutsetinfo`), and `verifychain`, which at level 4 replays the whole active chain in
 //! memory and compares the result with the stored UTXO set and address index.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use chaincore::encode::deserialize;
 use chaincore::encode::serialize;
 use chaincore::hash::Sha256dWriter;
 use chaincore::validation::{self, Coin};
@@ -11,7 +12,7 @@ use chaincore::{Amount, OutPoint};
 use redb::ReadTransaction;
 
 use crate::node::Node;
-use crate::store::{self, outpoint_key, StoreError};
+use crate::store::{self, addr_tx_key, addr_utxo_key, outpoint_key, StoreError};
 
 /// Size, value and hash of a UTXO set.
 pub struct UtxoStats {
@@ -73,6 +74,8 @@ pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyE
         active.len().saturating_sub(nblocks as usize)
     };
     let mut utxos: BTreeMap<[u8; 36], Vec<u8>> = BTreeMap::new();
+    // Address history rows the replay expects.
+    let mut history: BTreeSet<[u8; 56]> = BTreeSet::new();
     let replay = level >= 4;
     for (height, hash) in active.iter().enumerate() {
         if height < first && !replay {
@@ -101,13 +104,26 @@ pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyE
         if replay && height > 0 {
             for (pos, tx) in block.txdata.iter().enumerate() {
                 let txid = tx.compute_txid();
+                let mut touched = Vec::new();
                 if !tx.is_coinbase() {
                     for i in &tx.input {
-                        utxos
+                        let spent = utxos
                             .remove(&outpoint_key(&i.previous_output))
                             .ok_or_else(|| bad(format!("replay: {txid} spends a missing coin")))?;
+                        let coin: Coin = deserialize(&spent).map_err(|e| bad(e.to_string()))?;
+                        touched.extend(coin.output.script_pubkey.p2pkh_hash());
                     }
                 }
+                touched.extend(
+                    tx.output
+                        .iter()
+                        .filter_map(|o| o.script_pubkey.p2pkh_hash()),
+                );
+                history.extend(
+                    touched
+                        .iter()
+                        .map(|pkh| addr_tx_key(pkh, height as u32, &txid)),
+                );
                 for (vout, out) in tx.output.iter().enumerate() {
                     if out.script_pubkey.op_return_data().is_some() {
                         continue;
@@ -143,27 +159,20 @@ pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyE
             utxos.len()
         )));
     }
-    // Address index: exactly the P2PKH coins of the replayed set.
-    let mut by_address: BTreeMap<[u8; 20], Vec<OutPoint>> = BTreeMap::new();
+    // Address index: exactly the P2PKH coins of the replayed set, under their heights, and
+    // one history row per address per transaction that paid or spent it.
+    let mut expected: BTreeSet<[u8; 60]> = BTreeSet::new();
     for (k, v) in &utxos {
-        let coin: Coin = chaincore::encode::deserialize(v).map_err(|e| bad(e.to_string()))?;
+        let coin: Coin = deserialize(v).map_err(|e| bad(e.to_string()))?;
         if let Some(pkh) = coin.output.script_pubkey.p2pkh_hash() {
-            by_address
-                .entry(pkh)
-                .or_default()
-                .push(store::outpoint_from_key(k));
+            expected.insert(addr_utxo_key(&pkh, coin.height, k));
         }
     }
-    for (pkh, mut expected) in by_address {
-        let mut indexed = store::read::address_outpoints(&rtx, &pkh)?;
-        expected.sort();
-        indexed.sort();
-        if expected != indexed {
-            return Err(bad(format!(
-                "address index differs for {}",
-                hex::encode(pkh)
-            )));
-        }
+    if store::read::address_utxo_keys(&rtx)? != expected {
+        return Err(bad("address index (unspent outputs) differs from a replay"));
+    }
+    if store::read::address_tx_keys(&rtx)? != history {
+        return Err(bad("address index (history) differs from a replay"));
     }
     Ok(())
 }

@@ -115,7 +115,7 @@ fn submit(f: &mut Fixture, block: Block) -> Result<Accepted, ChainError> {
     let verified = HashSet::new();
     match f.chain.begin_submit(&block, now())? {
         Submission::ExtendsTip(next) => {
-            let connected = next.connect(f.chain.store(), &block, &verified);
+            let connected = next.connect(f.chain.store(), &block, &verified, true);
             f.chain
                 .finish_tip_extension(&block, next, connected, &mut f.mempool)
         }

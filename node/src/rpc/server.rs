@@ -295,19 +295,32 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// True if `body` is a JSON-RPC 1.0 style call (or a batch holding one): no `"jsonrpc"`
-/// member. Only looks for that member, without building the (possibly megabytes of) params.
+/// True if `body` is a JSON-RPC 1.0 style call (or a batch holding one): an object without a
+/// `"jsonrpc"` member. Only looks for that member, without building the (possibly megabytes
+/// of) params.
 fn is_legacy(body: &[u8]) -> bool {
+    use serde::de::{Deserialize, Deserializer, IgnoredAny};
     #[derive(serde::Deserialize)]
     struct Call {
-        jsonrpc: Option<serde::de::IgnoredAny>,
+        #[serde(default, deserialize_with = "present")]
+        jsonrpc: bool,
     }
-    let legacy = |call: &Call| call.jsonrpc.is_none();
+    fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        IgnoredAny::deserialize(d).map(|_| true)
+    }
+    /// A batch element: a call object, or anything else (which jsonrpsee will refuse).
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Element {
+        Call(Call),
+        Other(IgnoredAny),
+    }
+    let legacy = |e: &Element| matches!(e, Element::Call(Call { jsonrpc: false }));
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'[') => {
-            serde_json::from_slice::<Vec<Call>>(body).is_ok_and(|calls| calls.iter().any(legacy))
+            serde_json::from_slice::<Vec<Element>>(body).is_ok_and(|calls| calls.iter().any(legacy))
         }
-        _ => serde_json::from_slice::<Call>(body).is_ok_and(|call| legacy(&call)),
+        _ => serde_json::from_slice::<Call>(body).is_ok_and(|call| !call.jsonrpc),
     }
 }
 
@@ -394,6 +407,13 @@ mod tests {
         ));
         assert!(!is_legacy(br#"[{"jsonrpc":"2.0","method":"x","id":1}]"#));
         assert!(!is_legacy(b"not json"));
+        // A batch with a non-object element still has its 1.0 calls upgraded.
+        let mixed = br#"[1, {"method":"getblockcount","id":3}]"#;
+        assert!(is_legacy(mixed));
+        let v: Value = serde_json::from_slice(&upgrade_legacy(mixed)).unwrap();
+        assert_eq!(v[1]["jsonrpc"], "2.0");
+        // A present "jsonrpc" member, even null, is not 1.0 style.
+        assert!(!is_legacy(br#"{"jsonrpc":null,"method":"x","id":1}"#));
         let out = downgrade_response(br#"{"jsonrpc":"2.0","result":5,"id":0}"#);
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v, serde_json::json!({"result": 5, "error": null, "id": 0}));
