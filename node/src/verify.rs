@@ -176,3 +176,56 @@ pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyE
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tables::{ADDR_TXS, ADDR_UTXOS};
+    use chaincore::{Network, Script};
+
+    /// verifychain level 4 notices every kind of stray or missing address index row.
+    #[test]
+    fn level_4_catches_address_index_damage() {
+        let dir = std::env::temp_dir().join(format!("cc-verify-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let node = Node::open(Network::Regtest, &dir).unwrap();
+        let pkh = [7u8; 20];
+        node.generate_blocks(5, &Script::new_p2pkh(&pkh)).unwrap();
+        verify_chain(&node, 4, 0).unwrap();
+
+        let damage = |f: &dyn Fn(&redb::WriteTransaction)| {
+            let state = node.lock();
+            let wtx = state.chain.store().begin_write().unwrap();
+            f(&wtx);
+            wtx.commit().unwrap();
+        };
+        // A row for an address with no coins at all.
+        let stray = addr_utxo_key(&[9; 20], 1, &[1; 36]);
+        damage(&|w| {
+            w.open_table(ADDR_UTXOS).unwrap().insert(stray, ()).unwrap();
+        });
+        assert!(verify_chain(&node, 4, 0).is_err());
+        damage(&|w| {
+            w.open_table(ADDR_UTXOS).unwrap().remove(stray).unwrap();
+        });
+        verify_chain(&node, 4, 0).unwrap();
+
+        // A history row gone missing.
+        let first =
+            store::read::address_txids(&node.lock().chain.store().begin_read().unwrap(), &pkh)
+                .unwrap()[0];
+        damage(&|w| {
+            let key = addr_tx_key(&pkh, first.0, &first.1);
+            assert!(w
+                .open_table(ADDR_TXS)
+                .unwrap()
+                .remove(key)
+                .unwrap()
+                .is_some());
+        });
+        assert!(verify_chain(&node, 4, 0).is_err());
+        drop(node);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
