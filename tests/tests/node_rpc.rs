@@ -518,3 +518,49 @@ fn websocket_subscriptions_push_tips_and_transactions() {
     let bare = format!("ws://127.0.0.1:{}/", node.rpc_port);
     assert!(tungstenite::connect(bare).is_err());
 }
+
+/// Transactions keep arriving while blocks connect (a block extending the tip is connected
+/// without the node's state lock): the pool must never keep a transaction whose coin a block
+/// has spent, so one more block of everything in it is valid, every coin is spent exactly once
+/// and the chain and indexes verify.
+#[test]
+fn transactions_accepted_while_blocks_connect_stay_consistent() {
+    let dir = TempDir::new("concurrent");
+    let node = Node::start(&dir.0, &[]);
+    let (k, miner) = (key(8), address(&key(9)));
+    let a = address(&k);
+    node.rpc("generatetoaddress", json!([140, a.to_string()]));
+    let mature: Vec<_> = utxos(&node, &a)
+        .into_iter()
+        .filter(|u| u.3 >= 100)
+        .collect();
+    assert_eq!(mature.len(), 41);
+
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..20 {
+                node.rpc("generatetoaddress", json!([1, miner.to_string()]));
+            }
+        });
+        s.spawn(|| {
+            for coin in &mature {
+                // Two conflicting spends of each coin: whichever the node sees first wins.
+                for fee in [1_000, 2_000] {
+                    let tx = spend(&k, coin.0, vec![pay(&a, coin.1 - fee)]);
+                    let _ = node.call("sendrawtransaction", json!([hex::encode(serialize(&tx))]));
+                }
+            }
+        });
+    });
+
+    node.rpc("generatetoaddress", json!([1, miner.to_string()]));
+    assert_eq!(node.rpc("getrawmempool", json!([])), json!([]));
+    for coin in &mature {
+        let out = node.rpc("gettxout", json!([coin.0.txid.to_string(), coin.0.vout]));
+        assert_eq!(out, Value::Null, "{:?} still unspent", coin.0);
+    }
+    let history = node.rpc("getaddresstxids", json!([{"addresses": [a.to_string()]}]));
+    // 140 coinbases plus exactly one spend per mature coin.
+    assert_eq!(history.as_array().unwrap().len(), 140 + mature.len());
+    assert_eq!(node.rpc("verifychain", json!([4, 0])), json!(true));
+}
