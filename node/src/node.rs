@@ -125,8 +125,8 @@ impl Node {
             let verified: HashSet<Txid> = state.mempool.entries().map(|e| e.txid).collect();
             (state.chain.begin_submit(&block, now), verified)
         };
-        let mut changed = true;
-        let result = match begun {
+        // Whether the pool may have changed: a block was connected or others were (a reorg).
+        let (result, changed) = match begun {
             Ok(Submission::ExtendsTip(next)) => {
                 let connected = next.connect(&self.store, &block, &verified, durable);
                 let mut guard = self.lock();
@@ -136,8 +136,8 @@ impl Node {
                         .chain
                         .finish_tip_extension(&block, next, connected, &mut state.mempool);
                 self.publish(state);
-                changed = result.is_ok();
-                result
+                let connected = result.is_ok();
+                (result, connected)
             }
             Ok(Submission::Stored(hash)) => {
                 let mut guard = self.lock();
@@ -148,12 +148,9 @@ impl Node {
                 self.publish(state);
                 // Reorgs return transactions to the pool.
                 self.announce_returned(state, &verified);
-                result
+                (result, true)
             }
-            Err(e) => {
-                changed = false;
-                Err(e)
-            }
+            Err(e) => (Err(e), false),
         };
         if changed {
             self.mempool_seq.send_modify(|s| *s += 1);
