@@ -745,9 +745,7 @@ fn connect_coins(
     verified: &HashSet<Txid>,
     spent_addrs: std::sync::mpsc::Sender<store::write::SpentAddrs>,
 ) -> Result<Vec<Coin>, ChainError> {
-    // First signature failure; once set (or the coin pass fails) pending checks are skipped.
-    let failure: Mutex<Option<ScriptFailure>> = Mutex::new(None);
-    let give_up = AtomicBool::new(false);
+    let checks = SignatureChecks::default();
     let spent = rayon::scope(|scope| {
         let result = (|| {
             let mut utxos = wtx.open_table(UTXOS)?;
@@ -780,25 +778,11 @@ fn connect_coins(
                         .checked_add(fee)
                         .ok_or(RuleError::InputValuesOutOfRange)?;
                     if !verified.contains(txid) {
-                        let scripts: Vec<Script> = spent[first..]
+                        let scripts = spent[first..]
                             .iter()
                             .map(|c| c.output.script_pubkey.clone())
                             .collect();
-                        let (failure, give_up) = (&failure, &give_up);
-                        scope.spawn(move |_| {
-                            for (input, script) in scripts.iter().enumerate() {
-                                if give_up.load(Ordering::Relaxed) {
-                                    return;
-                                }
-                                if let Err(e) = validation::verify_input(tx, input, script) {
-                                    give_up.store(true, Ordering::Relaxed);
-                                    if let Ok(mut first) = failure.lock() {
-                                        first.get_or_insert(e);
-                                    }
-                                    return;
-                                }
-                            }
-                        });
+                        checks.spawn(scope, tx, scripts);
                     }
                 }
                 for (vout, output) in tx.output.iter().enumerate() {
@@ -829,13 +813,48 @@ fn connect_coins(
             Ok::<_, ChainError>(spent)
         })();
         if result.is_err() {
-            give_up.store(true, Ordering::Relaxed);
+            checks.give_up.store(true, Ordering::Relaxed);
         }
         result
     })?;
-    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(RuleError::Script(e).into()),
-        None => Ok(spent),
+    checks.outcome()?;
+    Ok(spent)
+}
+
+/// Signature checks of one block running on the rayon pool.
+#[derive(Default)]
+struct SignatureChecks {
+    /// The first failure found.
+    failure: Mutex<Option<ScriptFailure>>,
+    /// Set on a failure or when the coin pass fails: checks not yet run are skipped.
+    give_up: AtomicBool,
+}
+
+impl SignatureChecks {
+    /// Checks the inputs of `tx` against the scripts of the coins they spend, on `scope`.
+    fn spawn<'s>(&'s self, scope: &rayon::Scope<'s>, tx: &'s Transaction, scripts: Vec<Script>) {
+        scope.spawn(move |_| {
+            for (input, script) in scripts.iter().enumerate() {
+                if self.give_up.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Err(e) = validation::verify_input(tx, input, script) {
+                    self.give_up.store(true, Ordering::Relaxed);
+                    if let Ok(mut first) = self.failure.lock() {
+                        first.get_or_insert(e);
+                    }
+                    return;
+                }
+            }
+        });
+    }
+
+    /// The first failure, once every spawned check has ended.
+    fn outcome(self) -> Result<(), RuleError> {
+        match self.failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(RuleError::Script(e)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod tables;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use chaincore::block::Header;
@@ -398,23 +399,19 @@ pub mod read {
     }
 
     /// Every address-UTXO key (for verification).
-    pub fn address_utxo_keys(
-        rtx: &ReadTransaction,
-    ) -> Result<std::collections::BTreeSet<[u8; 60]>, StoreError> {
+    pub fn address_utxo_keys(rtx: &ReadTransaction) -> Result<BTreeSet<[u8; 60]>, StoreError> {
         all_keys(&rtx.open_table(ADDR_UTXOS)?)
     }
 
     /// Every address-history key (for verification).
-    pub fn address_tx_keys(
-        rtx: &ReadTransaction,
-    ) -> Result<std::collections::BTreeSet<[u8; 56]>, StoreError> {
+    pub fn address_tx_keys(rtx: &ReadTransaction) -> Result<BTreeSet<[u8; 56]>, StoreError> {
         all_keys(&rtx.open_table(ADDR_TXS)?)
     }
 
     fn all_keys<const N: usize>(
         table: &impl ReadableTable<[u8; N], ()>,
-    ) -> Result<std::collections::BTreeSet<[u8; N]>, StoreError> {
-        let mut out = std::collections::BTreeSet::new();
+    ) -> Result<BTreeSet<[u8; N]>, StoreError> {
+        let mut out = BTreeSet::new();
         for row in table.iter()? {
             out.insert(row?.0.value());
         }
