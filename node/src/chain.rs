@@ -2,15 +2,21 @@
 //! selection, and connecting / disconnecting blocks against the store's UTXO set.
 //!
 //! Only one thread mutates a [`Chain`] (it sits behind the node's state lock); readers use
-//! store snapshots. Each connect or disconnect is one redb write transaction.
+//! store snapshots. Each connect or disconnect is one redb write transaction. On open, and
+//! whenever a stored block with more work than the tip is known, [`Chain::activate_best_chain`]
+//! moves to the most-work valid chain; the steps of one such move skip waiting for the disk and
+//! a last durable commit ends it, so a crash anywhere reopens to a consistent tip from which
+//! the move is simply made again.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chaincore::encode::{deserialize, serialize};
-use chaincore::pow::block_subsidy;
-use chaincore::validation::{self, Coin, RuleError, ScriptFailure};
+use chaincore::pow::{block_subsidy, Work};
+use chaincore::validation::{self, Coin, RuleError};
 use chaincore::{Block, BlockHash, Network, OutPoint, Script, Transaction, Txid};
 use redb::WriteTransaction;
 
@@ -23,24 +29,133 @@ use crate::store::{
 /// Most blocks kept while waiting for their parent.
 pub const MAX_ORPHAN_BLOCKS: usize = 100;
 
-/// Why a block or chain operation failed.
+/// A consensus rule a block broke, and where. Displays as Bitcoin Core's reject reason (what
+/// `submitblock` answers); [`Rejection::detail`] adds the block, height, transaction, input
+/// and outpoint for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The rule.
+    pub reason: RuleError,
+    /// The block that broke it, when known.
+    pub block: Option<BlockHash>,
+    /// That block's height, when known.
+    pub height: Option<u32>,
+    /// The transaction that broke it, if the rule is about one.
+    pub txid: Option<Txid>,
+    /// The input that broke it, with the outpoint it spends.
+    pub input: Option<(usize, OutPoint)>,
+}
+
+impl Rejection {
+    /// The reason with every piece of context known, e.g. `bad-txns-inputs-missingorspent
+    /// (block 3f…, height 12, tx 9a…, input 0 spending 77…:1)`.
+    pub fn detail(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(b) = self.block {
+            parts.push(format!("block {b}"));
+        }
+        if let Some(h) = self.height {
+            parts.push(format!("height {h}"));
+        }
+        if let Some(t) = self.txid {
+            parts.push(format!("tx {t}"));
+        }
+        if let Some((i, o)) = self.input {
+            parts.push(format!("input {i} spending {}:{}", o.txid, o.vout));
+        }
+        if parts.is_empty() {
+            self.reason.to_string()
+        } else {
+            format!("{} ({})", self.reason, parts.join(", "))
+        }
+    }
+
+    /// This rejection, said to be about transaction `txid`.
+    fn in_tx(mut self, txid: Txid) -> Rejection {
+        self.txid.get_or_insert(txid);
+        self
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.reason.fmt(f)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+impl From<RuleError> for Rejection {
+    fn from(reason: RuleError) -> Self {
+        Rejection {
+            reason,
+            block: None,
+            height: None,
+            txid: None,
+            input: None,
+        }
+    }
+}
+
+/// Why a block or chain operation failed. Only [`ChainError::is_fatal`] errors stop the node;
+/// the rest are answers to the caller.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
-    /// The block breaks a consensus rule.
+    /// The block breaks a consensus rule (boxed: the context makes it the largest variant).
     #[error("{0}")]
-    Rule(#[from] RuleError),
+    Rule(Box<Rejection>),
     /// The block was seen before.
     #[error("duplicate")]
     Duplicate,
     /// The block was seen before and is invalid.
     #[error("duplicate-invalid")]
     DuplicateInvalid,
-    /// The store failed; the node must stop.
+    /// The store failed or is damaged; the node must stop.
     #[error("{0}")]
     Store(#[from] StoreError),
-    /// Unknown block hash.
-    #[error("block not found")]
-    UnknownBlock,
+    /// The caller named a block this node does not know.
+    #[error("Block not found")]
+    BlockNotFound(BlockHash),
+}
+
+impl ChainError {
+    /// True for failures that leave nothing trustworthy (the store failed or is damaged): the
+    /// node logs them and shuts down. A caller's mistake or a broken rule is never fatal.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, ChainError::Store(_))
+    }
+
+    /// The rule broken, if this is a rule failure.
+    pub fn rule(&self) -> Option<&RuleError> {
+        match self {
+            ChainError::Rule(r) => Some(&r.reason),
+            _ => None,
+        }
+    }
+
+    /// This error with `hash` and `height` filled in, if it is a rule failure without them.
+    fn in_block(self, hash: BlockHash, height: u32) -> ChainError {
+        match self {
+            ChainError::Rule(mut r) => {
+                r.block.get_or_insert(hash);
+                r.height.get_or_insert(height);
+                ChainError::Rule(r)
+            }
+            other => other,
+        }
+    }
+}
+
+impl From<RuleError> for ChainError {
+    fn from(e: RuleError) -> Self {
+        ChainError::Rule(Box::new(e.into()))
+    }
+}
+
+impl From<Rejection> for ChainError {
+    fn from(e: Rejection) -> Self {
+        ChainError::Rule(Box::new(e))
+    }
 }
 
 impl From<redb::Error> for ChainError {
@@ -60,6 +175,14 @@ macro_rules! chain_db_err {
 }
 chain_db_err!(redb::TableError, redb::StorageError);
 
+/// A row that must be in the store and is not: the store is damaged.
+fn missing(what: &'static str, hash: &BlockHash) -> ChainError {
+    ChainError::Store(StoreError::Missing {
+        what,
+        key: hash.to_string(),
+    })
+}
+
 /// What happened to an accepted block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
@@ -74,31 +197,46 @@ pub struct Chain {
     network: Network,
     store: Arc<Store>,
     index: HashMap<BlockHash, IndexEntry>,
+    /// Known children of each block, so invalidation walks only what it affects.
+    children: HashMap<BlockHash, Vec<BlockHash>>,
+    /// Every valid block by chain work; the last is the best candidate for the tip.
+    candidates: BTreeSet<(Work, Reverse<BlockHash>)>,
     /// Active chain, by height.
     active: Vec<BlockHash>,
     /// Blocks waiting for their parent, keyed by their hash.
     orphans: HashMap<BlockHash, Block>,
     /// The last block that failed to connect, and why (reported by `finish_stored`).
-    last_failure: Option<(BlockHash, RuleError)>,
+    last_failure: Option<(BlockHash, Rejection)>,
 }
 
 impl Chain {
-    /// Loads the chain from `store`, writing the genesis block into an empty store.
+    /// Loads the chain from `store`, writing the genesis block into an empty store. Refuses a
+    /// store of another network, naming both. Does not move the tip: the caller runs
+    /// [`Chain::activate_best_chain`] next, which finishes a reorg a crash interrupted.
     pub fn open(store: Store, network: Network) -> Result<Chain, ChainError> {
+        let entries = store.load_index()?;
         let mut chain = Chain {
             network,
-            index: store.load_index()?.into_iter().collect(),
             store: Arc::new(store),
+            index: HashMap::with_capacity(entries.len()),
+            children: HashMap::new(),
+            candidates: BTreeSet::new(),
             active: Vec::new(),
             orphans: HashMap::new(),
             last_failure: None,
         };
+        for (hash, entry) in entries {
+            chain.add_entry(hash, entry);
+        }
         match chain.store.tip()? {
             Some(tip) => {
                 let mut hash = tip;
                 let mut back = Vec::new();
                 loop {
-                    let entry = chain.index.get(&hash).ok_or(ChainError::UnknownBlock)?;
+                    let entry = chain
+                        .index
+                        .get(&hash)
+                        .ok_or_else(|| missing("the block index entry of", &hash))?;
                     back.push(hash);
                     if entry.height == 0 {
                         break;
@@ -108,10 +246,21 @@ impl Chain {
                 back.reverse();
                 chain.active = back;
             }
-            None => chain.write_genesis()?,
+            None if chain.index.is_empty() => chain.write_genesis()?,
+            None => return Err(missing("the tip row (meta) over", &network.genesis_hash())),
         }
-        if chain.active.first() != Some(&network.genesis_hash()) {
-            return Err(ChainError::Rule(RuleError::BadPrevBlock));
+        let genesis = chain.active[0];
+        if genesis != network.genesis_hash() {
+            let found = Network::ALL
+                .into_iter()
+                .find(|n| n.genesis_hash() == genesis)
+                .map_or_else(|| "an unknown network".to_string(), |n| n.to_string());
+            return Err(StoreError::WrongNetwork {
+                path: chain.store.path().display().to_string(),
+                found,
+                expected: network,
+            }
+            .into());
         }
         Ok(chain)
     }
@@ -135,9 +284,40 @@ impl Chain {
         store::write::active(&wtx, 0, Some(&hash))?;
         store::write::tip(&wtx, &hash)?;
         wtx.commit().map_err(StoreError::from)?;
-        self.index.insert(hash, entry);
+        self.add_entry(hash, entry);
         self.active = vec![hash];
         Ok(())
+    }
+
+    /// Adds an entry to the in-memory index, its parent's children and, if valid, the
+    /// candidates.
+    fn add_entry(&mut self, hash: BlockHash, entry: IndexEntry) {
+        match self.index.insert(hash, entry) {
+            Some(old) if old.status == Status::Valid => {
+                self.candidates.remove(&(old.chainwork, Reverse(hash)));
+            }
+            Some(_) => {}
+            None if entry.height > 0 => self
+                .children
+                .entry(entry.header.prev_blockhash)
+                .or_default()
+                .push(hash),
+            None => {}
+        }
+        if entry.status == Status::Valid {
+            self.candidates.insert((entry.chainwork, Reverse(hash)));
+        }
+    }
+
+    /// Sets the status of a known block in memory, keeping the candidates in step.
+    fn set_status(&mut self, hash: &BlockHash, status: Status) {
+        if let Some(e) = self.index.get_mut(hash) {
+            e.status = status;
+            match status {
+                Status::Valid => self.candidates.insert((e.chainwork, Reverse(*hash))),
+                Status::Invalid => self.candidates.remove(&(e.chainwork, Reverse(*hash))),
+            };
+        }
     }
 
     /// The store (for read snapshots).
@@ -213,9 +393,19 @@ impl Chain {
     /// connected ([`TipExtension::connect`], which needs no `&mut Chain`, so the node runs it
     /// without its lock) and then [`Chain::finish_tip_extension`]; any other is stored, for
     /// [`Chain::finish_stored`], which processes orphans waiting for it (blocks are accepted in
-    /// any order, orphans kept in a bounded pool) and moves to the most-work valid chain.
+    /// any order, orphans kept in a bounded pool) and moves to the most-work valid chain. A
+    /// block stored before that is valid but not active comes back as [`Submission::Known`],
+    /// to run the same step (as Bitcoin Core's `submitblock` runs `ActivateBestChain` for a
+    /// block it already has).
     pub fn begin_submit(&mut self, block: &Block, now: i64) -> Result<Submission, ChainError> {
         let hash = block.block_hash();
+        if self
+            .index
+            .get(&hash)
+            .is_some_and(|e| e.status == Status::Valid && !self.is_active(&hash))
+        {
+            return Ok(Submission::Known(hash));
+        }
         let (entry, txids) = self.check_new_block(block, hash, now)?;
         if block.header.prev_blockhash == self.tip_hash() && !self.has_orphan_children(&hash) {
             return Ok(Submission::ExtendsTip(TipExtension { hash, entry, txids }));
@@ -241,18 +431,18 @@ impl Chain {
             Ok(wtx) => {
                 wtx.commit().map_err(StoreError::from)?;
                 self.active.push(hash);
-                self.index.insert(hash, entry);
+                self.add_entry(hash, entry);
                 mempool.remove_for_block(&block.txdata, &txids);
                 Ok(Accepted::BestChain)
             }
             Err(ChainError::Rule(reason)) => {
-                tracing::warn!(%hash, %reason, "block failed to connect");
+                tracing::warn!(reason = reason.detail(), "block failed to connect");
                 let invalid = IndexEntry {
                     status: Status::Invalid,
                     ..entry
                 };
                 self.store_block(block, &hash, invalid)?;
-                Err(reason.into())
+                Err(ChainError::Rule(reason))
             }
             Err(e) => Err(e),
         }
@@ -280,9 +470,13 @@ impl Chain {
                 let Some(b) = self.orphans.remove(&child) else {
                     continue;
                 };
-                if let Ok((entry, _)) = self.check_new_block(&b, child, now) {
-                    self.store_block(&b, &child, entry)?;
-                    ready.push(child);
+                match self.check_new_block(&b, child, now) {
+                    Ok((entry, _)) => {
+                        self.store_block(&b, &child, entry)?;
+                        ready.push(child);
+                    }
+                    Err(e) if e.is_fatal() => return Err(e),
+                    Err(e) => tracing::debug!(%child, "orphan block dropped: {e}"),
                 }
             }
         }
@@ -303,7 +497,7 @@ impl Chain {
         self.last_failure
             .take()
             .filter(|(h, _)| h == hash)
-            .map(|(_, e)| ChainError::Rule(e))
+            .map(|(_, e)| e.into())
     }
 
     /// True if an orphan waits for `hash` as its parent.
@@ -324,7 +518,7 @@ impl Chain {
         store::write::block(&wtx, hash, block)?;
         store::write::index(&wtx, hash, &entry)?;
         wtx.commit().map_err(StoreError::from)?;
-        self.index.insert(*hash, entry);
+        self.add_entry(*hash, entry);
         Ok(())
     }
 
@@ -342,7 +536,13 @@ impl Chain {
                 Status::Invalid => ChainError::DuplicateInvalid,
             });
         }
-        let txids = validation::check_block(block, self.network)?;
+        let no_context = |e: RuleError| {
+            ChainError::from(Rejection {
+                block: Some(hash),
+                ..e.into()
+            })
+        };
+        let txids = validation::check_block(block, self.network).map_err(no_context)?;
         let Some(prev) = self.index.get(&block.header.prev_blockhash).copied() else {
             if self.orphans.len() >= MAX_ORPHAN_BLOCKS {
                 // Drop an arbitrary orphan: the pool is a convenience, not a promise.
@@ -351,22 +551,25 @@ impl Chain {
                 }
             }
             self.orphans.insert(hash, block.clone());
-            return Err(RuleError::PrevBlockNotFound.into());
+            return Err(no_context(RuleError::PrevBlockNotFound));
         };
-        if prev.status == Status::Invalid {
-            return Err(RuleError::BadPrevBlock.into());
-        }
         let height = prev.height + 1;
-        validation::check_difficulty(&block.header, self.next_bits(&prev))?;
-        let mtp = self.median_time_past(&block.header.prev_blockhash);
-        validation::check_block_time(&block.header, mtp, now)?;
-        validation::check_coinbase_height(block, height)?;
-        validation::check_finality(block, height, mtp)?;
-        let work = block
-            .header
-            .target()
-            .map(|t| t.work())
-            .ok_or(RuleError::HighHash)?;
+        let checks = || -> Result<Work, RuleError> {
+            if prev.status == Status::Invalid {
+                return Err(RuleError::BadPrevBlock);
+            }
+            validation::check_difficulty(&block.header, self.next_bits(&prev))?;
+            let mtp = self.median_time_past(&block.header.prev_blockhash);
+            validation::check_block_time(&block.header, mtp, now)?;
+            validation::check_coinbase_height(block, height)?;
+            validation::check_finality(block, height, mtp)?;
+            block
+                .header
+                .target()
+                .map(|t| t.work())
+                .ok_or(RuleError::HighHash)
+        };
+        let work = checks().map_err(|e| ChainError::from(e).in_block(hash, height))?;
         let entry = IndexEntry {
             header: block.header,
             height,
@@ -376,37 +579,51 @@ impl Chain {
         Ok((entry, txids))
     }
 
-    /// The valid block with the most work; the current tip wins ties (first seen).
+    /// The block the tip should be: the valid block with the most work, where the current tip
+    /// wins ties (first seen). If the tip itself is invalid (an invalidation a crash cut
+    /// short), the most-work valid block whatever its work.
     fn best_candidate(&self) -> BlockHash {
         let tip = self.tip_hash();
-        let tip_work = self.index[&tip].chainwork;
-        self.index
-            .iter()
-            .filter(|(_, e)| e.status == Status::Valid && e.chainwork > tip_work)
-            .max_by_key(|(h, e)| (e.chainwork, std::cmp::Reverse(**h)))
-            .map_or(tip, |(h, _)| *h)
+        let tip_entry = &self.index[&tip];
+        match self.candidates.last() {
+            Some((work, Reverse(best)))
+                if tip_entry.status == Status::Invalid || *work > tip_entry.chainwork =>
+            {
+                *best
+            }
+            _ => tip,
+        }
     }
 
-    /// Reorganizes onto the most-work valid chain, one write transaction per block. A block that
-    /// fails to connect is marked invalid with its descendants, and selection runs again.
-    /// Transactions of disconnected blocks go back to the mempool.
+    /// Reorganizes onto the most-work valid chain, one write transaction per block (each
+    /// skipping the disk wait; a last durable commit makes the whole move durable). A block
+    /// that fails to connect is marked invalid with its descendants, and selection runs again.
+    /// Transactions of disconnected blocks go back to the mempool. Work is linear in the
+    /// blocks disconnected and connected.
     pub fn activate_best_chain(
         &mut self,
         mempool: &mut Mempool,
         verified: &HashSet<Txid>,
     ) -> Result<(), ChainError> {
         let mut disconnected: Vec<Vec<Transaction>> = Vec::new();
+        let mut moved = false;
         loop {
             let best = self.best_candidate();
             if best == self.tip_hash() {
                 break;
             }
+            moved = true;
             // Path from the fork point up to `best`.
             let mut path = Vec::new();
             let mut cur = best;
             while !self.is_active(&cur) {
                 path.push(cur);
-                cur = self.index[&cur].header.prev_blockhash;
+                cur = self
+                    .index
+                    .get(&cur)
+                    .ok_or_else(|| missing("the block index entry of", &cur))?
+                    .header
+                    .prev_blockhash;
             }
             path.reverse();
             let fork_height = self.index[&cur].height;
@@ -417,14 +634,17 @@ impl Chain {
             for hash in path {
                 let block = {
                     let rtx = self.store.begin_read()?;
-                    store::read::block(&rtx, &hash)?.ok_or(ChainError::UnknownBlock)?
+                    store::read::block(&rtx, &hash)?.ok_or_else(|| missing("block", &hash))?
                 };
                 let txids = block.compute_txids();
                 match self.connect_block(&block, &txids, &hash, verified) {
                     Ok(()) => mempool.remove_for_block(&block.txdata, &txids),
                     Err(ChainError::Rule(reason)) => {
-                        tracing::warn!(%hash, %reason, "block failed to connect; marking it invalid");
-                        self.last_failure = Some((hash, reason));
+                        tracing::warn!(
+                            reason = reason.detail(),
+                            "block failed to connect; marking it invalid"
+                        );
+                        self.last_failure = Some((hash, *reason));
                         self.mark_invalid(&hash)?;
                         break;
                     }
@@ -432,32 +652,33 @@ impl Chain {
                 }
             }
         }
+        if moved {
+            self.store.flush()?;
+        }
         if !disconnected.is_empty() {
             // Oldest block first, so parents re-enter the pool before their children; then the
             // old pool, re-checked too: some of it may now spend coins that no longer exist.
             disconnected.reverse();
             let mut txs = disconnected.concat();
             txs.extend(mempool.drain_in_order());
-            self.return_to_mempool(txs, mempool, verified);
+            self.return_to_mempool(txs, mempool, verified)?;
         }
         Ok(())
     }
 
     /// Re-validates transactions from disconnected blocks into the mempool; those now confirmed
-    /// or invalid are dropped.
+    /// or invalid are dropped. Only a store failure is an error.
     fn return_to_mempool(
         &self,
         txs: Vec<Transaction>,
         mempool: &mut Mempool,
         verified: &HashSet<Txid>,
-    ) {
+    ) -> Result<(), ChainError> {
         if txs.is_empty() {
-            return;
+            return Ok(());
         }
-        let Ok(rtx) = self.store.begin_read() else {
-            return;
-        };
-        let coin = |o: &OutPoint| store::read::coin(&rtx, o).ok().flatten();
+        let rtx = self.store.begin_read()?;
+        let coin = |o: &OutPoint| store::read::coin(&rtx, o);
         let view = crate::mempool::ChainView {
             coin: &coin,
             next_height: self.tip_height() + 1,
@@ -465,115 +686,117 @@ impl Chain {
         };
         let now = unix_now();
         for tx in txs {
-            if let Ok(entry) = mempool.check(tx, &view, now, &|t| verified.contains(t)) {
-                let _ = mempool.insert(entry);
+            match mempool.check(tx, &view, now, &|t| verified.contains(t)) {
+                Ok(entry) => {
+                    let _ = mempool.insert(entry);
+                }
+                Err(crate::mempool::MempoolError::Store(e)) => return Err(e.into()),
+                Err(_) => {}
             }
         }
-    }
-
-    /// Marks `hash` and every known descendant invalid (in memory and in the store).
-    fn mark_invalid(&mut self, hash: &BlockHash) -> Result<(), ChainError> {
-        let Some(root) = self.index.get(hash).copied() else {
-            return Err(ChainError::UnknownBlock);
-        };
-        let doomed: Vec<BlockHash> = self
-            .index
-            .iter()
-            .filter(|(h, e)| {
-                *h == hash || (e.height > root.height && self.descends_from(h, hash, root.height))
-            })
-            .map(|(h, _)| *h)
-            .collect();
-        let wtx = self.store.begin_write()?;
-        for h in &doomed {
-            if let Some(e) = self.index.get_mut(h) {
-                e.status = Status::Invalid;
-                store::write::index(&wtx, h, e)?;
-            }
-        }
-        wtx.commit().map_err(StoreError::from)?;
         Ok(())
     }
 
-    fn descends_from(&self, hash: &BlockHash, ancestor: &BlockHash, ancestor_height: u32) -> bool {
-        let mut cur = *hash;
-        while let Some(e) = self.index.get(&cur) {
-            if e.height == ancestor_height {
-                return cur == *ancestor;
+    /// Marks `hash` and every known descendant invalid, in memory and in one durable write
+    /// transaction. Walks only those blocks: a block already invalid has invalid descendants.
+    fn mark_invalid(&mut self, hash: &BlockHash) -> Result<(), ChainError> {
+        let mut doomed = Vec::new();
+        let mut stack = vec![*hash];
+        while let Some(h) = stack.pop() {
+            if self
+                .index
+                .get(&h)
+                .is_some_and(|e| e.status == Status::Valid)
+            {
+                doomed.push(h);
+                stack.extend(self.children.get(&h).into_iter().flatten().copied());
             }
-            if e.height < ancestor_height {
-                return false;
-            }
-            cur = e.header.prev_blockhash;
         }
-        false
+        self.write_status(&doomed, Status::Invalid)
     }
 
-    /// Operator action: treat `hash` (and descendants) as invalid and move off it.
+    /// Sets the status of `hashes`, in the store (one durable transaction) and in memory.
+    fn write_status(&mut self, hashes: &[BlockHash], status: Status) -> Result<(), ChainError> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let wtx = self.store.begin_write()?;
+        for h in hashes {
+            if let Some(e) = self.index.get(h) {
+                store::write::index(&wtx, h, &IndexEntry { status, ..*e })?;
+            }
+        }
+        wtx.commit().map_err(StoreError::from)?;
+        for h in hashes {
+            self.set_status(h, status);
+        }
+        Ok(())
+    }
+
+    /// Operator action: treat `hash` (and descendants) as invalid and move off it to the
+    /// most-work valid chain. The marks are durable before the first block is disconnected, so
+    /// a crash part-way reopens on a chain that still has to move off them, and does. Genesis
+    /// cannot be invalidated: as in Bitcoin Core, asking does nothing.
     pub fn invalidate_block(
         &mut self,
         hash: &BlockHash,
         mempool: &mut Mempool,
         verified: &HashSet<Txid>,
     ) -> Result<(), ChainError> {
-        let entry = *self.index.get(hash).ok_or(ChainError::UnknownBlock)?;
+        let entry = *self
+            .index
+            .get(hash)
+            .ok_or(ChainError::BlockNotFound(*hash))?;
         if entry.height == 0 {
-            return Err(RuleError::BadPrevBlock.into());
-        }
-        let mut disconnected: Vec<Vec<Transaction>> = Vec::new();
-        if self.is_active(hash) {
-            while self.tip_height() >= entry.height {
-                let block = self.disconnect_tip()?;
-                disconnected.push(block.txdata.into_iter().skip(1).collect());
-            }
+            return Ok(());
         }
         self.mark_invalid(hash)?;
-        // Disconnected transactions first (oldest block first), then the old pool, then any
-        // better chain.
-        disconnected.reverse();
-        let mut txs = disconnected.concat();
-        txs.extend(mempool.drain_in_order());
-        self.return_to_mempool(txs, mempool, verified);
         self.activate_best_chain(mempool, verified)
     }
 
-    /// Operator action: clear the invalid mark from `hash`, its ancestors and descendants, and
-    /// move to the most-work chain again.
+    /// Operator action: clear the invalid mark from `hash`, its descendants and its invalid
+    /// ancestors, and move to the most-work chain again.
     pub fn reconsider_block(
         &mut self,
         hash: &BlockHash,
         mempool: &mut Mempool,
         verified: &HashSet<Txid>,
     ) -> Result<(), ChainError> {
-        let root = *self.index.get(hash).ok_or(ChainError::UnknownBlock)?;
-        let mut cleared: Vec<BlockHash> = self
+        let root = *self
             .index
-            .iter()
-            .filter(|(h, e)| e.height >= root.height && self.descends_from(h, hash, root.height))
-            .map(|(h, _)| *h)
-            .collect();
-        let mut cur = root.header.prev_blockhash;
-        while let Some(e) = self.index.get(&cur) {
-            cleared.push(cur);
-            if e.height == 0 {
+            .get(hash)
+            .ok_or(ChainError::BlockNotFound(*hash))?;
+        let mut cleared = Vec::new();
+        let mut stack = vec![*hash];
+        while let Some(h) = stack.pop() {
+            if self
+                .index
+                .get(&h)
+                .is_some_and(|e| e.status == Status::Invalid)
+            {
+                cleared.push(h);
+            }
+            stack.extend(self.children.get(&h).into_iter().flatten().copied());
+        }
+        // Ancestors: a valid block has only valid ancestors, so stop at the first one.
+        let mut cur = root;
+        while cur.height > 0 {
+            let parent = cur.header.prev_blockhash;
+            let Some(e) = self.index.get(&parent).copied() else {
+                break;
+            };
+            if e.status == Status::Valid {
                 break;
             }
-            cur = e.header.prev_blockhash;
+            cleared.push(parent);
+            cur = e;
         }
-        let wtx = self.store.begin_write()?;
-        for h in &cleared {
-            if let Some(e) = self.index.get_mut(h) {
-                if e.status == Status::Invalid {
-                    e.status = Status::Valid;
-                    store::write::index(&wtx, h, e)?;
-                }
-            }
-        }
-        wtx.commit().map_err(StoreError::from)?;
+        self.write_status(&cleared, Status::Valid)?;
         self.activate_best_chain(mempool, verified)
     }
 
-    /// Connects `block` (stored before, read back from the store) on top of the tip.
+    /// Connects `block` (stored before, read back from the store) on top of the tip, in a
+    /// write transaction that does not wait for the disk (see [`Chain::activate_best_chain`]).
     fn connect_block(
         &mut self,
         block: &Block,
@@ -582,20 +805,23 @@ impl Chain {
         verified: &HashSet<Txid>,
     ) -> Result<(), ChainError> {
         let height = self.tip_height() + 1;
-        let wtx = self.store.begin_write()?;
+        let wtx = self.store.begin_write_with(false)?;
         let wtx = connect_uncommitted(wtx, block, txids, hash, height, verified, None)?;
         wtx.commit().map_err(StoreError::from)?;
         self.active.push(*hash);
         Ok(())
     }
 
-    /// Disconnects the tip in one write transaction using its undo data; returns the block.
+    /// Disconnects the tip in one write transaction using its undo data (not waiting for the
+    /// disk, see [`Chain::activate_best_chain`]); returns the block.
     fn disconnect_tip(&mut self) -> Result<Block, ChainError> {
         let hash = self.tip_hash();
         let height = self.tip_height();
-        let wtx = self.store.begin_write()?;
-        let block = store::write::read_block(&wtx, &hash)?.ok_or(ChainError::UnknownBlock)?;
-        let undo = store::write::read_undo(&wtx, &hash)?.ok_or(ChainError::UnknownBlock)?;
+        let wtx = self.store.begin_write_with(false)?;
+        let block =
+            store::write::read_block(&wtx, &hash)?.ok_or_else(|| missing("block", &hash))?;
+        let undo =
+            store::write::read_undo(&wtx, &hash)?.ok_or_else(|| missing("undo data of", &hash))?;
         let txids: Vec<Txid> = block.compute_txids();
         let in_block: HashSet<Txid> = txids.iter().copied().collect();
         {
@@ -618,7 +844,9 @@ impl Chain {
                 }
                 if !tx.is_coinbase() {
                     for input in &tx.input {
-                        let coin = undo_iter.next().ok_or(ChainError::UnknownBlock)?;
+                        let coin = undo_iter
+                            .next()
+                            .ok_or_else(|| missing("a spent coin in the undo data of", &hash))?;
                         let key = outpoint_key(&input.previous_output);
                         let pkh = coin.output.script_pubkey.p2pkh_hash();
                         if let Some(pkh) = pkh {
@@ -682,6 +910,9 @@ pub enum Submission {
     ExtendsTip(TipExtension),
     /// It was stored (side branch, or orphans wait for it); its hash.
     Stored(BlockHash),
+    /// It was stored before, is valid and not active: [`Chain::finish_stored`] runs chain
+    /// selection again, and the answer is `duplicate`.
+    Known(BlockHash),
 }
 
 /// Connects `block` at `height` on top of the tip in the write transaction `wtx`, returned
@@ -704,10 +935,11 @@ fn connect_uncommitted(
         store::write::index(&wtx, hash, entry)?;
     }
     let (send, spent_addrs) = std::sync::mpsc::channel();
-    let spent = if block.txdata.len() < PARALLEL_INDEX_MIN_TXS {
-        let spent = connect_coins(&wtx, block, hash, txids, height, verified, send)?;
-        store::write::connect_address_index(&wtx, height, block, txids, spent_addrs)?;
-        spent
+    let spent = (if block.txdata.len() < PARALLEL_INDEX_MIN_TXS {
+        connect_coins(&wtx, block, hash, txids, height, verified, send).and_then(|spent| {
+            store::write::connect_address_index(&wtx, height, block, txids, spent_addrs)?;
+            Ok(spent)
+        })
     } else {
         std::thread::scope(|s| {
             let indexer = s.spawn(|| {
@@ -720,8 +952,9 @@ fn connect_uncommitted(
             let spent = spent?;
             indexed?;
             Ok::<_, ChainError>(spent)
-        })?
-    };
+        })
+    })
+    .map_err(|e| e.in_block(*hash, height))?;
     store::write::undo(&wtx, hash, Some(&spent))?;
     store::write::active(&wtx, height, Some(hash))?;
     store::write::tip(&wtx, hash)?;
@@ -756,7 +989,7 @@ fn connect_coins(
                 let mut addrs = Vec::new();
                 if !tx.is_coinbase() {
                     let first = spent.len();
-                    for input in &tx.input {
+                    for (i, input) in tx.input.iter().enumerate() {
                         let key = outpoint_key(&input.previous_output);
                         let coin: Coin = match utxos.remove(key)? {
                             Some(v) => {
@@ -765,7 +998,14 @@ fn connect_coins(
                                     source,
                                 })?
                             }
-                            None => return Err(RuleError::InputsMissingOrSpent.into()),
+                            None => {
+                                return Err(Rejection {
+                                    txid: Some(*txid),
+                                    input: Some((i, input.previous_output)),
+                                    ..RuleError::InputsMissingOrSpent.into()
+                                }
+                                .into())
+                            }
                         };
                         if let Some(pkh) = coin.output.script_pubkey.p2pkh_hash() {
                             addrs.push((pkh, coin.height, key));
@@ -773,16 +1013,17 @@ fn connect_coins(
                         spent.push(coin);
                     }
                     let coins: Vec<&Coin> = spent[first..].iter().collect();
-                    let fee = validation::check_tx_inputs(tx, &coins, height)?;
+                    let fee = validation::check_tx_inputs(tx, &coins, height)
+                        .map_err(|e| Rejection::from(e).in_tx(*txid))?;
                     fees = fees
                         .checked_add(fee)
-                        .ok_or(RuleError::InputValuesOutOfRange)?;
+                        .ok_or_else(|| Rejection::from(RuleError::InputValuesOutOfRange))?;
                     if !verified.contains(txid) {
                         let scripts = spent[first..]
                             .iter()
                             .map(|c| c.output.script_pubkey.clone())
                             .collect();
-                        checks.spawn(scope, tx, scripts);
+                        checks.spawn(scope, tx, *txid, scripts);
                     }
                 }
                 for (vout, output) in tx.output.iter().enumerate() {
@@ -799,7 +1040,7 @@ fn connect_coins(
                         is_coinbase: pos == 0,
                     };
                     if utxos.insert(key, serialize(&coin).as_slice())?.is_some() {
-                        return Err(RuleError::DuplicateTx.into());
+                        return Err(Rejection::from(RuleError::DuplicateTx).in_tx(*txid).into());
                     }
                 }
                 let mut location = [0u8; 36];
@@ -824,15 +1065,22 @@ fn connect_coins(
 /// Signature checks of one block running on the rayon pool.
 #[derive(Default)]
 struct SignatureChecks {
-    /// The first failure found.
-    failure: Mutex<Option<ScriptFailure>>,
+    /// The first failure found, with its transaction and input.
+    failure: Mutex<Option<Rejection>>,
     /// Set on a failure or when the coin pass fails: checks not yet run are skipped.
     give_up: AtomicBool,
 }
 
 impl SignatureChecks {
-    /// Checks the inputs of `tx` against the scripts of the coins they spend, on `scope`.
-    fn spawn<'s>(&'s self, scope: &rayon::Scope<'s>, tx: &'s Transaction, scripts: Vec<Script>) {
+    /// Checks the inputs of `tx` (`txid`) against the scripts of the coins they spend, on
+    /// `scope`.
+    fn spawn<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        tx: &'s Transaction,
+        txid: Txid,
+        scripts: Vec<Script>,
+    ) {
         scope.spawn(move |_| {
             for (input, script) in scripts.iter().enumerate() {
                 if self.give_up.load(Ordering::Relaxed) {
@@ -841,7 +1089,11 @@ impl SignatureChecks {
                 if let Err(e) = validation::verify_input(tx, input, script) {
                     self.give_up.store(true, Ordering::Relaxed);
                     if let Ok(mut first) = self.failure.lock() {
-                        first.get_or_insert(e);
+                        first.get_or_insert_with(|| Rejection {
+                            txid: Some(txid),
+                            input: tx.input.get(input).map(|i| (input, i.previous_output)),
+                            ..RuleError::Script(e).into()
+                        });
                     }
                     return;
                 }
@@ -850,9 +1102,9 @@ impl SignatureChecks {
     }
 
     /// The first failure, once every spawned check has ended.
-    fn outcome(self) -> Result<(), RuleError> {
+    fn outcome(self) -> Result<(), ChainError> {
         match self.failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(e) => Err(RuleError::Script(e)),
+            Some(rejection) => Err(rejection.into()),
             None => Ok(()),
         }
     }

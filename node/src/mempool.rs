@@ -10,6 +10,8 @@ use std::collections::{HashMap, HashSet};
 use chaincore::validation::{self, Coin, RuleError};
 use chaincore::{Amount, OutPoint, Transaction, Txid};
 
+use crate::store::StoreError;
+
 /// Minimum fee rate to enter the pool, in units per byte.
 pub const MIN_RELAY_FEE_RATE: i64 = 1;
 
@@ -20,7 +22,7 @@ pub const MAX_ANCESTORS: usize = 24;
 pub const DEFAULT_MAX_BYTES: usize = 100_000_000;
 
 /// Why a transaction was not accepted. Displayed as Bitcoin Core's reject reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum MempoolError {
     /// A consensus rule failed.
     #[error("{0}")]
@@ -51,6 +53,17 @@ pub enum MempoolError {
     /// Too many unconfirmed ancestors.
     #[error("too-long-mempool-chain")]
     TooLongChain,
+    /// The store failed while the transaction was checked: not the transaction's fault, and
+    /// fatal for the node.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl MempoolError {
+    /// True if the node must stop (the store failed), as [`crate::chain::ChainError::is_fatal`].
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, MempoolError::Store(_))
+    }
 }
 
 /// One pool transaction and what we know about it.
@@ -97,7 +110,7 @@ pub struct Mempool {
 /// What the pool needs from the chain to validate a transaction.
 pub struct ChainView<'a> {
     /// Looks up an unspent output in the chain's UTXO set.
-    pub coin: &'a dyn Fn(&OutPoint) -> Option<Coin>,
+    pub coin: &'a dyn Fn(&OutPoint) -> Result<Option<Coin>, StoreError>,
     /// Height of the block the transaction would go into (tip + 1).
     pub next_height: u32,
     /// Median time past of the tip (for lock times).
@@ -197,11 +210,16 @@ impl Mempool {
             if let Some(coin) = self.coin(prev, view.next_height) {
                 parents.insert(prev.txid);
                 spent.push(coin);
-            } else if let Some(coin) = (view.coin)(prev) {
+            } else if let Some(coin) = (view.coin)(prev)? {
                 spent.push(coin);
             } else {
-                let already_confirmed = (0..tx.output.len() as u32)
-                    .any(|vout| (view.coin)(&OutPoint { txid, vout }).is_some());
+                let mut already_confirmed = false;
+                for vout in 0..tx.output.len() as u32 {
+                    if (view.coin)(&OutPoint { txid, vout })?.is_some() {
+                        already_confirmed = true;
+                        break;
+                    }
+                }
                 return Err(if already_confirmed {
                     MempoolError::AlreadyKnown
                 } else {
@@ -447,15 +465,17 @@ mod tests {
     }
 
     /// Confirmed coins: outpoints (txid [n;32], 0) worth 10 coins each.
-    fn chain_coin(o: &OutPoint) -> Option<Coin> {
-        (o.vout == 0 && o.txid.0[1..] == [o.txid.0[0]; 31]).then(|| Coin {
-            output: TxOut {
-                value: Amount::from_units(1_000_000_000),
-                script_pubkey: lock(),
-            },
-            height: 1,
-            is_coinbase: false,
-        })
+    fn chain_coin(o: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        Ok(
+            (o.vout == 0 && o.txid.0[1..] == [o.txid.0[0]; 31]).then(|| Coin {
+                output: TxOut {
+                    value: Amount::from_units(1_000_000_000),
+                    script_pubkey: lock(),
+                },
+                height: 1,
+                is_coinbase: false,
+            }),
+        )
     }
 
     fn view() -> ChainView<'static> {
@@ -516,10 +536,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(pool.get(&child).unwrap().parents.len(), 1);
-        assert_eq!(
+        assert!(matches!(
             add(&mut pool, spend(confirmed(1), 999_000_000)),
             Err(MempoolError::Conflict)
-        );
+        ));
         assert!(matches!(
             add(&mut pool, spend(confirmed(2), 999_999_999)),
             Err(MempoolError::FeeTooLow { fee: 1, .. })
@@ -567,10 +587,10 @@ mod tests {
                 vout: 0,
             };
         }
-        assert_eq!(
+        assert!(matches!(
             add(&mut pool, spend(prev, value - 1_000)),
             Err(MempoolError::TooLongChain)
-        );
+        ));
     }
 
     #[test]
@@ -604,10 +624,10 @@ mod tests {
         let mid = add(&mut pool, spend(confirmed(3), 1_000_000_000 - 10_000)).unwrap();
         assert!(pool.get(&low).is_none(), "lowest fee rate evicted");
         assert!(pool.get(&high).is_some() && pool.get(&mid).is_some());
-        assert_eq!(
+        assert!(matches!(
             add(&mut pool, spend(confirmed(4), 1_000_000_000 - 500)),
             Err(MempoolError::Full)
-        );
+        ));
     }
 
     #[test]

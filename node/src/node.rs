@@ -62,7 +62,19 @@ impl Node {
     /// Opens the store and chain in `data_dir`.
     pub fn open(network: Network, data_dir: &std::path::Path) -> Result<Arc<Node>, ChainError> {
         let store = Store::open(&data_dir.join("chain.redb"))?;
-        let chain = Chain::open(store, network)?;
+        let mut chain = Chain::open(store, network)?;
+        let mut mempool = Mempool::new(crate::mempool::DEFAULT_MAX_BYTES);
+        // A crash may have cut a reorg or an invalidation short, or left a stored block with
+        // more work than the tip: move to the most-work valid chain before serving anyone.
+        let before = chain.tip_hash();
+        chain.activate_best_chain(&mut mempool, &HashSet::new())?;
+        if chain.tip_hash() != before {
+            tracing::info!(
+                height = chain.tip_height(),
+                tip = %chain.tip_hash(),
+                "moved to the most-work chain on start"
+            );
+        }
         let store = chain.shared_store();
         let tip = Tip {
             hash: chain.tip_hash(),
@@ -72,10 +84,7 @@ impl Node {
             network,
             store,
             writer: Mutex::new(()),
-            state: Mutex::new(State {
-                chain,
-                mempool: Mempool::new(crate::mempool::DEFAULT_MAX_BYTES),
-            }),
+            state: Mutex::new(State { chain, mempool }),
             tip: watch::Sender::new(tip),
             mempool_seq: watch::Sender::new(0),
             new_tx: broadcast::Sender::new(1024),
@@ -139,16 +148,12 @@ impl Node {
                 let connected = result.is_ok();
                 (result, connected)
             }
-            Ok(Submission::Stored(hash)) => {
-                let mut guard = self.lock();
-                let state = &mut *guard;
-                let result = state
-                    .chain
-                    .finish_stored(hash, &mut state.mempool, now, &verified);
-                self.publish(state);
-                // Reorgs return transactions to the pool.
-                self.announce_returned(state, &verified);
-                (result, true)
+            Ok(Submission::Stored(hash)) => (self.finish_stored(hash, now, &verified), true),
+            // Stored before and not active: select again (a crash may have cut its
+            // activation short), and answer `duplicate` as Bitcoin Core does.
+            Ok(Submission::Known(hash)) => {
+                let result = self.finish_stored(hash, now, &verified);
+                (result.and(Err(ChainError::Duplicate)), true)
             }
             Err(e) => (Err(e), false),
         };
@@ -158,14 +163,40 @@ impl Node {
         self.fatal_on_store_failure(result)
     }
 
+    /// Runs [`Chain::finish_stored`] for a stored block under the state lock and publishes
+    /// what changed.
+    fn finish_stored(
+        &self,
+        hash: BlockHash,
+        now: i64,
+        verified: &HashSet<Txid>,
+    ) -> Result<Accepted, ChainError> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let result = state
+            .chain
+            .finish_stored(hash, &mut state.mempool, now, verified);
+        self.publish(state);
+        // Reorgs return transactions to the pool.
+        self.announce_returned(state, verified);
+        result
+    }
+
     /// A store failure (a failed commit, I/O, corruption) leaves nothing trustworthy: log it
     /// and shut the node down cleanly. Passes `result` on.
     fn fatal_on_store_failure<T>(&self, result: Result<T, ChainError>) -> Result<T, ChainError> {
-        if let Err(e @ (ChainError::Store(_) | ChainError::UnknownBlock)) = &result {
-            tracing::error!("store failure, shutting down: {e}");
-            self.shutdown.send_replace(true);
+        if let Err(e) = &result {
+            if e.is_fatal() {
+                self.fatal(e);
+            }
         }
         result
+    }
+
+    /// Logs a store failure and starts a clean shutdown.
+    fn fatal(&self, e: &dyn std::fmt::Display) {
+        tracing::error!("store failure, shutting down: {e}");
+        self.shutdown.send_replace(true);
     }
 
     /// Waits until no store write is in progress (at shutdown, before the store closes).
@@ -195,21 +226,29 @@ impl Node {
         let mut guard = self.lock();
         let state = &mut *guard;
         let chain = &state.chain;
-        let rtx = chain.store().begin_read().map_err(|_| MempoolError::Full)?;
-        let coin = |o: &chaincore::OutPoint| store::read::coin(&rtx, o).ok().flatten();
-        let view = ChainView {
-            coin: &coin,
-            next_height: chain.tip_height() + 1,
-            median_time_past: chain.median_time_past(&chain.tip_hash()),
-        };
-        let entry = state.mempool.check(tx, &view, unix_now(), &|_| false)?;
-        let txid = entry.txid;
-        if !test_only {
-            state.mempool.insert(entry)?;
-            self.mempool_seq.send_modify(|s| *s += 1);
-            let _ = self.new_tx.send(txid);
+        let result = (|| -> Result<Txid, MempoolError> {
+            let rtx = chain.store().begin_read()?;
+            let coin = |o: &chaincore::OutPoint| store::read::coin(&rtx, o);
+            let view = ChainView {
+                coin: &coin,
+                next_height: chain.tip_height() + 1,
+                median_time_past: chain.median_time_past(&chain.tip_hash()),
+            };
+            let entry = state.mempool.check(tx, &view, unix_now(), &|_| false)?;
+            let txid = entry.txid;
+            if !test_only {
+                state.mempool.insert(entry)?;
+                self.mempool_seq.send_modify(|s| *s += 1);
+                let _ = self.new_tx.send(txid);
+            }
+            Ok(txid)
+        })();
+        if let Err(e) = &result {
+            if e.is_fatal() {
+                self.fatal(e);
+            }
         }
-        Ok(txid)
+        result
     }
 
     /// Invalidates or reconsiders a block.
@@ -312,7 +351,9 @@ impl Node {
             match self.submit(block, durable) {
                 Ok(_) => return Ok(Some(hash)),
                 // The tip moved while we mined: build on the new one.
-                Err(ChainError::Rule(chaincore::validation::RuleError::BadPrevBlock)) => continue,
+                Err(e) if e.rule() == Some(&chaincore::validation::RuleError::BadPrevBlock) => {
+                    continue
+                }
                 Err(e) => return Err(e),
             }
         }

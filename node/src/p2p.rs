@@ -657,11 +657,14 @@ impl P2p {
                     .map_err(|e| PeerError::Disconnect(e.to_string()))?;
                 match result {
                     Ok(_) | Err(ChainError::Duplicate) => {}
-                    Err(ChainError::Rule(RuleError::PrevBlockNotFound)) => {
+                    Err(ChainError::Rule(r)) if r.reason == RuleError::PrevBlockNotFound => {
                         self.queue(send, self.get_headers())?
                     }
                     Err(ChainError::Rule(r)) => {
-                        return Err(PeerError::Misbehaved(format!("invalid block {hash}: {r}")))
+                        return Err(PeerError::Misbehaved(format!(
+                            "invalid block: {}",
+                            r.detail()
+                        )))
                     }
                     Err(ChainError::DuplicateInvalid) => {
                         return Err(PeerError::Misbehaved(format!(

@@ -466,8 +466,9 @@ impl RpcServer for Rpc {
                 Err(ChainError::Duplicate) => json!("duplicate"),
                 Err(ChainError::DuplicateInvalid) => json!("duplicate-invalid"),
                 Err(ChainError::Rule(r)) => json!(r.to_string()),
-                // The node shuts down on these.
-                Err(e @ (ChainError::Store(_) | ChainError::UnknownBlock)) => {
+                Err(ChainError::BlockNotFound(_)) => json!("rejected"),
+                // The node shuts down on this.
+                Err(e @ ChainError::Store(_)) => {
                     return Err(err(code::DATABASE_ERROR, e.to_string()));
                 }
             })
@@ -543,6 +544,10 @@ impl RpcServer for Rpc {
                     crate::mempool::MempoolError::Rule(
                         chaincore::validation::RuleError::InputsMissingOrSpent,
                     ) => err(code::VERIFY_ERROR, "bad-txns-inputs-missingorspent"),
+                    // The node shuts down on this.
+                    e @ crate::mempool::MempoolError::Store(_) => {
+                        err(code::DATABASE_ERROR, e.to_string())
+                    }
                     other => err(code::VERIFY_REJECTED, other.to_string()),
                 })
         })
@@ -562,6 +567,7 @@ impl RpcServer for Rpc {
             let res = blocking(move || Ok(node.accept_transaction(tx, true))).await?;
             out.push(match res {
                 Ok(_) => json!({"txid": txid, "allowed": true}),
+                Err(e) if e.is_fatal() => return Err(err(code::DATABASE_ERROR, e.to_string())),
                 Err(e) => json!({"txid": txid, "allowed": false, "reject-reason": e.to_string()}),
             });
         }
@@ -1014,7 +1020,9 @@ impl Rpc {
         let node = self.node.clone();
         blocking(move || {
             node.set_block_validity(&hash, valid).map_err(|e| match e {
-                ChainError::UnknownBlock => err(code::INVALID_ADDRESS_OR_KEY, "Block not found"),
+                ChainError::BlockNotFound(_) => {
+                    err(code::INVALID_ADDRESS_OR_KEY, "Block not found")
+                }
                 other => err(code::DATABASE_ERROR, other.to_string()),
             })
         })

@@ -38,6 +38,25 @@ pub enum StoreError {
         /// Version found on disk.
         found: u32,
     },
+    /// A row that must exist is missing (a block, its undo data, an index entry): the
+    /// database is damaged.
+    #[error("database is missing {what} {key}; the data directory is damaged: restore it or use a new --datadir")]
+    Missing {
+        /// What kind of row.
+        what: &'static str,
+        /// Its key (a block hash, usually).
+        key: String,
+    },
+    /// The database belongs to another network.
+    #[error("the database at {path} holds the {found} chain, not {expected}; start with --network {found} or use a new --datadir")]
+    WrongNetwork {
+        /// The database file.
+        path: String,
+        /// The network whose genesis block the database holds ("an unknown network" if none).
+        found: String,
+        /// The network the node was started for.
+        expected: chaincore::Network,
+    },
     /// Stored bytes do not decode.
     #[error("corrupt record in table {table}: {source}")]
     Corrupt {
@@ -196,12 +215,15 @@ impl Store {
         let wtx = store.begin_write()?;
         {
             let mut meta = wtx.open_table(META)?;
-            let found = meta.get("schema")?.map(|v| {
-                let mut b = [0u8; 4];
-                let bytes = v.value();
-                b.copy_from_slice(&bytes[..4.min(bytes.len())]);
-                u32::from_le_bytes(b)
-            });
+            let found = match meta.get("schema")? {
+                Some(v) => Some(u32::from_le_bytes(v.value().try_into().map_err(|_| {
+                    StoreError::Corrupt {
+                        table: "meta",
+                        source: encode::Error::Invalid("schema version row is not 4 bytes"),
+                    }
+                })?)),
+                None => None,
+            };
             match found {
                 Some(v) if v != SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
                 Some(_) => {}
@@ -248,6 +270,11 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.begin_write()?.commit()?;
         Ok(())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Bytes the database file takes on disk.
@@ -310,8 +337,16 @@ impl Store {
     pub fn tip(&self) -> Result<Option<BlockHash>, StoreError> {
         let rtx = self.begin_read()?;
         let meta = rtx.open_table(META)?;
-        let tip = meta.get("tip")?.and_then(|v| v.value().try_into().ok());
-        Ok(tip.map(BlockHash))
+        match meta.get("tip")? {
+            None => Ok(None),
+            Some(v) => match <[u8; 32]>::try_from(v.value()) {
+                Ok(hash) => Ok(Some(BlockHash(hash))),
+                Err(_) => Err(StoreError::Corrupt {
+                    table: "meta",
+                    source: encode::Error::Invalid("tip row is not 32 bytes"),
+                }),
+            },
+        }
     }
 }
 
@@ -554,5 +589,30 @@ pub mod write {
         let t = wtx.open_table(BLOCKS)?;
         let row = t.get(hash.to_byte_array())?;
         row.map(|v| decode("blocks", v.value())).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_schema_row_is_an_error_not_a_panic() {
+        let dir = std::env::temp_dir().join(format!("cc-store-schema-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("chain.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let wtx = db.begin_write().unwrap();
+            wtx.open_table(META)
+                .unwrap()
+                .insert("schema", [1u8, 2].as_slice())
+                .unwrap();
+            wtx.commit().unwrap();
+        }
+        let e = Store::open(&path).err().unwrap();
+        assert!(e.to_string().contains("schema version row"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -122,6 +122,10 @@ fn submit(f: &mut Fixture, block: Block) -> Result<Accepted, ChainError> {
         Submission::Stored(hash) => f
             .chain
             .finish_stored(hash, &mut f.mempool, now(), &verified),
+        Submission::Known(hash) => f
+            .chain
+            .finish_stored(hash, &mut f.mempool, now(), &verified)
+            .and(Err(ChainError::Duplicate)),
     }
 }
 
@@ -448,7 +452,7 @@ fn reopening_the_store_restores_the_chain() {
 /// Adds `tx` to the fixture's mempool as the node would.
 fn pool_add(f: &mut Fixture, tx: Transaction) {
     let rtx = f.chain.store().begin_read().unwrap();
-    let coin = |o: &OutPoint| crate::store::read::coin(&rtx, o).ok().flatten();
+    let coin = |o: &OutPoint| crate::store::read::coin(&rtx, o);
     let view = crate::mempool::ChainView {
         coin: &coin,
         next_height: f.chain.tip_height() + 1,
@@ -533,4 +537,176 @@ fn reorg_keeps_parents_before_children() {
     let tip = f.chain.tip_hash();
     let b3 = make_block(&f.chain, tip, vec![t, c], 0xb, None);
     submit(&mut f, b3).unwrap();
+}
+
+/// Reopens the fixture's store the way the node starts: open, then activate.
+fn reopen(f: Fixture) -> Fixture {
+    let Fixture { chain, dir, .. } = f;
+    drop(chain);
+    let mut chain = Chain::open(Store::open(&dir.0.join("chain.redb")).unwrap(), NET).unwrap();
+    let mut mempool = Mempool::new(crate::mempool::DEFAULT_MAX_BYTES);
+    chain
+        .activate_best_chain(&mut mempool, &HashSet::new())
+        .unwrap();
+    Fixture {
+        chain,
+        mempool,
+        dir,
+    }
+}
+
+#[test]
+fn restart_after_a_crash_mid_reorg_lands_on_the_most_work_chain() {
+    let mut f = fixture("crash-reorg");
+    let main = extend(&mut f, 3, 0);
+    // A heavier branch from height 1 whose blocks were stored but, as after a crash between
+    // storing them and connecting them, never activated.
+    let mut parent = main[0].block_hash();
+    let mut side = Vec::new();
+    for _ in 0..4 {
+        let b = make_block(&f.chain, parent, vec![], 1, None);
+        let (entry, _) = f.chain.check_new_block(&b, b.block_hash(), now()).unwrap();
+        f.chain.store_block(&b, &b.block_hash(), entry).unwrap();
+        parent = b.block_hash();
+        side.push(b);
+    }
+    assert_eq!(f.chain.tip_hash(), main[2].block_hash());
+    let f = reopen(f);
+    assert_eq!(f.chain.tip_hash(), parent);
+    assert_eq!(f.chain.tip_height(), 5);
+}
+
+#[test]
+fn resubmitting_a_stored_inactive_block_activates_it() {
+    let mut f = fixture("resubmit");
+    let main = extend(&mut f, 2, 0);
+    let side = make_block(&f.chain, main[1].block_hash(), vec![], 1, None);
+    let (entry, _) = f
+        .chain
+        .check_new_block(&side, side.block_hash(), now())
+        .unwrap();
+    f.chain
+        .store_block(&side, &side.block_hash(), entry)
+        .unwrap();
+    assert_eq!(f.chain.tip_hash(), main[1].block_hash());
+    // Bitcoin Core answers `duplicate` and runs chain selection.
+    assert_eq!(reason(submit(&mut f, side.clone())), "duplicate");
+    assert_eq!(f.chain.tip_hash(), side.block_hash());
+    assert_eq!(reason(submit(&mut f, side)), "duplicate");
+}
+
+#[test]
+fn restart_after_a_crash_mid_invalidation_moves_off_the_invalid_blocks() {
+    let mut f = fixture("crash-invalidate");
+    let main = extend(&mut f, 4, 0);
+    // The marks are written first; a crash before the first disconnect leaves the tip on them.
+    f.chain.mark_invalid(&main[1].block_hash()).unwrap();
+    assert_eq!(f.chain.tip_hash(), main[3].block_hash());
+    let f = reopen(f);
+    assert_eq!(f.chain.tip_hash(), main[0].block_hash());
+    assert!(f.chain.entry(&main[3].block_hash()).unwrap().status == Status::Invalid);
+}
+
+#[test]
+fn unknown_and_genesis_blocks_are_callers_mistakes_not_store_failures() {
+    let mut f = fixture("unknown");
+    extend(&mut f, 1, 0);
+    let unknown = BlockHash([7; 32]);
+    let e = f
+        .chain
+        .invalidate_block(&unknown, &mut f.mempool, &HashSet::new())
+        .unwrap_err();
+    assert!(matches!(e, ChainError::BlockNotFound(h) if h == unknown) && !e.is_fatal());
+    let e = f
+        .chain
+        .reconsider_block(&unknown, &mut f.mempool, &HashSet::new())
+        .unwrap_err();
+    assert!(matches!(e, ChainError::BlockNotFound(_)) && !e.is_fatal());
+    // Invalidating genesis does nothing, as in Bitcoin Core.
+    let tip = f.chain.tip_hash();
+    f.chain
+        .invalidate_block(&NET.genesis_hash(), &mut f.mempool, &HashSet::new())
+        .unwrap();
+    assert_eq!(f.chain.tip_hash(), tip);
+    assert_eq!(
+        f.chain.entry(&NET.genesis_hash()).unwrap().status,
+        Status::Valid
+    );
+}
+
+#[test]
+fn rule_failures_name_the_block_transaction_and_input() {
+    let mut f = fixture("context");
+    let b = extend(&mut f, 1, 0);
+    let missing = OutPoint {
+        txid: chaincore::Txid([3; 32]),
+        vout: 2,
+    };
+    let tx = spend(&key(1), missing, Amount::from_units(1), script(&key(2)));
+    let txid = tx.compute_txid();
+    let block = make_block(&f.chain, b[0].block_hash(), vec![tx], 0, None);
+    let e = submit(&mut f, block.clone()).unwrap_err();
+    assert_eq!(e.to_string(), "bad-txns-inputs-missingorspent");
+    let ChainError::Rule(r) = e else {
+        panic!("not a rule failure: {e}")
+    };
+    assert_eq!(r.block, Some(block.block_hash()));
+    assert_eq!(r.height, Some(2));
+    assert_eq!(r.txid, Some(txid));
+    assert_eq!(r.input, Some((0, missing)));
+    assert!(r.detail().contains(&txid.to_string()), "{}", r.detail());
+}
+
+#[test]
+fn a_store_of_another_network_is_refused_naming_both() {
+    let f = fixture("network");
+    let Fixture { chain, dir, .. } = f;
+    drop(chain);
+    let e = Chain::open(
+        Store::open(&dir.0.join("chain.redb")).unwrap(),
+        Network::Main,
+    )
+    .err()
+    .unwrap();
+    assert!(e.is_fatal());
+    let text = e.to_string();
+    assert!(text.contains("regtest") && text.contains("main"), "{text}");
+}
+
+#[test]
+fn invalidate_and_reconsider_touch_only_the_blocks_they_affect() {
+    let mut f = fixture("linear");
+    let main = extend(&mut f, 30, 0);
+    // A side branch off height 10 that stays lighter.
+    let mut parent = main[9].block_hash();
+    for _ in 0..5 {
+        let b = make_block(&f.chain, parent, vec![], 2, None);
+        parent = b.block_hash();
+        assert_eq!(submit(&mut f, b).unwrap(), Accepted::SideChain);
+    }
+    let side_tip = parent;
+    let target = main[20].block_hash();
+    f.chain
+        .invalidate_block(&target, &mut f.mempool, &HashSet::new())
+        .unwrap();
+    assert_eq!(f.chain.tip_hash(), main[19].block_hash());
+    let invalid: Vec<_> = f
+        .chain
+        .entries()
+        .filter(|(_, e)| e.status == Status::Invalid)
+        .map(|(h, _)| *h)
+        .collect();
+    assert_eq!(invalid.len(), 10);
+    assert_eq!(f.chain.entry(&side_tip).unwrap().status, Status::Valid);
+    // Invalidating below the fork moves to the side branch (now the most work).
+    f.chain
+        .invalidate_block(&main[10].block_hash(), &mut f.mempool, &HashSet::new())
+        .unwrap();
+    assert_eq!(f.chain.tip_hash(), side_tip);
+    // Reconsidering a descendant clears its invalid ancestors too.
+    f.chain
+        .reconsider_block(&main[29].block_hash(), &mut f.mempool, &HashSet::new())
+        .unwrap();
+    assert_eq!(f.chain.tip_hash(), main[29].block_hash());
+    assert!(f.chain.entries().all(|(_, e)| e.status == Status::Valid));
 }
