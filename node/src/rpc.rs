@@ -309,9 +309,11 @@ impl RpcServer for Rpc {
             .entries()
             .map(|(_, e)| e.header.prev_blockhash)
             .collect();
+        let tip = chain.tip_hash();
+        // Blocks with no children, and the active tip (which may have invalid children).
         let mut tips: Vec<Value> = chain
             .entries()
-            .filter(|(h, _)| !parents.contains(h))
+            .filter(|(h, _)| !parents.contains(h) || **h == tip)
             .map(|(h, e)| {
                 // Branch length: blocks back to the active chain.
                 let mut len = 0;

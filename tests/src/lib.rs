@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod crash_loop;
+
 /// How long any wait for a process or a condition may take on a slow, busy machine.
 pub const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -145,7 +147,32 @@ impl Node {
         node
     }
 
+    /// A handle that talks to the same node but owns no process (dropping it kills nothing),
+    /// for calls from another thread.
+    pub fn client(&self) -> Node {
+        Node {
+            child: None,
+            datadir: self.datadir.clone(),
+            rpc_port: self.rpc_port,
+            p2p_port: self.p2p_port,
+            args: self.args.clone(),
+            log: self.log.clone(),
+        }
+    }
+
     fn spawn(&mut self) {
+        self.spawn_without_waiting();
+        wait_for("the node's RPC", || {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("node exited early with {status}:\n{}", self.log_text());
+            }
+            self.call("getblockcount", json!([])).ok()
+        });
+    }
+
+    /// Starts the node process on its data directory and ports without waiting for RPC (to
+    /// kill it while it opens its store).
+    pub fn spawn_without_waiting(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -171,12 +198,6 @@ impl Node {
             .spawn()
             .expect("node starts");
         self.child = Some(child);
-        wait_for("the node's RPC", || {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("node exited early with {status}:\n{}", self.log_text());
-            }
-            self.call("getblockcount", json!([])).ok()
-        });
     }
 
     /// The node's log so far.

@@ -1,0 +1,400 @@
+//! The crash loop: a node fed blocks and reorgs (competing branches, `invalidateblock`,
+//! `reconsiderblock`) is killed with SIGKILL at random moments — while a reorg-triggering block
+//! connects, during an invalidation, and during the recovery that follows a restart — and after
+//! every restart it must sit on the most-work valid tip it knows and, once the interrupted
+//! command is sent again, have the same tip and UTXO-set hash as a control node fed the same
+//! commands without crashes.
+//!
+//! Blocks are built here on any parent, back-dated one second per height from genesis (so no
+//! future-time wait), and from height 101 on each spends its branch's coinbase of 100 blocks
+//! before into two outputs, so reorgs move real coins and return transactions to the pool.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chaincore::key::PrivateKey;
+use chaincore::pow::block_subsidy;
+use chaincore::validation::{coinbase_height_prefix, next_work_required, COINBASE_MATURITY};
+use chaincore::{Address, Amount, Block, BlockHash, Network, OutPoint, Script, Transaction, TxOut};
+use serde_json::{json, Value};
+
+use crate::{signed_spend, Node, TempDir};
+
+const NET: Network = Network::Regtest;
+
+/// A small deterministic random source (xorshift64*), so a failing seed can be re-run.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A value in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// A block the builder made, with what it needs to build on it.
+struct Built {
+    block: Block,
+    height: u32,
+}
+
+/// Builds solved regtest blocks on any known parent.
+pub struct Builder {
+    key: PrivateKey,
+    payout: Script,
+    blocks: HashMap<BlockHash, Built>,
+    tag: u32,
+}
+
+impl Builder {
+    /// A builder that knows the genesis block.
+    pub fn new() -> Builder {
+        let key = PrivateKey::from_bytes(&[0x42; 32]).expect("a valid key");
+        let payout = Address::p2pkh(key.public_key().pubkey_hash(), NET).script_pubkey();
+        let genesis = NET.genesis_block().clone();
+        let mut blocks = HashMap::new();
+        blocks.insert(
+            genesis.block_hash(),
+            Built {
+                block: genesis,
+                height: 0,
+            },
+        );
+        Builder {
+            key,
+            payout,
+            blocks,
+            tag: 0,
+        }
+    }
+
+    /// The height of a block the builder made (or genesis).
+    pub fn height(&self, hash: &BlockHash) -> u32 {
+        self.blocks[hash].height
+    }
+
+    /// The hash of the ancestor of `hash` at `height`.
+    pub fn ancestor(&self, hash: &BlockHash, height: u32) -> BlockHash {
+        let mut cur = *hash;
+        while self.blocks[&cur].height > height {
+            cur = self.blocks[&cur].block.header.prev_blockhash;
+        }
+        cur
+    }
+
+    /// A new solved block on `parent`; from height 101 on it spends the coinbase of its own
+    /// branch 100 blocks down.
+    pub fn build(&mut self, parent: &BlockHash) -> Block {
+        let prev = &self.blocks[parent];
+        let height = prev.height + 1;
+        let prev_time = prev.block.header.time;
+        self.tag += 1;
+        let mut txs = Vec::new();
+        if height > COINBASE_MATURITY {
+            let source = self.ancestor(parent, height - COINBASE_MATURITY);
+            let coinbase = &self.blocks[&source].block.txdata[0];
+            let value = coinbase.output[0].value.to_units();
+            let half = Amount::from_units(value / 2 - 500);
+            let out = TxOut {
+                value: half,
+                script_pubkey: self.payout.clone(),
+            };
+            txs.push(signed_spend(
+                &self.key,
+                &[OutPoint {
+                    txid: coinbase.compute_txid(),
+                    vout: 0,
+                }],
+                vec![out.clone(), out],
+            ));
+        }
+        let fees: i64 = txs.iter().map(|_| 1_000).sum();
+        let mut script_sig = coinbase_height_prefix(height);
+        script_sig.push_slice(&self.tag.to_le_bytes());
+        let coinbase = Transaction::new_coinbase(
+            script_sig,
+            Amount::from_units(block_subsidy(height).to_units() + fees),
+            self.payout.clone(),
+        );
+        let mut txdata = vec![coinbase];
+        txdata.extend(txs);
+        let mut block = Block {
+            header: chaincore::block::Header {
+                version: 1,
+                prev_blockhash: *parent,
+                merkle_root: Default::default(),
+                time: prev_time + 1,
+                bits: next_work_required(NET, height - 1, prev_time),
+                nonce: 0,
+            },
+            txdata,
+        };
+        block.header.merkle_root = block.compute_merkle_root().0;
+        let target = block.header.target().expect("regtest bits are valid");
+        while !target.is_met_by(&block.block_hash()) {
+            block.header.nonce += 1;
+        }
+        self.blocks.insert(
+            block.block_hash(),
+            Built {
+                block: block.clone(),
+                height,
+            },
+        );
+        block
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+/// One command sent to both nodes.
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// `submitblock` of each block in order.
+    Submit(Vec<Block>),
+    /// `invalidateblock`.
+    Invalidate(BlockHash),
+    /// `reconsiderblock`.
+    Reconsider(BlockHash),
+}
+
+impl Command {
+    /// Sends the command; `Err` if the node could not be reached (it was killed).
+    fn send(&self, node: &Node) -> Result<(), Value> {
+        match self {
+            Command::Submit(blocks) => {
+                for b in blocks {
+                    let hex = hex::encode(chaincore::encode::serialize(b));
+                    node.call("submitblock", json!([hex]))?;
+                }
+                Ok(())
+            }
+            Command::Invalidate(h) => node
+                .call("invalidateblock", json!([h.to_string()]))
+                .map(drop),
+            Command::Reconsider(h) => node
+                .call("reconsiderblock", json!([h.to_string()]))
+                .map(drop),
+        }
+    }
+
+    /// True for commands that move the tip to another branch (the interesting kill moments).
+    fn reorganizes(&self) -> bool {
+        match self {
+            Command::Submit(blocks) => blocks.len() > 1,
+            _ => true,
+        }
+    }
+}
+
+/// What a crash loop saw.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Rounds run (one kill -9 of a running command each).
+    pub rounds: u32,
+    /// Kills while a reorganizing command (fork, invalidate, reconsider) ran.
+    pub kills_during_reorg: u32,
+    /// Extra kills during the restart that followed (recovery).
+    pub kills_during_recovery: u32,
+    /// Restarts whose tip differed from the one before the kill (the node moved on open or
+    /// had committed part of the command).
+    pub restarts_that_moved: u32,
+    /// Rounds that ended inconsistent, with what was wrong.
+    pub failures: Vec<String>,
+    /// Height of the control node at the end.
+    pub final_height: u64,
+    /// Wall time of the whole loop.
+    pub elapsed: Duration,
+}
+
+/// Chooses the next command from the control node's state.
+fn next_command(
+    rng: &mut Rng,
+    b: &mut Builder,
+    control: &Node,
+    invalidated: &mut Vec<BlockHash>,
+) -> Command {
+    let tip: BlockHash = control
+        .rpc("getbestblockhash", json!([]))
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let height = b.height(&tip);
+    match rng.below(10) {
+        // Reconsider the most recent invalidation.
+        0 | 1 if !invalidated.is_empty() => Command::Reconsider(invalidated.remove(0)),
+        // Invalidate an active block a few below the tip.
+        2 | 3 if height > 2 => {
+            let depth = 1 + rng.below(4.min(u64::from(height) - 1)) as u32;
+            let target = b.ancestor(&tip, height - depth);
+            invalidated.push(target);
+            Command::Invalidate(target)
+        }
+        // A heavier branch from up to 8 blocks down: its last block triggers the reorg.
+        4..=6 if height > 1 => {
+            let depth = 1 + rng.below(8.min(u64::from(height))) as u32;
+            let mut parent = b.ancestor(&tip, height - depth);
+            let mut blocks = Vec::new();
+            for _ in 0..depth + 1 + rng.below(2) as u32 {
+                let block = b.build(&parent);
+                parent = block.block_hash();
+                blocks.push(block);
+            }
+            Command::Submit(blocks)
+        }
+        // Extend the tip.
+        _ => {
+            let mut parent = tip;
+            let mut blocks = Vec::new();
+            for _ in 0..1 + rng.below(3) {
+                let block = b.build(&parent);
+                parent = block.block_hash();
+                blocks.push(block);
+            }
+            Command::Submit(blocks)
+        }
+    }
+}
+
+/// The victim's state must be the most-work valid tip it knows: no valid fork longer than the
+/// active chain (regtest blocks all carry the same work).
+fn check_on_most_work_tip(node: &Node) -> Result<(), String> {
+    let tips = node.rpc("getchaintips", json!([]));
+    let tips = tips.as_array().ok_or("getchaintips is not a list")?;
+    let active = tips
+        .iter()
+        .find(|t| t["status"] == "active")
+        .ok_or_else(|| format!("no active tip in {tips:?}"))?;
+    let height = active["height"].as_u64().unwrap_or(0);
+    match tips
+        .iter()
+        .find(|t| t["status"] == "valid-fork" && t["height"].as_u64().unwrap_or(0) > height)
+    {
+        Some(t) => Err(format!(
+            "restarted at height {height} with a heavier valid fork {t}"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Tip hash and UTXO-set hash.
+fn state(node: &Node) -> (Value, Value) {
+    let info = node.rpc("gettxoutsetinfo", json!([]));
+    (info["bestblock"].clone(), info["hash_serialized"].clone())
+}
+
+/// Runs `rounds` rounds from `seed` against debug or release binaries (whichever the process
+/// chose), in `dir`.
+pub fn run(rounds: u32, seed: u64, dir: &TempDir) -> Report {
+    let start = Instant::now();
+    let mut rng = Rng::new(seed);
+    let mut b = Builder::new();
+    let (control_dir, victim_dir) = (dir.0.join("control"), dir.0.join("victim"));
+    for d in [&control_dir, &victim_dir] {
+        std::fs::create_dir_all(d).expect("a data directory");
+    }
+    let control = Node::start(&control_dir, &["--listen", "false"]);
+    let mut victim = Node::start(&victim_dir, &["--listen", "false"]);
+    let mut report = Report::default();
+    // A prefix past coinbase maturity, so blocks carry spends.
+    let mut parent = NET.genesis_hash();
+    let mut prefix = Vec::new();
+    for _ in 0..COINBASE_MATURITY + 5 {
+        let block = b.build(&parent);
+        parent = block.block_hash();
+        prefix.push(block);
+    }
+    let prefix = Command::Submit(prefix);
+    prefix.send(&control).expect("control takes the prefix");
+    prefix.send(&victim).expect("victim takes the prefix");
+    let mut invalidated = Vec::new();
+    while report.rounds < rounds {
+        // A few commands between kills, so the chain grows and forks pile up.
+        for _ in 0..rng.below(3) {
+            let c = next_command(&mut rng, &mut b, &control, &mut invalidated);
+            c.send(&control).expect("control answers");
+            c.send(&victim).expect("victim answers");
+        }
+        let command = next_command(&mut rng, &mut b, &control, &mut invalidated);
+        let timed = Instant::now();
+        command.send(&control).expect("control answers");
+        let took = timed.elapsed();
+        let before = victim.rpc("getbestblockhash", json!([]));
+        // Kill somewhere inside the command's run (as long as it took the control, or a bit
+        // longer: the victim may be slower), or just after it.
+        let delay = Duration::from_micros(rng.below(took.as_micros() as u64 * 3 / 2 + 1));
+        let sender = {
+            let command = command.clone();
+            let client = victim.client();
+            std::thread::spawn(move || command.send(&client).is_ok())
+        };
+        std::thread::sleep(delay);
+        victim.kill9();
+        let _ = sender.join();
+        report.rounds += 1;
+        if command.reorganizes() {
+            report.kills_during_reorg += 1;
+        }
+        // Sometimes kill the restart too, while it may be finishing the interrupted move.
+        if rng.below(3) == 0 {
+            victim.spawn_without_waiting();
+            std::thread::sleep(Duration::from_millis(rng.below(400)));
+            victim.kill9();
+            report.kills_during_recovery += 1;
+        }
+        victim.restart();
+        if victim.rpc("getbestblockhash", json!([])) != before {
+            report.restarts_that_moved += 1;
+        }
+        if let Err(e) = check_on_most_work_tip(&victim) {
+            report
+                .failures
+                .push(format!("round {}: {e}", report.rounds));
+        }
+        // Send the interrupted command again: it is idempotent.
+        if let Err(e) = command.send(&victim) {
+            report.failures.push(format!(
+                "round {}: resending {command:?}: {e}",
+                report.rounds
+            ));
+        }
+        let (c, v) = (state(&control), state(&victim));
+        if c != v {
+            report.failures.push(format!(
+                "round {}: control at {:?}, victim at {:?} after {command:?}",
+                report.rounds, c, v
+            ));
+            // Later rounds would only repeat this difference.
+            break;
+        }
+    }
+    if victim.rpc("verifychain", json!([4, 0])) != json!(true) {
+        report
+            .failures
+            .push("verifychain 4 failed on the victim at the end".into());
+    }
+    report.final_height = control
+        .rpc("getblockcount", json!([]))
+        .as_u64()
+        .unwrap_or(0);
+    report.elapsed = start.elapsed();
+    report
+}

@@ -1,0 +1,16 @@
+//! The short crash loop (the long one is `cargo bench -p chaincore-tests --bench crash_loop`):
+//! a node killed with SIGKILL at random moments of block submission, reorgs, invalidations
+//! and its own recovery always restarts on the most-work tip it knows and, once the
+//! interrupted command is sent again, matches a control node's tip and UTXO set.
+
+use chaincore_tests::crash_loop;
+use chaincore_tests::TempDir;
+
+#[test]
+fn kill_9_at_any_moment_of_a_reorg_restarts_on_the_most_work_chain() {
+    let dir = TempDir::new("crash-loop");
+    let report = crash_loop::run(20, 0xC0FFEE, &dir);
+    assert!(report.failures.is_empty(), "{report:#?}");
+    assert_eq!(report.rounds, 20);
+    assert!(report.kills_during_reorg > 0, "{report:#?}");
+}
