@@ -187,14 +187,15 @@ impl Node {
     fn fatal_on_store_failure<T>(&self, result: Result<T, ChainError>) -> Result<T, ChainError> {
         if let Err(e) = &result {
             if e.is_fatal() {
-                self.fatal(e);
+                self.store_failed(e);
             }
         }
         result
     }
 
-    /// Logs a store failure and starts a clean shutdown.
-    fn fatal(&self, e: &dyn std::fmt::Display) {
+    /// Logs a store failure and starts a clean shutdown: for every path where the store
+    /// failed, including reads made outside the node's own methods.
+    pub fn store_failed(&self, e: &dyn std::fmt::Display) {
         tracing::error!("store failure, shutting down: {e}");
         self.shutdown.send_replace(true);
     }
@@ -245,7 +246,7 @@ impl Node {
         })();
         if let Err(e) = &result {
             if e.is_fatal() {
-                self.fatal(e);
+                self.store_failed(e);
             }
         }
         result

@@ -1033,13 +1033,22 @@ fn serve_getdata(node: &Node, items: &[Inv]) -> Vec<Message> {
         }
         state.chain.store().begin_read()
     };
-    if let Ok(rtx) = rtx {
-        for inv in blocks {
-            match crate::store::read::block(&rtx, &BlockHash(inv.hash)) {
-                Ok(Some(b)) => out.push(Message::Block(b)),
-                _ => missing.push(inv),
+    // A block we do not have is `notfound`; a store that fails to read is not the peer's
+    // business, and stops the node.
+    match rtx {
+        Ok(rtx) => {
+            for inv in blocks {
+                match crate::store::read::block(&rtx, &BlockHash(inv.hash)) {
+                    Ok(Some(b)) => out.push(Message::Block(b)),
+                    Ok(None) => missing.push(inv),
+                    Err(e) => {
+                        node.store_failed(&e);
+                        break;
+                    }
+                }
             }
         }
+        Err(e) => node.store_failed(&e),
     }
     if !missing.is_empty() {
         out.push(Message::NotFound(missing));

@@ -36,12 +36,16 @@ fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
     err(code::MISC_ERROR, e.to_string())
 }
 
+/// Parses a 64-digit hex hash parameter, with Bitcoin Core's -8 messages for the wrong length
+/// and for digits that are not hex.
 fn parse_hash<T: std::str::FromStr>(s: &str, what: &str) -> RpcResult<T> {
     s.parse().map_err(|_| {
-        err(
-            code::INVALID_PARAMETER,
-            format!("{what} must be of length 64 (not {}, for '{s}')", s.len()),
-        )
+        let message = if s.len() != 64 {
+            format!("{what} must be of length 64 (not {}, for '{s}')", s.len())
+        } else {
+            format!("{what} must be hexadecimal string (not '{s}')")
+        };
+        err(code::INVALID_PARAMETER, message)
     })
 }
 

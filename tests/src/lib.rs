@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod builder;
 pub mod crash_loop;
 
 /// How long any wait for a process or a condition may take on a slow, busy machine.

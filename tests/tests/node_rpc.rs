@@ -564,3 +564,67 @@ fn transactions_accepted_while_blocks_connect_stay_consistent() {
     assert_eq!(history.as_array().unwrap().len(), 140 + mature.len());
     assert_eq!(node.rpc("verifychain", json!([4, 0])), json!(true));
 }
+
+#[test]
+fn unknown_malformed_and_genesis_hashes_get_core_answers_and_the_node_keeps_running() {
+    let dir = TempDir::new("hashes");
+    let node = Node::start(&dir.0, &[]);
+    node.rpc(
+        "generatetoaddress",
+        json!([3, address(&key(3)).to_string()]),
+    );
+    let tip = node.rpc("getbestblockhash", json!([]));
+    let genesis = node.rpc("getblockhash", json!([0]));
+    let error = |r: Result<Value, Value>| {
+        let e = r.unwrap_err();
+        (
+            e["code"].as_i64().unwrap(),
+            e["message"].as_str().unwrap().to_string(),
+        )
+    };
+    let unknown = "ab".repeat(32);
+    for method in [
+        "invalidateblock",
+        "reconsiderblock",
+        "getblock",
+        "getblockheader",
+    ] {
+        // A typo: the caller's mistake, -5, and the node goes on.
+        assert_eq!(
+            error(node.call(method, json!([unknown]))),
+            (-5, "Block not found".to_string()),
+            "{method}"
+        );
+        assert_eq!(
+            error(node.call(method, json!(["abc"]))),
+            (
+                -8,
+                "blockhash must be of length 64 (not 3, for 'abc')".to_string()
+            ),
+            "{method}"
+        );
+        let not_hex = "zz".repeat(32);
+        assert_eq!(
+            error(node.call(method, json!([not_hex]))),
+            (
+                -8,
+                format!("blockhash must be hexadecimal string (not '{not_hex}')")
+            ),
+            "{method}"
+        );
+        assert_eq!(node.rpc("getbestblockhash", json!([])), tip, "{method}");
+    }
+    // Genesis: readable, and invalidating it does nothing (Core answers null).
+    assert_eq!(node.rpc("getblockheader", json!([genesis]))["height"], 0);
+    assert_eq!(node.rpc("getblock", json!([genesis]))["height"], 0);
+    assert_eq!(node.rpc("invalidateblock", json!([genesis])), Value::Null);
+    assert_eq!(node.rpc("reconsiderblock", json!([genesis])), Value::Null);
+    assert_eq!(node.rpc("getbestblockhash", json!([])), tip);
+    assert_eq!(node.rpc("getblockcount", json!([])), 3);
+    // Still serving, and still able to write.
+    node.rpc(
+        "generatetoaddress",
+        json!([1, address(&key(3)).to_string()]),
+    );
+    assert_eq!(node.rpc("getblockcount", json!([])), 4);
+}
