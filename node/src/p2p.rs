@@ -38,6 +38,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long a misbehaving peer's IP stays banned.
 const BAN_TIME: Duration = Duration::from_secs(24 * 3600);
+/// Non-connecting `headers` messages in a row (none connecting between) before a peer is
+/// treated as misbehaving.
+const MAX_UNCONNECTING_HEADERS: u32 = 8;
 /// Messages queued for one peer before it counts as too slow.
 const SEND_QUEUE: usize = 1_000;
 /// Headers of a lighter fork kept per peer while it may still outgrow our chain.
@@ -660,6 +663,11 @@ impl P2p {
                     Err(ChainError::Rule(r)) if r.reason == RuleError::PrevBlockNotFound => {
                         self.queue(send, self.get_headers())?
                     }
+                    // Our clock may be the slow one (Core's BLOCK_TIME_FUTURE): no penalty, and
+                    // nothing recorded, so the block is fetched again when announced later.
+                    Err(ChainError::Rule(r)) if r.reason == RuleError::TimeTooNew => {
+                        tracing::info!(%hash, "block from the future dropped; asked for again later");
+                    }
                     Err(ChainError::Rule(r)) => {
                         return Err(PeerError::Misbehaved(format!(
                             "invalid block: {}",
@@ -732,13 +740,15 @@ impl P2p {
             Some((sync.pending_work, sync.pending_height))
         } else {
             sync.unconnecting += 1;
-            if sync.unconnecting > 8 {
+            if sync.unconnecting > MAX_UNCONNECTING_HEADERS {
                 return Err(PeerError::Misbehaved(
                     "keeps sending headers that do not connect".into(),
                 ));
             }
             return self.queue(send, self.get_headers());
         };
+        // These connect: only a run of non-connecting messages counts against the peer (Core).
+        sync.unconnecting = 0;
         let batch_work = headers
             .iter()
             .filter_map(|h| h.target())

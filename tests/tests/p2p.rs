@@ -589,3 +589,101 @@ fn a_whole_network_restarts_with_its_chain() {
     nodes[2].rpc("generatetoaddress", json!([1, addr()]));
     wait_same_tip(&nodes.iter().collect::<Vec<_>>());
 }
+
+impl RawPeer {
+    /// True if the node still answers a ping on this connection.
+    fn answers_ping(&mut self) -> bool {
+        self.send("ping", &42u64.to_le_bytes());
+        while let Some((command, payload)) = self.recv() {
+            if command == "pong" && payload == 42u64.to_le_bytes() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32
+}
+
+#[test]
+fn a_block_from_the_future_costs_its_peer_nothing_and_is_taken_once_its_time_comes() {
+    let dir = TempDir::new("p2p-future");
+    let node = Node::start(&dir.0, &[]);
+    node.rpc("generatetoaddress", json!([1, addr()]));
+    let payout = Address::p2pkh(key().public_key().pubkey_hash(), Network::Regtest).script_pubkey();
+    let mut block = chaincore_tests::solve_block(&node, &payout, vec![], 0);
+    // Just past the 120 s limit: our clock looks slow to this peer.
+    block.header.time = unix_now() + 123;
+    let target = block.header.target().unwrap();
+    while !target.is_met_by(&block.block_hash()) {
+        block.header.nonce += 1;
+    }
+    let hash = block.block_hash().to_string();
+    let mut peer = RawPeer::connect(&node);
+    peer.send("block", &serialize(&block));
+    assert!(peer.answers_ping(), "the peer was dropped for time-too-new");
+    assert_eq!(node.rpc("getconnectioncount", json!([])), json!(1));
+    assert!(node
+        .rpc("listbanned", json!([]))
+        .as_array()
+        .unwrap()
+        .is_empty());
+    // Not recorded, as valid or invalid.
+    assert_eq!(
+        node.call("getblockheader", json!([hash])).unwrap_err()["code"],
+        json!(-5)
+    );
+    assert!(node.log_text().contains("block from the future dropped"));
+    // Once its time is within 120 s of the clock, the same block is taken.
+    wait_for("the block's time to become valid", || {
+        (unix_now() + 120 >= block.header.time).then_some(())
+    });
+    peer.send("block", &serialize(&block));
+    wait_for("the block to be the tip", || {
+        (tip(&node) == json!(hash)).then_some(())
+    });
+}
+
+#[test]
+fn non_connecting_headers_between_connecting_ones_are_not_misbehaviour() {
+    let dir = TempDir::new("p2p-unconnecting");
+    let node = Node::start(&dir.0, &[]);
+    node.rpc("generatetoaddress", json!([2, addr()]));
+    let tip_hex = node.rpc("getblockheader", json!([tip(&node), false]));
+    let tip_header: chaincore::block::Header =
+        chaincore::encode::deserialize(&hex::decode(tip_hex.as_str().unwrap()).unwrap()).unwrap();
+    let mut stray = chaincore::block::Header {
+        prev_blockhash: chaincore::BlockHash([7; 32]),
+        bits: 0x207fffff,
+        ..Default::default()
+    };
+    while !stray
+        .target()
+        .unwrap()
+        .is_met_by(&stray.compute_block_hash())
+    {
+        stray.nonce += 1;
+    }
+    let mut peer = RawPeer::connect(&node);
+    // 20 that connect to nothing, each followed by one that connects: a long-lived honest peer
+    // on a busy network sees as much.
+    for _ in 0..20 {
+        peer.send("headers", &headers_payload(&[stray]));
+        peer.send("headers", &headers_payload(&[tip_header]));
+    }
+    assert!(peer.answers_ping(), "the peer was dropped");
+    assert_eq!(node.rpc("getconnectioncount", json!([])), json!(1));
+    // Nine in a row still end the connection.
+    for _ in 0..9 {
+        peer.send("headers", &headers_payload(&[stray]));
+    }
+    assert!(
+        peer.closed(),
+        "nine non-connecting headers in a row were tolerated"
+    );
+}
