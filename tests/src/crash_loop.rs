@@ -45,8 +45,9 @@ impl Rng {
 /// One command sent to both nodes.
 #[derive(Clone, Debug)]
 pub enum Command {
-    /// `submitblock` of each block in order.
-    Submit(Vec<Block>),
+    /// `submitblock` of each block in order, and whether the last one moves the tip to another
+    /// branch.
+    Submit(Vec<Block>, bool),
     /// `invalidateblock`.
     Invalidate(BlockHash),
     /// `reconsiderblock`.
@@ -57,7 +58,7 @@ impl Command {
     /// Sends the command; `Err` if the node could not be reached (it was killed).
     fn send(&self, node: &Node) -> Result<(), Value> {
         match self {
-            Command::Submit(blocks) => {
+            Command::Submit(blocks, _) => {
                 for b in blocks {
                     let hex = hex::encode(chaincore::encode::serialize(b));
                     node.call("submitblock", json!([hex]))?;
@@ -76,7 +77,7 @@ impl Command {
     /// True for commands that move the tip to another branch (the interesting kill moments).
     fn reorganizes(&self) -> bool {
         match self {
-            Command::Submit(blocks) => blocks.len() > 1,
+            Command::Submit(_, reorg) => *reorg,
             _ => true,
         }
     }
@@ -136,7 +137,7 @@ fn next_command(
                 parent = block.block_hash();
                 blocks.push(block);
             }
-            Command::Submit(blocks)
+            Command::Submit(blocks, true)
         }
         // Extend the tip.
         _ => {
@@ -147,7 +148,7 @@ fn next_command(
                 parent = block.block_hash();
                 blocks.push(block);
             }
-            Command::Submit(blocks)
+            Command::Submit(blocks, false)
         }
     }
 }
@@ -200,7 +201,7 @@ pub fn run(rounds: u32, seed: u64, dir: &TempDir) -> Report {
         parent = block.block_hash();
         prefix.push(block);
     }
-    let prefix = Command::Submit(prefix);
+    let prefix = Command::Submit(prefix, false);
     prefix.send(&control).expect("control takes the prefix");
     prefix.send(&victim).expect("victim takes the prefix");
     let mut invalidated = Vec::new();
