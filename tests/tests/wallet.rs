@@ -276,3 +276,151 @@ fn errors_name_the_fix_and_leave_the_file_alone() {
     );
     assert_eq!(std::fs::read(&w.path).unwrap(), b"{ not json");
 }
+
+/// An address nobody here owns, for blocks that should not pay the wallets under test.
+const ELSEWHERE: &str = "r6Ku1CCtg8Q3AMdYBnm1WehvnEMNCSRwpg";
+
+fn address_set(w: &Wallet) -> std::collections::BTreeSet<String> {
+    w.json(&["addresses"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["address"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn ten_sends_at_once_keep_every_change_key() {
+    let dir = TempDir::new("wallet-race");
+    let node = Node::start(&dir.0, &[]);
+    let a = Wallet::new(&dir.0, "a", &node);
+    let b = Wallet::new(&dir.0, "b", &node);
+    a.json(&["create"]);
+    b.json(&["create"]);
+    let addr_a = first_address(&a);
+    let addr_b = first_address(&b);
+    // Height 110: the coinbases of heights 1–11 are spendable, one for each send.
+    node.rpc("generatetoaddress", json!([110, addr_a]));
+
+    // Ten processes started together on one wallet file, each paying a different amount.
+    let children: Vec<_> = (1..=10)
+        .map(|i| {
+            std::process::Command::new(chaincore_tests::binary("chaincore-wallet"))
+                .args(["--network", "regtest", "--rpc-url", &a.node_url])
+                .arg("--wallet")
+                .arg(&a.path)
+                .arg("--rpc-cookie")
+                .arg(&a.cookie)
+                .args(["--json", "--lock-timeout", "600", "send", &addr_b])
+                .arg(format!("{i}"))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let sent: Vec<Value> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_str(&stdout).unwrap()
+        })
+        .collect();
+
+    // Every accepted transaction is in the mempool and its change key in the wallet file.
+    let mempool = node.rpc("getrawmempool", json!([]));
+    let owned = address_set(&a);
+    let mut change_outpoints = Vec::new();
+    let mut fees = 0;
+    for s in &sent {
+        assert!(mempool.as_array().unwrap().contains(&s["txid"]), "{s}");
+        let change = s["change"]["address"].as_str().unwrap();
+        assert!(owned.contains(change), "change key {change} was lost");
+        let vout = s["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|o| o["address"] == json!(change))
+            .unwrap();
+        change_outpoints.push((s["txid"].as_str().unwrap().to_string(), vout as u64));
+        fees += units(&s["fee"]);
+    }
+    let changes: std::collections::BTreeSet<_> = sent
+        .iter()
+        .map(|s| s["change"]["address"].to_string())
+        .collect();
+    assert_eq!(changes.len(), 10, "ten different change addresses");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+
+    // Mined, the balances add up: 1 + 2 + … + 10 = 55 coins paid, plus the fees.
+    node.rpc("generatetoaddress", json!([1, ELSEWHERE]));
+    let bal_a = a.json(&["balance"]);
+    assert_eq!(
+        units(&bal_a["confirmed"]) + units(&bal_a["immature"]),
+        110 * 50 * COIN - 55 * COIN - fees
+    );
+    assert_eq!(units(&b.json(&["balance"])["confirmed"]), 55 * COIN);
+
+    // Every change output is spendable: sending everything signs each of them.
+    let all = a.json(&["send", ELSEWHERE, "--send-all"]);
+    let spent: Vec<(String, u64)> = all["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["txid"].as_str().unwrap().to_string(),
+                i["vout"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for c in &change_outpoints {
+        assert!(spent.contains(c), "change {c:?} was not spent");
+    }
+    node.rpc("generatetoaddress", json!([1, ELSEWHERE]));
+    let tx = node.rpc("getrawtransaction", json!([all["txid"], true]));
+    assert_eq!(tx["confirmations"], json!(1));
+    // Left: only coinbase outputs that were not yet mature.
+    for u in a.json(&["utxos"]).as_array().unwrap() {
+        assert_eq!(u["coinbase"], json!(true), "{u}");
+    }
+}
+
+#[test]
+fn a_held_wallet_makes_other_commands_wait_then_give_up() {
+    let dir = TempDir::new("wallet-lock");
+    let w = Wallet {
+        path: dir.0.join("w.json"),
+        node_url: format!("http://127.0.0.1:{}", chaincore_tests::free_port()),
+        cookie: dir.0.join("no.cookie"),
+    };
+    w.json(&["create"]);
+    let before = std::fs::read(&w.path).unwrap();
+    // What another wallet process does while it runs: hold the lock file.
+    let lock = std::fs::File::open(dir.0.join("w.json.lock")).unwrap();
+    lock.lock().unwrap();
+    let out = w.run(&["--lock-timeout", "1", "new-address"]);
+    assert!(!out.ok(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("another chaincore-wallet command holds the wallet")
+            && out.stderr.contains("w.json.lock"),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read(&w.path).unwrap(), before, "untouched");
+    lock.unlock().unwrap();
+    let added = w.json(&["--lock-timeout", "1", "new-address"]);
+    assert!(address_set(&w).contains(added["address"].as_str().unwrap()));
+}

@@ -1,6 +1,7 @@
 //! The wallet file: addresses in the clear, private keys either in the clear or encrypted at
-//! rest (Argon2id key derivation, ChaCha20-Poly1305). Written atomically (temp file, fsync,
-//! rename) with mode 0600; a file that does not parse is refused and never overwritten.
+//! rest (Argon2id key derivation, ChaCha20-Poly1305). Written atomically (a temp file of its
+//! own name, fsync, rename) with mode 0600; a file that does not parse is refused and never
+//! overwritten.
 
 use std::io::Write;
 use std::path::Path;
@@ -47,9 +48,11 @@ pub enum KeystoreError {
         expected: Network,
     },
     /// Reading or writing failed.
-    #[error("cannot access wallet file {path}: {source}")]
+    #[error("cannot {action} {path}: {source}")]
     Io {
-        /// File path.
+        /// What was being done, naming the kind of file.
+        action: &'static str,
+        /// The file (or directory) that failed.
         path: String,
         /// The I/O error.
         source: std::io::Error,
@@ -208,6 +211,7 @@ impl Keystore {
             }
             Err(source) => {
                 return Err(KeystoreError::Io {
+                    action: "read wallet file",
                     path: shown,
                     source,
                 })
@@ -260,13 +264,11 @@ impl Keystore {
         })
     }
 
-    /// Writes the wallet atomically: a temp file with mode 0600, fsync, rename over `path`.
-    /// `create_new` refuses to replace an existing file.
+    /// Writes the wallet atomically: a temp file of its own (mode 0600) in the same directory,
+    /// fsync, rename over `path`, fsync of the directory. `create_new` refuses to replace an
+    /// existing file (the rename is then a link that fails if `path` exists).
     pub fn save(&self, path: &Path, create_new: bool) -> Result<(), KeystoreError> {
         let shown = path.display().to_string();
-        if create_new && path.exists() {
-            return Err(KeystoreError::Exists(shown));
-        }
         let (keys, encrypted) = match (&self.keys, &self.encryption, &self.sealed) {
             (_, _, Some(sealed)) => (None, Some(sealed.clone())),
             (Some(keys), None, None) => (
@@ -300,25 +302,62 @@ impl Keystore {
             path: shown.clone(),
             why: e.to_string(),
         })?;
-        let io = |source| KeystoreError::Io {
-            path: shown.clone(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension("tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(&tmp).map_err(io)?;
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(io)?;
-        Ok(())
+        write_atomically(path, text.as_bytes(), create_new)
     }
+}
+
+/// Writes `bytes` to a new temp file next to `path`, syncs it, renames it over `path` (or,
+/// with `create_new`, links it there only if nothing is there) and syncs the directory.
+/// Every error names the file that failed; the temp file is removed on failure.
+fn write_atomically(path: &Path, bytes: &[u8], create_new: bool) -> Result<(), KeystoreError> {
+    let shown = path.display().to_string();
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => std::path::PathBuf::from("."),
+    };
+    let io = |action, path: &Path| {
+        let path = path.display().to_string();
+        move |source| KeystoreError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(io("create the wallet directory", &dir))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "wallet".into());
+    // tempfile creates the file with mode 0600 and a random name: two writers never share it.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(io("create a temporary wallet file in", &dir))?;
+    let tmp_path = tmp.path().to_path_buf();
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(io("write temporary wallet file", &tmp_path))?;
+    if create_new {
+        tmp.persist_noclobber(path)
+            .map_err(|e| match e.error.kind() {
+                std::io::ErrorKind::AlreadyExists => KeystoreError::Exists(shown.clone()),
+                _ => KeystoreError::Io {
+                    action: "create wallet file",
+                    path: shown.clone(),
+                    source: e.error,
+                },
+            })?;
+    } else {
+        tmp.persist(path).map_err(|e| KeystoreError::Io {
+            action: "replace wallet file",
+            path: shown.clone(),
+            source: e.error,
+        })?;
+    }
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("sync the wallet directory", &dir))
 }
 
 /// Argon2id of `passphrase` with the stored parameters; `None` if they are unusable.
@@ -395,7 +434,27 @@ mod tests {
             Keystore::load(&path, Network::Main),
             Err(KeystoreError::WrongNetwork { .. })
         ));
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, vec!["wallet.json"], "no temp file left behind");
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn write_errors_name_the_file() {
+        let dir = temp("readonly").parent().unwrap().to_path_buf();
+        // A wallet path inside a directory that is a file cannot be written.
+        let blocker = dir.join("not-a-dir");
+        std::fs::write(&blocker, b"x").unwrap();
+        let ks = Keystore::create(Network::Regtest, None);
+        let err = ks
+            .save(&blocker.join("w.json"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&blocker.display().to_string()), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

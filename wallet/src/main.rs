@@ -2,15 +2,18 @@
 //!
 //! # Layout
 //! - [`keystore`]: the wallet file (plain or encrypted keys), atomic writes.
+//! - [`lock`]: the wallet lock file that makes commands on one wallet run one at a time.
 //! - [`coinselect`]: coin selection, change and fees.
 //! - [`node`]: the JSON-RPC connection to `chaincore-node`.
 
 mod coinselect;
 mod keystore;
+mod lock;
 mod node;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use chaincore::key::PrivateKey;
@@ -22,6 +25,7 @@ use serde_json::{json, Value};
 
 use crate::coinselect::{Coin, Selection};
 use crate::keystore::Keystore;
+use crate::lock::WalletLock;
 use crate::node::NodeClient;
 
 /// ChainCore wallet: holds keys, shows balances, builds and sends signed transactions.
@@ -36,6 +40,15 @@ struct Args {
     /// Read the passphrase of an encrypted wallet from this file instead of the terminal.
     #[arg(long, env = "CHAINCORE_PASSPHRASE_FILE", global = true)]
     passphrase_file: Option<PathBuf>,
+    /// Seconds to wait for another command that holds the wallet (its lock file
+    /// `<wallet>.lock`) before giving up.
+    #[arg(
+        long,
+        env = "CHAINCORE_WALLET_LOCK_TIMEOUT",
+        default_value_t = 60,
+        global = true
+    )]
+    lock_timeout: u64,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -183,6 +196,23 @@ impl Args {
         Ok(p)
     }
 
+    /// Takes the wallet's lock, waiting up to --lock-timeout for another command to finish.
+    fn lock(&self) -> anyhow::Result<WalletLock> {
+        let path = self.wallet_path()?;
+        Ok(WalletLock::acquire(
+            &path,
+            Duration::from_secs(self.lock_timeout),
+            |lock| {
+                eprintln!(
+                    "waiting up to {} s for another command that holds {} (lock file {})",
+                    self.lock_timeout,
+                    path.display(),
+                    lock.display()
+                )
+            },
+        )?)
+    }
+
     fn load(&self) -> anyhow::Result<Keystore> {
         Ok(Keystore::load(&self.wallet_path()?, self.node.network)?)
     }
@@ -212,6 +242,7 @@ async fn run(args: Args) -> anyhow::Result<Output> {
             } else {
                 None
             };
+            let _lock = args.lock()?;
             let ks = Keystore::create(args.node.network, passphrase.as_deref());
             ks.save(&path, true)?;
             let address = ks.entries[0].address.clone();
@@ -240,6 +271,7 @@ async fn run(args: Args) -> anyhow::Result<Output> {
         }
         Command::NewAddress { label } => {
             let path = args.wallet_path()?;
+            let _lock = args.lock()?;
             let mut ks = args.load_unlocked()?;
             let address = ks.add_key(PrivateKey::generate(), label.clone(), false);
             ks.save(&path, false)?;
@@ -369,6 +401,7 @@ async fn run(args: Args) -> anyhow::Result<Output> {
         Command::ImportKey { wif } => {
             let path = args.wallet_path()?;
             let key = PrivateKey::from_wif(wif, args.node.network).context("cannot import key")?;
+            let _lock = args.lock()?;
             let mut ks = args.load_unlocked()?;
             let address = ks.add_key(key, "imported".into(), false);
             ks.save(&path, false)?;
@@ -438,6 +471,9 @@ async fn send(
         });
     }
     let path = args.wallet_path()?;
+    // Held until the transaction is broadcast: no other command sees these coins as unspent
+    // or writes the file in between.
+    let _lock = args.lock()?;
     let mut ks = args.load()?;
     let node = args.node()?;
     let coins: Vec<Coin> = node
