@@ -14,6 +14,13 @@ fn units(v: &Value) -> i64 {
     whole.parse::<i64>().unwrap() * COIN + format!("{frac:0<8}").parse::<i64>().unwrap()
 }
 
+/// Creates an HD wallet without a terminal: the words come back in the JSON.
+fn create(w: &Wallet) -> Value {
+    let created = w.json(&["create", "--show-mnemonic"]);
+    assert_eq!(created["mnemonic"].as_str().unwrap().split(' ').count(), 12);
+    created
+}
+
 fn first_address(w: &Wallet) -> String {
     w.json(&["addresses"])[0]["address"]
         .as_str()
@@ -27,8 +34,8 @@ fn send_receive_data_and_send_all() {
     let node = Node::start(&dir.0, &[]);
     let a = Wallet::new(&dir.0, "a", &node);
     let b = Wallet::new(&dir.0, "b", &node);
-    assert_eq!(a.json(&["create"])["network"], json!("regtest"));
-    b.json(&["create"]);
+    assert_eq!(create(&a)["network"], json!("regtest"));
+    create(&b);
     let addr_a = first_address(&a);
     let addr_b = first_address(&b);
 
@@ -143,7 +150,13 @@ fn keys_import_export_and_encryption() {
     let p = pass.to_str().unwrap();
 
     let enc = Wallet::new(&dir.0, "enc", &node);
-    let created = enc.json(&["--passphrase-file", p, "create", "--encrypt"]);
+    let created = enc.json(&[
+        "--passphrase-file",
+        p,
+        "create",
+        "--encrypt",
+        "--show-mnemonic",
+    ]);
     assert_eq!(created["encrypted"], json!(true));
     let addr = created["address"].as_str().unwrap().to_string();
     let file = std::fs::read_to_string(&enc.path).unwrap();
@@ -174,7 +187,7 @@ fn keys_import_export_and_encryption() {
 
     // The key moves to a plain wallet and controls the same address.
     let plain = Wallet::new(&dir.0, "plain", &node);
-    plain.json(&["create"]);
+    create(&plain);
     assert_eq!(plain.json(&["import-key", &wif])["address"], json!(addr));
     let listed = plain.json(&["addresses"]);
     assert!(listed
@@ -196,12 +209,17 @@ fn errors_name_the_fix_and_leave_the_file_alone() {
         !missing.ok() && missing.stderr.contains("create one with"),
         "{missing:?}"
     );
-    w.json(&["create"]);
+    let out = w.run(&["create"]);
+    assert!(
+        !out.ok() && out.stderr.contains("--show-mnemonic") && !w.path.exists(),
+        "without a terminal, create asks for --show-mnemonic: {out:?}"
+    );
+    create(&w);
     let addr = first_address(&w);
     node.rpc("generatetoaddress", json!([101, addr]));
     let before = std::fs::read(&w.path).unwrap();
     let other = Wallet::new(&dir.0, "other", &node);
-    other.json(&["create"]);
+    create(&other);
     let to = first_address(&other);
 
     let check = |args: &[&str], needle: &str| {
@@ -295,8 +313,8 @@ fn ten_sends_at_once_keep_every_change_key() {
     let node = Node::start(&dir.0, &[]);
     let a = Wallet::new(&dir.0, "a", &node);
     let b = Wallet::new(&dir.0, "b", &node);
-    a.json(&["create"]);
-    b.json(&["create"]);
+    create(&a);
+    create(&b);
     let addr_a = first_address(&a);
     let addr_b = first_address(&b);
     // Height 110: the coinbases of heights 1–11 are spendable, one for each send.
@@ -406,7 +424,7 @@ fn a_held_wallet_makes_other_commands_wait_then_give_up() {
         node_url: format!("http://127.0.0.1:{}", chaincore_tests::free_port()),
         cookie: dir.0.join("no.cookie"),
     };
-    w.json(&["create"]);
+    create(&w);
     let before = std::fs::read(&w.path).unwrap();
     // What another wallet process does while it runs: hold the lock file.
     let lock = std::fs::File::open(dir.0.join("w.json.lock")).unwrap();
@@ -423,4 +441,33 @@ fn a_held_wallet_makes_other_commands_wait_then_give_up() {
     lock.unlock().unwrap();
     let added = w.json(&["--lock-timeout", "1", "new-address"]);
     assert!(address_set(&w).contains(added["address"].as_str().unwrap()));
+}
+
+#[test]
+fn a_wallet_file_from_before_hd_keeps_working() {
+    let dir = TempDir::new("wallet-legacy");
+    let node = Node::start(&dir.0, &[]);
+    let old = Wallet::new(&dir.0, "old", &node);
+    // A version 1 (random-key) file written by the wallet before HD wallets existed.
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../wallet/tests/data/legacy_v1_plain.json"
+    );
+    std::fs::copy(fixture, &old.path).unwrap();
+    let info = old.json(&["info"]);
+    assert_eq!(info["hd"], json!(false));
+    assert_eq!(info["addresses"], json!(2));
+    let addr = first_address(&old);
+    node.rpc("generatetoaddress", json!([101, addr]));
+    let sent = old.json(&["send", ELSEWHERE, "10"]);
+    assert!(sent["change"]["address"].is_string());
+    node.rpc("generatetoaddress", json!([1, ELSEWHERE]));
+    let bal = old.json(&["balance"]);
+    assert_eq!(
+        units(&bal["confirmed"]) + units(&bal["immature"]),
+        101 * 50 * COIN - 10 * COIN - units(&sent["fee"])
+    );
+    let file = std::fs::read_to_string(&old.path).unwrap();
+    assert!(file.contains("\"version\": 1"), "still a version 1 file");
+    assert!(file.contains(sent["change"]["address"].as_str().unwrap()));
 }

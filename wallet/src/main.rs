@@ -1,17 +1,20 @@
 //! `chaincore-wallet`: keys on disk, balances and coins from a node, signed transactions.
 //!
 //! # Layout
-//! - [`keystore`]: the wallet file (plain or encrypted keys), atomic writes.
+//! - [`keystore`]: the wallet file (HD seed or random keys, plain or encrypted), atomic writes.
+//! - [`hd`]: BIP39 mnemonics and the BIP32 keys of the wallet's BIP44-style account.
 //! - [`lock`]: the wallet lock file that makes commands on one wallet run one at a time.
+//! - [`prompt`]: passphrases and mnemonic words from files or the terminal.
 //! - [`coinselect`]: coin selection, change and fees.
 //! - [`node`]: the JSON-RPC connection to `chaincore-node`.
 
 mod coinselect;
+mod hd;
 mod keystore;
 mod lock;
 mod node;
+mod prompt;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,10 +23,12 @@ use chaincore::key::PrivateKey;
 use chaincore::rpc::NodeArgs;
 use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
 use chaincore::{Address, Amount, Script, Transaction, TxIn, TxOut};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 use crate::coinselect::{Coin, Selection};
+use crate::hd::Chain;
 use crate::keystore::Keystore;
 use crate::lock::WalletLock;
 use crate::node::NodeClient;
@@ -56,13 +61,72 @@ struct Args {
     command: Command,
 }
 
+/// Length of a new mnemonic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum WordCount {
+    /// 12 words (128 bits of entropy).
+    #[value(name = "12")]
+    Twelve,
+    /// 24 words (256 bits of entropy).
+    #[value(name = "24")]
+    TwentyFour,
+}
+
+impl WordCount {
+    fn count(self) -> usize {
+        match self {
+            WordCount::Twelve => 12,
+            WordCount::TwentyFour => 24,
+        }
+    }
+}
+
+/// The optional BIP39 passphrase (the "25th word"): a different passphrase gives a different,
+/// equally valid wallet, so it must be kept with the words.
+#[derive(clap::Args, Debug)]
+struct Bip39Passphrase {
+    /// Use a BIP39 passphrase, asked on the terminal.
+    #[arg(long)]
+    bip39_passphrase: bool,
+    /// Read the BIP39 passphrase from the first line of this file.
+    #[arg(long, conflicts_with = "bip39_passphrase")]
+    bip39_passphrase_file: Option<PathBuf>,
+}
+
+impl Bip39Passphrase {
+    /// The passphrase, or the empty string BIP39 uses when there is none.
+    fn read(&self, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
+        match (&self.bip39_passphrase_file, self.bip39_passphrase) {
+            (Some(file), _) => prompt::first_line(file, "BIP39 passphrase"),
+            (None, true) => {
+                prompt::ask_secret("BIP39 passphrase", confirm, "--bip39-passphrase-file")
+            }
+            (None, false) => Ok(Zeroizing::new(String::new())),
+        }
+    }
+
+    fn given(&self) -> bool {
+        self.bip39_passphrase || self.bip39_passphrase_file.is_some()
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Create a new wallet with one address.
+    /// Create a new HD wallet: shows its mnemonic words once and asks for them back.
     Create {
-        /// Encrypt the keys with a passphrase (asked on the terminal or read from --passphrase-file).
+        /// Encrypt the seed with a passphrase (asked on the terminal or read from
+        /// --passphrase-file).
         #[arg(long)]
         encrypt: bool,
+        /// Number of mnemonic words.
+        #[arg(long, value_enum, default_value = "12")]
+        words: WordCount,
+        /// Print the words (in the JSON as "mnemonic") instead of showing them on the terminal
+        /// and asking for them back: for scripts, which must keep them safe themselves.
+        #[arg(long)]
+        show_mnemonic: bool,
+        #[command(flatten)]
+        bip39: Bip39Passphrase,
     },
     /// Show the wallet file, network and number of addresses.
     Info,
@@ -71,6 +135,10 @@ enum Command {
         /// A label to remember it by.
         #[arg(long, default_value = "")]
         label: String,
+        /// An address on the change chain instead (Bitcoin Core's getrawchangeaddress), for
+        /// transactions built by hand.
+        #[arg(long)]
+        change: bool,
     },
     /// List the wallet's addresses.
     Addresses,
@@ -172,28 +240,13 @@ impl Args {
         NodeClient::new(&self.node.url(), &credentials)
     }
 
-    /// The passphrase from --passphrase-file, or asked on the terminal (twice if `confirm`).
-    fn passphrase(&self, confirm: bool) -> anyhow::Result<String> {
-        if let Some(file) = &self.passphrase_file {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read passphrase file {}", file.display()))?;
-            let p = text.lines().next().unwrap_or("").to_string();
-            if p.is_empty() {
-                bail!("passphrase file {} is empty", file.display());
-            }
-            return Ok(p);
+    /// The wallet passphrase from --passphrase-file, or asked on the terminal (twice if
+    /// `confirm`).
+    fn passphrase(&self, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
+        match &self.passphrase_file {
+            Some(file) => prompt::first_line(file, "passphrase"),
+            None => prompt::ask_secret("wallet passphrase", confirm, "--passphrase-file"),
         }
-        if !std::io::stdin().is_terminal() {
-            bail!("this needs the wallet passphrase: run in a terminal or pass --passphrase-file");
-        }
-        let p = rpassword::prompt_password("Wallet passphrase: ")?;
-        if confirm && rpassword::prompt_password("Repeat passphrase: ")? != p {
-            bail!("the passphrases do not match");
-        }
-        if p.is_empty() {
-            bail!("the passphrase must not be empty");
-        }
-        Ok(p)
     }
 
     /// Takes the wallet's lock, waiting up to --lock-timeout for another command to finish.
@@ -225,59 +278,66 @@ impl Args {
         }
         Ok(ks)
     }
+
+    /// Fails unless `path` is free for a new wallet (checked again when the file is written).
+    fn refuse_existing(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        if path.exists() {
+            bail!(
+                "a wallet already exists at {}; refusing to overwrite it",
+                path.display()
+            );
+        }
+        Ok(())
+    }
 }
 
 async fn run(args: Args) -> anyhow::Result<Output> {
     match &args.command {
-        Command::Create { encrypt } => {
-            let path = args.wallet_path()?;
-            if path.exists() {
-                bail!(
-                    "a wallet already exists at {}; refusing to overwrite it",
-                    path.display()
-                );
-            }
-            let passphrase = if *encrypt {
-                Some(args.passphrase(true)?)
-            } else {
-                None
-            };
-            let _lock = args.lock()?;
-            let ks = Keystore::create(args.node.network, passphrase.as_deref());
-            ks.save(&path, true)?;
-            let address = ks.entries[0].address.clone();
-            Ok(Output {
-                text: format!(
-                    "created {} wallet {}\naddress: {address}",
-                    args.node.network,
-                    path.display()
-                ),
-                json: json!({"wallet": path, "network": args.node.network, "encrypted": encrypt, "address": address}),
-            })
-        }
+        Command::Create {
+            encrypt,
+            words,
+            show_mnemonic,
+            bip39,
+        } => create(&args, *encrypt, *words, *show_mnemonic, bip39),
         Command::Info => {
             let path = args.wallet_path()?;
             let ks = args.load()?;
+            let receive = ks.entries.iter().filter(|e| !e.change).count();
+            let change = ks.entries.len() - receive;
+            let kind = if ks.is_hd() {
+                "HD (BIP39 seed)"
+            } else {
+                "random keys"
+            };
+            let account = ks.is_hd().then(|| hd::account_path(ks.network));
             Ok(Output {
                 text: format!(
-                    "wallet: {}\nnetwork: {}\nencrypted: {}\naddresses: {}",
+                    "wallet: {}\nnetwork: {}\nkind: {kind}{}\nencrypted: {}\naddresses: {} ({receive} receive, {change} change)",
                     path.display(),
                     ks.network,
+                    account.as_ref().map(|a| format!("\naccount: {a}")).unwrap_or_default(),
                     ks.is_encrypted(),
                     ks.entries.len()
                 ),
-                json: json!({"wallet": path, "network": ks.network, "encrypted": ks.is_encrypted(), "addresses": ks.entries.len()}),
+                json: json!({"wallet": path, "network": ks.network, "hd": ks.is_hd(), "account": account, "encrypted": ks.is_encrypted(), "addresses": ks.entries.len(), "receive_addresses": receive, "change_addresses": change}),
             })
         }
-        Command::NewAddress { label } => {
+        Command::NewAddress { label, change } => {
             let path = args.wallet_path()?;
             let _lock = args.lock()?;
             let mut ks = args.load_unlocked()?;
-            let address = ks.add_key(PrivateKey::generate(), label.clone(), false);
+            let chain = if *change {
+                Chain::Change
+            } else {
+                Chain::Receive
+            };
+            let address = ks.new_address(chain, label.clone())?;
             ks.save(&path, false)?;
+            let entry = ks.entries.last();
+            let hd_path = entry.and_then(|e| ks.path_of(e));
             Ok(Output {
                 text: address.clone(),
-                json: json!({"address": address, "label": label}),
+                json: json!({"address": address, "label": label, "change": change, "path": hd_path}),
             })
         }
         Command::Addresses => {
@@ -287,38 +347,31 @@ async fn run(args: Args) -> anyhow::Result<Output> {
                 .iter()
                 .map(|e| {
                     let kind = if e.change { " (change)" } else { "" };
-                    format!(
-                        "{}{kind}{}",
-                        e.address,
-                        if e.label.is_empty() {
-                            String::new()
-                        } else {
-                            format!("  {}", e.label)
-                        }
-                    )
+                    let path = ks.path_of(e).map(|p| format!("  {p}")).unwrap_or_default();
+                    let label = if e.label.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {}", e.label)
+                    };
+                    format!("{}{kind}{path}{label}", e.address)
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
+            let rows: Vec<Value> = ks
+                .entries
+                .iter()
+                .map(|e| json!({"address": e.address, "label": e.label, "change": e.change, "path": ks.path_of(e)}))
+                .collect();
             Ok(Output {
                 text,
-                json: json!(ks.entries),
+                json: json!(rows),
             })
         }
         Command::Balance => {
             let ks = args.load()?;
             let node = args.node()?;
-            let b = node.balance(&addresses(&ks)).await?;
-            let confirmed = Amount::from_units(b.balance - b.immature);
-            let (unconfirmed, immature) = (
-                Amount::from_units(b.unconfirmed),
-                Amount::from_units(b.immature),
-            );
-            Ok(Output {
-                text: format!(
-                    "confirmed: {confirmed}\nunconfirmed: {unconfirmed}\nimmature: {immature}"
-                ),
-                json: json!({"confirmed": confirmed.to_string(), "unconfirmed": unconfirmed.to_string(), "immature": immature.to_string()}),
-            })
+            let (text, json) = balance(&node, &ks).await?;
+            Ok(Output { text, json })
         }
         Command::Utxos => {
             let ks = args.load()?;
@@ -361,16 +414,13 @@ async fn run(args: Args) -> anyhow::Result<Output> {
             send_all,
             dry_run,
         } => {
-            send(
-                &args,
-                address,
-                amount.as_deref(),
-                *fee_rate,
-                data.as_deref(),
-                *send_all,
-                *dry_run,
-            )
-            .await
+            let to = parse_address(address, args.node.network)?;
+            let payees = match (amount, *send_all) {
+                (Some(a), false) => Payees::Amounts(vec![(to, parse_amount(a)?)]),
+                (None, true) => Payees::All(to),
+                _ => bail!("give an amount, or --send-all"),
+            };
+            send(&args, payees, *fee_rate, data.as_deref(), *dry_run).await
         }
         Command::History => {
             let ks = args.load()?;
@@ -403,7 +453,7 @@ async fn run(args: Args) -> anyhow::Result<Output> {
             let key = PrivateKey::from_wif(wif, args.node.network).context("cannot import key")?;
             let _lock = args.lock()?;
             let mut ks = args.load_unlocked()?;
-            let address = ks.add_key(key, "imported".into(), false);
+            let address = ks.import_key(key, "imported".into())?;
             ks.save(&path, false)?;
             Ok(Output {
                 text: address.clone(),
@@ -425,6 +475,78 @@ async fn run(args: Args) -> anyhow::Result<Output> {
     }
 }
 
+/// `create`: a new HD wallet from new words, written only once the words were confirmed (or
+/// printed, with --show-mnemonic).
+fn create(
+    args: &Args,
+    encrypt: bool,
+    words: WordCount,
+    show_mnemonic: bool,
+    bip39: &Bip39Passphrase,
+) -> anyhow::Result<Output> {
+    let path = args.wallet_path()?;
+    args.refuse_existing(&path)?;
+    if !show_mnemonic && !prompt::interactive() {
+        bail!(
+            "create shows the mnemonic words on a terminal and asks for them back; \
+             without a terminal pass --show-mnemonic to print them (keep them safe: they are the only backup)"
+        );
+    }
+    let passphrase = if encrypt {
+        Some(args.passphrase(true)?)
+    } else {
+        None
+    };
+    let bip39_passphrase = bip39.read(true)?;
+    let mnemonic = hd::new_mnemonic(words.count())?;
+    if !show_mnemonic {
+        prompt::show_and_confirm(&mnemonic)?;
+    }
+    let seed = hd::seed(&mnemonic, &bip39_passphrase);
+    let _lock = args.lock()?;
+    let ks = Keystore::create_hd(
+        args.node.network,
+        seed,
+        passphrase.as_deref().map(|p| p.as_str()),
+    )?;
+    ks.save(&path, true)?;
+    let address = ks.entries[0].address.clone();
+    let mut json = json!({
+        "wallet": path,
+        "network": args.node.network,
+        "encrypted": encrypt,
+        "address": address,
+        "words": words.count(),
+        "bip39_passphrase": bip39.given(),
+        "account": hd::account_path(args.node.network),
+    });
+    let mut text = format!(
+        "created {} HD wallet {}\naddress: {address}",
+        args.node.network,
+        path.display()
+    );
+    if show_mnemonic {
+        let phrase = Zeroizing::new(mnemonic.to_string());
+        json["mnemonic"] = json!(phrase.as_str());
+        text += &format!("\nmnemonic: {}\nwrite these words down and keep them safe: they are the wallet's only backup", phrase.as_str());
+    }
+    Ok(Output { json, text })
+}
+
+/// The balance of every address of `ks`: text and JSON.
+async fn balance(node: &NodeClient, ks: &Keystore) -> anyhow::Result<(String, Value)> {
+    let b = node.balance(&addresses(ks)).await?;
+    let confirmed = Amount::from_units(b.balance - b.immature);
+    let (unconfirmed, immature) = (
+        Amount::from_units(b.unconfirmed),
+        Amount::from_units(b.immature),
+    );
+    Ok((
+        format!("confirmed: {confirmed}\nunconfirmed: {unconfirmed}\nimmature: {immature}"),
+        json!({"confirmed": confirmed.to_string(), "unconfirmed": unconfirmed.to_string(), "immature": immature.to_string()}),
+    ))
+}
+
 fn addresses(ks: &Keystore) -> Vec<String> {
     ks.entries.iter().map(|e| e.address.clone()).collect()
 }
@@ -438,25 +560,28 @@ fn parse_amount(s: &str) -> anyhow::Result<Amount> {
     Ok(amount)
 }
 
+fn parse_address(s: &str, network: chaincore::Network) -> anyhow::Result<Address> {
+    Address::parse(s, network).map_err(|e| anyhow::anyhow!("bad address '{s}': {e}"))
+}
+
+/// Who a `send` pays.
+enum Payees {
+    /// These recipients these amounts; change goes back to the wallet.
+    Amounts(Vec<(Address, Amount)>),
+    /// Everything spendable, less the fee, to one address.
+    All(Address),
+}
+
 async fn send(
     args: &Args,
-    to: &str,
-    amount: Option<&str>,
+    payees: Payees,
     fee_rate: i64,
     data: Option<&str>,
-    send_all: bool,
     dry_run: bool,
 ) -> anyhow::Result<Output> {
-    let dest = Address::parse(to, args.node.network)
-        .map_err(|e| anyhow::anyhow!("bad address '{to}': {e}"))?;
     if fee_rate < 1 {
         bail!("--fee-rate must be at least 1 unit per byte (the node's minimum relay fee)");
     }
-    let amount = match (amount, send_all) {
-        (Some(a), false) => Some(parse_amount(a)?),
-        (None, true) => None,
-        _ => bail!("give an amount, or --send-all"),
-    };
     let mut data_outputs = Vec::new();
     if let Some(text) = data {
         let script = Script::new_op_return(text.as_bytes()).with_context(|| {
@@ -490,23 +615,29 @@ async fn send(
             address: u.address.clone(),
         })
         .collect();
-    let selection = match amount {
-        Some(a) => {
-            let mut outputs = vec![TxOut {
-                value: a,
-                script_pubkey: dest.script_pubkey(),
-            }];
+    let selection = match payees {
+        Payees::Amounts(recipients) => {
+            let mut outputs: Vec<TxOut> = recipients
+                .iter()
+                .map(|(to, amount)| TxOut {
+                    value: *amount,
+                    script_pubkey: to.script_pubkey(),
+                })
+                .collect();
             outputs.extend(data_outputs);
             coinselect::select(&coins, outputs, fee_rate)?
         }
-        None => coinselect::select_all(&coins, dest.script_pubkey(), data_outputs, fee_rate)?,
+        Payees::All(to) => {
+            coinselect::select_all(&coins, to.script_pubkey(), data_outputs, fee_rate)?
+        }
     };
     if !ks.is_unlocked() {
         ks.unlock(&args.passphrase(false)?)?;
     }
     let change_address = selection
         .change
-        .map(|_| ks.add_key(PrivateKey::generate(), String::new(), true));
+        .map(|_| ks.new_address(Chain::Change, String::new()))
+        .transpose()?;
     let (tx, fee) = build_and_sign(&ks, &selection, change_address.as_deref(), fee_rate)?;
     let size = chaincore::encode::serialize(&tx).len();
     let txid = tx.compute_txid().to_string();
@@ -683,5 +814,32 @@ mod tests {
             "user needs password"
         );
         assert!(Args::try_parse_from(["w", "--network", "nope", "info"]).is_err());
+    }
+
+    #[test]
+    fn create_parses_like_the_docs_say() {
+        for bad in [
+            &["w", "create", "--words", "13"][..],
+            &[
+                "w",
+                "create",
+                "--bip39-passphrase",
+                "--bip39-passphrase-file",
+                "f",
+            ],
+        ] {
+            assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        let c = Args::try_parse_from(["w", "--json", "create", "--show-mnemonic", "--words", "24"])
+            .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Create {
+                words: WordCount::TwentyFour,
+                show_mnemonic: true,
+                ..
+            }
+        ));
+        assert_eq!(c.lock_timeout, 60);
     }
 }
