@@ -417,6 +417,79 @@ fn ten_sends_at_once_keep_every_change_key() {
 }
 
 #[test]
+fn one_send_pays_several_recipients_with_one_change() {
+    let dir = TempDir::new("wallet-many");
+    let node = Node::start(&dir.0, &[]);
+    let a = Wallet::new(&dir.0, "a", &node);
+    let b = Wallet::new(&dir.0, "b", &node);
+    create(&a);
+    create(&b);
+    node.rpc("generatetoaddress", json!([101, first_address(&a)]));
+    let b0 = first_address(&b);
+    let b1 = b.json(&["new-address"])["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let paid = a.json(&[
+        "send",
+        "--to",
+        &format!("{b0}=1.5"),
+        "--to",
+        &format!("{b1}=2"),
+        "--to",
+        &format!("{ELSEWHERE}=0.25"),
+        "--fee-rate",
+        "2",
+    ]);
+    let outputs = paid["outputs"].as_array().unwrap();
+    let change = paid["change"]["address"].as_str().unwrap();
+    assert_eq!(outputs.len(), 4, "three payments and one change: {paid}");
+    for (o, (to, amount)) in outputs
+        .iter()
+        .zip([(&b0, "1.50000000"), (&b1, "2.00000000")])
+    {
+        assert_eq!((&o["address"], &o["amount"]), (&json!(to), &json!(amount)));
+    }
+    assert_eq!(outputs[2]["address"], json!(ELSEWHERE));
+    assert_eq!(
+        outputs
+            .iter()
+            .filter(|o| o["address"] == json!(change))
+            .count(),
+        1
+    );
+    assert_eq!(node.rpc("getrawmempool", json!([])), json!([paid["txid"]]));
+    node.rpc("generatetoaddress", json!([1, ELSEWHERE]));
+    assert_eq!(units(&b.json(&["balance"])["confirmed"]), 350_000_000);
+    let bal_a = a.json(&["balance"]);
+    assert_eq!(
+        units(&bal_a["confirmed"]) + units(&bal_a["immature"]),
+        101 * 50 * COIN - 375_000_000 - units(&paid["fee"])
+    );
+
+    // A repeated address or a malformed recipient: refused, nothing sent or saved.
+    let before = std::fs::read(&a.path).unwrap();
+    for (args, needle) in [
+        (
+            vec![
+                "send",
+                "--to",
+                &format!("{b0}=1"),
+                "--to",
+                &format!("{b0}=2"),
+            ],
+            "already a recipient",
+        ),
+        (vec!["send", "--to", &b0], "expected ADDR=AMOUNT"),
+    ] {
+        let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
+        let out = a.run(&args);
+        assert!(!out.ok() && out.stderr.contains(needle), "{out:?}");
+    }
+    assert_eq!(std::fs::read(&a.path).unwrap(), before);
+}
+
+#[test]
 fn a_held_wallet_makes_other_commands_wait_then_give_up() {
     let dir = TempDir::new("wallet-lock");
     let w = Wallet {

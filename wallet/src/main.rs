@@ -146,13 +146,21 @@ enum Command {
     Balance,
     /// List spendable and pending coins.
     Utxos,
-    /// Send coins: `send <address> <amount in coins>`.
+    /// Send coins: `send <address> <amount>`, or `send --to ADDR=AMOUNT --to ADDR=AMOUNT …`
+    /// to pay several recipients in one transaction (amounts in coins).
     Send {
-        /// Destination address.
-        address: String,
+        /// Destination address (one recipient; use --to for several).
+        #[arg(required_unless_present = "to")]
+        address: Option<String>,
         /// Amount in coins (up to 8 decimals); omit with --send-all.
-        #[arg(required_unless_present = "send_all", allow_negative_numbers = true)]
+        #[arg(
+            required_unless_present_any = ["send_all", "to"],
+            allow_negative_numbers = true
+        )]
         amount: Option<String>,
+        /// A recipient and amount in coins as ADDR=AMOUNT; repeat for several recipients.
+        #[arg(long = "to", value_name = "ADDR=AMOUNT", conflicts_with_all = ["address", "send_all"])]
+        to: Vec<String>,
         /// Fee rate in units per byte.
         #[arg(long, default_value_t = 1)]
         fee_rate: i64,
@@ -409,16 +417,24 @@ async fn run(args: Args) -> anyhow::Result<Output> {
         Command::Send {
             address,
             amount,
+            to,
             fee_rate,
             data,
             send_all,
             dry_run,
         } => {
-            let to = parse_address(address, args.node.network)?;
-            let payees = match (amount, *send_all) {
-                (Some(a), false) => Payees::Amounts(vec![(to, parse_amount(a)?)]),
-                (None, true) => Payees::All(to),
-                _ => bail!("give an amount, or --send-all"),
+            let network = args.node.network;
+            let payees = match (address, amount, *send_all) {
+                (Some(a), None, true) => Payees::All(parse_address(a, network)?),
+                (Some(a), Some(amount), false) => {
+                    Payees::Amounts(vec![(parse_address(a, network)?, parse_amount(amount)?)])
+                }
+                (None, None, false) if !to.is_empty() => {
+                    Payees::Amounts(parse_recipients(to, network)?)
+                }
+                _ => bail!(
+                    "give an address and an amount, an address and --send-all, or --to ADDR=AMOUNT"
+                ),
             };
             send(&args, payees, *fee_rate, data.as_deref(), *dry_run).await
         }
@@ -562,6 +578,27 @@ fn parse_amount(s: &str) -> anyhow::Result<Amount> {
 
 fn parse_address(s: &str, network: chaincore::Network) -> anyhow::Result<Address> {
     Address::parse(s, network).map_err(|e| anyhow::anyhow!("bad address '{s}': {e}"))
+}
+
+/// Parses `--to ADDR=AMOUNT` arguments; an address may appear once (as Bitcoin Core's
+/// `sendmany` insists).
+fn parse_recipients(
+    to: &[String],
+    network: chaincore::Network,
+) -> anyhow::Result<Vec<(Address, Amount)>> {
+    let mut out: Vec<(Address, Amount)> = Vec::with_capacity(to.len());
+    for arg in to {
+        let (address, amount) = arg
+            .split_once('=')
+            .with_context(|| format!("bad --to '{arg}': expected ADDR=AMOUNT"))?;
+        let address = parse_address(address.trim(), network)?;
+        let amount = parse_amount(amount.trim())?;
+        if out.iter().any(|(a, _)| a == &address) {
+            bail!("bad --to '{arg}': {address} is already a recipient; give each address once");
+        }
+        out.push((address, amount));
+    }
+    Ok(out)
 }
 
 /// Who a `send` pays.
@@ -817,9 +854,14 @@ mod tests {
     }
 
     #[test]
-    fn create_parses_like_the_docs_say() {
+    fn new_commands_parse_like_the_docs_say() {
+        let a = Args::try_parse_from(["w", "send", "--to", "rA=1", "--to", "rB=2.5"]).unwrap();
+        assert!(matches!(a.command, Command::Send { ref to, address: None, .. } if to.len() == 2));
         for bad in [
-            &["w", "create", "--words", "13"][..],
+            &["w", "send", "rADDR", "--to", "rA=1"][..],
+            &["w", "send", "--to", "rA=1", "--send-all"],
+            &["w", "send"],
+            &["w", "create", "--words", "13"],
             &[
                 "w",
                 "create",
@@ -841,5 +883,27 @@ mod tests {
             }
         ));
         assert_eq!(c.lock_timeout, 60);
+    }
+
+    #[test]
+    fn recipients_are_checked() {
+        let net = chaincore::Network::Regtest;
+        let a = Address::p2pkh([1; 20], net).to_string();
+        let b = Address::p2pkh([2; 20], net).to_string();
+        let two = parse_recipients(&[format!("{a}=1.5"), format!("{b}=0.25")], net).unwrap();
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[1].1, Amount::from_units(25_000_000));
+        for (bad, why) in [
+            (vec![a.clone()], "expected ADDR=AMOUNT"),
+            (
+                vec![format!("{a}=1"), format!("{a}=2")],
+                "already a recipient",
+            ),
+            (vec![format!("{a}=0")], "must be more than zero"),
+            (vec![format!("{a}x=1")], "bad address"),
+        ] {
+            let err = parse_recipients(&bad, net).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
     }
 }
