@@ -298,6 +298,26 @@ fn errors_name_the_fix_and_leave_the_file_alone() {
 /// An address nobody here owns, for blocks that should not pay the wallets under test.
 const ELSEWHERE: &str = "r6Ku1CCtg8Q3AMdYBnm1WehvnEMNCSRwpg";
 
+/// `(txid, vout, amount, address)` of every coin, sorted, for comparing two wallets.
+fn coin_list(w: &Wallet) -> Vec<(String, u64, String, String)> {
+    let mut coins: Vec<_> = w
+        .json(&["utxos"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["txid"].as_str().unwrap().to_string(),
+                u["vout"].as_u64().unwrap(),
+                u["amount"].as_str().unwrap().to_string(),
+                u["address"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    coins.sort();
+    coins
+}
+
 fn address_set(w: &Wallet) -> std::collections::BTreeSet<String> {
     w.json(&["addresses"])
         .as_array()
@@ -414,6 +434,139 @@ fn ten_sends_at_once_keep_every_change_key() {
     for u in a.json(&["utxos"]).as_array().unwrap() {
         assert_eq!(u["coinbase"], json!(true), "{u}");
     }
+}
+
+#[test]
+fn restore_from_words_finds_every_used_address() {
+    let dir = TempDir::new("wallet-restore");
+    let node = Node::start(&dir.0, &[]);
+    let a = Wallet::new(&dir.0, "a", &node);
+    create(&a);
+    let addr_a = first_address(&a);
+    node.rpc("generatetoaddress", json!([101, addr_a]));
+
+    // B: 24 words and a BIP39 passphrase; receive addresses 0–4 and change addresses 0–1.
+    let b = Wallet::new(&dir.0, "b", &node);
+    let extra = dir.0.join("bip39-passphrase.txt");
+    std::fs::write(&extra, "extra words\n").unwrap();
+    let extra = extra.to_str().unwrap();
+    let created = b.json(&[
+        "create",
+        "--show-mnemonic",
+        "--words",
+        "24",
+        "--bip39-passphrase-file",
+        extra,
+    ]);
+    let words = created["mnemonic"].as_str().unwrap().to_string();
+    assert_eq!(words.split(' ').count(), 24);
+    let mut receive = vec![first_address(&b)];
+    for i in 1..5 {
+        let r = b.json(&["new-address"]);
+        assert_eq!(r["path"], json!(format!("m/44'/1'/0'/0/{i}")));
+        receive.push(r["address"].as_str().unwrap().to_string());
+    }
+    let change: Vec<String> = (0..2)
+        .map(|i| {
+            let c = b.json(&["new-address", "--change"]);
+            assert_eq!(c["path"], json!(format!("m/44'/1'/0'/1/{i}")));
+            c["address"].as_str().unwrap().to_string()
+        })
+        .collect();
+
+    // One transaction from A pays receive 0, 2, 4 and change 0, 1 (gaps within the limit).
+    let to = |addr: &str, coins: u32| format!("{addr}={coins}");
+    let pay = a.json(&[
+        "send",
+        "--to",
+        &to(&receive[0], 1),
+        "--to",
+        &to(&receive[2], 2),
+        "--to",
+        &to(&receive[4], 3),
+        "--to",
+        &to(&change[0], 4),
+        "--to",
+        &to(&change[1], 5),
+    ]);
+    let outputs = pay["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 6, "five payments and one change: {pay}");
+    assert!(pay["change"]["address"].is_string());
+    node.rpc("generatetoaddress", json!([1, ELSEWHERE]));
+    assert_eq!(units(&b.json(&["balance"])["confirmed"]), 15 * COIN);
+
+    // B spends from its change addresses: its own change goes to change address 2.
+    let back = b.json(&["send", &addr_a, "6"]);
+    assert_eq!(
+        back["change"]["address"],
+        json!(b.json(&["addresses"]).as_array().unwrap().last().unwrap()["address"])
+    );
+    node.rpc("generatetoaddress", json!([1, ELSEWHERE]));
+
+    // Restored from the words and passphrase into a new file: the same wallet.
+    let words_file = dir.0.join("words.txt");
+    std::fs::write(&words_file, format!("{words}\n")).unwrap();
+    let words_file = words_file.to_str().unwrap();
+    let b2 = Wallet::new(&dir.0, "b2", &node);
+    let restored = b2.json(&[
+        "restore",
+        "--mnemonic-file",
+        words_file,
+        "--bip39-passphrase-file",
+        extra,
+    ]);
+    assert_eq!(restored["receive"]["used"], json!(3), "{restored}");
+    assert_eq!(restored["change"]["used"], json!(3), "{restored}");
+    assert_eq!(restored["gap_limit"], json!(20));
+    let bal_b = b.json(&["balance"]);
+    assert_eq!(restored["balance"], bal_b);
+    assert_eq!(b2.json(&["balance"]), bal_b);
+    assert_eq!(coin_list(&b2), coin_list(&b));
+    assert_eq!(address_set(&b2), address_set(&b));
+    // Both hand out the same next address.
+    assert_eq!(b2.json(&["new-address"]), b.json(&["new-address"]));
+
+    // Without the BIP39 passphrase the same words are another, empty, wallet.
+    let b3 = Wallet::new(&dir.0, "b3", &node);
+    let other = b3.json(&["restore", "--mnemonic-file", words_file, "--gap-limit", "5"]);
+    assert_eq!(other["receive"]["used"], json!(0));
+    assert_eq!(other["receive"]["scanned"], json!(5));
+    assert_eq!(units(&other["balance"]["confirmed"]), 0);
+
+    // A wrong word or a failed checksum: a clear error and nothing written.
+    let b4 = Wallet::new(&dir.0, "b4", &node);
+    let mut typo: Vec<&str> = words.split(' ').collect();
+    typo[6] = "notaword";
+    let bad_file = dir.0.join("typo.txt");
+    for (text, needle) in [
+        (
+            typo.join(" "),
+            "word 7 ('notaword') is not in the BIP39 English word list",
+        ),
+        ("abandon ".repeat(12), "checksum"),
+        ("abandon ".repeat(11), "11 words given"),
+    ] {
+        std::fs::write(&bad_file, text).unwrap();
+        let out = b4.run(&["restore", "--mnemonic-file", bad_file.to_str().unwrap()]);
+        assert!(
+            !out.ok() && out.stderr.contains(needle),
+            "{needle}: {out:?}"
+        );
+        assert!(out.stderr.contains("nothing was written"), "{out:?}");
+        assert!(!b4.path.exists());
+        assert!(!dir.0.join("b4.json.lock").exists());
+    }
+    let out = b4.run(&["restore"]);
+    assert!(
+        !out.ok() && out.stderr.contains("--mnemonic-file") && !b4.path.exists(),
+        "{out:?}"
+    );
+    // Restoring over an existing wallet is refused.
+    let out = b.run(&["restore", "--mnemonic-file", words_file]);
+    assert!(
+        !out.ok() && out.stderr.contains("refusing to overwrite"),
+        "{out:?}"
+    );
 }
 
 #[test]

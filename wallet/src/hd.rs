@@ -8,7 +8,7 @@
 use bip32::{ChildNumber, XPrv};
 use bip39::{Language, Mnemonic};
 use chaincore::key::PrivateKey;
-use chaincore::Network;
+use chaincore::{Address, Network};
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
@@ -175,6 +175,12 @@ impl Account {
             .and_then(|n| parent.derive_child(n))
             .map_err(|e| failed(e.to_string()))?;
         PrivateKey::from_bytes(&child.to_bytes()).map_err(|e| failed(e.to_string()))
+    }
+
+    /// The P2PKH address of the key at `index` on `chain`.
+    pub fn address(&self, chain: Chain, index: u32) -> Result<String, HdError> {
+        let key = self.key(chain, index)?;
+        Ok(Address::p2pkh(key.public_key().pubkey_hash(), self.network).to_string())
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`keystore`]: the wallet file (HD seed or random keys, plain or encrypted), atomic writes.
 //! - [`hd`]: BIP39 mnemonics and the BIP32 keys of the wallet's BIP44-style account.
 //! - [`lock`]: the wallet lock file that makes commands on one wallet run one at a time.
+//! - [`scan`]: the gap-limit scan of the node's address index that `restore` runs.
 //! - [`prompt`]: passphrases and mnemonic words from files or the terminal.
 //! - [`coinselect`]: coin selection, change and fees.
 //! - [`node`]: the JSON-RPC connection to `chaincore-node`.
@@ -14,6 +15,7 @@ mod keystore;
 mod lock;
 mod node;
 mod prompt;
+mod scan;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -127,6 +129,21 @@ enum Command {
         show_mnemonic: bool,
         #[command(flatten)]
         bip39: Bip39Passphrase,
+    },
+    /// Rebuild an HD wallet from its mnemonic words, finding its used addresses on the node.
+    Restore {
+        /// Read the words from this file instead of asking on the terminal.
+        #[arg(long, env = "CHAINCORE_MNEMONIC_FILE")]
+        mnemonic_file: Option<PathBuf>,
+        #[command(flatten)]
+        bip39: Bip39Passphrase,
+        /// Encrypt the seed with a passphrase (asked on the terminal or read from
+        /// --passphrase-file).
+        #[arg(long)]
+        encrypt: bool,
+        /// Stop scanning a chain after this many unused addresses in a row.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        gap_limit: u32,
     },
     /// Show the wallet file, network and number of addresses.
     Info,
@@ -307,6 +324,12 @@ async fn run(args: Args) -> anyhow::Result<Output> {
             show_mnemonic,
             bip39,
         } => create(&args, *encrypt, *words, *show_mnemonic, bip39),
+        Command::Restore {
+            mnemonic_file,
+            bip39,
+            encrypt,
+            gap_limit,
+        } => restore(&args, mnemonic_file.as_deref(), bip39, *encrypt, *gap_limit).await,
         Command::Info => {
             let path = args.wallet_path()?;
             let ks = args.load()?;
@@ -547,6 +570,63 @@ fn create(
         text += &format!("\nmnemonic: {}\nwrite these words down and keep them safe: they are the wallet's only backup", phrase.as_str());
     }
     Ok(Output { json, text })
+}
+
+/// `restore`: rebuilds an HD wallet from its words, keeping every address up to the last used
+/// one on each chain, and shows the balance found.
+async fn restore(
+    args: &Args,
+    mnemonic_file: Option<&std::path::Path>,
+    bip39: &Bip39Passphrase,
+    encrypt: bool,
+    gap_limit: u32,
+) -> anyhow::Result<Output> {
+    let path = args.wallet_path()?;
+    args.refuse_existing(&path)?;
+    // Every check on what was typed comes before anything is written.
+    let mnemonic = prompt::mnemonic_words(mnemonic_file)?;
+    let bip39_passphrase = bip39.read(false)?;
+    let passphrase = if encrypt {
+        Some(args.passphrase(true)?)
+    } else {
+        None
+    };
+    let seed = hd::seed(&mnemonic, &bip39_passphrase);
+    let network = args.node.network;
+    let account = hd::Account::new(&seed, network)?;
+    let node = args.node()?;
+    let receive = scan::scan_chain(&node, &account, Chain::Receive, gap_limit).await?;
+    let change = scan::scan_chain(&node, &account, Chain::Change, gap_limit).await?;
+
+    let _lock = args.lock()?;
+    let mut ks = Keystore::create_hd(network, seed, passphrase.as_deref().map(|p| p.as_str()))?;
+    while ks.next_index(Chain::Receive) < receive.keep() {
+        ks.new_address(Chain::Receive, String::new())?;
+    }
+    while ks.next_index(Chain::Change) < change.keep() {
+        ks.new_address(Chain::Change, String::new())?;
+    }
+    ks.save(&path, true)?;
+    let (balance_text, balance_json) = balance(&node, &ks).await?;
+    Ok(Output {
+        text: format!(
+            "restored {network} HD wallet {}\nused addresses: {} receive, {} change (scanned {} and {}, gap limit {gap_limit})\n{balance_text}",
+            path.display(),
+            receive.used,
+            change.used,
+            receive.scanned,
+            change.scanned,
+        ),
+        json: json!({
+            "wallet": path,
+            "network": network,
+            "encrypted": encrypt,
+            "gap_limit": gap_limit,
+            "receive": {"used": receive.used, "scanned": receive.scanned, "kept": ks.next_index(Chain::Receive)},
+            "change": {"used": change.used, "scanned": change.scanned, "kept": ks.next_index(Chain::Change)},
+            "balance": balance_json,
+        }),
+    })
 }
 
 /// The balance of every address of `ks`: text and JSON.
@@ -869,6 +949,7 @@ mod tests {
                 "--bip39-passphrase-file",
                 "f",
             ],
+            &["w", "restore", "--gap-limit", "0"],
         ] {
             assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
         }
@@ -882,7 +963,9 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(c.lock_timeout, 60);
+        let r = Args::try_parse_from(["w", "restore", "--mnemonic-file", "m.txt"]).unwrap();
+        assert!(matches!(r.command, Command::Restore { gap_limit: 20, .. }));
+        assert_eq!(r.lock_timeout, 60);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Secrets from people: passphrases read from a file (for scripts) or typed at the terminal
-//! with echo off, and the show-then-retype confirmation of new mnemonic words.
+//! Secrets from people: passphrases and mnemonic words, read from a file (for scripts) or
+//! typed at the terminal with echo off, and the show-then-retype confirmation of new words.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -45,6 +45,29 @@ pub fn ask_secret(prompt: &str, confirm: bool, hint: &str) -> anyhow::Result<Zer
         bail!("the {prompt} must not be empty");
     }
     Ok(first)
+}
+
+/// Mnemonic words from `file` (whitespace-separated, any lines), or typed at the terminal.
+pub fn mnemonic_words(file: Option<&Path>) -> anyhow::Result<Mnemonic> {
+    let text = match file {
+        Some(f) => Zeroizing::new(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read mnemonic file {}", f.display()))?,
+        ),
+        None => {
+            if !std::io::stdin().is_terminal() {
+                bail!("restore needs the mnemonic words: type them in a terminal, or pass --mnemonic-file FILE");
+            }
+            Zeroizing::new(rpassword::prompt_password(
+                "Mnemonic words, separated by spaces (not shown): ",
+            )?)
+        }
+    };
+    let mnemonic = hd::parse_mnemonic(&text).map_err(|e| match file {
+        Some(f) => anyhow::anyhow!("mnemonic file {}: {e}; nothing was written", f.display()),
+        None => anyhow::anyhow!("{e}; nothing was written"),
+    })?;
+    Ok(mnemonic)
 }
 
 /// Shows new words once, waits until they are written down, clears the screen and asks for
