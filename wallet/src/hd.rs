@@ -91,7 +91,8 @@ pub fn new_mnemonic(words: usize) -> Result<Mnemonic, HdError> {
 /// Parses words typed by a person: any case, any whitespace between words, checked against
 /// the English word list and the BIP39 checksum.
 pub fn parse_mnemonic(text: &str) -> Result<Mnemonic, HdError> {
-    let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
+    let words: Zeroizing<Vec<String>> =
+        Zeroizing::new(text.split_whitespace().map(str::to_lowercase).collect());
     let normalized = Zeroizing::new(words.join(" "));
     Mnemonic::parse_in(Language::English, normalized.as_str()).map_err(|e| match e {
         bip39::Error::UnknownWord(i) => HdError::UnknownWord {

@@ -173,6 +173,8 @@ pub struct Keystore {
     encryption: Option<(Kdf, Zeroizing<[u8; 32]>)>,
     /// Stored ciphertext, kept until the keys are unlocked (so saving never loses them).
     sealed: Option<Encrypted>,
+    /// The file it was loaded from, for errors (empty for a new wallet).
+    source: String,
 }
 
 impl Keystore {
@@ -205,6 +207,7 @@ impl Keystore {
                 (kdf, key)
             }),
             sealed: None,
+            source: String::new(),
         };
         ks.new_address(Chain::Receive, String::new())?;
         Ok(ks)
@@ -269,7 +272,11 @@ impl Keystore {
             plain.split_at(0)
         };
         let secrets = open_secrets(self.hd.then_some(seed), keys, self.network, &self.entries)
-            .map_err(|_| KeystoreError::WrongPassphrase)?;
+            // The passphrase is right (the ciphertext authenticated), so the file is wrong.
+            .map_err(|why| KeystoreError::Corrupted {
+                path: self.source.clone(),
+                why,
+            })?;
         self.secrets = Some(secrets);
         self.encryption = Some((sealed.kdf, key));
         self.sealed = None;
@@ -400,6 +407,7 @@ impl Keystore {
             secrets,
             encryption: None,
             sealed,
+            source: shown,
         })
     }
 
@@ -711,6 +719,16 @@ mod tests {
         let mut third = Keystore::load(&path, Network::Regtest).unwrap();
         third.unlock("correct horse").unwrap();
         assert!(third.key_for(&c0).is_some() && third.key_for(&ia).is_some());
+        // Addresses are stored in the clear: one swapped for another is caught on unlock, as
+        // a corrupted file rather than a wrong passphrase.
+        let other = Address::p2pkh([9; 20], Network::Regtest).to_string();
+        let text = std::fs::read_to_string(&path).unwrap().replace(&c0, &other);
+        std::fs::write(&path, text).unwrap();
+        let mut tampered = Keystore::load(&path, Network::Regtest).unwrap();
+        assert!(matches!(
+            tampered.unlock("correct horse"),
+            Err(KeystoreError::Corrupted { .. })
+        ));
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
