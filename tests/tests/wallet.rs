@@ -697,3 +697,95 @@ fn a_wallet_file_from_before_hd_keeps_working() {
     assert!(file.contains("\"version\": 1"), "still a version 1 file");
     assert!(file.contains(sent["change"]["address"].as_str().unwrap()));
 }
+
+/// `create` on a terminal, as a person runs it: util-linux's `script` (in Debian's essential
+/// `bsdutils`) gives the wallet a pseudo-terminal. The words are shown, the screen is cleared,
+/// a wrong copy is refused, the right one accepted, and only then is the file written.
+#[test]
+fn create_on_a_terminal_shows_the_words_and_asks_for_them_back() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    let dir = TempDir::new("wallet-tty");
+    let wallet = dir.0.join("t.json");
+    let command = format!(
+        "'{}' --network regtest --wallet '{}' create",
+        chaincore_tests::binary("chaincore-wallet").display(),
+        wallet.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let screen = screen.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+    };
+    let shown = |needle: &str| screen.lock().unwrap().contains(needle);
+    let mut keys = child.stdin.take().unwrap();
+
+    chaincore_tests::wait_for("the words", || shown("Press Enter").then_some(()));
+    let words: Vec<String> = screen
+        .lock()
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let (n, word) = l.trim().split_once(". ")?;
+            n.parse::<u32>().ok()?;
+            Some(word.trim().to_string())
+        })
+        .collect();
+    assert_eq!(words.len(), 12, "{}", screen.lock().unwrap());
+    assert!(
+        !wallet.exists(),
+        "nothing written before the words are confirmed"
+    );
+    keys.write_all(b"\n").unwrap();
+    chaincore_tests::wait_for("the confirmation prompt", || {
+        shown("Type the words").then_some(())
+    });
+    assert!(shown("\x1b[2J"), "the screen is cleared before asking");
+
+    let mut wrong = words.clone();
+    wrong[0] = if words[0] == "abandon" {
+        "ability"
+    } else {
+        "abandon"
+    }
+    .to_string();
+    keys.write_all(format!("{}\n", wrong.join(" ")).as_bytes())
+        .unwrap();
+    chaincore_tests::wait_for("the wrong copy refused", || {
+        (shown("differs") || shown("checksum")).then_some(())
+    });
+    assert!(!wallet.exists());
+    keys.write_all(format!("{}\n", words.join(" ")).as_bytes())
+        .unwrap();
+    let status = chaincore_tests::wait_for("the wallet to exit", || child.try_wait().unwrap());
+    drop(keys);
+    reader.join().unwrap();
+    assert!(status.success(), "{}", screen.lock().unwrap());
+    assert!(shown("created regtest HD wallet"));
+    let file = std::fs::read_to_string(&wallet).unwrap();
+    assert!(file.contains("\"version\": 2"));
+    assert!(
+        !file.contains(&words.join(" ")),
+        "the file keeps the seed, not the words"
+    );
+}
