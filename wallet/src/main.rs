@@ -610,7 +610,7 @@ async fn restore(
     let (balance_text, balance_json) = balance(&node, &ks).await?;
     Ok(Output {
         text: format!(
-            "restored {network} HD wallet {}\nused addresses: {} receive, {} change (scanned {} and {}, gap limit {gap_limit})\n{balance_text}",
+            "restored {network} HD wallet {}\nused addresses: {} receive, {} change (looked at {} and {}, gap limit {gap_limit})\n{balance_text}",
             path.display(),
             receive.used,
             change.used,
