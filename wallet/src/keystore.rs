@@ -1,6 +1,15 @@
-//! The wallet file: addresses in the clear, private keys either in the clear or encrypted at
-//! rest (Argon2id key derivation, ChaCha20-Poly1305). Written atomically (temp file, fsync,
-//! rename) with mode 0600; a file that does not parse is refused and never overwritten.
+//! The wallet file: addresses in the clear; secrets (the BIP39 seed of an HD wallet, and any
+//! random or imported keys) either in the clear or encrypted at rest (Argon2id key derivation,
+//! ChaCha20-Poly1305). Written atomically (a temp file of its own name, fsync, rename) with
+//! mode 0600; a file that does not parse is refused and never overwritten.
+//!
+//! Two versions of the file are read and written:
+//! - version 1, random-key wallets (what the wallet wrote before HD): every key stored;
+//! - version 2, HD wallets: the seed, the account path, and the keys of imported addresses;
+//!   the keys of derived addresses are derived again from the seed on every load and checked
+//!   against the stored addresses.
+//!
+//! Saving keeps a wallet's version, so a version 1 file stays readable by older binaries.
 
 use std::io::Write;
 use std::path::Path;
@@ -12,9 +21,18 @@ use chaincore::key::PrivateKey;
 use chaincore::{Address, Network};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
-/// Format version written in every file.
-const FORMAT_VERSION: u32 = 1;
+use crate::hd::{self, Account, Chain, Seed};
+
+/// Format of random-key wallets.
+const LEGACY_VERSION: u32 = 1;
+
+/// Format of HD wallets.
+const HD_VERSION: u32 = 2;
+
+/// Bytes of a BIP39 seed.
+const SEED_LEN: usize = 64;
 
 /// Why the wallet file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +56,9 @@ pub enum KeystoreError {
     /// The passphrase does not decrypt the keys.
     #[error("wrong passphrase")]
     WrongPassphrase,
+    /// A change to the keys was asked of a wallet whose keys are still encrypted.
+    #[error("the wallet's keys are encrypted: unlock it with its passphrase first")]
+    Locked,
     /// The file belongs to another network.
     #[error("this wallet is for the {found} network, not {expected}; pass --network {found}")]
     WrongNetwork {
@@ -46,10 +67,15 @@ pub enum KeystoreError {
         /// Network asked for.
         expected: Network,
     },
+    /// A key could not be derived from the seed.
+    #[error(transparent)]
+    Derivation(#[from] hd::HdError),
     /// Reading or writing failed.
-    #[error("cannot access wallet file {path}: {source}")]
+    #[error("cannot {action} {path}: {source}")]
     Io {
-        /// File path.
+        /// What was being done, naming the kind of file.
+        action: &'static str,
+        /// The file (or directory) that failed.
         path: String,
         /// The I/O error.
         source: std::io::Error,
@@ -77,9 +103,23 @@ pub struct Entry {
     /// A user label.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub label: String,
-    /// Made for change.
+    /// Made for change (for a derived key: on the change chain).
     #[serde(default)]
     pub change: bool,
+    /// Index on its chain (receive, or change when `change`) of a key derived from the seed;
+    /// absent for random and imported keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+}
+
+impl Entry {
+    fn chain(&self) -> Chain {
+        if self.change {
+            Chain::Change
+        } else {
+            Chain::Receive
+        }
+    }
 }
 
 /// The file as stored.
@@ -88,11 +128,19 @@ pub struct Entry {
 struct FileFormat {
     version: u32,
     network: Network,
+    /// Version 2: the BIP44-style account path the derived keys hang from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
     addresses: Vec<Entry>,
-    /// Hex of the 32-byte keys in `addresses` order, when not encrypted.
+    /// Hex of the 32-byte keys of the entries without an `index`, in `addresses` order, when
+    /// not encrypted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     keys: Option<Vec<String>>,
-    /// Encrypted keys: KDF, nonce and ciphertext of the concatenated 32-byte keys.
+    /// Version 2, not encrypted: hex of the 64-byte BIP39 seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seed: Option<String>,
+    /// Encrypted secrets: KDF, nonce and ciphertext of (version 2: the seed, then) the
+    /// concatenated 32-byte keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     encrypted: Option<Encrypted>,
 }
@@ -104,27 +152,48 @@ struct Encrypted {
     ciphertext: String,
 }
 
+/// Secrets once available: the seed and its account (HD wallets), and a key per entry.
+struct Secrets {
+    hd: Option<(Seed, Account)>,
+    /// In `entries` order.
+    keys: Vec<PrivateKey>,
+}
+
 /// A wallet in memory.
 pub struct Keystore {
     /// Network of every address.
     pub network: Network,
     /// Owned addresses, in creation order.
     pub entries: Vec<Entry>,
-    /// Private keys in `entries` order, once unlocked (or always, if not encrypted).
-    keys: Option<Vec<PrivateKey>>,
+    /// HD (version 2) or random-key (version 1) wallet.
+    hd: bool,
+    /// Seed and keys, once unlocked (or always, if not encrypted).
+    secrets: Option<Secrets>,
     /// Encryption parameters and the derived key, if the file is encrypted.
-    encryption: Option<(Kdf, [u8; 32])>,
+    encryption: Option<(Kdf, Zeroizing<[u8; 32]>)>,
     /// Stored ciphertext, kept until the keys are unlocked (so saving never loses them).
     sealed: Option<Encrypted>,
+    /// The file it was loaded from, for errors (empty for a new wallet).
+    source: String,
 }
 
 impl Keystore {
-    /// A new wallet with one receiving address; encrypted if `passphrase` is given.
-    pub fn create(network: Network, passphrase: Option<&str>) -> Keystore {
+    /// A new HD wallet from a BIP39 seed, with its first receiving address; encrypted if
+    /// `passphrase` is given.
+    pub fn create_hd(
+        network: Network,
+        seed: Seed,
+        passphrase: Option<&str>,
+    ) -> Result<Keystore, KeystoreError> {
+        let account = Account::new(&seed, network)?;
         let mut ks = Keystore {
             network,
             entries: Vec::new(),
-            keys: Some(Vec::new()),
+            hd: true,
+            secrets: Some(Secrets {
+                hd: Some((seed, account)),
+                keys: Vec::new(),
+            }),
             encryption: passphrase.map(|p| {
                 let mut salt = [0u8; 16];
                 OsRng.fill_bytes(&mut salt);
@@ -138,9 +207,15 @@ impl Keystore {
                 (kdf, key)
             }),
             sealed: None,
+            source: String::new(),
         };
-        ks.add_key(PrivateKey::generate(), String::new(), false);
-        ks
+        ks.new_address(Chain::Receive, String::new())?;
+        Ok(ks)
+    }
+
+    /// True for an HD wallet (keys derived from a BIP39 seed).
+    pub fn is_hd(&self) -> bool {
+        self.hd
     }
 
     /// True if keys are encrypted at rest.
@@ -150,10 +225,28 @@ impl Keystore {
 
     /// True if the private keys are available.
     pub fn is_unlocked(&self) -> bool {
-        self.keys.is_some()
+        self.secrets.is_some()
     }
 
-    /// Decrypts the keys with `passphrase`.
+    /// The derivation path of `entry`'s key, if it is derived from the seed.
+    pub fn path_of(&self, entry: &Entry) -> Option<String> {
+        entry
+            .index
+            .map(|i| hd::key_path(self.network, entry.chain(), i))
+    }
+
+    /// How many addresses of `chain` were derived: the next index to use on it.
+    pub fn next_index(&self, chain: Chain) -> u32 {
+        self.entries
+            .iter()
+            .filter(|e| e.chain() == chain)
+            .filter_map(|e| e.index)
+            .map(|i| i + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Decrypts the secrets with `passphrase`.
     pub fn unlock(&mut self, passphrase: &str) -> Result<(), KeystoreError> {
         let Some(sealed) = self.sealed.clone() else {
             return Ok(());
@@ -165,37 +258,72 @@ impl Keystore {
         let nonce: [u8; 12] = nonce
             .try_into()
             .map_err(|_| KeystoreError::WrongPassphrase)?;
-        let plain = ChaCha20Poly1305::new(&Key::from(key))
-            .decrypt(&Nonce::from(nonce), ciphertext.as_slice())
-            .map_err(|_| KeystoreError::WrongPassphrase)?;
-        let keys = parse_keys(&plain, self.entries.len(), self.network, &self.entries)
-            .map_err(|_| KeystoreError::WrongPassphrase)?;
-        self.keys = Some(keys);
+        let plain = Zeroizing::new(
+            ChaCha20Poly1305::new(&Key::from(*key))
+                .decrypt(&Nonce::from(nonce), ciphertext.as_slice())
+                .map_err(|_| KeystoreError::WrongPassphrase)?,
+        );
+        let (seed, keys) = if self.hd {
+            if plain.len() < SEED_LEN {
+                return Err(KeystoreError::WrongPassphrase);
+            }
+            plain.split_at(SEED_LEN)
+        } else {
+            plain.split_at(0)
+        };
+        let secrets = open_secrets(self.hd.then_some(seed), keys, self.network, &self.entries)
+            // The passphrase is right (the ciphertext authenticated), so the file is wrong.
+            .map_err(|why| KeystoreError::Corrupted {
+                path: self.source.clone(),
+                why,
+            })?;
+        self.secrets = Some(secrets);
         self.encryption = Some((sealed.kdf, key));
         self.sealed = None;
         Ok(())
     }
 
-    /// Adds a key (the wallet must be unlocked); returns its address.
-    pub fn add_key(&mut self, key: PrivateKey, label: String, change: bool) -> String {
+    /// Adds the next address of `chain`: derived from the seed in an HD wallet, a new random
+    /// key in a version 1 wallet. The wallet must be unlocked. Returns the address.
+    pub fn new_address(&mut self, chain: Chain, label: String) -> Result<String, KeystoreError> {
+        let index = self.next_index(chain);
+        let secrets = self.secrets.as_mut().ok_or(KeystoreError::Locked)?;
+        let (key, index) = match &secrets.hd {
+            Some((_, account)) => (account.key(chain, index)?, Some(index)),
+            None => (PrivateKey::generate(), None),
+        };
         let address = Address::p2pkh(key.public_key().pubkey_hash(), self.network).to_string();
-        if let Some(keys) = &mut self.keys {
-            if !self.entries.iter().any(|e| e.address == address) {
-                keys.push(key);
-                self.entries.push(Entry {
-                    address: address.clone(),
-                    label,
-                    change,
-                });
-            }
+        secrets.keys.push(key);
+        self.entries.push(Entry {
+            address: address.clone(),
+            label,
+            change: chain == Chain::Change,
+            index,
+        });
+        Ok(address)
+    }
+
+    /// Adds an outside key (kept in the file next to the seed, if any); the wallet must be
+    /// unlocked. A key the wallet already has is not added twice. Returns its address.
+    pub fn import_key(&mut self, key: PrivateKey, label: String) -> Result<String, KeystoreError> {
+        let address = Address::p2pkh(key.public_key().pubkey_hash(), self.network).to_string();
+        let secrets = self.secrets.as_mut().ok_or(KeystoreError::Locked)?;
+        if !self.entries.iter().any(|e| e.address == address) {
+            secrets.keys.push(key);
+            self.entries.push(Entry {
+                address: address.clone(),
+                label,
+                change: false,
+                index: None,
+            });
         }
-        address
+        Ok(address)
     }
 
     /// The private key of `address`, if owned and unlocked.
     pub fn key_for(&self, address: &str) -> Option<&PrivateKey> {
         let i = self.entries.iter().position(|e| e.address == address)?;
-        self.keys.as_ref()?.get(i)
+        self.secrets.as_ref()?.keys.get(i)
     }
 
     /// Reads a wallet file for `network`.
@@ -208,6 +336,7 @@ impl Keystore {
             }
             Err(source) => {
                 return Err(KeystoreError::Io {
+                    action: "read wallet file",
                     path: shown,
                     source,
                 })
@@ -218,33 +347,53 @@ impl Keystore {
             why,
         };
         let file: FileFormat = serde_json::from_str(&text).map_err(|e| corrupted(e.to_string()))?;
-        if file.version != FORMAT_VERSION {
-            return Err(corrupted(format!(
-                "unknown format version {}",
-                file.version
-            )));
-        }
+        let hd = match file.version {
+            LEGACY_VERSION => false,
+            HD_VERSION => true,
+            v => return Err(corrupted(format!("unknown format version {v}"))),
+        };
         if file.network != network {
             return Err(KeystoreError::WrongNetwork {
                 found: file.network,
                 expected: network,
             });
         }
+        let expected_account = hd.then(|| hd::account_path(network));
+        if file.account != expected_account {
+            return Err(corrupted(format!(
+                "account path {:?} where {:?} belongs",
+                file.account, expected_account
+            )));
+        }
         for e in &file.addresses {
             Address::parse(&e.address, network)
                 .map_err(|err| corrupted(format!("address {}: {err}", e.address)))?;
         }
-        let (keys, sealed) = match (file.keys, file.encrypted) {
-            (Some(hexes), None) => {
-                let mut plain = Vec::with_capacity(hexes.len() * 32);
-                for h in &hexes {
+        let (secrets, sealed) = match (file.keys, file.seed, file.encrypted) {
+            (Some(keys), seed, None) if seed.is_some() == hd => {
+                let mut plain = Zeroizing::new(Vec::new());
+                for h in &keys {
                     plain.extend(hex::decode(h).map_err(|_| corrupted("key is not hex".into()))?);
                 }
-                let keys = parse_keys(&plain, file.addresses.len(), network, &file.addresses)
-                    .map_err(corrupted)?;
-                (Some(keys), None)
+                let seed = seed
+                    .map(|s| hex::decode(s).map_err(|_| corrupted("seed is not hex".into())))
+                    .transpose()?
+                    .map(Zeroizing::new);
+                let secrets = open_secrets(
+                    seed.as_deref().map(Vec::as_slice),
+                    &plain,
+                    network,
+                    &file.addresses,
+                )
+                .map_err(corrupted)?;
+                (Some(secrets), None)
             }
-            (None, Some(enc)) => (None, Some(enc)),
+            (None, None, Some(enc)) => (None, Some(enc)),
+            _ if hd => {
+                return Err(corrupted(
+                    "needs exactly one of `seed` (with `keys`) and `encrypted`".into(),
+                ))
+            }
             _ => {
                 return Err(corrupted(
                     "needs exactly one of `keys` and `encrypted`".into(),
@@ -254,30 +403,37 @@ impl Keystore {
         Ok(Keystore {
             network,
             entries: file.addresses,
-            keys,
+            hd,
+            secrets,
             encryption: None,
             sealed,
+            source: shown,
         })
     }
 
-    /// Writes the wallet atomically: a temp file with mode 0600, fsync, rename over `path`.
-    /// `create_new` refuses to replace an existing file.
+    /// Writes the wallet atomically: a temp file of its own (mode 0600) in the same directory,
+    /// fsync, rename over `path`, fsync of the directory. `create_new` refuses to replace an
+    /// existing file (the rename is then a link that fails if `path` exists).
     pub fn save(&self, path: &Path, create_new: bool) -> Result<(), KeystoreError> {
         let shown = path.display().to_string();
-        if create_new && path.exists() {
-            return Err(KeystoreError::Exists(shown));
-        }
-        let (keys, encrypted) = match (&self.keys, &self.encryption, &self.sealed) {
-            (_, _, Some(sealed)) => (None, Some(sealed.clone())),
-            (Some(keys), None, None) => (
-                Some(keys.iter().map(|k| hex::encode(k.to_bytes())).collect()),
-                None,
-            ),
-            (Some(keys), Some((kdf, key)), None) => {
-                let plain: Vec<u8> = keys.iter().flat_map(|k| k.to_bytes()).collect();
+        let (keys, seed, encrypted) = match (&self.secrets, &self.encryption, &self.sealed) {
+            (_, _, Some(sealed)) => (None, None, Some(sealed.clone())),
+            (Some(secrets), None, None) => {
+                let (keys, seed) = secrets.to_stored(&self.entries);
+                (
+                    Some(keys.iter().map(hex::encode).collect()),
+                    seed.map(hex::encode),
+                    None,
+                )
+            }
+            (Some(secrets), Some((kdf, key)), None) => {
+                let (keys, seed) = secrets.to_stored(&self.entries);
+                let mut plain = Zeroizing::new(Vec::new());
+                plain.extend(seed.iter().flat_map(|s| s.iter()));
+                plain.extend(keys.iter().flat_map(|k| k.iter()));
                 let mut nonce = [0u8; 12];
                 OsRng.fill_bytes(&mut nonce);
-                let ciphertext = ChaCha20Poly1305::new(&Key::from(*key))
+                let ciphertext = ChaCha20Poly1305::new(&Key::from(**key))
                     .encrypt(&Nonce::from(nonce), plain.as_slice())
                     .map_err(|_| KeystoreError::WrongPassphrase)?;
                 let enc = Encrypted {
@@ -285,77 +441,158 @@ impl Keystore {
                     nonce: hex::encode(nonce),
                     ciphertext: hex::encode(ciphertext),
                 };
-                (None, Some(enc))
+                (None, None, Some(enc))
             }
-            (None, _, None) => return Err(KeystoreError::WrongPassphrase),
+            (None, _, None) => return Err(KeystoreError::Locked),
         };
         let file = FileFormat {
-            version: FORMAT_VERSION,
+            version: if self.hd { HD_VERSION } else { LEGACY_VERSION },
             network: self.network,
+            account: self.hd.then(|| hd::account_path(self.network)),
             addresses: self.entries.clone(),
             keys,
+            seed,
             encrypted,
         };
-        let text = serde_json::to_string_pretty(&file).map_err(|e| KeystoreError::Corrupted {
-            path: shown.clone(),
-            why: e.to_string(),
-        })?;
-        let io = |source| KeystoreError::Io {
-            path: shown.clone(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension("tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(&tmp).map_err(io)?;
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(io)?;
-        Ok(())
+        let text = Zeroizing::new(serde_json::to_string_pretty(&file).map_err(|e| {
+            KeystoreError::Corrupted {
+                path: shown.clone(),
+                why: e.to_string(),
+            }
+        })?);
+        write_atomically(path, text.as_bytes(), create_new)
     }
 }
 
+impl Secrets {
+    /// What the file stores: the keys of the entries not derived from the seed, and the seed.
+    fn to_stored(&self, entries: &[Entry]) -> (Vec<Zeroizing<[u8; 32]>>, Option<&Seed>) {
+        let keys = entries
+            .iter()
+            .zip(&self.keys)
+            .filter(|(e, _)| e.index.is_none())
+            .map(|(_, k)| Zeroizing::new(k.to_bytes()))
+            .collect();
+        (keys, self.hd.as_ref().map(|(seed, _)| seed))
+    }
+}
+
+/// Writes `bytes` to a new temp file next to `path`, syncs it, renames it over `path` (or,
+/// with `create_new`, links it there only if nothing is there) and syncs the directory.
+/// Every error names the file that failed; the temp file is removed on failure.
+fn write_atomically(path: &Path, bytes: &[u8], create_new: bool) -> Result<(), KeystoreError> {
+    let shown = path.display().to_string();
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => std::path::PathBuf::from("."),
+    };
+    let io = |action, path: &Path| {
+        let path = path.display().to_string();
+        move |source| KeystoreError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(io("create the wallet directory", &dir))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "wallet".into());
+    // tempfile creates the file with mode 0600 and a random name: two writers never share it.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(io("create a temporary wallet file in", &dir))?;
+    let tmp_path = tmp.path().to_path_buf();
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(io("write temporary wallet file", &tmp_path))?;
+    if create_new {
+        tmp.persist_noclobber(path)
+            .map_err(|e| match e.error.kind() {
+                std::io::ErrorKind::AlreadyExists => KeystoreError::Exists(shown.clone()),
+                _ => KeystoreError::Io {
+                    action: "create wallet file",
+                    path: shown.clone(),
+                    source: e.error,
+                },
+            })?;
+    } else {
+        tmp.persist(path).map_err(|e| KeystoreError::Io {
+            action: "replace wallet file",
+            path: shown.clone(),
+            source: e.error,
+        })?;
+    }
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("sync the wallet directory", &dir))
+}
+
 /// Argon2id of `passphrase` with the stored parameters; `None` if they are unusable.
-fn derive(kdf: &Kdf, passphrase: &str) -> Option<[u8; 32]> {
+fn derive(kdf: &Kdf, passphrase: &str) -> Option<Zeroizing<[u8; 32]>> {
     let salt = hex::decode(&kdf.salt).ok()?;
     let params = argon2::Params::new(kdf.m_cost, kdf.t_cost, kdf.p_cost, Some(32)).ok()?;
     let argon = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let mut out = [0u8; 32];
+    let mut out = Zeroizing::new([0u8; 32]);
     argon
-        .hash_password_into(passphrase.as_bytes(), &salt, &mut out)
+        .hash_password_into(passphrase.as_bytes(), &salt, &mut *out)
         .ok()?;
     Some(out)
 }
 
-/// Splits concatenated 32-byte keys and checks each matches its address.
-fn parse_keys(
-    plain: &[u8],
-    n: usize,
+/// Rebuilds the key of every entry: derived entries from `seed` (which an HD wallet has and a
+/// random-key wallet does not), the others from the concatenated 32-byte `keys` in order. Each
+/// key must match its entry's address and every stored key must be used.
+fn open_secrets(
+    seed: Option<&[u8]>,
+    keys: &[u8],
     network: Network,
     entries: &[Entry],
-) -> Result<Vec<PrivateKey>, String> {
-    if plain.len() != n * 32 {
-        return Err(format!("{} key bytes for {n} addresses", plain.len()));
+) -> Result<Secrets, String> {
+    let hd = match seed {
+        Some(bytes) => {
+            let seed: [u8; SEED_LEN] = bytes
+                .try_into()
+                .map_err(|_| format!("the seed is {} bytes, not {SEED_LEN}", bytes.len()))?;
+            let seed = Zeroizing::new(seed);
+            let account = Account::new(&seed, network).map_err(|e| e.to_string())?;
+            Some((seed, account))
+        }
+        None => None,
+    };
+    let stored = entries.iter().filter(|e| e.index.is_none()).count();
+    if keys.len() != stored * 32 {
+        return Err(format!("{} key bytes for {stored} stored keys", keys.len()));
     }
-    plain
-        .chunks_exact(32)
-        .zip(entries)
-        .map(|(chunk, entry)| {
-            let bytes: &[u8; 32] = chunk.try_into().map_err(|_| "bad key length".to_string())?;
-            let key = PrivateKey::from_bytes(bytes).map_err(|e| e.to_string())?;
-            let address = Address::p2pkh(key.public_key().pubkey_hash(), network).to_string();
-            if address != entry.address {
-                return Err(format!("key does not match address {}", entry.address));
+    let mut chunks = keys.chunks_exact(32);
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let key = match (entry.index, &hd) {
+            (Some(i), Some((_, account))) => {
+                account.key(entry.chain(), i).map_err(|e| e.to_string())?
             }
-            Ok(key)
-        })
-        .collect()
+            (Some(_), None) => {
+                return Err(format!(
+                    "address {} claims a derived key but the wallet has no seed",
+                    entry.address
+                ))
+            }
+            (None, _) => {
+                let chunk = chunks.next().ok_or("too few keys")?;
+                let bytes: &[u8; 32] = chunk.try_into().map_err(|_| "bad key length")?;
+                PrivateKey::from_bytes(bytes).map_err(|e| e.to_string())?
+            }
+        };
+        let address = Address::p2pkh(key.public_key().pubkey_hash(), network).to_string();
+        if address != entry.address {
+            return Err(format!("key does not match address {}", entry.address));
+        }
+        out.push(key);
+    }
+    Ok(Secrets { hd, keys: out })
 }
 
 #[cfg(test)]
@@ -369,18 +606,59 @@ mod tests {
         dir.join("wallet.json")
     }
 
+    /// The seed of the first Trezor BIP39 vector's words, without a passphrase.
+    fn test_seed() -> Seed {
+        let words = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+        hd::seed(&hd::parse_mnemonic(words).unwrap(), "")
+    }
+
+    fn data(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name)
+    }
+
     #[test]
-    fn plain_file_round_trip() {
-        let path = temp("plain");
-        let mut ks = Keystore::create(Network::Regtest, None);
-        let a2 = ks.add_key(PrivateKey::generate(), "savings".into(), false);
+    fn hd_file_round_trip_derives_the_same_keys() {
+        let path = temp("hd");
+        let mut ks = Keystore::create_hd(Network::Regtest, test_seed(), None).unwrap();
+        let account = Account::new(&test_seed(), Network::Regtest).unwrap();
+        let address = |chain, i| {
+            let key = account.key(chain, i).unwrap();
+            Address::p2pkh(key.public_key().pubkey_hash(), Network::Regtest).to_string()
+        };
+        assert_eq!(ks.entries[0].address, address(Chain::Receive, 0));
+        let r1 = ks.new_address(Chain::Receive, "savings".into()).unwrap();
+        let c0 = ks.new_address(Chain::Change, String::new()).unwrap();
+        assert_eq!(r1, address(Chain::Receive, 1));
+        assert_eq!(c0, address(Chain::Change, 0));
+        let imported = PrivateKey::generate();
+        let ia = ks.import_key(imported.clone(), "imported".into()).unwrap();
+        assert_eq!(ks.next_index(Chain::Receive), 2);
+        assert_eq!(ks.next_index(Chain::Change), 1);
         ks.save(&path, true).unwrap();
-        let back = Keystore::load(&path, Network::Regtest).unwrap();
-        assert_eq!(back.entries, ks.entries);
-        assert_eq!(
-            back.key_for(&a2).unwrap().to_bytes(),
-            ks.key_for(&a2).unwrap().to_bytes()
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"version\": 2") && text.contains("m/44'/1'/0'"));
+        assert!(
+            text.contains(&hex::encode(*test_seed())),
+            "a plain HD file keeps the seed"
         );
+        let back = Keystore::load(&path, Network::Regtest).unwrap();
+        assert!(back.is_hd());
+        assert_eq!(back.entries, ks.entries);
+        for e in &ks.entries {
+            assert_eq!(
+                back.key_for(&e.address).unwrap().to_bytes(),
+                ks.key_for(&e.address).unwrap().to_bytes()
+            );
+        }
+        assert_eq!(back.key_for(&ia).unwrap().to_bytes(), imported.to_bytes());
+        assert_eq!(
+            back.path_of(&back.entries[2]).as_deref(),
+            Some("m/44'/1'/0'/1/0")
+        );
+        assert_eq!(back.path_of(&back.entries[3]), None);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -395,21 +673,34 @@ mod tests {
             Keystore::load(&path, Network::Main),
             Err(KeystoreError::WrongNetwork { .. })
         ));
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, vec!["wallet.json"], "no temp file left behind");
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
     #[test]
-    fn encryption_round_trip_and_wrong_passphrase() {
+    fn encrypted_hd_round_trip_and_wrong_passphrase() {
         let path = temp("enc");
-        let ks = Keystore::create(Network::Regtest, Some("correct horse"));
+        let ks = Keystore::create_hd(Network::Regtest, test_seed(), Some("correct horse")).unwrap();
         let addr = ks.entries[0].address.clone();
         let secret = ks.key_for(&addr).unwrap().to_bytes();
         ks.save(&path, true).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&hex::encode(secret)), "no clear key on disk");
+        assert!(
+            !text.contains(&hex::encode(*test_seed())),
+            "no clear seed on disk"
+        );
 
         let mut locked = Keystore::load(&path, Network::Regtest).unwrap();
         assert!(locked.is_encrypted() && !locked.is_unlocked());
+        assert!(matches!(
+            locked.new_address(Chain::Receive, String::new()),
+            Err(KeystoreError::Locked)
+        ));
         assert!(matches!(
             locked.unlock("wrong"),
             Err(KeystoreError::WrongPassphrase)
@@ -419,12 +710,59 @@ mod tests {
         let mut again = Keystore::load(&path, Network::Regtest).unwrap();
         again.unlock("correct horse").unwrap();
         assert_eq!(again.key_for(&addr).unwrap().to_bytes(), secret);
-        // Adding a key and saving re-encrypts both.
-        let a2 = again.add_key(PrivateKey::generate(), String::new(), true);
+        // A derived and an imported key, saved: both come back after unlocking.
+        let c0 = again.new_address(Chain::Change, String::new()).unwrap();
+        let ia = again
+            .import_key(PrivateKey::generate(), String::new())
+            .unwrap();
         again.save(&path, false).unwrap();
         let mut third = Keystore::load(&path, Network::Regtest).unwrap();
         third.unlock("correct horse").unwrap();
-        assert!(third.key_for(&a2).is_some());
+        assert!(third.key_for(&c0).is_some() && third.key_for(&ia).is_some());
+        // Addresses are stored in the clear: one swapped for another is caught on unlock, as
+        // a corrupted file rather than a wrong passphrase.
+        let other = Address::p2pkh([9; 20], Network::Regtest).to_string();
+        let text = std::fs::read_to_string(&path).unwrap().replace(&c0, &other);
+        std::fs::write(&path, text).unwrap();
+        let mut tampered = Keystore::load(&path, Network::Regtest).unwrap();
+        assert!(matches!(
+            tampered.unlock("correct horse"),
+            Err(KeystoreError::Corrupted { .. })
+        ));
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn version_1_files_still_open_and_stay_version_1() {
+        let path = temp("legacy");
+        // Written by the wallet before HD wallets existed (see tests/data/README.md).
+        std::fs::copy(data("legacy_v1_plain.json"), &path).unwrap();
+        let mut ks = Keystore::load(&path, Network::Regtest).unwrap();
+        assert!(!ks.is_hd() && !ks.is_encrypted());
+        assert_eq!(ks.entries.len(), 2);
+        assert_eq!(ks.entries[1].label, "savings");
+        let first = ks.entries[0].address.clone();
+        let key = ks.key_for(&first).unwrap().to_bytes();
+        let change = ks.new_address(Chain::Change, String::new()).unwrap();
+        assert_eq!(ks.path_of(&ks.entries[2]), None, "a random change key");
+        ks.save(&path, false).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"version\": 1") && !text.contains("seed"));
+        let back = Keystore::load(&path, Network::Regtest).unwrap();
+        assert_eq!(back.key_for(&first).unwrap().to_bytes(), key);
+        assert!(back.key_for(&change).is_some());
+
+        let enc_path = path.with_file_name("enc.json");
+        std::fs::copy(data("legacy_v1_encrypted.json"), &enc_path).unwrap();
+        let mut enc = Keystore::load(&enc_path, Network::Regtest).unwrap();
+        assert!(!enc.is_hd() && enc.is_encrypted());
+        enc.unlock("legacy passphrase").unwrap();
+        let added = enc.new_address(Chain::Receive, String::new()).unwrap();
+        enc.save(&enc_path, false).unwrap();
+        let mut enc_back = Keystore::load(&enc_path, Network::Regtest).unwrap();
+        enc_back.unlock("legacy passphrase").unwrap();
+        assert!(enc_back.key_for(&added).is_some());
+        assert_eq!(enc_back.entries.len(), 2);
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
@@ -439,16 +777,52 @@ mod tests {
             ));
             assert_eq!(std::fs::read_to_string(&path).unwrap(), junk);
         }
-        // A key that does not match its address.
-        let ks = Keystore::create(Network::Regtest, None);
+        // A stored key that does not match its address.
+        let mut ks = Keystore::create_hd(Network::Regtest, test_seed(), None).unwrap();
+        let imported = ks
+            .import_key(PrivateKey::generate(), String::new())
+            .unwrap();
         ks.save(&path, false).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let key_hex = hex::encode(ks.key_for(&ks.entries[0].address).unwrap().to_bytes());
-        std::fs::write(&path, text.replace(&key_hex, &"11".repeat(32))).unwrap();
-        assert!(matches!(
-            Keystore::load(&path, Network::Regtest),
-            Err(KeystoreError::Corrupted { .. })
-        ));
+        let good = std::fs::read_to_string(&path).unwrap();
+        let key_hex = hex::encode(ks.key_for(&imported).unwrap().to_bytes());
+        // A seed that does not derive the stored addresses, a missing seed, a foreign account.
+        let other_seed = hex::encode([7u8; 64]);
+        for bad in [
+            good.replace(&key_hex, &"11".repeat(32)),
+            good.replace(&hex::encode(*test_seed()), &other_seed),
+            good.replace(
+                &format!("\"seed\": \"{}\"", hex::encode(*test_seed())),
+                "\"seed\": null",
+            ),
+            good.replace("m/44'/1'/0'", "m/44'/0'/0'"),
+            good.replace("\"version\": 2", "\"version\": 3"),
+        ] {
+            assert_ne!(bad, good);
+            std::fs::write(&path, &bad).unwrap();
+            assert!(
+                matches!(
+                    Keystore::load(&path, Network::Regtest),
+                    Err(KeystoreError::Corrupted { .. })
+                ),
+                "{bad}"
+            );
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), bad);
+        }
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn write_errors_name_the_file() {
+        let dir = temp("readonly").parent().unwrap().to_path_buf();
+        // A wallet path inside a directory that is a file cannot be written.
+        let blocker = dir.join("not-a-dir");
+        std::fs::write(&blocker, b"x").unwrap();
+        let ks = Keystore::create_hd(Network::Regtest, test_seed(), None).unwrap();
+        let err = ks
+            .save(&blocker.join("w.json"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&blocker.display().to_string()), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,27 +1,38 @@
 //! `chaincore-wallet`: keys on disk, balances and coins from a node, signed transactions.
 //!
 //! # Layout
-//! - [`keystore`]: the wallet file (plain or encrypted keys), atomic writes.
+//! - [`keystore`]: the wallet file (HD seed or random keys, plain or encrypted), atomic writes.
+//! - [`hd`]: BIP39 mnemonics and the BIP32 keys of the wallet's BIP44-style account.
+//! - [`lock`]: the wallet lock file that makes commands on one wallet run one at a time.
+//! - [`scan`]: the gap-limit scan of the node's address index that `restore` runs.
+//! - [`prompt`]: passphrases and mnemonic words from files or the terminal.
 //! - [`coinselect`]: coin selection, change and fees.
 //! - [`node`]: the JSON-RPC connection to `chaincore-node`.
 
 mod coinselect;
+mod hd;
 mod keystore;
+mod lock;
 mod node;
+mod prompt;
+mod scan;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use chaincore::key::PrivateKey;
 use chaincore::rpc::NodeArgs;
 use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
 use chaincore::{Address, Amount, Script, Transaction, TxIn, TxOut};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 use crate::coinselect::{Coin, Selection};
+use crate::hd::Chain;
 use crate::keystore::Keystore;
+use crate::lock::WalletLock;
 use crate::node::NodeClient;
 
 /// ChainCore wallet: holds keys, shows balances, builds and sends signed transactions.
@@ -36,6 +47,15 @@ struct Args {
     /// Read the passphrase of an encrypted wallet from this file instead of the terminal.
     #[arg(long, env = "CHAINCORE_PASSPHRASE_FILE", global = true)]
     passphrase_file: Option<PathBuf>,
+    /// Seconds to wait for another command that holds the wallet (its lock file
+    /// `<wallet>.lock`) before giving up.
+    #[arg(
+        long,
+        env = "CHAINCORE_WALLET_LOCK_TIMEOUT",
+        default_value_t = 60,
+        global = true
+    )]
+    lock_timeout: u64,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -43,13 +63,87 @@ struct Args {
     command: Command,
 }
 
+/// Length of a new mnemonic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum WordCount {
+    /// 12 words (128 bits of entropy).
+    #[value(name = "12")]
+    Twelve,
+    /// 24 words (256 bits of entropy).
+    #[value(name = "24")]
+    TwentyFour,
+}
+
+impl WordCount {
+    fn count(self) -> usize {
+        match self {
+            WordCount::Twelve => 12,
+            WordCount::TwentyFour => 24,
+        }
+    }
+}
+
+/// The optional BIP39 passphrase (the "25th word"): a different passphrase gives a different,
+/// equally valid wallet, so it must be kept with the words.
+#[derive(clap::Args, Debug)]
+struct Bip39Passphrase {
+    /// Use a BIP39 passphrase, asked on the terminal.
+    #[arg(long)]
+    bip39_passphrase: bool,
+    /// Read the BIP39 passphrase from the first line of this file.
+    #[arg(long, conflicts_with = "bip39_passphrase")]
+    bip39_passphrase_file: Option<PathBuf>,
+}
+
+impl Bip39Passphrase {
+    /// The passphrase, or the empty string BIP39 uses when there is none.
+    fn read(&self, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
+        match (&self.bip39_passphrase_file, self.bip39_passphrase) {
+            (Some(file), _) => prompt::first_line(file, "BIP39 passphrase"),
+            (None, true) => {
+                prompt::ask_secret("BIP39 passphrase", confirm, "--bip39-passphrase-file")
+            }
+            (None, false) => Ok(Zeroizing::new(String::new())),
+        }
+    }
+
+    fn given(&self) -> bool {
+        self.bip39_passphrase || self.bip39_passphrase_file.is_some()
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Create a new wallet with one address.
+    /// Create a new HD wallet: shows its mnemonic words once and asks for them back.
     Create {
-        /// Encrypt the keys with a passphrase (asked on the terminal or read from --passphrase-file).
+        /// Encrypt the seed with a passphrase (asked on the terminal or read from
+        /// --passphrase-file).
         #[arg(long)]
         encrypt: bool,
+        /// Number of mnemonic words.
+        #[arg(long, value_enum, default_value = "12")]
+        words: WordCount,
+        /// Print the words (in the JSON as "mnemonic") instead of showing them on the terminal
+        /// and asking for them back: for scripts, which must keep them safe themselves.
+        #[arg(long)]
+        show_mnemonic: bool,
+        #[command(flatten)]
+        bip39: Bip39Passphrase,
+    },
+    /// Rebuild an HD wallet from its mnemonic words, finding its used addresses on the node.
+    Restore {
+        /// Read the words from this file instead of asking on the terminal.
+        #[arg(long, env = "CHAINCORE_MNEMONIC_FILE")]
+        mnemonic_file: Option<PathBuf>,
+        #[command(flatten)]
+        bip39: Bip39Passphrase,
+        /// Encrypt the seed with a passphrase (asked on the terminal or read from
+        /// --passphrase-file).
+        #[arg(long)]
+        encrypt: bool,
+        /// Stop scanning a chain after this many unused addresses in a row.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        gap_limit: u32,
     },
     /// Show the wallet file, network and number of addresses.
     Info,
@@ -58,6 +152,10 @@ enum Command {
         /// A label to remember it by.
         #[arg(long, default_value = "")]
         label: String,
+        /// An address on the change chain instead (Bitcoin Core's getrawchangeaddress), for
+        /// transactions built by hand.
+        #[arg(long)]
+        change: bool,
     },
     /// List the wallet's addresses.
     Addresses,
@@ -65,13 +163,21 @@ enum Command {
     Balance,
     /// List spendable and pending coins.
     Utxos,
-    /// Send coins: `send <address> <amount in coins>`.
+    /// Send coins: `send <address> <amount>`, or `send --to ADDR=AMOUNT --to ADDR=AMOUNT …`
+    /// to pay several recipients in one transaction (amounts in coins).
     Send {
-        /// Destination address.
-        address: String,
+        /// Destination address (one recipient; use --to for several).
+        #[arg(required_unless_present = "to")]
+        address: Option<String>,
         /// Amount in coins (up to 8 decimals); omit with --send-all.
-        #[arg(required_unless_present = "send_all", allow_negative_numbers = true)]
+        #[arg(
+            required_unless_present_any = ["send_all", "to"],
+            allow_negative_numbers = true
+        )]
         amount: Option<String>,
+        /// A recipient and amount in coins as ADDR=AMOUNT; repeat for several recipients.
+        #[arg(long = "to", value_name = "ADDR=AMOUNT", conflicts_with_all = ["address", "send_all"])]
+        to: Vec<String>,
         /// Fee rate in units per byte.
         #[arg(long, default_value_t = 1)]
         fee_rate: i64,
@@ -159,28 +265,30 @@ impl Args {
         NodeClient::new(&self.node.url(), &credentials)
     }
 
-    /// The passphrase from --passphrase-file, or asked on the terminal (twice if `confirm`).
-    fn passphrase(&self, confirm: bool) -> anyhow::Result<String> {
-        if let Some(file) = &self.passphrase_file {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read passphrase file {}", file.display()))?;
-            let p = text.lines().next().unwrap_or("").to_string();
-            if p.is_empty() {
-                bail!("passphrase file {} is empty", file.display());
-            }
-            return Ok(p);
+    /// The wallet passphrase from --passphrase-file, or asked on the terminal (twice if
+    /// `confirm`).
+    fn passphrase(&self, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
+        match &self.passphrase_file {
+            Some(file) => prompt::first_line(file, "passphrase"),
+            None => prompt::ask_secret("wallet passphrase", confirm, "--passphrase-file"),
         }
-        if !std::io::stdin().is_terminal() {
-            bail!("this needs the wallet passphrase: run in a terminal or pass --passphrase-file");
-        }
-        let p = rpassword::prompt_password("Wallet passphrase: ")?;
-        if confirm && rpassword::prompt_password("Repeat passphrase: ")? != p {
-            bail!("the passphrases do not match");
-        }
-        if p.is_empty() {
-            bail!("the passphrase must not be empty");
-        }
-        Ok(p)
+    }
+
+    /// Takes the wallet's lock, waiting up to --lock-timeout for another command to finish.
+    fn lock(&self) -> anyhow::Result<WalletLock> {
+        let path = self.wallet_path()?;
+        Ok(WalletLock::acquire(
+            &path,
+            Duration::from_secs(self.lock_timeout),
+            |lock| {
+                eprintln!(
+                    "waiting up to {} s for another command that holds {} (lock file {})",
+                    self.lock_timeout,
+                    path.display(),
+                    lock.display()
+                )
+            },
+        )?)
     }
 
     fn load(&self) -> anyhow::Result<Keystore> {
@@ -195,57 +303,72 @@ impl Args {
         }
         Ok(ks)
     }
+
+    /// Fails unless `path` is free for a new wallet (checked again when the file is written).
+    fn refuse_existing(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        if path.exists() {
+            bail!(
+                "a wallet already exists at {}; refusing to overwrite it",
+                path.display()
+            );
+        }
+        Ok(())
+    }
 }
 
 async fn run(args: Args) -> anyhow::Result<Output> {
     match &args.command {
-        Command::Create { encrypt } => {
-            let path = args.wallet_path()?;
-            if path.exists() {
-                bail!(
-                    "a wallet already exists at {}; refusing to overwrite it",
-                    path.display()
-                );
-            }
-            let passphrase = if *encrypt {
-                Some(args.passphrase(true)?)
-            } else {
-                None
-            };
-            let ks = Keystore::create(args.node.network, passphrase.as_deref());
-            ks.save(&path, true)?;
-            let address = ks.entries[0].address.clone();
-            Ok(Output {
-                text: format!(
-                    "created {} wallet {}\naddress: {address}",
-                    args.node.network,
-                    path.display()
-                ),
-                json: json!({"wallet": path, "network": args.node.network, "encrypted": encrypt, "address": address}),
-            })
-        }
+        Command::Create {
+            encrypt,
+            words,
+            show_mnemonic,
+            bip39,
+        } => create(&args, *encrypt, *words, *show_mnemonic, bip39),
+        Command::Restore {
+            mnemonic_file,
+            bip39,
+            encrypt,
+            gap_limit,
+        } => restore(&args, mnemonic_file.as_deref(), bip39, *encrypt, *gap_limit).await,
         Command::Info => {
             let path = args.wallet_path()?;
             let ks = args.load()?;
+            let receive = ks.entries.iter().filter(|e| !e.change).count();
+            let change = ks.entries.len() - receive;
+            let kind = if ks.is_hd() {
+                "HD (BIP39 seed)"
+            } else {
+                "random keys"
+            };
+            let account = ks.is_hd().then(|| hd::account_path(ks.network));
             Ok(Output {
                 text: format!(
-                    "wallet: {}\nnetwork: {}\nencrypted: {}\naddresses: {}",
+                    "wallet: {}\nnetwork: {}\nkind: {kind}{}\nencrypted: {}\naddresses: {} ({receive} receive, {change} change)",
                     path.display(),
                     ks.network,
+                    account.as_ref().map(|a| format!("\naccount: {a}")).unwrap_or_default(),
                     ks.is_encrypted(),
                     ks.entries.len()
                 ),
-                json: json!({"wallet": path, "network": ks.network, "encrypted": ks.is_encrypted(), "addresses": ks.entries.len()}),
+                json: json!({"wallet": path, "network": ks.network, "hd": ks.is_hd(), "account": account, "encrypted": ks.is_encrypted(), "addresses": ks.entries.len(), "receive_addresses": receive, "change_addresses": change}),
             })
         }
-        Command::NewAddress { label } => {
+        Command::NewAddress { label, change } => {
             let path = args.wallet_path()?;
+            let _lock = args.lock()?;
             let mut ks = args.load_unlocked()?;
-            let address = ks.add_key(PrivateKey::generate(), label.clone(), false);
+            let chain = if *change {
+                Chain::Change
+            } else {
+                Chain::Receive
+            };
+            let address = ks.new_address(chain, label.clone())?;
             ks.save(&path, false)?;
+            let entry = ks.entries.last();
+            let hd_path = entry.and_then(|e| ks.path_of(e));
             Ok(Output {
                 text: address.clone(),
-                json: json!({"address": address, "label": label}),
+                json: json!({"address": address, "label": label, "change": change, "path": hd_path}),
             })
         }
         Command::Addresses => {
@@ -255,38 +378,31 @@ async fn run(args: Args) -> anyhow::Result<Output> {
                 .iter()
                 .map(|e| {
                     let kind = if e.change { " (change)" } else { "" };
-                    format!(
-                        "{}{kind}{}",
-                        e.address,
-                        if e.label.is_empty() {
-                            String::new()
-                        } else {
-                            format!("  {}", e.label)
-                        }
-                    )
+                    let path = ks.path_of(e).map(|p| format!("  {p}")).unwrap_or_default();
+                    let label = if e.label.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {}", e.label)
+                    };
+                    format!("{}{kind}{path}{label}", e.address)
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
+            let rows: Vec<Value> = ks
+                .entries
+                .iter()
+                .map(|e| json!({"address": e.address, "label": e.label, "change": e.change, "path": ks.path_of(e)}))
+                .collect();
             Ok(Output {
                 text,
-                json: json!(ks.entries),
+                json: json!(rows),
             })
         }
         Command::Balance => {
             let ks = args.load()?;
             let node = args.node()?;
-            let b = node.balance(&addresses(&ks)).await?;
-            let confirmed = Amount::from_units(b.balance - b.immature);
-            let (unconfirmed, immature) = (
-                Amount::from_units(b.unconfirmed),
-                Amount::from_units(b.immature),
-            );
-            Ok(Output {
-                text: format!(
-                    "confirmed: {confirmed}\nunconfirmed: {unconfirmed}\nimmature: {immature}"
-                ),
-                json: json!({"confirmed": confirmed.to_string(), "unconfirmed": unconfirmed.to_string(), "immature": immature.to_string()}),
-            })
+            let (text, json) = balance(&node, &ks).await?;
+            Ok(Output { text, json })
         }
         Command::Utxos => {
             let ks = args.load()?;
@@ -324,21 +440,26 @@ async fn run(args: Args) -> anyhow::Result<Output> {
         Command::Send {
             address,
             amount,
+            to,
             fee_rate,
             data,
             send_all,
             dry_run,
         } => {
-            send(
-                &args,
-                address,
-                amount.as_deref(),
-                *fee_rate,
-                data.as_deref(),
-                *send_all,
-                *dry_run,
-            )
-            .await
+            let network = args.node.network;
+            let payees = match (address, amount, *send_all) {
+                (Some(a), None, true) => Payees::All(parse_address(a, network)?),
+                (Some(a), Some(amount), false) => {
+                    Payees::Amounts(vec![(parse_address(a, network)?, parse_amount(amount)?)])
+                }
+                (None, None, false) if !to.is_empty() => {
+                    Payees::Amounts(parse_recipients(to, network)?)
+                }
+                _ => bail!(
+                    "give an address and an amount, an address and --send-all, or --to ADDR=AMOUNT"
+                ),
+            };
+            send(&args, payees, *fee_rate, data.as_deref(), *dry_run).await
         }
         Command::History => {
             let ks = args.load()?;
@@ -369,8 +490,9 @@ async fn run(args: Args) -> anyhow::Result<Output> {
         Command::ImportKey { wif } => {
             let path = args.wallet_path()?;
             let key = PrivateKey::from_wif(wif, args.node.network).context("cannot import key")?;
+            let _lock = args.lock()?;
             let mut ks = args.load_unlocked()?;
-            let address = ks.add_key(key, "imported".into(), false);
+            let address = ks.import_key(key, "imported".into())?;
             ks.save(&path, false)?;
             Ok(Output {
                 text: address.clone(),
@@ -392,6 +514,135 @@ async fn run(args: Args) -> anyhow::Result<Output> {
     }
 }
 
+/// `create`: a new HD wallet from new words, written only once the words were confirmed (or
+/// printed, with --show-mnemonic).
+fn create(
+    args: &Args,
+    encrypt: bool,
+    words: WordCount,
+    show_mnemonic: bool,
+    bip39: &Bip39Passphrase,
+) -> anyhow::Result<Output> {
+    let path = args.wallet_path()?;
+    args.refuse_existing(&path)?;
+    if !show_mnemonic && !prompt::interactive() {
+        bail!(
+            "create shows the mnemonic words on a terminal and asks for them back; \
+             without a terminal pass --show-mnemonic to print them (keep them safe: they are the only backup)"
+        );
+    }
+    let passphrase = if encrypt {
+        Some(args.passphrase(true)?)
+    } else {
+        None
+    };
+    let bip39_passphrase = bip39.read(true)?;
+    let mnemonic = hd::new_mnemonic(words.count())?;
+    if !show_mnemonic {
+        prompt::show_and_confirm(&mnemonic)?;
+    }
+    let seed = hd::seed(&mnemonic, &bip39_passphrase);
+    let _lock = args.lock()?;
+    let ks = Keystore::create_hd(
+        args.node.network,
+        seed,
+        passphrase.as_deref().map(|p| p.as_str()),
+    )?;
+    ks.save(&path, true)?;
+    let address = ks.entries[0].address.clone();
+    let mut json = json!({
+        "wallet": path,
+        "network": args.node.network,
+        "encrypted": encrypt,
+        "address": address,
+        "words": words.count(),
+        "bip39_passphrase": bip39.given(),
+        "account": hd::account_path(args.node.network),
+    });
+    let mut text = format!(
+        "created {} HD wallet {}\naddress: {address}",
+        args.node.network,
+        path.display()
+    );
+    if show_mnemonic {
+        let phrase = Zeroizing::new(mnemonic.to_string());
+        json["mnemonic"] = json!(phrase.as_str());
+        text += &format!("\nmnemonic: {}\nwrite these words down and keep them safe: they are the wallet's only backup", phrase.as_str());
+    }
+    Ok(Output { json, text })
+}
+
+/// `restore`: rebuilds an HD wallet from its words, keeping every address up to the last used
+/// one on each chain, and shows the balance found.
+async fn restore(
+    args: &Args,
+    mnemonic_file: Option<&std::path::Path>,
+    bip39: &Bip39Passphrase,
+    encrypt: bool,
+    gap_limit: u32,
+) -> anyhow::Result<Output> {
+    let path = args.wallet_path()?;
+    args.refuse_existing(&path)?;
+    // Every check on what was typed comes before anything is written.
+    let mnemonic = prompt::mnemonic_words(mnemonic_file)?;
+    let bip39_passphrase = bip39.read(false)?;
+    let passphrase = if encrypt {
+        Some(args.passphrase(true)?)
+    } else {
+        None
+    };
+    let seed = hd::seed(&mnemonic, &bip39_passphrase);
+    let network = args.node.network;
+    let account = hd::Account::new(&seed, network)?;
+    let node = args.node()?;
+    let receive = scan::scan_chain(&node, &account, Chain::Receive, gap_limit).await?;
+    let change = scan::scan_chain(&node, &account, Chain::Change, gap_limit).await?;
+
+    let _lock = args.lock()?;
+    let mut ks = Keystore::create_hd(network, seed, passphrase.as_deref().map(|p| p.as_str()))?;
+    while ks.next_index(Chain::Receive) < receive.keep() {
+        ks.new_address(Chain::Receive, String::new())?;
+    }
+    while ks.next_index(Chain::Change) < change.keep() {
+        ks.new_address(Chain::Change, String::new())?;
+    }
+    ks.save(&path, true)?;
+    let (balance_text, balance_json) = balance(&node, &ks).await?;
+    Ok(Output {
+        text: format!(
+            "restored {network} HD wallet {}\nused addresses: {} receive, {} change (looked at {} and {}, gap limit {gap_limit})\n{balance_text}",
+            path.display(),
+            receive.used,
+            change.used,
+            receive.scanned,
+            change.scanned,
+        ),
+        json: json!({
+            "wallet": path,
+            "network": network,
+            "encrypted": encrypt,
+            "gap_limit": gap_limit,
+            "receive": {"used": receive.used, "scanned": receive.scanned, "kept": ks.next_index(Chain::Receive)},
+            "change": {"used": change.used, "scanned": change.scanned, "kept": ks.next_index(Chain::Change)},
+            "balance": balance_json,
+        }),
+    })
+}
+
+/// The balance of every address of `ks`: text and JSON.
+async fn balance(node: &NodeClient, ks: &Keystore) -> anyhow::Result<(String, Value)> {
+    let b = node.balance(&addresses(ks)).await?;
+    let confirmed = Amount::from_units(b.balance - b.immature);
+    let (unconfirmed, immature) = (
+        Amount::from_units(b.unconfirmed),
+        Amount::from_units(b.immature),
+    );
+    Ok((
+        format!("confirmed: {confirmed}\nunconfirmed: {unconfirmed}\nimmature: {immature}"),
+        json!({"confirmed": confirmed.to_string(), "unconfirmed": unconfirmed.to_string(), "immature": immature.to_string()}),
+    ))
+}
+
 fn addresses(ks: &Keystore) -> Vec<String> {
     ks.entries.iter().map(|e| e.address.clone()).collect()
 }
@@ -405,25 +656,49 @@ fn parse_amount(s: &str) -> anyhow::Result<Amount> {
     Ok(amount)
 }
 
+fn parse_address(s: &str, network: chaincore::Network) -> anyhow::Result<Address> {
+    Address::parse(s, network).map_err(|e| anyhow::anyhow!("bad address '{s}': {e}"))
+}
+
+/// Parses `--to ADDR=AMOUNT` arguments; an address may appear once (as Bitcoin Core's
+/// `sendmany` insists).
+fn parse_recipients(
+    to: &[String],
+    network: chaincore::Network,
+) -> anyhow::Result<Vec<(Address, Amount)>> {
+    let mut out: Vec<(Address, Amount)> = Vec::with_capacity(to.len());
+    for arg in to {
+        let (address, amount) = arg
+            .split_once('=')
+            .with_context(|| format!("bad --to '{arg}': expected ADDR=AMOUNT"))?;
+        let address = parse_address(address.trim(), network)?;
+        let amount = parse_amount(amount.trim())?;
+        if out.iter().any(|(a, _)| a == &address) {
+            bail!("bad --to '{arg}': {address} is already a recipient; give each address once");
+        }
+        out.push((address, amount));
+    }
+    Ok(out)
+}
+
+/// Who a `send` pays.
+enum Payees {
+    /// These recipients these amounts; change goes back to the wallet.
+    Amounts(Vec<(Address, Amount)>),
+    /// Everything spendable, less the fee, to one address.
+    All(Address),
+}
+
 async fn send(
     args: &Args,
-    to: &str,
-    amount: Option<&str>,
+    payees: Payees,
     fee_rate: i64,
     data: Option<&str>,
-    send_all: bool,
     dry_run: bool,
 ) -> anyhow::Result<Output> {
-    let dest = Address::parse(to, args.node.network)
-        .map_err(|e| anyhow::anyhow!("bad address '{to}': {e}"))?;
     if fee_rate < 1 {
         bail!("--fee-rate must be at least 1 unit per byte (the node's minimum relay fee)");
     }
-    let amount = match (amount, send_all) {
-        (Some(a), false) => Some(parse_amount(a)?),
-        (None, true) => None,
-        _ => bail!("give an amount, or --send-all"),
-    };
     let mut data_outputs = Vec::new();
     if let Some(text) = data {
         let script = Script::new_op_return(text.as_bytes()).with_context(|| {
@@ -438,6 +713,9 @@ async fn send(
         });
     }
     let path = args.wallet_path()?;
+    // Held until the transaction is broadcast: no other command sees these coins as unspent
+    // or writes the file in between.
+    let _lock = args.lock()?;
     let mut ks = args.load()?;
     let node = args.node()?;
     let coins: Vec<Coin> = node
@@ -454,23 +732,29 @@ async fn send(
             address: u.address.clone(),
         })
         .collect();
-    let selection = match amount {
-        Some(a) => {
-            let mut outputs = vec![TxOut {
-                value: a,
-                script_pubkey: dest.script_pubkey(),
-            }];
+    let selection = match payees {
+        Payees::Amounts(recipients) => {
+            let mut outputs: Vec<TxOut> = recipients
+                .iter()
+                .map(|(to, amount)| TxOut {
+                    value: *amount,
+                    script_pubkey: to.script_pubkey(),
+                })
+                .collect();
             outputs.extend(data_outputs);
             coinselect::select(&coins, outputs, fee_rate)?
         }
-        None => coinselect::select_all(&coins, dest.script_pubkey(), data_outputs, fee_rate)?,
+        Payees::All(to) => {
+            coinselect::select_all(&coins, to.script_pubkey(), data_outputs, fee_rate)?
+        }
     };
     if !ks.is_unlocked() {
         ks.unlock(&args.passphrase(false)?)?;
     }
     let change_address = selection
         .change
-        .map(|_| ks.add_key(PrivateKey::generate(), String::new(), true));
+        .map(|_| ks.new_address(Chain::Change, String::new()))
+        .transpose()?;
     let (tx, fee) = build_and_sign(&ks, &selection, change_address.as_deref(), fee_rate)?;
     let size = chaincore::encode::serialize(&tx).len();
     let txid = tx.compute_txid().to_string();
@@ -647,5 +931,62 @@ mod tests {
             "user needs password"
         );
         assert!(Args::try_parse_from(["w", "--network", "nope", "info"]).is_err());
+    }
+
+    #[test]
+    fn new_commands_parse_like_the_docs_say() {
+        let a = Args::try_parse_from(["w", "send", "--to", "rA=1", "--to", "rB=2.5"]).unwrap();
+        assert!(matches!(a.command, Command::Send { ref to, address: None, .. } if to.len() == 2));
+        for bad in [
+            &["w", "send", "rADDR", "--to", "rA=1"][..],
+            &["w", "send", "--to", "rA=1", "--send-all"],
+            &["w", "send"],
+            &["w", "create", "--words", "13"],
+            &[
+                "w",
+                "create",
+                "--bip39-passphrase",
+                "--bip39-passphrase-file",
+                "f",
+            ],
+            &["w", "restore", "--gap-limit", "0"],
+        ] {
+            assert!(Args::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        let c = Args::try_parse_from(["w", "--json", "create", "--show-mnemonic", "--words", "24"])
+            .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Create {
+                words: WordCount::TwentyFour,
+                show_mnemonic: true,
+                ..
+            }
+        ));
+        let r = Args::try_parse_from(["w", "restore", "--mnemonic-file", "m.txt"]).unwrap();
+        assert!(matches!(r.command, Command::Restore { gap_limit: 20, .. }));
+        assert_eq!(r.lock_timeout, 60);
+    }
+
+    #[test]
+    fn recipients_are_checked() {
+        let net = chaincore::Network::Regtest;
+        let a = Address::p2pkh([1; 20], net).to_string();
+        let b = Address::p2pkh([2; 20], net).to_string();
+        let two = parse_recipients(&[format!("{a}=1.5"), format!("{b}=0.25")], net).unwrap();
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[1].1, Amount::from_units(25_000_000));
+        for (bad, why) in [
+            (vec![a.clone()], "expected ADDR=AMOUNT"),
+            (
+                vec![format!("{a}=1"), format!("{a}=2")],
+                "already a recipient",
+            ),
+            (vec![format!("{a}=0")], "must be more than zero"),
+            (vec![format!("{a}x=1")], "bad address"),
+        ] {
+            let err = parse_recipients(&bad, net).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
     }
 }

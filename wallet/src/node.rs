@@ -4,12 +4,18 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use chaincore::encode::{deserialize, serialize};
 use chaincore::rpc::{http_client, is_auth_failure, RpcClient};
 use chaincore::{Amount, OutPoint, Transaction, Txid};
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::params::BatchRequestBuilder;
+use jsonrpsee::rpc_params;
 use jsonrpsee_http_client::HttpClient;
 use serde_json::{json, Value};
+
+/// Most calls the wallet puts in one JSON-RPC batch (the node's limit is 100).
+pub const MAX_BATCH: usize = 100;
 
 /// A connected node.
 pub struct NodeClient {
@@ -138,6 +144,45 @@ impl NodeClient {
                 })
             })
             .collect()
+    }
+
+    /// For each of `addresses`, whether the node's address index has any transaction paying or
+    /// spending it (in the active chain or the mempool). Asks in JSON-RPC batches of at most
+    /// [`MAX_BATCH`] `getaddresstxids` calls, one per address.
+    pub async fn used(&self, addresses: &[String]) -> anyhow::Result<Vec<bool>> {
+        let mut used = Vec::with_capacity(addresses.len());
+        for chunk in addresses.chunks(MAX_BATCH) {
+            let mut batch = BatchRequestBuilder::new();
+            for a in chunk {
+                batch.insert("getaddresstxids", rpc_params![a])?;
+            }
+            let answers = self
+                .client
+                .batch_request::<Value>(batch)
+                .await
+                .map_err(|e| self.explain(e))?;
+            if answers.len() != chunk.len() {
+                bail!(
+                    "the node answered {} of {} getaddresstxids calls",
+                    answers.len(),
+                    chunk.len()
+                );
+            }
+            for (answer, address) in answers.into_iter().zip(chunk) {
+                let txids = answer.map_err(|e| {
+                    anyhow::anyhow!(
+                        "the node refused getaddresstxids for {address}: {} (code {})",
+                        e.message(),
+                        e.code()
+                    )
+                })?;
+                let txids = txids
+                    .as_array()
+                    .with_context(|| format!("getaddresstxids for {address}: not a list"))?;
+                used.push(!txids.is_empty());
+            }
+        }
+        Ok(used)
     }
 
     /// Broadcasts a signed transaction; returns its txid.
