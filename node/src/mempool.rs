@@ -213,13 +213,21 @@ impl Mempool {
             } else if let Some(coin) = (view.coin)(prev)? {
                 spent.push(coin);
             } else {
-                let mut already_confirmed = false;
-                for vout in 0..tx.output.len() as u32 {
-                    if (view.coin)(&OutPoint { txid, vout })?.is_some() {
-                        already_confirmed = true;
-                        break;
-                    }
-                }
+                // Confirmed already? One lookup of one output that can be in the UTXO set
+                // (Core's check), not one per output: a transaction with 100,000 outputs
+                // costs no more to refuse than one with one.
+                let already_confirmed = match tx
+                    .output
+                    .iter()
+                    .position(|o| o.script_pubkey.op_return_data().is_none())
+                {
+                    Some(vout) => (view.coin)(&OutPoint {
+                        txid,
+                        vout: vout as u32,
+                    })?
+                    .is_some(),
+                    None => false,
+                };
                 return Err(if already_confirmed {
                     MempoolError::AlreadyKnown
                 } else {
@@ -518,6 +526,42 @@ mod tests {
         let id = entry.txid;
         pool.insert(entry)?;
         Ok(id)
+    }
+
+    #[test]
+    fn missing_inputs_cost_one_lookup_per_input_plus_one_whatever_the_outputs() {
+        let lookups = std::cell::Cell::new(0u32);
+        let counting = |o: &OutPoint| {
+            lookups.set(lookups.get() + 1);
+            chain_coin(o)
+        };
+        let view = ChainView {
+            coin: &counting,
+            next_height: 10,
+            median_time_past: 0,
+        };
+        let missing = OutPoint {
+            txid: Txid([9; 32]),
+            vout: 1,
+        };
+        // 99,000 outputs (a ~1 MB transaction) and one input that does not exist.
+        let mut tx = spend(missing, 1);
+        tx.output = vec![
+            TxOut {
+                value: Amount::ZERO,
+                script_pubkey: Script::new_op_return(&[]).unwrap(),
+            };
+            98_999
+        ];
+        tx.output.push(TxOut {
+            value: Amount::from_units(1),
+            script_pubkey: lock(),
+        });
+        let pool = Mempool::new(DEFAULT_MAX_BYTES);
+        let e = pool.check(tx, &view, 0, &|_| false).unwrap_err();
+        assert_eq!(e.to_string(), "bad-txns-inputs-missingorspent");
+        // The input, then one output to tell "already confirmed" from "missing".
+        assert_eq!(lookups.get(), 2);
     }
 
     #[test]

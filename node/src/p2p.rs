@@ -8,6 +8,7 @@
 //! unless it is on loopback or named by the operator, its IP is banned for 24 hours.
 
 pub mod message;
+pub mod outbox;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -18,15 +19,15 @@ use std::time::{Duration, Instant};
 use chaincore::pow::Work;
 use chaincore::validation::{self, RuleError};
 use chaincore::{BlockHash, Txid};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 
 use crate::chain::{unix_now, ChainError};
 use crate::node::Node;
 use message::{Codec, Inv, Message, Version, INV_BLOCK, INV_TX, MAX_HEADERS, PROTOCOL_VERSION};
+use outbox::Outbox;
 
 /// Blocks requested from one peer at a time.
 pub const MAX_IN_FLIGHT: usize = 16;
@@ -41,8 +42,6 @@ const BAN_TIME: Duration = Duration::from_secs(24 * 3600);
 /// Non-connecting `headers` messages in a row (none connecting between) before a peer is
 /// treated as misbehaving.
 const MAX_UNCONNECTING_HEADERS: u32 = 8;
-/// Messages queued for one peer before it counts as too slow.
-const SEND_QUEUE: usize = 1_000;
 /// Headers of a lighter fork kept per peer while it may still outgrow our chain.
 const MAX_PENDING_HEADERS: usize = 10 * MAX_HEADERS;
 /// Blocks one peer may have queued for download.
@@ -76,7 +75,7 @@ struct Peer {
     operator: bool,
     version: Option<Version>,
     connected: Instant,
-    send: mpsc::Sender<Message>,
+    send: Outbox,
     known: HashSet<[u8; 32]>,
     /// Woken by `disconnectnode`/`setban` to end the session.
     kick: Arc<tokio::sync::Notify>,
@@ -324,7 +323,7 @@ impl P2p {
             let mut peers = self.lock_peers();
             for peer in peers.values_mut().filter(|p| p.version.is_some()) {
                 if remember(&mut peer.known, inv.hash) {
-                    let _ = peer.send.try_send(Message::Inv(vec![inv]));
+                    let _ = peer.send.push(Message::Inv(vec![inv]));
                 }
             }
         }
@@ -340,16 +339,9 @@ impl P2p {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
-        let (send, mut outbox) = mpsc::channel::<Message>(SEND_QUEUE);
         let kick = Arc::new(tokio::sync::Notify::new());
-        let mut writer = FramedWrite::new(write, Codec::new(self.magic));
-        let writer_task = tokio::spawn(async move {
-            while let Some(msg) = outbox.recv().await {
-                if writer.send(msg).await.is_err() {
-                    return;
-                }
-            }
-        });
+        let stopped_reading = Arc::new(tokio::sync::Notify::new());
+        let (send, writer_task) = Outbox::spawn(write, self.magic, stopped_reading.clone());
         self.lock_peers().insert(
             id,
             Peer {
@@ -367,6 +359,10 @@ impl P2p {
         let result = tokio::select! {
             r = self.session(id, &mut reader, &send) => r,
             _ = kick.notified() => Err(PeerError::Disconnect("disconnected by the operator".into())),
+            _ = stopped_reading.notified() => Err(PeerError::Disconnect(format!(
+                "peer stopped reading: nothing written for {} s",
+                outbox::WRITE_TIMEOUT.as_secs()
+            ))),
         };
         let handshaken = self
             .lock_peers()
@@ -383,7 +379,7 @@ impl P2p {
             .retain(|_, (peer, _)| *peer != id);
         writer_task.abort();
         match result {
-            Err(PeerError::Disconnect(why)) => tracing::debug!(%addr, "peer disconnected: {why}"),
+            Err(PeerError::Disconnect(why)) => tracing::info!(%addr, "peer disconnected: {why}"),
             Err(e @ (PeerError::Protocol(_) | PeerError::Misbehaved(_))) => {
                 if matches!(&e, PeerError::Protocol(message::ProtocolError::Io(_))) {
                     tracing::debug!(%addr, "peer connection closed: {e}");
@@ -405,7 +401,7 @@ impl P2p {
         &self,
         id: u64,
         reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, Codec>,
-        send: &mpsc::Sender<Message>,
+        send: &Outbox,
     ) -> Result<(), PeerError> {
         // Handshake.
         let nonce: u64 = {
@@ -489,6 +485,8 @@ impl P2p {
         ping.tick().await;
         let mut last_heard = Instant::now();
         loop {
+            // Over the send budget: read nothing more from this peer until it catches up.
+            send.below_budget().await;
             let msg = tokio::select! {
                 m = next(reader) => m?,
                 _ = ping.tick() => {
@@ -509,15 +507,65 @@ impl P2p {
         }
     }
 
+    /// Answers a `getdata` from the mempool and the store: duplicates ignored, at most
+    /// [`MAX_BLOCKS_PER_GETDATA`] blocks, each read and queued only once the peer's queue is
+    /// within its send budget (the rest of the request waits; nothing is dropped).
+    async fn serve_getdata(&self, items: Vec<Inv>, send: &Outbox) -> Result<(), PeerError> {
+        let mut seen = HashSet::new();
+        let mut missing = Vec::new();
+        let mut blocks = 0;
+        for inv in items.into_iter().filter(|i| seen.insert(*i)) {
+            match inv.kind {
+                INV_TX => {
+                    let tx = self
+                        .node
+                        .lock()
+                        .mempool
+                        .get(&Txid(inv.hash))
+                        .map(|e| e.tx.clone());
+                    match tx {
+                        Some(tx) => self.queue(send, Message::Tx(tx))?,
+                        None => missing.push(inv),
+                    }
+                }
+                INV_BLOCK if blocks < MAX_BLOCKS_PER_GETDATA => {
+                    blocks += 1;
+                    send.below_budget().await;
+                    let node = self.node.clone();
+                    let read = tokio::task::spawn_blocking(move || {
+                        let rtx = node.lock().chain.store().begin_read()?;
+                        crate::store::read::block(&rtx, &BlockHash(inv.hash))
+                    })
+                    .await
+                    .map_err(|e| PeerError::Disconnect(e.to_string()))?;
+                    match read {
+                        Ok(Some(b)) => self.queue(send, Message::Block(b))?,
+                        Ok(None) => missing.push(inv),
+                        // Not the peer's business: the node stops.
+                        Err(e) => {
+                            self.node.store_failed(&e);
+                            return Err(PeerError::Disconnect(format!("store failure: {e}")));
+                        }
+                    }
+                }
+                _ => missing.push(inv),
+            }
+        }
+        if !missing.is_empty() {
+            self.queue(send, Message::NotFound(missing))?;
+        }
+        Ok(())
+    }
+
     fn peer_addr(&self, id: u64) -> String {
         self.lock_peers()
             .get(&id)
             .map_or_else(String::new, |p| p.addr.to_string())
     }
 
-    fn queue(&self, send: &mpsc::Sender<Message>, msg: Message) -> Result<(), PeerError> {
-        send.try_send(msg)
-            .map_err(|_| PeerError::Disconnect("send queue full (peer too slow)".into()))
+    fn queue(&self, send: &Outbox, msg: Message) -> Result<(), PeerError> {
+        send.push(msg)
+            .map_err(|e| PeerError::Disconnect(e.to_string()))
     }
 
     /// `getheaders` from our block locator.
@@ -554,7 +602,7 @@ impl P2p {
         &self,
         id: u64,
         msg: Message,
-        send: &mpsc::Sender<Message>,
+        send: &Outbox,
         sync: &mut Sync,
     ) -> Result<(), PeerError> {
         match msg {
@@ -631,15 +679,7 @@ impl P2p {
                     self.queue(send, Message::GetData(want_txs))?;
                 }
             }
-            Message::GetData(items) => {
-                let node = self.node.clone();
-                let answers = tokio::task::spawn_blocking(move || serve_getdata(&node, &items))
-                    .await
-                    .map_err(|e| PeerError::Disconnect(e.to_string()))?;
-                for m in answers {
-                    self.queue(send, m)?;
-                }
-            }
+            Message::GetData(items) => self.serve_getdata(items, send).await?,
             Message::Block(block) => {
                 let hash = block.block_hash();
                 self.mark_known(id, hash.to_byte_array());
@@ -703,7 +743,7 @@ impl P2p {
         &self,
         id: u64,
         headers: Vec<chaincore::block::Header>,
-        send: &mpsc::Sender<Message>,
+        send: &Outbox,
         sync: &mut Sync,
     ) -> Result<(), PeerError> {
         let Some(first) = headers.first() else {
@@ -816,11 +856,7 @@ impl P2p {
         Ok(())
     }
 
-    fn request_blocks(
-        &self,
-        send: &mpsc::Sender<Message>,
-        sync: &mut Sync,
-    ) -> Result<(), PeerError> {
+    fn request_blocks(&self, send: &Outbox, sync: &mut Sync) -> Result<(), PeerError> {
         let batch = {
             let state = self.node.lock();
             let mut requested = self.requested.lock().unwrap_or_else(|p| p.into_inner());
@@ -908,7 +944,7 @@ impl P2p {
     /// Sends a ping to every peer.
     pub fn ping_all(&self) {
         for p in self.lock_peers().values() {
-            let _ = p.send.try_send(Message::Ping(unix_now()));
+            let _ = p.send.push(Message::Ping(unix_now()));
         }
     }
 
@@ -1020,51 +1056,6 @@ async fn next(
 
 /// Most blocks served for one `getdata` (a peer asks for more in later messages).
 const MAX_BLOCKS_PER_GETDATA: usize = 2 * MAX_IN_FLIGHT;
-
-/// Answers a `getdata` from the store and mempool: duplicates ignored, at most
-/// [`MAX_BLOCKS_PER_GETDATA`] blocks, the node lock released before blocks are read.
-fn serve_getdata(node: &Node, items: &[Inv]) -> Vec<Message> {
-    let mut seen = HashSet::new();
-    let items: Vec<Inv> = items.iter().filter(|i| seen.insert(**i)).copied().collect();
-    let mut out = Vec::new();
-    let mut missing = Vec::new();
-    let mut blocks = Vec::new();
-    let rtx = {
-        let state = node.lock();
-        for inv in &items {
-            match inv.kind {
-                INV_BLOCK if blocks.len() < MAX_BLOCKS_PER_GETDATA => blocks.push(*inv),
-                INV_TX => match state.mempool.get(&Txid(inv.hash)) {
-                    Some(e) => out.push(Message::Tx(e.tx.clone())),
-                    None => missing.push(*inv),
-                },
-                _ => missing.push(*inv),
-            }
-        }
-        state.chain.store().begin_read()
-    };
-    // A block we do not have is `notfound`; a store that fails to read is not the peer's
-    // business, and stops the node.
-    match rtx {
-        Ok(rtx) => {
-            for inv in blocks {
-                match crate::store::read::block(&rtx, &BlockHash(inv.hash)) {
-                    Ok(Some(b)) => out.push(Message::Block(b)),
-                    Ok(None) => missing.push(inv),
-                    Err(e) => {
-                        node.store_failed(&e);
-                        break;
-                    }
-                }
-            }
-        }
-        Err(e) => node.store_failed(&e),
-    }
-    if !missing.is_empty() {
-        out.push(Message::NotFound(missing));
-    }
-    out
-}
 
 /// Per-peer block download state.
 #[derive(Default)]

@@ -66,6 +66,26 @@ impl Builder {
     /// A new solved block on `parent`; from height 101 on it spends the coinbase of its own
     /// branch 100 blocks down.
     pub fn build(&mut self, parent: &BlockHash) -> Block {
+        self.build_with(parent, Vec::new(), 0)
+    }
+
+    /// The key every coinbase pays (to sign spends of them).
+    pub fn key(&self) -> &PrivateKey {
+        &self.key
+    }
+
+    /// The transactions of a block the builder made.
+    pub fn transactions(&self, hash: &BlockHash) -> &[Transaction] {
+        &self.blocks[hash].block.txdata
+    }
+
+    /// [`Builder::build`] with `extra` transactions after its own, paying `extra_fees` more.
+    pub fn build_with(
+        &mut self,
+        parent: &BlockHash,
+        extra: Vec<Transaction>,
+        extra_fees: i64,
+    ) -> Block {
         let prev = &self.blocks[parent];
         let height = prev.height + 1;
         let prev_time = prev.block.header.time;
@@ -89,7 +109,8 @@ impl Builder {
                 vec![out.clone(), out],
             ));
         }
-        let fees: i64 = txs.iter().map(|_| 1_000).sum();
+        let fees: i64 = txs.iter().map(|_| 1_000).sum::<i64>() + extra_fees;
+        txs.extend(extra);
         let mut script_sig = coinbase_height_prefix(height);
         script_sig.push_slice(&self.tag.to_le_bytes());
         let coinbase = Transaction::new_coinbase(

@@ -287,6 +287,16 @@ impl Node {
         (ticks(11) + ticks(12)) / 100.0
     }
 
+    /// Resident memory of the node process in bytes (`VmRSS` in `/proc`), 0 if unreadable.
+    pub fn rss_bytes(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
     /// Kills the process with SIGKILL (no clean shutdown) and waits for it.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -628,3 +628,68 @@ fn unknown_malformed_and_genesis_hashes_get_core_answers_and_the_node_keeps_runn
     );
     assert_eq!(node.rpc("getblockcount", json!([])), 4);
 }
+
+#[test]
+fn idle_sockets_from_the_same_address_do_not_lock_out_authenticated_clients() {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let dir = TempDir::new("idle-sockets");
+    let node = Node::start(&dir.0, &[]);
+    let addr = format!("127.0.0.1:{}", node.rpc_port);
+    let stop = Arc::new(AtomicBool::new(false));
+    let open = Arc::new(AtomicUsize::new(0));
+    // 40 threads on 127.0.0.1 (like the miner and the wallet) that hold a socket open without
+    // sending anything, and open a new one as soon as the node closes theirs.
+    let holders: Vec<_> = (0..40)
+        .map(|_| {
+            let (stop, open, addr) = (stop.clone(), open.clone(), addr.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(mut s) = std::net::TcpStream::connect(&addr) else {
+                        continue;
+                    };
+                    s.set_read_timeout(Some(Duration::from_millis(200)))
+                        .unwrap();
+                    open.fetch_add(1, Ordering::Relaxed);
+                    let mut buf = [0u8; 64];
+                    loop {
+                        match s.read(&mut buf) {
+                            Ok(0) => break, // closed by the node: reopen
+                            Err(_) if !stop.load(Ordering::Relaxed) => continue,
+                            _ => break,
+                        }
+                    }
+                    open.fetch_sub(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    wait_for("40 idle sockets", || {
+        (open.load(Ordering::Relaxed) == 40).then_some(())
+    });
+    for i in 0..20 {
+        assert_eq!(
+            node.call("getblockcount", json!([])),
+            Ok(json!(0)),
+            "call {i}"
+        );
+    }
+    // Past the socket cap: more idle sockets than it allows. The idle ones that never
+    // authenticated are closed first, so callers still get in.
+    let extra: Vec<_> = (0..300)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    for i in 0..20 {
+        assert_eq!(
+            node.call("getblockcount", json!([])),
+            Ok(json!(0)),
+            "call {i} past the cap"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for h in holders {
+        h.join().unwrap();
+    }
+    drop(extra);
+}

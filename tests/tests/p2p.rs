@@ -70,7 +70,7 @@ fn blocks_and_transactions_cross_a_line_of_nodes() {
         &key(),
         &[OutPoint { txid, vout: 0 }],
         vec![TxOut {
-            value: Amount::from_units(49 * 100_000_000),
+            value: Amount::from_units(24 * 100_000_000),
             script_pubkey: Script::new_p2pkh(&[9; 20]),
         }],
     );
@@ -510,7 +510,7 @@ fn partition_heals_onto_the_heavier_side_and_losing_transactions_come_back() {
         &key(),
         &[OutPoint { txid, vout: 0 }],
         vec![TxOut {
-            value: Amount::from_units(49 * 100_000_000),
+            value: Amount::from_units(24 * 100_000_000),
             script_pubkey: lock.clone(),
         }],
     );
@@ -686,4 +686,90 @@ fn non_connecting_headers_between_connecting_ones_are_not_misbehaviour() {
         peer.closed(),
         "nine non-connecting headers in a row were tolerated"
     );
+}
+
+#[test]
+fn peers_that_never_read_cannot_make_the_node_hold_more_than_the_send_budget() {
+    use chaincore_tests::builder::Builder;
+    let dir = TempDir::new("p2p-budget");
+    let node = Node::start(&dir.0, &[]);
+    // A chain past coinbase maturity, then a ~1 MB block: one transaction with 10,700
+    // 80-byte OP_RETURN outputs spending what block 101 paid the builder's key.
+    let mut b = Builder::new();
+    let mut parent = Network::Regtest.genesis_hash();
+    let mut hashes = Vec::new();
+    for _ in 0..102 {
+        let block = b.build(&parent);
+        parent = block.block_hash();
+        hashes.push(parent);
+        node.rpc("submitblock", json!([hex::encode(serialize(&block))]));
+    }
+    let data = Script::new_op_return(&[0x5a; 80]).unwrap();
+    let mut outputs = vec![
+        TxOut {
+            value: Amount::ZERO,
+            script_pubkey: data,
+        };
+        10_700
+    ];
+    outputs.push(TxOut {
+        value: Amount::from_units(24 * 100_000_000),
+        script_pubkey: Address::p2pkh(key().public_key().pubkey_hash(), Network::Regtest)
+            .script_pubkey(),
+    });
+    let key = b.key().clone();
+    let paid = &b.transactions(&hashes[100])[1];
+    let spendable = OutPoint {
+        txid: paid.compute_txid(),
+        vout: 0,
+    };
+    let fee = paid.output[0].value.to_units() - 24 * 100_000_000;
+    let big_tx = chaincore_tests::signed_spend(&key, &[spendable], outputs);
+    let big = b.build_with(&parent, vec![big_tx], fee);
+    assert!(big.size() > 950_000, "{}", big.size());
+    assert_eq!(
+        node.rpc("submitblock", json!([hex::encode(serialize(&big))])),
+        Value::Null
+    );
+    let inv = {
+        let mut p = serialize(&chaincore::encode::CompactSize(1));
+        p.extend_from_slice(&2u32.to_le_bytes());
+        p.extend_from_slice(big.block_hash().as_bytes());
+        p
+    };
+    let before = node.rss_bytes();
+    // Two peers that complete the handshake, then only ask for the block, 450 times each,
+    // and never read (before the limit: about 2 GiB of queued copies).
+    let mut peers = vec![RawPeer::connect(&node), RawPeer::connect(&node)];
+    for p in &mut peers {
+        for _ in 0..450 {
+            p.send("getdata", &inv);
+        }
+    }
+    // Watch the node's memory while it serves what the budget allows.
+    let mut peak = before;
+    let watch = std::time::Instant::now();
+    while watch.elapsed() < Duration::from_secs(8) {
+        peak = peak.max(node.rss_bytes());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let growth = peak.saturating_sub(before);
+    eprintln!(
+        "RSS {} MiB before, peak {} MiB while two peers asked 450 times each",
+        before >> 20,
+        peak >> 20
+    );
+    // Budget: 5 MB queued per peer plus the block that crossed it (PROTOCOL.md); allow
+    // generously for allocator slack and the block reads.
+    assert!(
+        growth < 100 * 1024 * 1024,
+        "the node grew by {} MiB",
+        growth / 1024 / 1024
+    );
+    // A peer that takes nothing for the write timeout is dropped.
+    wait_for("the non-reading peers to be dropped", || {
+        (node.rpc("getconnectioncount", json!([])) == json!(0)).then_some(())
+    });
+    assert!(node.log_text().contains("peer stopped reading"));
+    drop(peers);
 }

@@ -1,14 +1,22 @@
 //! The RPC listener: HTTP and WebSocket on one port, in front of jsonrpsee.
 //!
 //! Per connection: the client IP must be loopback or in `--rpcallowip`; at most
-//! [`MAX_CONNECTIONS`] at once. Per request: HTTP Basic credentials compared in constant time
+//! [`MAX_SOCKETS`] open, and when a new one comes past that, the idle connection that is
+//! serving nothing (never-authenticated ones first, then the longest idle) is closed for it. A
+//! connection that has not sent a complete request within [`HEAD_DEADLINE`] of opening or of
+//! its last answer, while it has never authenticated, is closed; an authenticated one after
+//! [`IDLE_TIMEOUT`] (WebSocket subscriptions excepted). Per request: at most
+//! [`MAX_CONNECTIONS`] requests are served at once (a permit per request, never per idle
+//! socket; others wait for one); HTTP Basic credentials compared in constant time
 //! (a wrong one gets 401 after 250 ms); bodies over [`MAX_REQUEST_BYTES`] get 413; JSON-RPC 1.0
 //! requests (no `"jsonrpc"` member, as Bitcoin tools send) are upgraded for jsonrpsee and their
 //! answers turned back into `{"result","error","id"}`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chaincore::rpc::RpcServer;
@@ -19,7 +27,7 @@ use jsonrpsee::server::{
 };
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tower::layer::util::Identity;
 use tower::Service;
 
@@ -33,8 +41,14 @@ pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
 pub const MAX_RESPONSE_BYTES: u32 = 16 * 1024 * 1024;
 /// Most calls in one batch.
 pub const MAX_BATCH: u32 = 100;
-/// Most simultaneous RPC connections.
+/// Most requests served at once.
 pub const MAX_CONNECTIONS: usize = 32;
+/// Most open RPC sockets.
+pub const MAX_SOCKETS: usize = 256;
+/// How long a connection that never authenticated may go without a complete request head.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+/// How long an authenticated connection may stay idle between requests.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Delay before answering a request with wrong credentials.
 const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(250);
 
@@ -98,7 +112,7 @@ pub async fn start(
     let server_config = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BYTES as u32)
         .max_response_body_size(MAX_RESPONSE_BYTES)
-        .max_connections(MAX_CONNECTIONS as u32)
+        .max_connections(MAX_SOCKETS as u32)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .build();
     let builder = Server::builder()
@@ -107,17 +121,19 @@ pub async fn start(
     let methods: Methods = Rpc::new(node, p2p).into_rpc().into();
     let (stop_handle, handle) = stop_channel();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let open = Arc::new(OpenConnections::default());
     let secret: Arc<[u8]> = secret.into_bytes().into();
     let allow: Arc<[IpNet]> = config.rpc_allow.clone().into();
 
     for listener in listeners {
-        let (builder, methods, stop_handle, permits, secret, allow) = (
+        let (builder, methods, stop_handle, permits, secret, allow, open) = (
             builder.clone(),
             methods.clone(),
             stop_handle.clone(),
             permits.clone(),
             secret.clone(),
             allow.clone(),
+            open.clone(),
         );
         tokio::spawn(async move {
             loop {
@@ -137,28 +153,27 @@ pub async fn start(
                     tracing::warn!("RPC connection from {ip} refused: not in --rpcallowip");
                     continue;
                 }
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                let Some((id, conn)) = open.admit() else {
                     tracing::warn!(
-                        "RPC connection from {ip} refused: {MAX_CONNECTIONS} connections open"
+                        "RPC connection from {ip} refused: {MAX_SOCKETS} sockets open, all busy"
                     );
                     continue;
                 };
-                let (builder, methods, stop, secret) = (
-                    builder.clone(),
-                    methods.clone(),
-                    stop_handle.clone(),
-                    secret.clone(),
-                );
                 let svc = Connection {
-                    builder,
-                    methods,
-                    stop,
-                    secret,
+                    builder: builder.clone(),
+                    methods: methods.clone(),
+                    stop: stop_handle.clone(),
+                    secret: secret.clone(),
+                    permits: permits.clone(),
+                    conn: conn.clone(),
                 };
-                let stop = stop_handle.clone();
+                let (stop, open) = (stop_handle.clone(), open.clone());
                 tokio::spawn(async move {
-                    let _permit = permit;
-                    let _ = serve_with_graceful_shutdown(sock, svc, stop.shutdown()).await;
+                    tokio::select! {
+                        _ = serve_with_graceful_shutdown(sock, svc, stop.shutdown()) => {}
+                        _ = conn.closed() => {}
+                    }
+                    open.remove(id);
                 });
             }
         });
@@ -174,6 +189,116 @@ pub async fn start(
     Ok(RpcServerHandle { handle, cookie })
 }
 
+/// What the server knows of one open socket, for choosing which to close.
+struct OpenConnection {
+    /// Requests being served on it now.
+    in_flight: AtomicUsize,
+    /// It has sent valid credentials at least once.
+    authenticated: AtomicBool,
+    /// It became a WebSocket (subscriptions): never closed for idling.
+    websocket: AtomicBool,
+    /// When its last request ended (or it opened).
+    idle_since: Mutex<Instant>,
+    /// Woken to close it.
+    close: Notify,
+}
+
+impl OpenConnection {
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 || self.websocket.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(
+            self.idle_since
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elapsed(),
+        )
+    }
+
+    /// Resolves when the connection is to be closed: told to, or idle past its deadline.
+    async fn closed(&self) {
+        loop {
+            let deadline = if self.authenticated.load(Ordering::Acquire) {
+                IDLE_TIMEOUT
+            } else {
+                HEAD_DEADLINE
+            };
+            let wait = match self.idle_for() {
+                Some(idle) if idle >= deadline => return,
+                Some(idle) => deadline - idle,
+                None => deadline,
+            };
+            tokio::select! {
+                _ = self.close.notified() => return,
+                _ = tokio::time::sleep(wait.min(Duration::from_secs(1))) => {}
+            }
+        }
+    }
+}
+
+/// Every open RPC socket.
+#[derive(Default)]
+struct OpenConnections {
+    next_id: AtomicU64,
+    conns: Mutex<HashMap<u64, Arc<OpenConnection>>>,
+}
+
+impl OpenConnections {
+    /// Registers a new socket, first closing an idle one if [`MAX_SOCKETS`] are open. `None`
+    /// if all are busy.
+    fn admit(&self) -> Option<(u64, Arc<OpenConnection>)> {
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if conns.len() >= MAX_SOCKETS {
+            let evict = conns
+                .iter()
+                .filter_map(|(id, c)| {
+                    c.idle_for()
+                        .map(|idle| (!c.authenticated.load(Ordering::Acquire), idle, *id))
+                })
+                .max()
+                .map(|(_, _, id)| id)?;
+            if let Some(c) = conns.remove(&evict) {
+                c.close.notify_one();
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(OpenConnection {
+            in_flight: AtomicUsize::new(0),
+            authenticated: AtomicBool::new(false),
+            websocket: AtomicBool::new(false),
+            idle_since: Mutex::new(Instant::now()),
+            close: Notify::new(),
+        });
+        conns.insert(id, conn.clone());
+        Some((id, conn))
+    }
+
+    fn remove(&self, id: u64) {
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+}
+
+/// Marks a request in flight on a connection until dropped.
+struct InFlight(Arc<OpenConnection>);
+
+impl InFlight {
+    fn new(conn: Arc<OpenConnection>) -> InFlight {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(conn)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *self.0.idle_since.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// One client connection's HTTP service.
 #[derive(Clone)]
 struct Connection {
@@ -181,6 +306,8 @@ struct Connection {
     methods: Methods,
     stop: StopHandle,
     secret: Arc<[u8]>,
+    permits: Arc<Semaphore>,
+    conn: Arc<OpenConnection>,
 }
 
 impl Service<http::Request<hyper::body::Incoming>> for Connection {
@@ -200,8 +327,14 @@ impl Service<http::Request<hyper::body::Incoming>> for Connection {
             .builder
             .clone()
             .build(self.methods.clone(), self.stop.clone());
-        let secret = self.secret.clone();
-        Box::pin(async move { serve_request(rpc, req, &secret).await })
+        let (secret, permits, conn) =
+            (self.secret.clone(), self.permits.clone(), self.conn.clone());
+        Box::pin(async move {
+            let _in_flight = InFlight::new(conn.clone());
+            // A permit while the request is served: idle sockets hold none.
+            let _permit = permits.acquire_owned().await?;
+            serve_request(rpc, req, &secret, &conn).await
+        })
     }
 }
 
@@ -209,6 +342,7 @@ async fn serve_request<S>(
     mut rpc: S,
     req: http::Request<hyper::body::Incoming>,
     secret: &[u8],
+    conn: &OpenConnection,
 ) -> Result<http::Response<HttpBody>, BoxError>
 where
     S: Service<http::Request<HttpBody>, Response = http::Response<HttpBody>, Error = BoxError>,
@@ -220,7 +354,9 @@ where
             "unauthorized: wrong or missing RPC credentials\n",
         ));
     }
+    conn.authenticated.store(true, Ordering::Release);
     if jsonrpsee::server::ws::is_upgrade_request(&req) {
+        conn.websocket.store(true, Ordering::Release);
         return rpc.call(req.map(HttpBody::new)).await;
     }
     let (mut parts, body) = req.into_parts();
