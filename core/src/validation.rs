@@ -398,19 +398,24 @@ pub fn coinbase_height_prefix(height: u32) -> Script {
 }
 
 /// # Consensus
-/// The coinbase scriptSig starts with the block height pushed as Bitcoin Core does (BIP34).
+/// The coinbase scriptSig starts with the block height (BIP34), pushed as Bitcoin Core does
+/// ([`coinbase_height_prefix`]: `OP_1`…`OP_16` for heights 1–16, otherwise a minimal
+/// little-endian data push) or, for heights 1–16, as the one-byte data push `01 0N` that
+/// cpuminer 2.5.1 writes (`cpu-miner.c`: `for (n = work->height; n; n >>= 8)`). Above 16 the
+/// two encodings are the same bytes. Each prefix decodes to exactly one height (`0x51`…`0x60`
+/// and `01 01`…`01 10` name 1–16, any other push a height above 16), so no two heights share
+/// a coinbase prefix and coinbase transactions stay unique.
 pub fn check_coinbase_height(block: &Block, height: u32) -> Result<(), RuleError> {
-    let prefix = coinbase_height_prefix(height);
-    match block.coinbase() {
-        Some(cb)
-            if cb.input[0]
-                .script_sig
-                .as_bytes()
-                .starts_with(prefix.as_bytes()) =>
-        {
-            Ok(())
-        }
-        _ => Err(RuleError::CoinbaseHeight),
+    let Some(cb) = block.coinbase() else {
+        return Err(RuleError::CoinbaseHeight);
+    };
+    let script_sig = cb.input[0].script_sig.as_bytes();
+    let core = coinbase_height_prefix(height);
+    let data_push = (1..=16).contains(&height) && script_sig.starts_with(&[0x01, height as u8]);
+    if script_sig.starts_with(core.as_bytes()) || data_push {
+        Ok(())
+    } else {
+        Err(RuleError::CoinbaseHeight)
     }
 }
 

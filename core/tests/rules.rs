@@ -385,10 +385,71 @@ fn bad_cb_height() {
         check_coinbase_height(&block, 2).unwrap_err().to_string(),
         "bad-cb-height"
     );
-    // Heights 1-16 are OP_1..OP_16, larger ones minimal pushes, as Bitcoin Core and BIP22 miners do.
+    // Heights 1-16 are OP_1..OP_16, larger ones minimal pushes, as Bitcoin Core does.
     assert_eq!(coinbase_height_prefix(16).0, vec![0x60]);
     assert_eq!(coinbase_height_prefix(17).0, vec![1, 17]);
     assert_eq!(coinbase_height_prefix(300).0, vec![2, 0x2c, 0x01]);
+}
+
+/// The scriptSig cpuminer 2.5.1 writes for `height`, exactly as its source does
+/// (`cpu-miner.c`, `gbt_work_decode`, pooler/cpuminer tag v2.5.1, lines 471-477):
+///
+/// ```c
+/// for (n = work->height; n; n >>= 8) {
+///     cbtx[cbtx_size++] = n & 0xff;
+///     if (n < 0x100 && n >= 0x80)
+///         cbtx[cbtx_size++] = 0;
+/// }
+/// cbtx[42] = cbtx_size - 43;
+/// ```
+fn cpuminer_script_sig(height: u32) -> Vec<u8> {
+    let mut digits = Vec::new();
+    let mut n = height;
+    while n != 0 {
+        digits.push((n & 0xff) as u8);
+        if (0x80..0x100).contains(&n) {
+            digits.push(0);
+        }
+        n >>= 8;
+    }
+    let mut s = vec![digits.len() as u8];
+    s.extend(digits);
+    s
+}
+
+fn block_with_script_sig(script_sig: Vec<u8>) -> Block {
+    let mut block = block_with(vec![]);
+    block.txdata[0].input[0].script_sig = Script(script_sig);
+    block
+}
+
+#[test]
+fn cpuminer_height_bytes_are_accepted_at_every_height_and_mean_only_that_height() {
+    // What the real miner sends, checked against its own bytes (not our encoder).
+    assert_eq!(cpuminer_script_sig(1), vec![0x01, 0x01]);
+    assert_eq!(cpuminer_script_sig(16), vec![0x01, 0x10]);
+    assert_eq!(cpuminer_script_sig(17), vec![0x01, 0x11]);
+    assert_eq!(cpuminer_script_sig(128), vec![0x02, 0x80, 0x00]);
+    assert_eq!(cpuminer_script_sig(300), vec![0x02, 0x2c, 0x01]);
+    for height in 1..=1_000u32 {
+        let block = block_with_script_sig(cpuminer_script_sig(height));
+        check_coinbase_height(&block, height).unwrap();
+        // The same bytes are no other height's prefix, in either encoding.
+        for other in [height - 1, height + 1, height + 256] {
+            if other > 0 {
+                assert!(
+                    check_coinbase_height(&block, other).is_err(),
+                    "{height} as {other}"
+                );
+            }
+        }
+        // Core's encoding stays accepted.
+        let core = block_with_script_sig(coinbase_height_prefix(height).0);
+        check_coinbase_height(&core, height).unwrap();
+    }
+    // Above 16 the one-byte data push of a small number is not an alternative.
+    assert!(check_coinbase_height(&block_with_script_sig(vec![0x01, 0x05]), 5 + 256).is_err());
+    assert!(check_coinbase_height(&block_with_script_sig(vec![0x01, 0x00]), 0).is_err());
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! A getblocktemplate (BIP22) miner that does what cpuminer 2.5.1 (`minerd -a sha256d
 //! --coinbase-addr=ADDR`) does, byte for byte, against a real node: its JSON-RPC 1.0 request
-//! bodies, its checks on the template, its own coinbase (Bitcoin Core's BIP34 height push,
-//! one P2PKH output to the Base58Check address), its merkle root from the transactions' raw
+//! bodies, its checks on the template, its own coinbase (its BIP34 height bytes, `01 0N` for
+//! heights 1-16 where Core writes `OP_N`; one P2PKH output to the Base58Check address), its merkle root from the transactions' raw
 //! data, its header layout, its target comparison, its `submitblock` and long poll. Nothing
 //! here uses the node's own block building, so a template the real miner could not use fails
-//! here too. (The real binary is not available on this machine.)
+//! here too. (CI cannot fetch the real binary; it was run against the node by hand.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -102,11 +102,11 @@ fn decode(t: &Value, pk_script: &[u8]) -> Work {
     cb.push(1);
     cb.extend_from_slice(&[0; 32]);
     cb.extend_from_slice(&0xffff_ffffu32.to_le_bytes());
-    // BIP 34, as Bitcoin Core writes it: OP_1..OP_16 then OP_0 for heights 1-16, otherwise a
-    // minimal little-endian push (with a 0 byte when the top bit would read as a sign).
-    let script_sig = if (1..=16).contains(&height) {
-        vec![0x50 + height as u8, 0x00]
-    } else {
+    // BIP 34 as cpuminer 2.5.1 writes it (`cpu-miner.c` lines 471-477:
+    // `for (n = work->height; n; n >>= 8) { cbtx[cbtx_size++] = n & 0xff; if (n < 0x100 &&
+    // n >= 0x80) cbtx[cbtx_size++] = 0; } cbtx[42] = cbtx_size - 43;`): a data push of the
+    // little-endian height for every height, so `01 01` at height 1 where Core writes OP_1.
+    let script_sig = {
         let mut digits = Vec::new();
         let mut n = height;
         while n != 0 {
@@ -222,7 +222,7 @@ fn a_cpuminer_style_getblocktemplate_miner_mines_accepted_blocks() {
     let addr = Address::p2pkh(key.public_key().pubkey_hash(), Network::Regtest).to_string();
     let pk_script = address_to_script(&addr);
 
-    // Heights 1-16 (OP_n height pushes) and 17-20 (one-byte pushes), all by the miner.
+    // Heights 1-16 (the `01 0N` data pushes Core does not write) and 17-20, all by the miner.
     let first = mine_one(&node, &pk_script);
     for height in 2..=20 {
         assert_eq!(mine_one(&node, &pk_script).height, height);
