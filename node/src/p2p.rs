@@ -420,7 +420,9 @@ impl P2p {
             nonce,
             user_agent: format!("/chaincore:{}/", env!("CARGO_PKG_VERSION")),
             start_height: height as i32,
-            genesis: self.node.network.genesis_hash(),
+            addr_recv: Some(self.peer_socket(id)),
+            relay: true,
+            genesis: Some(self.node.network.genesis_hash()),
         };
         self.queue(send, Message::Version(version))?;
         let handshake = async {
@@ -428,7 +430,9 @@ impl P2p {
             loop {
                 match next(reader).await? {
                     Message::Version(v) if !got_version => {
-                        if v.genesis != self.node.network.genesis_hash() {
+                        if v.genesis
+                            .is_some_and(|g| g != self.node.network.genesis_hash())
+                        {
                             return Err(PeerError::Misbehaved(
                                 "peer is on another chain (genesis differs)".into(),
                             ));
@@ -448,6 +452,8 @@ impl P2p {
                         self.queue(send, Message::Verack)?;
                     }
                     Message::Verack if got_version => return Ok(()),
+                    Message::Unknown(c)
+                        if got_version && message::HANDSHAKE_FEATURES.contains(&c.as_str()) => {}
                     other => {
                         return Err(PeerError::Misbehaved(format!(
                             "{} before the handshake",
@@ -555,6 +561,14 @@ impl P2p {
             self.queue(send, Message::NotFound(missing))?;
         }
         Ok(())
+    }
+
+    /// The address we are connected to peer `id` at (unspecified if it is gone).
+    fn peer_socket(&self, id: u64) -> SocketAddr {
+        self.lock_peers().get(&id).map_or(
+            SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
+            |p| p.addr,
+        )
     }
 
     fn peer_addr(&self, id: u64) -> String {

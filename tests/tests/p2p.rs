@@ -773,3 +773,127 @@ fn peers_that_never_read_cannot_make_the_node_hold_more_than_the_send_budget() {
     assert!(node.log_text().contains("peer stopped reading"));
     drop(peers);
 }
+
+/// A `version` in Bitcoin's layout as plain Bitcoin software sends it: no `relay` byte and no
+/// trailing genesis hash, unless `genesis` is given (then `relay` and the hash follow).
+fn bitcoin_version(genesis: Option<[u8; 32]>) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&70_016i32.to_le_bytes());
+    v.extend_from_slice(&0u64.to_le_bytes());
+    v.extend_from_slice(&(unix_now() as i64).to_le_bytes());
+    v.extend_from_slice(&[0; 52]);
+    v.extend_from_slice(&0x5eed_u64.to_le_bytes());
+    let agent = b"/Satoshi:27.0.0/";
+    v.push(agent.len() as u8);
+    v.extend_from_slice(agent);
+    v.extend_from_slice(&0i32.to_le_bytes());
+    if let Some(g) = genesis {
+        v.push(1);
+        v.extend_from_slice(&g);
+    }
+    v
+}
+
+impl RawPeer {
+    /// Connects without a handshake.
+    fn open(node: &Node) -> RawPeer {
+        let stream = TcpStream::connect(node.p2p_addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        RawPeer {
+            stream,
+            magic: Network::Regtest.params().magic,
+        }
+    }
+}
+
+#[test]
+fn a_plain_bitcoin_version_with_feature_messages_completes_the_handshake_and_syncs() {
+    let dir = TempDir::new("p2p-plain-version");
+    let node = Node::start(&dir.0, &[]);
+    node.rpc("generatetoaddress", json!([5, addr()]));
+    let mut peer = RawPeer::open(&node);
+    // As Bitcoin Core's test framework does: version, then BIP339/BIP155 before verack.
+    peer.send("version", &bitcoin_version(None));
+    peer.send("wtxidrelay", &[]);
+    peer.send("sendaddrv2", &[]);
+    peer.send("verack", &[]);
+    let mut seen = Vec::new();
+    while !seen.contains(&"verack".to_string()) {
+        let (command, payload) = peer.recv().expect("the node kept the connection");
+        if command == "version" {
+            // The node fills addr_recv with where it sees us: 127.0.0.1.
+            // After version, services, timestamp and addr_recv's services.
+            assert_eq!(
+                &payload[28..44],
+                &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1]
+            );
+        }
+        seen.push(command);
+    }
+    assert!(seen.contains(&"version".to_string()), "{seen:?}");
+    // Headers from genesis: all five.
+    let mut getheaders = 70_016u32.to_le_bytes().to_vec();
+    getheaders.push(1);
+    getheaders.extend_from_slice(Network::Regtest.genesis_hash().as_bytes());
+    getheaders.extend_from_slice(&[0; 32]);
+    peer.send("getheaders", &getheaders);
+    let headers = loop {
+        let (command, payload) = peer.recv().expect("the node kept the connection");
+        if command == "headers" && payload.first() == Some(&5) {
+            break payload;
+        }
+    };
+    assert_eq!(headers.len(), 1 + 5 * 81);
+    assert_eq!(node.rpc("getconnectioncount", json!([])), json!(1));
+
+    // Our trailing genesis field, but another chain's: dropped.
+    let mut other = RawPeer::open(&node);
+    other.send("version", &bitcoin_version(Some([0x11; 32])));
+    assert!(other.closed(), "a peer of another chain was kept");
+    assert!(node.log_text().contains("genesis differs"));
+}
+
+/// Drives the node with python-bitcoinlib (`tests/outside/bitcoinlib_peer.py`), a Bitcoin
+/// library nobody here wrote: its own `version` (protocol 60002, no relay byte, no genesis
+/// hash), then headers and a block that it parses and hashes itself. `.ci/run` installs it.
+#[test]
+fn python_bitcoinlib_handshakes_syncs_headers_and_parses_our_blocks() {
+    let check = std::process::Command::new("python3")
+        .args(["-c", "import bitcoin.messages"])
+        .output();
+    assert!(
+        check.is_ok_and(|o| o.status.success()),
+        "this test drives the node with python-bitcoinlib: pip install python-bitcoinlib==0.12.2 \
+         (.ci/run does)"
+    );
+    let dir = TempDir::new("p2p-bitcoinlib");
+    let node = Node::start(&dir.0, &[]);
+    node.rpc("generatetoaddress", json!([12, addr()]));
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("outside/bitcoinlib_peer.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(node.p2p_port.to_string())
+        .arg(hex::encode(Network::Regtest.params().magic))
+        .arg(Network::Regtest.genesis_hash().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        node.log_text()
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["version"], json!(70016));
+    assert!(report["user_agent"]
+        .as_str()
+        .unwrap()
+        .starts_with("/chaincore:"));
+    assert_eq!(report["headers"], json!(12));
+    assert_eq!(report["block1_hash"], node.rpc("getblockhash", json!([1])));
+    assert_eq!(report["block1_merkle_ok"], json!(true));
+    assert_eq!(report["block1_txs"], json!(1));
+}

@@ -89,9 +89,55 @@ pub struct Version {
     pub user_agent: String,
     /// Sender's best height.
     pub start_height: i32,
-    /// Sender's genesis hash, appended after Bitcoin's fields (peers on another chain are
-    /// refused at once).
-    pub genesis: BlockHash,
+    /// The address the sender sees the receiver at (`addr_recv`; `None` when zeroed).
+    pub addr_recv: Option<std::net::SocketAddr>,
+    /// Whether the sender wants transactions announced (absent in a message means yes).
+    pub relay: bool,
+    /// Sender's genesis hash: our optional field after Bitcoin's (Bitcoin nodes ignore it and
+    /// do not send it). When present and different, the peer is on another chain.
+    pub genesis: Option<BlockHash>,
+}
+
+/// Handshake-time feature messages a peer advertising protocol 70016 may send between
+/// `version` and `verack` (BIP339 `wtxidrelay`, BIP155 `sendaddrv2`, BIP330 `sendtxrcncl`);
+/// accepted there and ignored, as Bitcoin Core accepts them.
+pub const HANDSHAKE_FEATURES: [&str; 3] = ["wtxidrelay", "sendaddrv2", "sendtxrcncl"];
+
+/// Writes a `version` network address without time: services, IPv6 (or IPv4-mapped), port
+/// big-endian; all zero for `None`.
+fn encode_net_addr<W: std::io::Write + ?Sized>(
+    w: &mut W,
+    addr: Option<std::net::SocketAddr>,
+) -> std::io::Result<usize> {
+    let (ip, port) = match addr {
+        Some(a) => (
+            match a.ip() {
+                std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                std::net::IpAddr::V6(v6) => v6,
+            },
+            a.port(),
+        ),
+        None => (std::net::Ipv6Addr::UNSPECIFIED, 0),
+    };
+    Ok(
+        0u64.consensus_encode(w)? + ip.octets().consensus_encode(w)? + {
+            w.write_all(&port.to_be_bytes())?;
+            2
+        },
+    )
+}
+
+/// Reads a `version` network address; `None` for an unspecified address or port 0.
+fn decode_net_addr<R: std::io::Read + ?Sized>(
+    r: &mut R,
+) -> Result<Option<std::net::SocketAddr>, encode::Error> {
+    u64::consensus_decode(r)?; // services
+    let ip = std::net::Ipv6Addr::from(<[u8; 16]>::consensus_decode(r)?);
+    let port = u16::from_be_bytes(<[u8; 2]>::consensus_decode(r)?);
+    let ip = ip
+        .to_ipv4_mapped()
+        .map_or(std::net::IpAddr::V6(ip), std::net::IpAddr::V4);
+    Ok((port != 0 && !ip.is_unspecified()).then(|| std::net::SocketAddr::new(ip, port)))
 }
 
 /// A P2P message.
@@ -164,18 +210,21 @@ impl Message {
         let w = &mut out;
         let r: std::io::Result<usize> = match self {
             Message::Version(v) => (|| {
-                // Bitcoin's layout (addr_recv and addr_from left empty), then our genesis hash:
+                // Bitcoin's layout (addr_from left empty), then our genesis hash if set:
                 // Bitcoin nodes ignore bytes after `relay`.
-                Ok(v.version.consensus_encode(w)?
+                let mut n = v.version.consensus_encode(w)?
                     + v.services.consensus_encode(w)?
                     + v.timestamp.consensus_encode(w)?
-                    + [0u8; 26].consensus_encode(w)?
-                    + [0u8; 26].consensus_encode(w)?
+                    + encode_net_addr(w, v.addr_recv)?
+                    + encode_net_addr(w, None)?
                     + v.nonce.consensus_encode(w)?
                     + encode::write_bytes(w, v.user_agent.as_bytes())?
                     + v.start_height.consensus_encode(w)?
-                    + true.consensus_encode(w)?
-                    + v.genesis.consensus_encode(w)?)
+                    + v.relay.consensus_encode(w)?;
+                if let Some(g) = v.genesis {
+                    n += g.consensus_encode(w)?;
+                }
+                Ok(n)
             })(),
             Message::Verack | Message::GetAddr | Message::SendHeaders | Message::Unknown(_) => {
                 Ok(0)
@@ -238,24 +287,36 @@ impl Message {
                 let version = i32::consensus_decode(r).map_err(bad)?;
                 let services = u64::consensus_decode(r).map_err(bad)?;
                 let timestamp = i64::consensus_decode(r).map_err(bad)?;
-                <[u8; 26]>::consensus_decode(r).map_err(bad)?;
-                <[u8; 26]>::consensus_decode(r).map_err(bad)?;
+                let addr_recv = decode_net_addr(r).map_err(bad)?;
+                decode_net_addr(r).map_err(bad)?; // addr_from: unused, as in Core
                 let nonce = u64::consensus_decode(r).map_err(bad)?;
                 let agent = encode::read_bytes(r).map_err(bad)?;
                 if agent.len() > 256 {
                     return Err(ProtocolError::TooMany("user agent"));
                 }
                 let start_height = i32::consensus_decode(r).map_err(bad)?;
-                bool::consensus_decode(r).map_err(bad)?;
-                Message::Version(Version {
+                // BIP37's `relay` is optional (absent: relay), and so is our genesis hash;
+                // anything after them is ignored, as Bitcoin Core ignores it.
+                let relay = match r.first() {
+                    None => true,
+                    Some(_) => bool::consensus_decode(r).map_err(bad)?,
+                };
+                let genesis = if r.len() >= 32 {
+                    Some(BlockHash::consensus_decode(r).map_err(bad)?)
+                } else {
+                    None
+                };
+                return Ok(Message::Version(Version {
                     version,
                     services,
                     timestamp,
                     nonce,
                     user_agent: String::from_utf8_lossy(&agent).into_owned(),
                     start_height,
-                    genesis: BlockHash::consensus_decode(r).map_err(bad)?,
-                })
+                    addr_recv,
+                    relay,
+                    genesis,
+                }));
             }
             "verack" => Message::Verack,
             "getaddr" => Message::GetAddr,
@@ -456,8 +517,41 @@ mod tests {
             nonce: 9,
             user_agent: "/x/".into(),
             start_height: 3,
-            genesis: BlockHash([2; 32]),
+            addr_recv: Some("10.1.2.3:18744".parse().unwrap()),
+            relay: true,
+            genesis: Some(BlockHash([2; 32])),
         }));
+    }
+
+    /// A `version` as Bitcoin Core 27 sends it (python-bitcoinlib's and Core's test framework
+    /// layout): no trailing genesis hash, and one without the `relay` byte either.
+    #[test]
+    fn a_plain_bitcoin_version_decodes() {
+        let mut payload = Vec::new();
+        payload.extend_from_slice(&70_016i32.to_le_bytes());
+        payload.extend_from_slice(&1033u64.to_le_bytes());
+        payload.extend_from_slice(&1_700_000_000i64.to_le_bytes());
+        // addr_recv 127.0.0.1:18744, addr_from zero
+        payload.extend_from_slice(&0u64.to_le_bytes());
+        payload.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1]);
+        payload.extend_from_slice(&18744u16.to_be_bytes());
+        payload.extend_from_slice(&[0; 26]);
+        payload.extend_from_slice(&7u64.to_le_bytes());
+        payload.push(16);
+        payload.extend_from_slice(b"/Satoshi:27.0.0/");
+        payload.extend_from_slice(&100i32.to_le_bytes());
+        let without_relay = payload.clone();
+        payload.push(0);
+        for (bytes, relay) in [(payload, false), (without_relay, true)] {
+            let Message::Version(v) = Message::parse("version", &bytes).unwrap() else {
+                panic!("not a version");
+            };
+            assert_eq!(v.genesis, None);
+            assert_eq!(v.relay, relay);
+            assert_eq!(v.addr_recv, Some("127.0.0.1:18744".parse().unwrap()));
+            assert_eq!(v.user_agent, "/Satoshi:27.0.0/");
+            assert_eq!(v.start_height, 100);
+        }
     }
 
     #[test]
