@@ -7,6 +7,7 @@
 //! have them. A peer that breaks the protocol or sends an invalid block is disconnected and,
 //! unless it is on loopback or named by the operator, its IP is banned for 24 hours.
 
+pub mod addrbook;
 pub mod message;
 pub mod outbox;
 
@@ -26,6 +27,7 @@ use tokio_util::codec::FramedRead;
 
 use crate::chain::{unix_now, ChainError};
 use crate::node::Node;
+use addrbook::{AddrBook, AddrRate};
 use message::{Codec, Inv, Message, Version, INV_BLOCK, INV_TX, MAX_HEADERS, PROTOCOL_VERSION};
 use outbox::Outbox;
 
@@ -48,8 +50,12 @@ const MAX_PENDING_HEADERS: usize = 10 * MAX_HEADERS;
 const MAX_QUEUED_BLOCKS: usize = 4 * MAX_HEADERS;
 /// Outbound connections kept from discovered addresses (without `--connect`).
 const OUTBOUND_TARGET: usize = 8;
-/// Most addresses kept in the address book.
-const MAX_ADDRESSES: usize = 10_000;
+/// How often a node tells each peer its own reachable address again (Core: about daily).
+const ADVERTISE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// Peers a fresh address is relayed to.
+const ADDR_RELAY_PEERS: usize = 2;
+/// An `addr` message with at most this many entries is gossip worth relaying (Core: 10).
+const ADDR_RELAY_MAX: usize = 10;
 /// Inventory hashes remembered per peer (older ones are forgotten).
 const KNOWN_INVENTORY: usize = 50_000;
 
@@ -76,6 +82,9 @@ struct Peer {
     version: Option<Version>,
     connected: Instant,
     send: Outbox,
+    /// Where an inbound peer says it listens (its first `addr` naming its own IP), so we do
+    /// not dial it a second time.
+    listen: Option<SocketAddr>,
     known: HashSet<[u8; 32]>,
     /// Woken by `disconnectnode`/`setban` to end the session.
     kick: Arc<tokio::sync::Notify>,
@@ -92,7 +101,9 @@ pub struct P2p {
     our_nonces: Mutex<HashSet<u64>>,
     banned: Mutex<HashMap<IpAddr, Instant>>,
     /// Addresses heard of through `addr` or connections.
-    addresses: Mutex<HashSet<SocketAddr>>,
+    addresses: Mutex<AddrBook>,
+    /// Our own reachable addresses, as peers told us in `version` (`addr_recv`).
+    local_addrs: Mutex<HashSet<SocketAddr>>,
     /// Highest block height of valid headers any peer has sent us.
     best_seen_height: AtomicU64,
     /// Address book changes not yet written to the store (saved in batches).
@@ -116,9 +127,15 @@ enum PeerError {
 impl P2p {
     /// Starts listening and connecting as `config` says.
     pub async fn start(node: Arc<Node>, config: P2pConfig) -> anyhow::Result<Arc<P2p>> {
-        let mut book: HashSet<SocketAddr> = config.peers.iter().copied().collect();
-        book.extend(config.discover_local.iter().copied());
-        book.extend(node.lock().chain.store().load_peers()?);
+        // Saved and configured addresses vouch for themselves (their own network group).
+        let mut book = AddrBook::new();
+        let saved = node.lock().chain.store().load_peers()?;
+        for a in saved.iter().chain(&config.discover_local) {
+            book.add(*a, a.ip());
+        }
+        for a in &config.peers {
+            book.good(*a);
+        }
         let p2p = Arc::new(P2p {
             magic: node.network.params().magic,
             node,
@@ -127,6 +144,7 @@ impl P2p {
             our_nonces: Mutex::new(HashSet::new()),
             banned: Mutex::new(HashMap::new()),
             addresses: Mutex::new(book),
+            local_addrs: Mutex::new(HashSet::new()),
             best_seen_height: AtomicU64::new(0),
             requested: Mutex::new(HashMap::new()),
             book_changes: Mutex::new(Vec::new()),
@@ -158,24 +176,28 @@ impl P2p {
                 let peers = self.lock_peers();
                 (
                     peers.values().filter(|p| !p.inbound).count(),
-                    peers.values().map(|p| p.addr).collect(),
+                    peers
+                        .values()
+                        .flat_map(|p| std::iter::once(p.addr).chain(p.listen))
+                        .collect(),
                 )
             };
             if outbound >= OUTBOUND_TARGET || self.lock_peers().len() >= self.config.max_connections
             {
                 continue;
             }
-            let candidate = self
+            let seed = self.next_id.load(Ordering::Relaxed);
+            let sample = self
                 .addresses
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .find(|a| {
-                    !connected.contains(a)
-                        && Some(**a) != self.config.listen
-                        && !self.is_banned(a.ip())
-                })
-                .copied();
+                .sample(64, seed);
+            let candidate = sample.into_iter().find(|a| {
+                !connected.contains(a)
+                    && Some(*a) != self.config.listen
+                    && !self.is_local(a)
+                    && !self.is_banned(a.ip())
+            });
             let Some(addr) = candidate else {
                 continue;
             };
@@ -218,17 +240,83 @@ impl P2p {
         }
     }
 
-    /// Records a peer address (saved to the store with the next batch).
-    fn learn(&self, addr: SocketAddr) {
-        let new = {
-            let mut book = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
-            book.len() < MAX_ADDRESSES && book.insert(addr)
-        };
+    /// Records an address a peer at `source` told us about (saved to the store with the next
+    /// batch); true if it is new to the book.
+    fn learn(&self, addr: SocketAddr, source: IpAddr) -> bool {
+        let new = self
+            .addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(addr, source);
         if new {
             self.book_changes
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push((addr, true));
+        }
+        new
+    }
+
+    /// Records an address we completed a handshake with (the tried table).
+    fn learn_good(&self, addr: SocketAddr) {
+        let known = {
+            let mut book = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
+            let known = book.contains(&addr);
+            book.good(addr);
+            known
+        };
+        if !known {
+            self.book_changes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((addr, true));
+        }
+    }
+
+    /// True if `addr` is one of ours, as peers reported.
+    fn is_local(&self, addr: &SocketAddr) -> bool {
+        self.local_addrs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(addr)
+    }
+
+    /// Our reachable address as the peer `version` says it sees us, with our listening port:
+    /// recorded, and returned if worth advertising to that peer (we listen, and the address is
+    /// one the peer would keep from us).
+    fn local_address(&self, seen: Option<SocketAddr>, peer: IpAddr) -> Option<SocketAddr> {
+        let port = self.config.listen?.port();
+        let ours = SocketAddr::new(seen?.ip(), port);
+        if !addrbook::acceptable(&ours, peer) {
+            return None;
+        }
+        self.local_addrs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ours);
+        Some(ours)
+    }
+
+    /// Sends fresh addresses to up to [`ADDR_RELAY_PEERS`] handshaken peers other than `from`.
+    fn relay_addrs(&self, from: u64, addrs: &[SocketAddr]) {
+        if addrs.is_empty() {
+            return;
+        }
+        let peers = self.lock_peers();
+        let mut others: Vec<(&u64, &Peer)> = peers
+            .iter()
+            .filter(|(id, p)| **id != from && p.version.is_some())
+            .collect();
+        // A different pair each time, so gossip spreads through the whole network.
+        let n = others.len();
+        let start = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            addrs,
+        ) as usize
+            % n.max(1);
+        others.rotate_left(start);
+        for (_, p) in others.into_iter().take(ADDR_RELAY_PEERS) {
+            let _ = p.send.push(Message::Addr(addrs.to_vec()));
         }
     }
 
@@ -351,6 +439,7 @@ impl P2p {
                 version: None,
                 connected: Instant::now(),
                 send: send.clone(),
+                listen: None,
                 known: HashSet::new(),
                 kick: kick.clone(),
             },
@@ -471,21 +560,31 @@ impl P2p {
         done.map_err(|_| PeerError::Disconnect("handshake timed out".into()))??;
         reader.decoder_mut().handshake_done = true;
         tracing::info!(peer = %self.peer_addr(id), "peer connected");
-        let outbound = self
-            .lock_peers()
-            .get(&id)
-            .filter(|p| !p.inbound)
-            .map(|p| p.addr);
-        if let Some(addr) = outbound {
-            // Reachable: remember it, and ask it for more addresses.
-            self.learn(addr);
-            self.queue(send, Message::GetAddr)?;
-        }
-
         let mut sync = Sync {
             peer: id,
             ..Sync::default()
         };
+        let (outbound, peer_ip, seen_as) = {
+            let peers = self.lock_peers();
+            let p = peers.get(&id);
+            (
+                p.filter(|p| !p.inbound).map(|p| p.addr),
+                p.map(|p| p.addr.ip()),
+                p.and_then(|p| p.version.as_ref()).and_then(|v| v.addr_recv),
+            )
+        };
+        if let Some(addr) = outbound {
+            // Reachable: remember it, and ask it for more addresses.
+            self.learn_good(addr);
+            sync.addr_rate.asked();
+            self.queue(send, Message::GetAddr)?;
+        }
+        // Tell the peer where we can be reached, as it sees us (Core's AdvertiseLocal).
+        let local = peer_ip.and_then(|ip| self.local_address(seen_as, ip));
+        if let Some(ours) = local {
+            self.queue(send, Message::Addr(vec![ours]))?;
+        }
+        let mut advertised = Instant::now();
         self.queue(send, self.get_headers())?;
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.tick().await;
@@ -505,6 +604,10 @@ impl P2p {
                     // Blocks another peer was fetching may be free again.
                     self.request_blocks(send, &mut sync)?;
                     self.queue(send, Message::Ping(unix_now()))?;
+                    if let Some(ours) = local.filter(|_| advertised.elapsed() > ADVERTISE_INTERVAL) {
+                        advertised = Instant::now();
+                        self.queue(send, Message::Addr(vec![ours]))?;
+                    }
                     continue;
                 }
             };
@@ -629,23 +732,34 @@ impl P2p {
                 return Err(PeerError::Misbehaved("repeated handshake message".into()))
             }
             Message::GetAddr => {
-                let addrs: Vec<SocketAddr> = self
+                let addrs = self
                     .addresses
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .take(message::MAX_ADDR)
-                    .copied()
-                    .collect();
+                    .sample(message::MAX_ADDR, id);
                 self.queue(send, Message::Addr(addrs))?;
             }
             Message::Addr(addrs) => {
-                for a in addrs
-                    .into_iter()
-                    .filter(|a| a.port() != 0 && !a.ip().is_unspecified())
-                {
-                    self.learn(a);
+                let source = self.peer_socket(id).ip();
+                let gossip = addrs.len() <= ADDR_RELAY_MAX;
+                if let [own] = addrs[..] {
+                    if own.ip() == source {
+                        if let Some(p) = self.lock_peers().get_mut(&id) {
+                            p.listen.get_or_insert(own);
+                        }
+                    }
                 }
+                let mut fresh = Vec::new();
+                for a in addrs {
+                    // Past the peer's allowance the rest is dropped: not stored, not relayed.
+                    if !sync.addr_rate.take() {
+                        break;
+                    }
+                    if self.learn(a, source) && gossip && !self.is_local(&a) {
+                        fresh.push(a);
+                    }
+                }
+                self.relay_addrs(id, &fresh);
             }
             Message::GetHeaders { locator, .. } => {
                 let headers = {
@@ -962,15 +1076,12 @@ impl P2p {
         }
     }
 
-    /// Known peer addresses, up to `count`.
+    /// Known peer addresses, up to `count`, tried ones first.
     pub fn known_addresses(&self, count: usize) -> Vec<SocketAddr> {
         self.addresses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .take(count)
-            .copied()
-            .collect()
+            .sample(count, 0)
     }
 
     /// `setban <ip> add|remove [seconds]`.
@@ -1082,6 +1193,8 @@ struct Sync {
     in_flight: HashMap<BlockHash, Instant>,
     /// Headers received that did not connect.
     unconnecting: u32,
+    /// The peer's allowance of `addr` entries.
+    addr_rate: AddrRate,
     /// Hashes of a fork this peer is sending that does not (yet) have more work than ours.
     pending: Vec<BlockHash>,
     /// Last of `pending`, where the next headers must attach.

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 pub mod builder;
 pub mod crash_loop;
+pub mod netns;
 
 /// How long any wait for a process or a condition may take on a slow, busy machine.
 pub const DEADLINE: Duration = Duration::from_secs(120);
@@ -122,6 +123,10 @@ pub struct Node {
     /// Extra arguments it was started with.
     args: Vec<String>,
     log: PathBuf,
+    /// The address RPC and P2P are reached at (127.0.0.1 unless in a network namespace).
+    pub host: String,
+    /// The network namespace it runs in, if any (see [`netns`]).
+    netns: Option<String>,
 }
 
 /// A JSON-RPC answer: the HTTP status and the parsed body (if JSON).
@@ -136,6 +141,16 @@ pub struct Answer {
 impl Node {
     /// Starts a regtest node in `datadir` with `args` and waits until RPC answers.
     pub fn start(datadir: &Path, args: &[&str]) -> Node {
+        Node::start_on(datadir, args, "127.0.0.1", None)
+    }
+
+    /// Starts a regtest node inside network namespace `netns` whose address is `host`: RPC on
+    /// `host` (open to the lab's bridge address), P2P on every address of the namespace.
+    pub fn start_in_netns(datadir: &Path, args: &[&str], netns: &str, host: &str) -> Node {
+        Node::start_on(datadir, args, host, Some(netns.to_string()))
+    }
+
+    fn start_on(datadir: &Path, args: &[&str], host: &str, netns: Option<String>) -> Node {
         let mut node = Node {
             child: None,
             datadir: datadir.to_path_buf(),
@@ -143,6 +158,8 @@ impl Node {
             p2p_port: free_port(),
             args: args.iter().map(|s| s.to_string()).collect(),
             log: datadir.join("node.log"),
+            host: host.to_string(),
+            netns,
         };
         node.spawn();
         node
@@ -158,6 +175,8 @@ impl Node {
             p2p_port: self.p2p_port,
             args: self.args.clone(),
             log: self.log.clone(),
+            host: self.host.clone(),
+            netns: self.netns.clone(),
         }
     }
 
@@ -179,19 +198,26 @@ impl Node {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(binary("chaincore-node"))
-            .args([
-                "--network",
-                "regtest",
-                "--rpcbind",
-                "127.0.0.1",
-                "--log-level",
-                "info",
-            ])
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(binary("chaincore-node"));
+                c.args(["--bind", "0.0.0.0", "--rpcallowip", netns::SUBNET]);
+                c
+            }
+            None => {
+                let mut c = Command::new(binary("chaincore-node"));
+                c.args(["--bind", "127.0.0.1"]);
+                c
+            }
+        };
+        let child = cmd
+            .args(["--network", "regtest", "--rpcbind", &self.host])
+            .args(["--log-level", "info"])
             .arg("--datadir")
             .arg(&self.datadir)
             .args(["--rpcport", &self.rpc_port.to_string()])
-            .args(["--bind", "127.0.0.1", "--port", &self.p2p_port.to_string()])
+            .args(["--port", &self.p2p_port.to_string()])
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -211,14 +237,14 @@ impl Node {
         std::fs::read_to_string(self.datadir.join("regtest").join(".cookie")).ok()
     }
 
-    /// `127.0.0.1:<p2p port>`, for other nodes' `--connect`.
+    /// `<host>:<p2p port>`, for other nodes' `--connect`.
     pub fn p2p_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.p2p_port)
+        format!("{}:{}", self.host, self.p2p_port)
     }
 
     /// The RPC URL.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.rpc_port)
+        format!("http://{}:{}/", self.host, self.rpc_port)
     }
 
     /// Posts a raw body with the given credentials (`None`: no Authorization header).

@@ -897,3 +897,55 @@ fn python_bitcoinlib_handshakes_syncs_headers_and_parses_our_blocks() {
     assert_eq!(report["block1_merkle_ok"], json!(true));
     assert_eq!(report["block1_txs"], json!(1));
 }
+
+#[test]
+fn an_addr_flood_from_one_peer_neither_evicts_the_book_nor_spreads() {
+    let dir = TempDir::new("p2p-addr-flood");
+    // Addresses the operator named (nobody listens there): the book's own entries.
+    let named: Vec<String> = (0..2)
+        .map(|_| format!("127.0.0.1:{}", chaincore_tests::free_port()))
+        .collect();
+    let a = Node::start(
+        &dir.0.join("a").tap_create(),
+        &["--addnode", &named[0], "--addnode", &named[1]],
+    );
+    let b = Node::start(&dir.0.join("b").tap_create(), &["--addnode", &a.p2p_addr()]);
+    wait_for("b to connect to a", || {
+        (a.rpc("getconnectioncount", json!([])) == json!(1)).then_some(())
+    });
+    // 10,000 addresses in ten full `addr` messages (loopback ones, so any dial stays here).
+    let mut peer = RawPeer::connect(&a);
+    for m in 0..10u32 {
+        let mut payload = serialize(&chaincore::encode::CompactSize(1_000));
+        for i in 0..1_000u32 {
+            payload.extend_from_slice(&unix_now().to_le_bytes());
+            payload.extend_from_slice(&0u64.to_le_bytes());
+            payload.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 1]);
+            payload.push(m as u8);
+            payload.push((i % 250) as u8 + (i / 250) as u8);
+            payload.extend_from_slice(&(1_000 + i as u16).to_be_bytes());
+        }
+        peer.send("addr", &payload);
+    }
+    assert!(
+        peer.answers_ping(),
+        "the flooding peer was dropped, or is still being read"
+    );
+    let book_of = |n: &Node| -> Vec<String> {
+        n.rpc("getnodeaddresses", json!([1000]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| format!("{}:{}", e["address"].as_str().unwrap(), e["port"]))
+            .collect()
+    };
+    let book = book_of(&a);
+    for n in &named {
+        assert!(book.contains(n), "{n} evicted from {book:?}");
+    }
+    // Unsolicited addresses are taken at 0.1 per second (one to start with).
+    let flooded = book.iter().filter(|e| e.starts_with("127.1.")).count();
+    assert!(flooded <= 3, "{flooded} flood addresses kept");
+    // And a flood is not gossip: b hears none of it.
+    assert!(book_of(&b).iter().all(|e| !e.starts_with("127.1.")));
+}
