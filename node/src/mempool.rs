@@ -12,6 +12,8 @@ use chaincore::{Amount, OutPoint, Transaction, Txid};
 
 use crate::store::StoreError;
 
+pub mod orphans;
+
 /// Minimum fee rate to enter the pool, in units per byte.
 pub const MIN_RELAY_FEE_RATE: i64 = 1;
 

@@ -10,6 +10,7 @@ use chaincore::{Block, BlockHash, Network, Script, Transaction, Txid};
 use tokio::sync::{broadcast, watch};
 
 use crate::chain::{unix_now, Accepted, Chain, ChainError, Submission};
+use crate::mempool::orphans::Orphans;
 use crate::mempool::{ChainView, Mempool, MempoolError};
 use crate::mining::{self, Template};
 use crate::store::{self, Store};
@@ -23,6 +24,20 @@ pub struct State {
     pub chain: Chain,
     /// The mempool.
     pub mempool: Mempool,
+    /// Relayed transactions waiting for their parents.
+    pub orphans: Orphans,
+}
+
+/// What became of a transaction a peer relayed ([`Node::accept_relayed`]).
+#[derive(Debug)]
+pub enum Relayed {
+    /// In the pool, with these orphans that were waiting for it (and for each other).
+    Accepted(Vec<Txid>),
+    /// Kept as an orphan; these parents are neither in the pool nor in the UTXO set (ask the
+    /// peer for them).
+    Orphan(Vec<Txid>),
+    /// Refused.
+    Rejected(MempoolError),
 }
 
 /// The best tip as published to waiters.
@@ -84,7 +99,11 @@ impl Node {
             network,
             store,
             writer: Mutex::new(()),
-            state: Mutex::new(State { chain, mempool }),
+            state: Mutex::new(State {
+                chain,
+                mempool,
+                orphans: Orphans::default(),
+            }),
             tip: watch::Sender::new(tip),
             mempool_seq: watch::Sender::new(0),
             new_tx: broadcast::Sender::new(1024),
@@ -218,6 +237,85 @@ impl Node {
         }
     }
 
+    /// Accepts a transaction peer `peer` relayed. One whose inputs are missing is kept as an
+    /// orphan (its missing parents come back, to be asked for); one that enters the pool
+    /// brings in the orphans that were waiting for it, in turn.
+    pub fn accept_relayed(&self, tx: Transaction, peer: u64) -> Relayed {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let txid = tx.compute_txid();
+        match self.accept_locked(state, tx.clone(), false) {
+            Ok(_) => {}
+            Err(MempoolError::Rule(chaincore::validation::RuleError::InputsMissingOrSpent)) => {
+                let missing = self.missing_parents(state, &tx);
+                if missing.is_empty() {
+                    // Every parent is there: an input is spent, not missing.
+                    return Relayed::Rejected(
+                        chaincore::validation::RuleError::InputsMissingOrSpent.into(),
+                    );
+                }
+                state.orphans.add(tx, txid, peer, Instant::now());
+                return Relayed::Orphan(missing);
+            }
+            Err(e) => return Relayed::Rejected(e),
+        }
+        let mut admitted = Vec::new();
+        let mut parents = vec![txid];
+        while let Some(parent) = parents.pop() {
+            for (child, child_tx, from) in state.orphans.take_children(&parent) {
+                match self.accept_locked(state, child_tx.clone(), false) {
+                    Ok(_) => {
+                        admitted.push(child);
+                        parents.push(child);
+                    }
+                    // Still waiting for another parent.
+                    Err(MempoolError::Rule(
+                        chaincore::validation::RuleError::InputsMissingOrSpent,
+                    )) => {
+                        state.orphans.add(child_tx, child, from, Instant::now());
+                    }
+                    Err(e) => tracing::debug!(%child, "orphan refused: {e}"),
+                }
+            }
+        }
+        Relayed::Accepted(admitted)
+    }
+
+    /// Parents of `tx` neither in the pool nor (by one of their outputs `tx` spends) in the
+    /// UTXO set.
+    fn missing_parents(&self, state: &State, tx: &Transaction) -> Vec<Txid> {
+        let rtx = match state.chain.store().begin_read() {
+            Ok(rtx) => rtx,
+            Err(e) => {
+                self.store_failed(&e);
+                return Vec::new();
+            }
+        };
+        let mut missing = Vec::new();
+        for input in &tx.input {
+            let parent = input.previous_output.txid;
+            if state.mempool.get(&parent).is_some() {
+                continue;
+            }
+            match store::read::coin(&rtx, &input.previous_output) {
+                Ok(None) => missing.push(parent),
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    self.store_failed(&e);
+                    return Vec::new();
+                }
+            }
+        }
+        missing.sort();
+        missing.dedup();
+        missing
+    }
+
+    /// Drops the orphans peer `peer` sent (it disconnected).
+    pub fn forget_orphans_from(&self, peer: u64) {
+        self.lock().orphans.remove_peer(peer);
+    }
+
     /// Validates a transaction against the tip and the pool; adds it unless `test_only`.
     pub fn accept_transaction(
         &self,
@@ -225,7 +323,16 @@ impl Node {
         test_only: bool,
     ) -> Result<Txid, MempoolError> {
         let mut guard = self.lock();
-        let state = &mut *guard;
+        self.accept_locked(&mut guard, tx, test_only)
+    }
+
+    /// [`Node::accept_transaction`] with the state already locked.
+    fn accept_locked(
+        &self,
+        state: &mut State,
+        tx: Transaction,
+        test_only: bool,
+    ) -> Result<Txid, MempoolError> {
         let chain = &state.chain;
         let result = (|| -> Result<Txid, MempoolError> {
             let rtx = chain.store().begin_read()?;

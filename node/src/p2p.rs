@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::FramedRead;
 
 use crate::chain::{unix_now, ChainError};
-use crate::node::Node;
+use crate::node::{Node, Relayed};
 use addrbook::{AddrBook, AddrRate};
 use message::{Codec, Inv, Message, Version, INV_BLOCK, INV_TX, MAX_HEADERS, PROTOCOL_VERSION};
 use outbox::Outbox;
@@ -462,6 +462,7 @@ impl P2p {
             self.forget(&addr);
         }
         self.lock_peers().remove(&id);
+        self.node.forget_orphans_from(id);
         self.requested
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -794,7 +795,13 @@ impl P2p {
                         {
                             want_headers = true
                         }
-                        INV_TX if self.node.lock().mempool.get(&Txid(inv.hash)).is_none() => {
+                        INV_TX
+                            if {
+                                let state = self.node.lock();
+                                state.mempool.get(&Txid(inv.hash)).is_none()
+                                    && !state.orphans.contains(&Txid(inv.hash))
+                            } =>
+                        {
                             want_txs.push(inv)
                         }
                         _ => {}
@@ -860,8 +867,27 @@ impl P2p {
                 self.mark_known(id, txid.to_byte_array());
                 let node = self.node.clone();
                 // Policy and consensus rejects of loose transactions are not punished.
-                let _ =
-                    tokio::task::spawn_blocking(move || node.accept_transaction(tx, false)).await;
+                let relayed = tokio::task::spawn_blocking(move || node.accept_relayed(tx, id))
+                    .await
+                    .map_err(|e| PeerError::Disconnect(e.to_string()))?;
+                match relayed {
+                    Relayed::Orphan(parents) => {
+                        // Ask the peer that sent the child for its parents.
+                        let want: Vec<Inv> = parents
+                            .into_iter()
+                            .map(|p| Inv {
+                                kind: INV_TX,
+                                hash: p.to_byte_array(),
+                            })
+                            .collect();
+                        self.queue(send, Message::GetData(want))?;
+                    }
+                    Relayed::Accepted(orphans) if !orphans.is_empty() => {
+                        tracing::debug!(%txid, orphans = orphans.len(), "orphans admitted")
+                    }
+                    Relayed::Accepted(_) => {}
+                    Relayed::Rejected(e) => tracing::debug!(%txid, "transaction refused: {e}"),
+                }
             }
         }
         Ok(())

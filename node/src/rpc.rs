@@ -680,6 +680,7 @@ impl RpcServer for Rpc {
             "maxmempool": m.max_bytes(),
             "mempoolminfee": coins(Amount::from_units(crate::mempool::MIN_RELAY_FEE_RATE * 1000)),
             "minrelaytxfee": coins(Amount::from_units(crate::mempool::MIN_RELAY_FEE_RATE * 1000)),
+            "orphans": state.orphans.len(),
         }))
     }
 

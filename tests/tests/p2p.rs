@@ -949,3 +949,91 @@ fn an_addr_flood_from_one_peer_neither_evicts_the_book_nor_spreads() {
     // And a flood is not gossip: b hears none of it.
     assert!(book_of(&b).iter().all(|e| !e.starts_with("127.1.")));
 }
+
+#[test]
+fn a_child_relayed_before_its_parent_gets_in_and_orphans_are_bounded() {
+    use chaincore_tests::builder::Builder;
+    let dir = TempDir::new("p2p-orphans");
+    let node = Node::start(&dir.0, &[]);
+    let mut b = Builder::new();
+    let mut parent = Network::Regtest.genesis_hash();
+    let mut hashes = Vec::new();
+    for _ in 0..101 {
+        let block = b.build(&parent);
+        parent = block.block_hash();
+        hashes.push(parent);
+        node.rpc("submitblock", json!([hex::encode(serialize(&block))]));
+    }
+    let key = b.key().clone();
+    let lock = Address::p2pkh(key.public_key().pubkey_hash(), Network::Regtest).script_pubkey();
+    let coinbase = OutPoint {
+        txid: b.transactions(&hashes[1])[0].compute_txid(),
+        vout: 0,
+    };
+    let pay = |units: i64| TxOut {
+        value: Amount::from_units(units),
+        script_pubkey: lock.clone(),
+    };
+    let parent_tx =
+        chaincore_tests::signed_spend(&key, &[coinbase], vec![pay(25 * 100_000_000 - 1_000)]);
+    let parent_id = parent_tx.compute_txid();
+    let child_tx = chaincore_tests::signed_spend(
+        &key,
+        &[OutPoint {
+            txid: parent_id,
+            vout: 0,
+        }],
+        vec![pay(25 * 100_000_000 - 2_000)],
+    );
+    let child_id = child_tx.compute_txid();
+
+    let mut peer = RawPeer::connect(&node);
+    peer.send("tx", &serialize(&child_tx));
+    // The node asks this peer for the missing parent.
+    loop {
+        let (command, payload) = peer.recv().expect("the node kept the connection");
+        if command == "getdata" && payload[5..37] == *parent_id.as_bytes() {
+            break;
+        }
+    }
+    let info = node.rpc("getmempoolinfo", json!([]));
+    assert_eq!(
+        (info["size"].clone(), info["orphans"].clone()),
+        (json!(0), json!(1))
+    );
+    peer.send("tx", &serialize(&parent_tx));
+    wait_for("parent and child in the mempool", || {
+        let pool = node.rpc("getrawmempool", json!([]));
+        let has = |t: &chaincore::Txid| {
+            pool.as_array()?
+                .contains(&json!(t.to_string()))
+                .then_some(())
+        };
+        has(&parent_id)?;
+        has(&child_id)
+    });
+    assert_eq!(node.rpc("getmempoolinfo", json!([]))["orphans"], json!(0));
+
+    // 150 orphans from one peer: the pool keeps 100, and they go when the peer does.
+    let mut flooder = RawPeer::connect(&node);
+    for n in 0..150u32 {
+        let mut missing = [0u8; 32];
+        missing[..4].copy_from_slice(&n.to_le_bytes());
+        missing[4] = 0xee;
+        let tx = chaincore_tests::signed_spend(
+            &key,
+            &[OutPoint {
+                txid: chaincore::Txid(missing),
+                vout: 0,
+            }],
+            vec![pay(1_000)],
+        );
+        flooder.send("tx", &serialize(&tx));
+    }
+    assert!(flooder.answers_ping());
+    assert_eq!(node.rpc("getmempoolinfo", json!([]))["orphans"], json!(100));
+    drop(flooder);
+    wait_for("the peer's orphans to go with it", || {
+        (node.rpc("getmempoolinfo", json!([]))["orphans"] == json!(0)).then_some(())
+    });
+}
