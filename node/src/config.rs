@@ -56,6 +56,10 @@ pub struct Args {
     /// Most peer connections, in and out [default: 125].
     #[arg(long, env = "CHAINCORE_MAXCONNECTIONS")]
     pub maxconnections: Option<usize>,
+    /// Regtest only, for tests: headers of a lighter fork held per peer before the node only
+    /// counts their work [default: 20,000].
+    #[arg(long, env = "CHAINCORE_PENDING_HEADERS", hide = true)]
+    pub pending_headers: Option<usize>,
     /// TOML file with any of these settings (same names, e.g. `rpcport = 18743`).
     #[arg(long, env = "CHAINCORE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -273,6 +277,14 @@ impl Args {
                 },
                 peers: [self.connect, self.addnode, file.connect, file.addnode].concat(),
                 max_connections: self.maxconnections.or(file.maxconnections).unwrap_or(125),
+                max_pending_headers: match self.pending_headers {
+                    Some(_) if network != Network::Regtest => {
+                        bail!("--pending-headers is for regtest only")
+                    }
+                    Some(0) => bail!("--pending-headers must be at least 1"),
+                    Some(n) => n,
+                    None => crate::p2p::MAX_PENDING_HEADERS,
+                },
             },
             log_level: self
                 .log_level

@@ -45,7 +45,7 @@ const BAN_TIME: Duration = Duration::from_secs(24 * 3600);
 /// treated as misbehaving.
 const MAX_UNCONNECTING_HEADERS: u32 = 8;
 /// Headers of a lighter fork kept per peer while it may still outgrow our chain.
-const MAX_PENDING_HEADERS: usize = 10 * MAX_HEADERS;
+pub const MAX_PENDING_HEADERS: usize = 10 * MAX_HEADERS;
 /// Blocks one peer may have queued for download.
 const MAX_QUEUED_BLOCKS: usize = 4 * MAX_HEADERS;
 /// Outbound connections kept from discovered addresses (without `--connect`).
@@ -72,6 +72,8 @@ pub struct P2pConfig {
     pub discover_local: Vec<SocketAddr>,
     /// Most connections in and out.
     pub max_connections: usize,
+    /// Headers of a lighter fork kept per peer ([`MAX_PENDING_HEADERS`] but in tests).
+    pub max_pending_headers: usize,
 }
 
 /// What we know about a connected peer.
@@ -955,15 +957,28 @@ impl P2p {
                 // lighter fork costs us no blocks, however many a peer mines.
                 if parent.is_some() {
                     sync.pending.clear();
+                    sync.pending_overflow = false;
                 }
-                if sync.pending.len() + headers.len() > MAX_PENDING_HEADERS {
-                    sync.pending.clear();
-                    sync.pending_tip = None;
-                    return Ok(());
+                // Hold the hashes of blocks we lack, up to the cap; past it only count the
+                // fork's work, so memory stays bounded and a deep fork is still followed:
+                // once it is heavier the held part is fetched, and the rest asked for again.
+                let room = self
+                    .config
+                    .max_pending_headers
+                    .saturating_sub(sync.pending.len());
+                let lacking: Vec<BlockHash> = {
+                    let state = self.node.lock();
+                    headers
+                        .iter()
+                        .map(|h| h.compute_block_hash())
+                        .filter(|h| state.chain.entry(h).is_none())
+                        .collect()
+                };
+                if lacking.len() > room {
+                    sync.pending_overflow = true;
                 }
-                sync.pending
-                    .extend(headers.iter().map(|h| h.compute_block_hash()));
-                sync.pending_tip = sync.pending.last().copied();
+                sync.pending.extend(lacking.into_iter().take(room));
+                sync.pending_tip = headers.last().map(|h| h.compute_block_hash());
                 sync.pending_work = end_work;
                 sync.pending_height = u32::try_from(end_height).unwrap_or(u32::MAX);
                 if headers.len() == MAX_HEADERS {
@@ -979,12 +994,19 @@ impl P2p {
         } else {
             Vec::new()
         };
+        let gap = parent.is_none() && std::mem::take(&mut sync.pending_overflow);
         sync.pending.clear();
         sync.pending_tip = None;
         for hash in held_back {
             if !sync.want(hash) {
                 break;
             }
+        }
+        if gap {
+            // Headers between the held part and these were only counted: fetch the held part,
+            // then (once the queue drains) ask again from what we then have.
+            self.request_blocks(send, sync)?;
+            return Ok(());
         }
         let hashes: Vec<BlockHash> = headers.iter().map(|h| h.compute_block_hash()).collect();
         for hash in &hashes {
@@ -1218,6 +1240,8 @@ struct Sync {
     /// Requested and not yet received, with when.
     in_flight: HashMap<BlockHash, Instant>,
     /// Headers received that did not connect.
+    /// The pending fork ran past the cap: later headers were counted, not held.
+    pending_overflow: bool,
     unconnecting: u32,
     /// The peer's allowance of `addr` entries.
     addr_rate: AddrRate,

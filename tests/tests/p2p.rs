@@ -1037,3 +1037,48 @@ fn a_child_relayed_before_its_parent_gets_in_and_orphans_are_bounded() {
         (node.rpc("getmempoolinfo", json!([]))["orphans"] == json!(0)).then_some(())
     });
 }
+
+#[test]
+fn a_heavier_fork_deeper_than_the_pending_header_cap_is_followed() {
+    use chaincore_tests::builder::Builder;
+    let dir = TempDir::new("p2p-deep-fork");
+    // The cap lowered from 20,000 to 300 headers (a regtest-only knob), so a fork a few times
+    // deeper than it, and deeper than one 2,000-header batch, proves it in seconds.
+    let light = Node::start(
+        &dir.0.join("light").tap_create(),
+        &["--pending-headers", "300"],
+    );
+    let heavy = Node::start(&dir.0.join("heavy").tap_create(), &[]);
+    let mut b = Builder::new();
+    let common = b.build(&Network::Regtest.genesis_hash());
+    let branch = |b: &mut Builder, n: usize| {
+        let mut parent = common.block_hash();
+        (0..n)
+            .map(|_| {
+                let block = b.build(&parent);
+                parent = block.block_hash();
+                hex::encode(serialize(&block))
+            })
+            .collect::<Vec<_>>()
+    };
+    let light_blocks = branch(&mut b, 2_100);
+    let heavy_blocks = branch(&mut b, 2_200);
+    let common_hex = hex::encode(serialize(&common));
+    std::thread::scope(|s| {
+        for (node, blocks) in [(&light, &light_blocks), (&heavy, &heavy_blocks)] {
+            let common_hex = &common_hex;
+            s.spawn(move || {
+                node.rpc("submitblock", json!([common_hex]));
+                for raw in blocks {
+                    assert_eq!(node.rpc("submitblock", json!([raw])), Value::Null);
+                }
+            });
+        }
+    });
+    assert_eq!(light.rpc("getblockcount", json!([])), json!(2_101));
+    light.rpc("addnode", json!([heavy.p2p_addr(), "add"]));
+    wait_for("the light node to follow the heavier fork", || {
+        (tip(&light) == tip(&heavy)).then_some(())
+    });
+    assert_eq!(light.rpc("getblockcount", json!([])), json!(2_201));
+}
