@@ -148,6 +148,20 @@ pub trait Rpc {
     #[method(name = "getmempoolinfo")]
     async fn get_mempool_info(&self) -> RpcResult<Value>;
 
+    /// Bitcoin Core's fee estimate for confirmation within `conf_target` blocks: `feerate`
+    /// (coins per 1,000 bytes) and `blocks`, or `errors` when the node has no data.
+    #[method(name = "estimatesmartfee")]
+    async fn estimate_smart_fee(
+        &self,
+        conf_target: u32,
+        estimate_mode: Option<String>,
+    ) -> RpcResult<Value>;
+
+    /// Writes the mempool to `mempool.dat` now (it is also written at shutdown and every two
+    /// minutes); answers `{"filename": path}`.
+    #[method(name = "savemempool")]
+    async fn save_mempool(&self) -> RpcResult<Value>;
+
     /// One mempool entry.
     #[method(name = "getmempoolentry")]
     async fn get_mempool_entry(&self, txid: String) -> RpcResult<Value>;

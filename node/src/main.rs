@@ -15,6 +15,7 @@
 mod chain;
 mod config;
 mod devnet;
+mod fees;
 mod mempool;
 mod mining;
 mod node;
@@ -68,6 +69,7 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
         tracing::info!(height = tip.height, tip = %tip.hash, "chain loaded");
     }
     let p2p = p2p::P2p::start(node.clone(), config.p2p.clone()).await?;
+    tokio::spawn(save_mempool_loop(node.clone()));
     let server = rpc::server::start(node.clone(), p2p.clone(), &config).await?;
 
     let mut shutdown = node.shutdown.subscribe();
@@ -81,9 +83,27 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     node.stopping.store(true, Ordering::Release);
     server.stop().await;
     tokio::task::spawn_blocking(move || p2p.save_book()).await?;
+    let node3 = node.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || node3.save_mempool()).await? {
+        tracing::warn!("mempool not saved: {e}");
+    }
     // Wait for any in-flight write before the store is dropped.
     let node2 = node.clone();
     tokio::task::spawn_blocking(move || node2.wait_for_writes()).await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Saves the mempool every [`mempool::persist::SAVE_INTERVAL`], so a crash loses at most
+/// what arrived since.
+async fn save_mempool_loop(node: std::sync::Arc<node::Node>) {
+    let mut every = tokio::time::interval(mempool::persist::SAVE_INTERVAL);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let n = node.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || n.save_mempool()).await {
+            tracing::warn!("mempool not saved: {e}");
+        }
+    }
 }

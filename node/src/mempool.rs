@@ -13,6 +13,7 @@ use chaincore::{Amount, OutPoint, Transaction, Txid};
 use crate::store::StoreError;
 
 pub mod orphans;
+pub mod persist;
 
 /// Minimum fee rate to enter the pool, in units per byte.
 pub const MIN_RELAY_FEE_RATE: i64 = 1;
@@ -287,6 +288,13 @@ impl Mempool {
             return Err(MempoolError::Full);
         }
         Ok(evicted)
+    }
+
+    /// The pool's transactions in arrival order (parents first), as saved to disk.
+    pub fn in_order(&self) -> Vec<Transaction> {
+        let mut entries: Vec<&Entry> = self.entries.values().collect();
+        entries.sort_by_key(|e| e.seq);
+        entries.into_iter().map(|e| e.tx.clone()).collect()
     }
 
     /// Empties the pool, returning its transactions in arrival order (parents first), to be

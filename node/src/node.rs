@@ -11,9 +11,10 @@ use tokio::sync::{broadcast, watch};
 
 use crate::chain::{unix_now, Accepted, Chain, ChainError, Submission};
 use crate::mempool::orphans::Orphans;
+use crate::mempool::persist;
 use crate::mempool::{ChainView, Mempool, MempoolError};
 use crate::mining::{self, Template};
-use crate::store::{self, Store};
+use crate::store::{self, Store, StoreError};
 
 /// In a batch of mined blocks, every this many blocks is committed durably.
 pub const DURABLE_EVERY: u32 = 100;
@@ -67,6 +68,8 @@ pub struct Node {
     pub new_tx: broadcast::Sender<Txid>,
     /// When the node started.
     pub started: Instant,
+    /// Where the mempool is saved (`mempool.dat`).
+    mempool_file: std::path::PathBuf,
     /// Set to stop in-process mining and the node.
     pub stopping: AtomicBool,
     /// Fires when the node must shut down (the `stop` RPC).
@@ -95,7 +98,7 @@ impl Node {
             hash: chain.tip_hash(),
             height: chain.tip_height(),
         };
-        Ok(Arc::new(Node {
+        let node = Arc::new(Node {
             network,
             store,
             writer: Mutex::new(()),
@@ -108,9 +111,12 @@ impl Node {
             mempool_seq: watch::Sender::new(0),
             new_tx: broadcast::Sender::new(1024),
             started: Instant::now(),
+            mempool_file: data_dir.join(persist::FILE_NAME),
             stopping: AtomicBool::new(false),
             shutdown: watch::Sender::new(false),
-        }))
+        });
+        node.load_mempool();
+        Ok(node)
     }
 
     /// Locks the state. A poisoned lock means a panic mid-update: nothing is trustworthy, so we
@@ -235,6 +241,86 @@ impl Node {
         {
             let _ = self.new_tx.send(e.txid);
         }
+    }
+
+    /// [`crate::fees::estimate`] for `target` blocks from the mempool and the last
+    /// [`crate::fees::RECENT_BLOCKS`] active blocks (their fees from the undo data).
+    pub fn estimate_fee(&self, target: u32) -> Result<Option<f64>, StoreError> {
+        use crate::fees::{Paid, RecentBlock, RECENT_BLOCKS};
+        let (pool, hashes, rtx) = {
+            let state = self.lock();
+            let pool: Vec<Paid> = state
+                .mempool
+                .entries()
+                .map(|e| Paid {
+                    fee: e.fee.to_units(),
+                    size: e.size,
+                })
+                .collect();
+            let tip = state.chain.tip_height();
+            let hashes: Vec<BlockHash> = (tip.saturating_sub(RECENT_BLOCKS - 1).max(1)..=tip)
+                .rev()
+                .filter_map(|h| state.chain.active_hash(h))
+                .collect();
+            (pool, hashes, state.chain.store().begin_read()?)
+        };
+        let mut recent = Vec::new();
+        for hash in hashes {
+            let missing = |what| StoreError::Missing {
+                what,
+                key: hash.to_string(),
+            };
+            let block = store::read::block(&rtx, &hash)?.ok_or_else(|| missing("block"))?;
+            let undo = store::read::undo(&rtx, &hash)?.ok_or_else(|| missing("undo data of"))?;
+            let mut spent = undo.iter();
+            let mut txs = Vec::new();
+            for tx in block.txdata.iter().skip(1) {
+                let inputs: i64 = spent
+                    .by_ref()
+                    .take(tx.input.len())
+                    .map(|c| c.output.value.to_units())
+                    .sum();
+                let outputs: i64 = tx.output.iter().map(|o| o.value.to_units()).sum();
+                txs.push(Paid {
+                    fee: inputs - outputs,
+                    size: tx.size(),
+                });
+            }
+            recent.push(RecentBlock {
+                size: block.size(),
+                txs,
+            });
+        }
+        Ok(crate::fees::estimate(target, &pool, &recent))
+    }
+
+    /// Writes the mempool to its file (transactions in pool order); returns the path.
+    pub fn save_mempool(&self) -> Result<std::path::PathBuf, persist::PersistError> {
+        let txs = self.lock().mempool.in_order();
+        persist::save(&self.mempool_file, &txs)?;
+        tracing::debug!(transactions = txs.len(), "mempool saved");
+        Ok(self.mempool_file.clone())
+    }
+
+    /// Reads the saved mempool and admits each transaction that is still valid against the
+    /// chain (confirmed, conflicting or otherwise invalid ones are dropped); logs how many.
+    pub fn load_mempool(&self) {
+        let txs = match persist::load(&self.mempool_file) {
+            Ok(txs) => txs,
+            Err(e) => {
+                tracing::warn!("saved mempool not loaded: {e}");
+                return;
+            }
+        };
+        if txs.is_empty() {
+            return;
+        }
+        let saved = txs.len();
+        let loaded = txs
+            .into_iter()
+            .filter(|tx| self.accept_transaction(tx.clone(), false).is_ok())
+            .count();
+        tracing::info!(loaded, dropped = saved - loaded, "saved mempool loaded");
     }
 
     /// Accepts a transaction peer `peer` relayed. One whose inputs are missing is kept as an

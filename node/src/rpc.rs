@@ -669,6 +669,51 @@ impl RpcServer for Rpc {
         }
     }
 
+    async fn estimate_smart_fee(
+        &self,
+        conf_target: u32,
+        estimate_mode: Option<String>,
+    ) -> RpcResult<Value> {
+        if !(1..=crate::fees::MAX_TARGET).contains(&conf_target) {
+            return Err(err(
+                code::INVALID_PARAMETER,
+                format!(
+                    "Invalid conf_target, must be between 1 and {}",
+                    crate::fees::MAX_TARGET
+                ),
+            ));
+        }
+        let mode = estimate_mode.unwrap_or_else(|| "unset".into());
+        if !["unset", "economical", "conservative"].contains(&mode.to_lowercase().as_str()) {
+            return Err(err(
+                code::INVALID_PARAMETER,
+                "Invalid estimate_mode parameter, must be one of: \"unset\", \"economical\", \"conservative\"",
+            ));
+        }
+        let node = self.node.clone();
+        blocking(move || {
+            let rate = node.estimate_fee(conf_target).map_err(|e| {
+                node.store_failed(&e);
+                err(code::DATABASE_ERROR, e.to_string())
+            })?;
+            Ok(match rate {
+                // Units per byte → coins per 1,000 bytes.
+                Some(r) => json!({"feerate": r * 1000.0 / 100_000_000.0, "blocks": conf_target}),
+                None => json!({"errors": ["Insufficient data or no feerate found"], "blocks": 0}),
+            })
+        })
+        .await
+    }
+
+    async fn save_mempool(&self) -> RpcResult<Value> {
+        let node = self.node.clone();
+        blocking(move || {
+            let path = node.save_mempool().map_err(|e| err(code::MISC_ERROR, e.to_string()))?;
+            Ok(json!({ "filename": path.display().to_string() }))
+        })
+        .await
+    }
+
     async fn get_mempool_info(&self) -> RpcResult<Value> {
         let state = self.node.lock();
         let m = &state.mempool;

@@ -361,6 +361,13 @@ pub mod read {
         row.map(|v| decode("blocks", v.value())).transpose()
     }
 
+    /// A block's undo data: the coins its transactions spent, in spending order.
+    pub fn undo(rtx: &ReadTransaction, hash: &BlockHash) -> Result<Option<Vec<Coin>>, StoreError> {
+        let table = rtx.open_table(UNDO)?;
+        let row = table.get(hash.to_byte_array())?;
+        row.map(|v| decode("undo", v.value())).transpose()
+    }
+
     /// A stored block's raw bytes.
     pub fn block_bytes(
         rtx: &ReadTransaction,

@@ -178,9 +178,10 @@ enum Command {
         /// A recipient and amount in coins as ADDR=AMOUNT; repeat for several recipients.
         #[arg(long = "to", value_name = "ADDR=AMOUNT", conflicts_with_all = ["address", "send_all"])]
         to: Vec<String>,
-        /// Fee rate in units per byte.
-        #[arg(long, default_value_t = 1)]
-        fee_rate: i64,
+        /// Fee rate in units per byte [default: the node's estimatesmartfee for 6 blocks,
+        /// or the minimum relay fee, 1, when the node has no estimate].
+        #[arg(long)]
+        fee_rate: Option<i64>,
         /// Attach up to 80 bytes of text in an OP_RETURN output.
         #[arg(long)]
         data: Option<String>,
@@ -689,14 +690,17 @@ enum Payees {
     All(Address),
 }
 
+/// The confirmation target the wallet asks the node's fee estimate for.
+const FEE_TARGET_BLOCKS: u32 = 6;
+
 async fn send(
     args: &Args,
     payees: Payees,
-    fee_rate: i64,
+    fee_rate: Option<i64>,
     data: Option<&str>,
     dry_run: bool,
 ) -> anyhow::Result<Output> {
-    if fee_rate < 1 {
+    if fee_rate.is_some_and(|r| r < 1) {
         bail!("--fee-rate must be at least 1 unit per byte (the node's minimum relay fee)");
     }
     let mut data_outputs = Vec::new();
@@ -718,6 +722,20 @@ async fn send(
     let _lock = args.lock()?;
     let mut ks = args.load()?;
     let node = args.node()?;
+    let (fee_rate, rate_source) = match fee_rate {
+        Some(r) => (r, "--fee-rate".to_string()),
+        None => match node.fee_estimate(FEE_TARGET_BLOCKS).await? {
+            // Coins per 1,000 bytes → whole units per byte, rounded up.
+            Some(coins_per_kvb) => (
+                ((coins_per_kvb * 100_000_000.0 / 1000.0).ceil() as i64).max(1),
+                format!("the node's estimate for {FEE_TARGET_BLOCKS} blocks"),
+            ),
+            None => (
+                1,
+                "the minimum relay fee: the node has no fee estimate yet".to_string(),
+            ),
+        },
+    };
     let coins: Vec<Coin> = node
         .utxos(&addresses(&ks))
         .await?
@@ -766,6 +784,8 @@ async fn send(
         "fee": fee.to_string(),
         "size": size,
         "fee_rate": fee.to_units() as f64 / size as f64,
+        "fee_rate_chosen": fee_rate,
+        "fee_rate_source": rate_source,
         "sent": !dry_run,
     });
     let mut text = String::new();
@@ -792,7 +812,7 @@ async fn send(
         text += &format!("output  {who}  {}{mark}\n", o.value);
     }
     text += &format!(
-        "fee     {}  ({size} bytes, {:.2} units/byte)\n",
+        "fee     {}  ({size} bytes, {:.2} units/byte; {fee_rate} units/byte from {rate_source})\n",
         fee,
         fee.to_units() as f64 / size as f64
     );
@@ -916,7 +936,7 @@ mod tests {
         assert!(matches!(
             a.command,
             Command::Send {
-                fee_rate: 3,
+                fee_rate: Some(3),
                 dry_run: true,
                 ..
             }

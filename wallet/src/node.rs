@@ -185,6 +185,17 @@ impl NodeClient {
         Ok(used)
     }
 
+    /// The node's `estimatesmartfee` for `target` blocks, in coins per 1,000 bytes; `None`
+    /// when the node has no data yet.
+    pub async fn fee_estimate(&self, target: u32) -> anyhow::Result<Option<f64>> {
+        let v: Value = self
+            .client
+            .estimate_smart_fee(target, None)
+            .await
+            .map_err(|e| self.explain(e))?;
+        Ok(v.get("feerate").and_then(Value::as_f64))
+    }
+
     /// Broadcasts a signed transaction; returns its txid.
     pub async fn send_raw(&self, tx: &Transaction) -> anyhow::Result<String> {
         self.client
