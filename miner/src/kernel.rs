@@ -4,8 +4,7 @@
 //! and scans a nonce range: per nonce only the header's second block and the outer hash are
 //! computed. Kernels:
 //! - `portable`: `sha2`'s compression function (which picks SHA-NI by itself at run time);
-//! - `shani`: the same loop compiled with the SHA extensions enabled, so `sha2`'s SHA-NI code
-//!   inlines into it (chosen only if the CPU has them);
+//! - `shani`: the SHA extensions, several nonces interleaved (see [`shani`]);
 //! - `avx2` (8 lanes) and `avx512` (16 lanes): SHA-256 across nonces in SIMD registers, with
 //!   the nonce-independent first rounds precomputed, zero padding words skipped, and the outer
 //!   hash stopped after round 60, where word 7 of the result is already known.
@@ -17,6 +16,9 @@ use std::fmt;
 
 use chaincore::pow::Target;
 use chaincore::BlockHash;
+
+#[cfg(target_arch = "x86_64")]
+mod shani;
 
 /// SHA-256 round constants.
 const K: [u32; 64] = [
@@ -129,7 +131,7 @@ fn round(s: &mut [u32; 8], k_plus_w: u32) {
 pub enum Kernel {
     /// `sha2` compression with a midstate.
     Portable,
-    /// `sha2` compression inlined with SHA-NI enabled.
+    /// SHA-NI, several nonces interleaved.
     Shani,
     /// 8 nonces at once in AVX2 registers.
     Avx2,
@@ -188,7 +190,7 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the assert above checked the CPU has SHA and SSE4.1.
             #[allow(unsafe_code)]
-            Kernel::Shani => unsafe { x86::scan_shani(job, start, count) },
+            Kernel::Shani => unsafe { shani::scan(job, start, count) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the assert above checked the CPU has AVX2.
             #[allow(unsafe_code)]
@@ -223,8 +225,7 @@ fn outer_block(inner: &[u32; 8]) -> [u8; 64] {
     block
 }
 
-#[inline(always)]
-fn scan_with_sha2(job: &Job, start: u32, count: u32) -> Option<u32> {
+fn scan_portable(job: &Job, start: u32, count: u32) -> Option<u32> {
     let last = start.checked_add(count.checked_sub(1)?)?;
     let mut block = second_block(job, start);
     let outer_pad = outer_block(&[0; 8]);
@@ -245,19 +246,9 @@ fn scan_with_sha2(job: &Job, start: u32, count: u32) -> Option<u32> {
     None
 }
 
-fn scan_portable(job: &Job, start: u32, count: u32) -> Option<u32> {
-    scan_with_sha2(job, start, count)
-}
-
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{scan_with_sha2, Job, IV, K};
-
-    /// The `sha2` loop compiled with SHA-NI enabled so `sha2`'s SHA-NI code inlines into it.
-    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    pub fn scan_shani(job: &Job, start: u32, count: u32) -> Option<u32> {
-        scan_with_sha2(job, start, count)
-    }
+    use super::{Job, IV, K};
 
     /// One SHA-256 round on the state array `$s` with `$kw` = K[t] + W[t].
     macro_rules! sha_round {
