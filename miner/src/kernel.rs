@@ -13,6 +13,7 @@
 //! `sha2` and compared with the full target, so a kernel can never report a wrong solution.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use chaincore::pow::Target;
 use chaincore::BlockHash;
@@ -126,6 +127,11 @@ fn round(s: &mut [u32; 8], k_plus_w: u32) {
     *s = [t1.wrapping_add(t2), a, b, c, d.wrapping_add(t1), e, f, g];
 }
 
+/// How long one round of timing a kernel lasts when the fastest is picked at start.
+pub const PICK_ROUND: Duration = Duration::from_millis(40);
+/// Rounds of timing per kernel when the fastest is picked at start.
+pub const PICK_ROUNDS: usize = 3;
+
 /// The kernels this build knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kernel {
@@ -151,7 +157,7 @@ impl fmt::Display for Kernel {
 }
 
 impl Kernel {
-    /// Kernels the running CPU supports, slowest first.
+    /// Kernels the running CPU supports (which is fastest is found by [`Kernel::fastest`]).
     pub fn available() -> Vec<Kernel> {
         let mut out = vec![Kernel::Portable];
         #[cfg(target_arch = "x86_64")]
@@ -171,9 +177,43 @@ impl Kernel {
         out
     }
 
-    /// The fastest kernel on this CPU (measured here: AVX-512, then AVX2, then SHA-NI).
-    pub fn best() -> Kernel {
-        *Kernel::available().last().unwrap_or(&Kernel::Portable)
+    /// This kernel's speed on one thread in hashes per second: `job` scanned in chunks of
+    /// 2^14 nonces until `time` has passed (it scans at least one chunk).
+    pub fn measure(self, job: &Job, time: Duration) -> f64 {
+        const STEP: u32 = 1 << 14;
+        let started = Instant::now();
+        let mut hashes = 0u64;
+        let mut start = 0u32;
+        loop {
+            // The count of nonces scanned is what matters; a hit (there is none for an
+            // impossible target) would only end a chunk early.
+            let found = self.scan(job, start, STEP);
+            hashes += found.map_or(u64::from(STEP), |n| u64::from(n - start) + 1);
+            start = start.wrapping_add(STEP);
+            let elapsed = started.elapsed();
+            if elapsed >= time {
+                return hashes as f64 / elapsed.as_secs_f64();
+            }
+        }
+    }
+
+    /// Times each of `kernels` on `job` and returns the fastest with every kernel's figure
+    /// (hashes per second), in the order given. Each kernel runs [`PICK_ROUNDS`] times for
+    /// [`PICK_ROUND`], the kernels taking turns, and keeps its best round, so a burst of
+    /// other load on the machine does not decide the choice alone. Returns `None` only for an
+    /// empty list.
+    pub fn fastest(kernels: &[Kernel], job: &Job) -> Option<(Kernel, Vec<(Kernel, f64)>)> {
+        let mut figures: Vec<(Kernel, f64)> = kernels.iter().map(|&k| (k, 0.0)).collect();
+        for _ in 0..PICK_ROUNDS {
+            for (kernel, best) in figures.iter_mut() {
+                *best = best.max(kernel.measure(job, PICK_ROUND));
+            }
+        }
+        let fastest = figures
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|&(k, _)| k)?;
+        Some((fastest, figures))
     }
 
     /// Scans `count` nonces from `start` (the range must end at or below 2^32). Returns the
@@ -623,6 +663,25 @@ mod tests {
         for kernel in Kernel::available() {
             assert_eq!(kernel.scan(&j, 0, 4_096), None, "{kernel}");
         }
+    }
+
+    #[test]
+    fn the_fastest_kernel_is_the_one_with_the_best_figure() {
+        let j = job(3, 0x03000001);
+        assert!(Kernel::fastest(&[], &j).is_none());
+        let kernels = Kernel::available();
+        let (fastest, figures) = Kernel::fastest(&kernels, &j).unwrap();
+        let order: Vec<Kernel> = figures.iter().map(|&(k, _)| k).collect();
+        assert_eq!(order, kernels, "one figure per kernel, in the order given");
+        assert!(figures.iter().all(|&(_, rate)| rate > 0.0), "{figures:?}");
+        let best = figures.iter().map(|&(_, r)| r).fold(0.0, f64::max);
+        assert_eq!(
+            figures
+                .iter()
+                .find(|&&(k, _)| k == fastest)
+                .map(|&(_, r)| r),
+            Some(best)
+        );
     }
 
     proptest! {

@@ -41,7 +41,46 @@ fn mines_blocks_to_its_address_and_prints_a_summary() {
     let log = miner.log_text();
     assert!(log.contains("accepted"), "{log}");
     assert!(log.contains("summary:"), "{log}");
+    // Without --kernel the miner timed the kernels at start and said which it took.
+    assert!(
+        log.contains("kernel speeds on one thread (MH/s): portable"),
+        "{log}"
+    );
+    assert!(log.contains("; using "), "{log}");
     assert_eq!(node.rpc("verifychain", json!([4, 0])), json!(true));
+}
+
+#[test]
+fn benchmark_prints_a_row_for_every_kernel_and_the_start_up_pick() {
+    let out = std::process::Command::new(chaincore_tests::binary("chaincore-miner"))
+        .args(["--benchmark", "--seconds", "1", "--threads", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("kernel "))
+        .skip(1)
+        .take_while(|l| !l.starts_with("start-up"))
+        .collect();
+    // portable always, then whatever this CPU has; each row has two rates and a scaling.
+    assert!(rows[0].starts_with("portable "), "{text}");
+    for row in &rows {
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        let one: f64 = fields[1].parse().unwrap();
+        let many: f64 = fields[2].parse().unwrap();
+        assert!(one > 0.0 && many > 0.0, "{row}");
+        assert!(fields[3].ends_with('x'), "{row}");
+    }
+    let pick = text
+        .lines()
+        .find_map(|l| l.strip_prefix("start-up measurement picks: "))
+        .unwrap();
+    assert!(
+        rows.iter().any(|r| r.starts_with(&format!("{pick} "))),
+        "{text}"
+    );
 }
 
 #[test]

@@ -64,7 +64,11 @@ fn interleave(abef: &mut [__m128i; WAYS]) {
         // SAFETY: the block is empty: it reads and writes back one register and does nothing.
         #[allow(unsafe_code)]
         unsafe {
-            std::arch::asm!("/* {0} */", inout(xmm_reg) *x, options(nomem, nostack, preserves_flags));
+            std::arch::asm!(
+                "/* {0} */",
+                inout(xmm_reg) * x,
+                options(nomem, nostack, preserves_flags)
+            );
         }
     }
 }
@@ -103,7 +107,12 @@ fn rounds4_const(
 /// Four rounds on every lane from message vector `m` (words `t..t + 4`).
 #[inline]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-fn rounds4_m(abef: &mut [__m128i; WAYS], cdgh: &mut [__m128i; WAYS], m: &[__m128i; WAYS], t: usize) {
+fn rounds4_m(
+    abef: &mut [__m128i; WAYS],
+    cdgh: &mut [__m128i; WAYS],
+    m: &[__m128i; WAYS],
+    t: usize,
+) {
     let k = kw(t, [0; 4]);
     rounds4(abef, cdgh, std::array::from_fn(|i| _mm_add_epi32(m[i], k)));
 }
@@ -112,10 +121,7 @@ fn rounds4_m(abef: &mut [__m128i; WAYS], cdgh: &mut [__m128i; WAYS], m: &[__m128
 #[inline]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 fn schedule(m0: __m128i, m1: __m128i, m2: __m128i, m3: __m128i) -> __m128i {
-    let x = _mm_add_epi32(
-        _mm_sha256msg1_epu32(m0, m1),
-        _mm_alignr_epi8::<4>(m3, m2),
-    );
+    let x = _mm_add_epi32(_mm_sha256msg1_epu32(m0, m1), _mm_alignr_epi8::<4>(m3, m2));
     _mm_sha256msg2_epu32(x, m3)
 }
 
@@ -176,7 +182,9 @@ pub fn scan(job: &Job, start: u32, count: u32) -> Option<u32> {
     let k23 = v([K[2], K[3], 0, 0]);
     // Nonce lanes: byte-swapped into [0, n, 0, n] (added to a and e) and [0, 0, 0, n].
     let swap_ae = _mm_setr_epi8(-1, -1, -1, -1, 7, 6, 5, 4, -1, -1, -1, -1, 15, 14, 13, 12);
-    let swap_w3 = _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 15, 14, 13, 12);
+    let swap_w3 = _mm_setr_epi8(
+        -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 15, 14, 13, 12,
+    );
     let zero = _mm_setzero_si128();
     let lane_offsets: [__m128i; WAYS] = std::array::from_fn(|i| _mm_set1_epi32(i as i32));
     let mut base = u64::from(start);
@@ -237,8 +245,9 @@ pub fn scan(job: &Job, start: u32, count: u32) -> Option<u32> {
         rounds4_m(&mut abef, &mut cdgh, &o1, 4);
         rounds4_const(&mut abef, &mut cdgh, kw8_out);
         rounds4_const(&mut abef, &mut cdgh, kw12_out);
-        let m4: [__m128i; WAYS] =
-            std::array::from_fn(|i| _mm_sha256msg2_epu32(_mm_sha256msg1_epu32(o0[i], o1[i]), m3_out));
+        let m4: [__m128i; WAYS] = std::array::from_fn(|i| {
+            _mm_sha256msg2_epu32(_mm_sha256msg1_epu32(o0[i], o1[i]), m3_out)
+        });
         rounds4_m(&mut abef, &mut cdgh, &m4, 16);
         let m5 = schedule_n(&o1, &[m2_out; WAYS], &[m3_out; WAYS], &m4);
         rounds4_m(&mut abef, &mut cdgh, &m5, 20);
