@@ -1,7 +1,8 @@
 //! `chaincore-miner`: a standalone SHA-256d miner for `chaincore-node`.
 //!
 //! # Layout
-//! - [`kernel`]: nonce search kernels (portable, SHA-NI, AVX2, AVX-512) and their job setup.
+//! - [`kernel`]: nonce search kernels (portable, SHA-NI, AVX2, AVX-512), their job setup and
+//!   the timing that picks the fastest at start.
 //! - [`work`]: templates, the miner's coinbase, merkle branch and headers.
 //! - [`workers`]: pinned hashing threads and the state they share with the controller.
 //!
