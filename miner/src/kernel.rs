@@ -4,8 +4,7 @@
 //! and scans a nonce range: per nonce only the header's second block and the outer hash are
 //! computed. Kernels:
 //! - `portable`: `sha2`'s compression function (which picks SHA-NI by itself at run time);
-//! - `shani`: the same loop compiled with the SHA extensions enabled, so `sha2`'s SHA-NI code
-//!   inlines into it (chosen only if the CPU has them);
+//! - `shani`: the SHA extensions, two nonces interleaved (see [`shani`]);
 //! - `avx2` (8 lanes) and `avx512` (16 lanes): SHA-256 across nonces in SIMD registers, with
 //!   the nonce-independent first rounds precomputed, zero padding words skipped, and the outer
 //!   hash stopped after round 60, where word 7 of the result is already known.
@@ -14,9 +13,13 @@
 //! `sha2` and compared with the full target, so a kernel can never report a wrong solution.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use chaincore::pow::Target;
 use chaincore::BlockHash;
+
+#[cfg(target_arch = "x86_64")]
+mod shani;
 
 /// SHA-256 round constants.
 const K: [u32; 64] = [
@@ -124,12 +127,17 @@ fn round(s: &mut [u32; 8], k_plus_w: u32) {
     *s = [t1.wrapping_add(t2), a, b, c, d.wrapping_add(t1), e, f, g];
 }
 
+/// How long one round of timing a kernel lasts when the fastest is picked at start.
+pub const PICK_ROUND: Duration = Duration::from_millis(40);
+/// Rounds of timing per kernel when the fastest is picked at start.
+pub const PICK_ROUNDS: usize = 3;
+
 /// The kernels this build knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kernel {
     /// `sha2` compression with a midstate.
     Portable,
-    /// `sha2` compression inlined with SHA-NI enabled.
+    /// SHA-NI, two nonces interleaved.
     Shani,
     /// 8 nonces at once in AVX2 registers.
     Avx2,
@@ -149,7 +157,7 @@ impl fmt::Display for Kernel {
 }
 
 impl Kernel {
-    /// Kernels the running CPU supports, slowest first.
+    /// Kernels the running CPU supports (which is fastest is found by [`Kernel::fastest`]).
     pub fn available() -> Vec<Kernel> {
         let mut out = vec![Kernel::Portable];
         #[cfg(target_arch = "x86_64")]
@@ -169,9 +177,43 @@ impl Kernel {
         out
     }
 
-    /// The fastest kernel on this CPU (measured here: AVX-512, then AVX2, then SHA-NI).
-    pub fn best() -> Kernel {
-        *Kernel::available().last().unwrap_or(&Kernel::Portable)
+    /// This kernel's speed on one thread in hashes per second: `job` scanned in chunks of
+    /// 2^12 nonces until `time` has passed (it scans at least one chunk).
+    pub fn measure(self, job: &Job, time: Duration) -> f64 {
+        const STEP: u32 = 1 << 12;
+        let started = Instant::now();
+        let mut hashes = 0u64;
+        let mut start = 0u32;
+        loop {
+            // The count of nonces scanned is what matters; a hit (there is none for an
+            // impossible target) would only end a chunk early.
+            let found = self.scan(job, start, STEP);
+            hashes += found.map_or(u64::from(STEP), |n| u64::from(n - start) + 1);
+            start = start.wrapping_add(STEP);
+            let elapsed = started.elapsed();
+            if elapsed >= time {
+                return hashes as f64 / elapsed.as_secs_f64();
+            }
+        }
+    }
+
+    /// Times each of `kernels` on `job` and returns the fastest with every kernel's figure
+    /// (hashes per second), in the order given. Each kernel runs [`PICK_ROUNDS`] times for
+    /// [`PICK_ROUND`], the kernels taking turns, and keeps its best round, so a burst of
+    /// other load on the machine does not decide the choice alone. Returns `None` only for an
+    /// empty list.
+    pub fn fastest(kernels: &[Kernel], job: &Job) -> Option<(Kernel, Vec<(Kernel, f64)>)> {
+        let mut figures: Vec<(Kernel, f64)> = kernels.iter().map(|&k| (k, 0.0)).collect();
+        for _ in 0..PICK_ROUNDS {
+            for (kernel, best) in figures.iter_mut() {
+                *best = best.max(kernel.measure(job, PICK_ROUND));
+            }
+        }
+        let fastest = figures
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|&(k, _)| k)?;
+        Some((fastest, figures))
     }
 
     /// Scans `count` nonces from `start` (the range must end at or below 2^32). Returns the
@@ -188,7 +230,7 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the assert above checked the CPU has SHA and SSE4.1.
             #[allow(unsafe_code)]
-            Kernel::Shani => unsafe { x86::scan_shani(job, start, count) },
+            Kernel::Shani => unsafe { shani::scan(job, start, count) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the assert above checked the CPU has AVX2.
             #[allow(unsafe_code)]
@@ -223,8 +265,7 @@ fn outer_block(inner: &[u32; 8]) -> [u8; 64] {
     block
 }
 
-#[inline(always)]
-fn scan_with_sha2(job: &Job, start: u32, count: u32) -> Option<u32> {
+fn scan_portable(job: &Job, start: u32, count: u32) -> Option<u32> {
     let last = start.checked_add(count.checked_sub(1)?)?;
     let mut block = second_block(job, start);
     let outer_pad = outer_block(&[0; 8]);
@@ -245,19 +286,9 @@ fn scan_with_sha2(job: &Job, start: u32, count: u32) -> Option<u32> {
     None
 }
 
-fn scan_portable(job: &Job, start: u32, count: u32) -> Option<u32> {
-    scan_with_sha2(job, start, count)
-}
-
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{scan_with_sha2, Job, IV, K};
-
-    /// The `sha2` loop compiled with SHA-NI enabled so `sha2`'s SHA-NI code inlines into it.
-    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    pub fn scan_shani(job: &Job, start: u32, count: u32) -> Option<u32> {
-        scan_with_sha2(job, start, count)
-    }
+    use super::{Job, IV, K};
 
     /// One SHA-256 round on the state array `$s` with `$kw` = K[t] + W[t].
     macro_rules! sha_round {
@@ -632,6 +663,25 @@ mod tests {
         for kernel in Kernel::available() {
             assert_eq!(kernel.scan(&j, 0, 4_096), None, "{kernel}");
         }
+    }
+
+    #[test]
+    fn the_fastest_kernel_is_the_one_with_the_best_figure() {
+        let j = job(3, 0x03000001);
+        assert!(Kernel::fastest(&[], &j).is_none());
+        let kernels = Kernel::available();
+        let (fastest, figures) = Kernel::fastest(&kernels, &j).unwrap();
+        let order: Vec<Kernel> = figures.iter().map(|&(k, _)| k).collect();
+        assert_eq!(order, kernels, "one figure per kernel, in the order given");
+        assert!(figures.iter().all(|&(_, rate)| rate > 0.0), "{figures:?}");
+        let best = figures.iter().map(|&(_, r)| r).fold(0.0, f64::max);
+        assert_eq!(
+            figures
+                .iter()
+                .find(|&&(k, _)| k == fastest)
+                .map(|&(_, r)| r),
+            Some(best)
+        );
     }
 
     proptest! {

@@ -1,7 +1,8 @@
 //! `chaincore-miner`: a standalone SHA-256d miner for `chaincore-node`.
 //!
 //! # Layout
-//! - [`kernel`]: nonce search kernels (portable, SHA-NI, AVX2, AVX-512) and their job setup.
+//! - [`kernel`]: nonce search kernels (portable, SHA-NI, AVX2, AVX-512), their job setup and
+//!   the timing that picks the fastest at start.
 //! - [`work`]: templates, the miner's coinbase, merkle branch and headers.
 //! - [`workers`]: pinned hashing threads and the state they share with the controller.
 //!
@@ -27,7 +28,7 @@ use clap::Parser;
 use jsonrpsee_http_client::HttpClient;
 use serde_json::json;
 
-use crate::kernel::Kernel;
+use crate::kernel::{Job, Kernel};
 use crate::work::{Template, Work};
 use crate::workers::{Shared, Solution};
 
@@ -49,14 +50,15 @@ struct Args {
     /// Seconds between template refreshes (new transactions, time).
     #[arg(long, env = "CHAINCORE_SCANTIME", default_value_t = 10)]
     scantime: u64,
-    /// Hash kernel [default: the fastest this CPU supports].
+    /// Hash kernel [default: the fastest this CPU supports, timed at start].
     #[arg(long, env = "CHAINCORE_KERNEL")]
     kernel: Option<Kernel>,
-    /// Hash without a node and print the hash rate.
+    /// Hash without a node and print a table of every kernel's hash rate.
     #[arg(long)]
     benchmark: bool,
-    /// How long --benchmark runs.
-    #[arg(long, default_value_t = 10)]
+    /// How long each --benchmark measurement runs (each kernel is measured on one thread and
+    /// on --threads threads).
+    #[arg(long, default_value_t = 5)]
     seconds: u64,
     /// Log filter: error, warn, info, debug, trace, or a RUST_LOG-style directive.
     #[arg(long, env = "CHAINCORE_LOG_LEVEL", default_value = "info")]
@@ -100,20 +102,18 @@ fn main() {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let threads = args.threads.unwrap_or_else(num_cpus::get).max(1);
-    let kernel = match args.kernel {
-        Some(k) if !Kernel::available().contains(&k) => {
+    if let Some(k) = args.kernel {
+        if !Kernel::available().contains(&k) {
             bail!(
                 "kernel {k} is not supported by this CPU (available: {})",
                 list(&Kernel::available())
             )
         }
-        Some(k) => k,
-        None => Kernel::best(),
-    };
+    }
     if args.benchmark {
         return benchmark(
             threads,
-            kernel,
+            args.kernel,
             args.cpu_affinity == OnOff::On,
             args.seconds,
         );
@@ -124,6 +124,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .script_pubkey();
     let url = args.node.url();
     let auth = Auth::from_args(&args)?;
+    let kernel = match args.kernel {
+        Some(k) => k,
+        None => pick_kernel()?,
+    };
+
     let client = http_client(&url, &auth.current, RPC_TIMEOUT).map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(%url, threads, %kernel, "mining to {address}");
     Controller {
@@ -141,6 +146,41 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     .run()
     .await
+}
+
+/// A header no nonce solves (target 1): what kernels are timed and benchmarked on.
+fn unsolvable_template() -> anyhow::Result<Template> {
+    let impossible = Target::from_compact(0x0300_0001).context("constant target")?;
+    Ok(Template {
+        version: 1,
+        prev_blockhash: Default::default(),
+        height: 1,
+        bits: 0x0300_0001,
+        target: impossible,
+        curtime: 0,
+        coinbase_value: chaincore::Amount::ZERO,
+        transactions: Vec::new(),
+        txids: Vec::new(),
+        longpollid: None,
+    })
+}
+
+/// Times every kernel this CPU supports for a moment on one thread, logs the figures and
+/// returns the fastest.
+fn pick_kernel() -> anyhow::Result<Kernel> {
+    let template = unsolvable_template()?;
+    let job = Job::new([0; 80], template.target);
+    let (fastest, figures) =
+        Kernel::fastest(&Kernel::available(), &job).context("no kernel is available")?;
+    let figures: Vec<String> = figures
+        .iter()
+        .map(|(k, rate)| format!("{k} {:.2}", rate / 1e6))
+        .collect();
+    tracing::info!(
+        "kernel speeds on one thread (MH/s): {}; using {fastest}",
+        figures.join(", ")
+    );
+    Ok(fastest)
 }
 
 fn list(kernels: &[Kernel]) -> String {
@@ -178,29 +218,95 @@ impl Auth {
     }
 }
 
-/// `--benchmark`: hash an unsolvable header on every worker and report MH/s.
-fn benchmark(threads: usize, kernel: Kernel, pin: bool, seconds: u64) -> anyhow::Result<()> {
-    let shared = Shared::new(threads);
-    let impossible = Target::from_compact(0x0300_0001).context("constant target")?;
-    let template = Template {
-        version: 1,
-        prev_blockhash: Default::default(),
-        height: 1,
-        bits: 0x0300_0001,
-        target: impossible,
-        curtime: 0,
-        coinbase_value: chaincore::Amount::ZERO,
-        transactions: Vec::new(),
-        txids: Vec::new(),
-        longpollid: None,
-    };
+/// What one `--benchmark` run measured.
+struct BenchRun {
+    /// Hashes per second of each worker.
+    per_thread: Vec<f64>,
+    /// Hashes per second of all workers together.
+    total: f64,
+    /// How long each work switch took (new work published → every worker hashing it), sorted.
+    switches: Vec<Duration>,
+}
+
+/// `--benchmark`: for each kernel (the one `--kernel` names, or every one this CPU supports),
+/// hashes an unsolvable header on one worker and then on `threads` workers for `seconds`
+/// each, and prints a table of MH/s per thread and the scaling; then which kernel the
+/// start-up measurement picks, and how fast workers switch to new work.
+fn benchmark(
+    threads: usize,
+    forced: Option<Kernel>,
+    pin: bool,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    let template = unsolvable_template()?;
     let work = Arc::new(Work::new(template, chaincore::Script::new_p2pkh(&[0; 20])));
+    let kernels = match forced {
+        Some(k) => vec![k],
+        None => Kernel::available(),
+    };
+    let seconds = seconds.max(1);
+    println!(
+        "{:<10} {:>16} {:>18} {:>8}",
+        "kernel",
+        "1 thread MH/s",
+        format!("{threads} threads MH/s"),
+        "scaling"
+    );
+    let mut last_switches = Vec::new();
+    for &kernel in &kernels {
+        let one = bench_run(1, kernel, pin, seconds, &work);
+        let many_run = (threads > 1).then(|| bench_run(threads, kernel, pin, seconds, &work));
+        let many = many_run.as_ref().unwrap_or(&one);
+        let per_thread: Vec<String> = many
+            .per_thread
+            .iter()
+            .map(|r| format!("{:.2}", r / 1e6))
+            .collect();
+        println!(
+            "{:<10} {:>16.2} {:>18.2} {:>7.2}x   (per thread: {})",
+            kernel.to_string(),
+            one.total / 1e6,
+            many.total / 1e6,
+            many.total / one.total,
+            per_thread.join(" ")
+        );
+        last_switches = many.switches.clone();
+    }
+    if forced.is_none() {
+        let job = Job::new(work.header(0), work.template.target);
+        if let Some((fastest, _)) = Kernel::fastest(&kernels, &job) {
+            println!("start-up measurement picks: {fastest}");
+        }
+    }
+    if let (Some(median), Some(max)) = (
+        last_switches.get(last_switches.len() / 2),
+        last_switches.last(),
+    ) {
+        println!(
+            "work switch (new work → every worker hashing it, last row): median {:.1} ms, max {:.1} ms over {} switches",
+            median.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3,
+            last_switches.len()
+        );
+    }
+    Ok(())
+}
+
+/// Runs `threads` workers with `kernel` on `work` for `seconds`, publishing the work anew
+/// every half second and timing how long until every worker hashes it.
+fn bench_run(
+    threads: usize,
+    kernel: Kernel,
+    pin: bool,
+    seconds: u64,
+    work: &Arc<Work>,
+) -> BenchRun {
+    let shared = Shared::new(threads);
     shared.set_work(work.clone());
     let (tx, _rx) = std::sync::mpsc::channel::<Solution>();
     let start = Instant::now();
     let handles = workers::start(threads, kernel, pin, &shared, tx);
-    // Publish new work every half second and time how long until every worker hashes it.
-    let deadline = start + Duration::from_secs(seconds.max(1));
+    let deadline = start + Duration::from_secs(seconds);
     let mut switches = Vec::new();
     while Instant::now() + Duration::from_millis(600) < deadline {
         std::thread::sleep(Duration::from_millis(500));
@@ -221,26 +327,16 @@ fn benchmark(threads: usize, kernel: Kernel, pin: bool, seconds: u64) -> anyhow:
         let _ = h.join();
     }
     let secs = start.elapsed().as_secs_f64();
-    for (i, h) in shared.hashes.iter().enumerate() {
-        println!(
-            "thread {i}: {:.2} MH/s",
-            h.load(Ordering::Relaxed) as f64 / secs / 1e6
-        );
-    }
-    println!(
-        "total: {:.2} MH/s ({threads} threads, kernel {kernel}, {secs:.1} s)",
-        shared.total_hashes() as f64 / secs / 1e6
-    );
     switches.sort();
-    if let (Some(median), Some(max)) = (switches.get(switches.len() / 2), switches.last()) {
-        println!(
-            "work switch (new work → every worker hashing it): median {:.1} ms, max {:.1} ms over {} switches",
-            median.as_secs_f64() * 1e3,
-            max.as_secs_f64() * 1e3,
-            switches.len()
-        );
+    BenchRun {
+        per_thread: shared
+            .hashes
+            .iter()
+            .map(|h| h.load(Ordering::Relaxed) as f64 / secs)
+            .collect(),
+        total: shared.total_hashes() as f64 / secs,
+        switches,
     }
-    Ok(())
 }
 
 /// Counts of submitted blocks.

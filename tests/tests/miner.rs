@@ -41,7 +41,51 @@ fn mines_blocks_to_its_address_and_prints_a_summary() {
     let log = miner.log_text();
     assert!(log.contains("accepted"), "{log}");
     assert!(log.contains("summary:"), "{log}");
+    // Without --kernel the miner timed the kernels at start and said which it took.
+    assert!(
+        log.contains("kernel speeds on one thread (MH/s): portable"),
+        "{log}"
+    );
+    assert!(log.contains("; using "), "{log}");
     assert_eq!(node.rpc("verifychain", json!([4, 0])), json!(true));
+}
+
+#[test]
+fn benchmark_prints_a_table_row_for_the_forced_kernel() {
+    // Only `portable` (sha2 is built optimised even in test builds): the hand-written kernels
+    // are so slow unoptimised that one 2^18-nonce chunk takes seconds. Every kernel's figure
+    // and the start-up pick are covered by the kernel unit tests and the mining test's log.
+    let out = std::process::Command::new(chaincore_tests::binary("chaincore-miner"))
+        .args([
+            "--benchmark",
+            "--seconds",
+            "1",
+            "--threads",
+            "2",
+            "--kernel",
+            "portable",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert!(
+        lines.next().unwrap().starts_with("kernel "),
+        "a header first: {text}"
+    );
+    let fields: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(fields[0], "portable", "{text}");
+    let one: f64 = fields[1].parse().unwrap();
+    let two: f64 = fields[2].parse().unwrap();
+    assert!(one > 0.0 && two > 0.0, "{text}");
+    let scaling: f64 = fields[3].trim_end_matches('x').parse().unwrap();
+    assert!(
+        (scaling - two / one).abs() < 0.02,
+        "scaling is 2 threads / 1 thread: {text}"
+    );
+    // A forced kernel is not raced against the others.
+    assert!(!text.contains("start-up measurement picks"), "{text}");
 }
 
 #[test]
