@@ -708,7 +708,9 @@ impl RpcServer for Rpc {
     async fn save_mempool(&self) -> RpcResult<Value> {
         let node = self.node.clone();
         blocking(move || {
-            let path = node.save_mempool().map_err(|e| err(code::MISC_ERROR, e.to_string()))?;
+            let path = node
+                .save_mempool()
+                .map_err(|e| err(code::MISC_ERROR, e.to_string()))?;
             Ok(json!({ "filename": path.display().to_string() }))
         })
         .await
@@ -1016,6 +1018,7 @@ impl RpcServer for Rpc {
             "clearbanned",
             "disconnectnode",
             "decoderawtransaction",
+            "estimatesmartfee",
             "generatetoaddress",
             "getaddressbalance",
             "getaddresstxids",
@@ -1046,6 +1049,7 @@ impl RpcServer for Rpc {
             "listbanned",
             "ping",
             "reconsiderblock",
+            "savemempool",
             "sendrawtransaction",
             "setban",
             "stop",

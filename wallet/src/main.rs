@@ -725,9 +725,10 @@ async fn send(
     let (fee_rate, rate_source) = match fee_rate {
         Some(r) => (r, "--fee-rate".to_string()),
         None => match node.fee_estimate(FEE_TARGET_BLOCKS).await? {
-            // Coins per 1,000 bytes → whole units per byte, rounded up.
+            // Coins per 1,000 bytes → units per 1,000 bytes (exact after rounding the float)
+            // → whole units per byte, rounded up.
             Some(coins_per_kvb) => (
-                ((coins_per_kvb * 100_000_000.0 / 1000.0).ceil() as i64).max(1),
+                (((coins_per_kvb * 100_000_000.0).round() as i64 + 999) / 1000).max(1),
                 format!("the node's estimate for {FEE_TARGET_BLOCKS} blocks"),
             ),
             None => (

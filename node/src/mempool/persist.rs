@@ -102,7 +102,9 @@ pub fn load(path: &Path) -> Result<Vec<Transaction>, PersistError> {
         }
         let n = CompactSize::consensus_decode(r)?.0;
         if n > MAX_SAVED {
-            return Err(encode::Error::Invalid("more transactions than a pool holds"));
+            return Err(encode::Error::Invalid(
+                "more transactions than a pool holds",
+            ));
         }
         let mut txs = Vec::new();
         for _ in 0..n {
