@@ -60,6 +60,10 @@ pub struct Args {
     /// counts their work [default: 20,000].
     #[arg(long, env = "CHAINCORE_PENDING_HEADERS", hide = true)]
     pub pending_headers: Option<usize>,
+    /// Save the mempool to mempool.dat at shutdown and every 2 minutes, and load it at start
+    /// [default: true].
+    #[arg(long, env = "CHAINCORE_PERSISTMEMPOOL")]
+    pub persistmempool: Option<bool>,
     /// TOML file with any of these settings (same names, e.g. `rpcport = 18743`).
     #[arg(long, env = "CHAINCORE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -106,6 +110,7 @@ struct FileConfig {
     rpcpassword: Option<String>,
     port: Option<u16>,
     log_level: Option<String>,
+    persistmempool: Option<bool>,
     #[serde(default)]
     connect: Vec<SocketAddr>,
     #[serde(default)]
@@ -147,6 +152,8 @@ pub struct Config {
     pub p2p: crate::p2p::P2pConfig,
     /// Log filter.
     pub log_level: String,
+    /// Keep the mempool in `mempool.dat` across restarts.
+    pub persist_mempool: bool,
 }
 
 /// An IP network (address and prefix length), from `1.2.3.4`, `10.0.0.0/8` or `::1/128`.
@@ -290,6 +297,7 @@ impl Args {
                 .log_level
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".to_string()),
+            persist_mempool: self.persistmempool.or(file.persistmempool).unwrap_or(true),
         })
     }
 }

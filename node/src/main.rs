@@ -61,7 +61,8 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     tracing::info!(network = %config.network, datadir = %config.data_dir.display(), "starting");
     let dir = config.data_dir.clone();
     let network = config.network;
-    let node = tokio::task::spawn_blocking(move || node::Node::open(network, &dir))
+    let persist = config.persist_mempool;
+    let node = tokio::task::spawn_blocking(move || node::Node::open(network, &dir, persist))
         .await?
         .with_context(|| format!("cannot open the chain in {}", config.data_dir.display()))?;
     {
@@ -69,7 +70,9 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
         tracing::info!(height = tip.height, tip = %tip.hash, "chain loaded");
     }
     let p2p = p2p::P2p::start(node.clone(), config.p2p.clone()).await?;
-    tokio::spawn(save_mempool_loop(node.clone()));
+    if config.persist_mempool {
+        tokio::spawn(save_mempool_loop(node.clone()));
+    }
     let server = rpc::server::start(node.clone(), p2p.clone(), &config).await?;
 
     let mut shutdown = node.shutdown.subscribe();
@@ -83,9 +86,11 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     node.stopping.store(true, Ordering::Release);
     server.stop().await;
     tokio::task::spawn_blocking(move || p2p.save_book()).await?;
-    let node3 = node.clone();
-    if let Err(e) = tokio::task::spawn_blocking(move || node3.save_mempool()).await? {
-        tracing::warn!("mempool not saved: {e}");
+    if config.persist_mempool {
+        let node3 = node.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || node3.save_mempool()).await? {
+            tracing::warn!("mempool not saved: {e}");
+        }
     }
     // Wait for any in-flight write before the store is dropped.
     let node2 = node.clone();

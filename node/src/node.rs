@@ -77,8 +77,13 @@ pub struct Node {
 }
 
 impl Node {
-    /// Opens the store and chain in `data_dir`.
-    pub fn open(network: Network, data_dir: &std::path::Path) -> Result<Arc<Node>, ChainError> {
+    /// Opens the store and chain in `data_dir`, and (if `persist_mempool`) loads the saved
+    /// mempool.
+    pub fn open(
+        network: Network,
+        data_dir: &std::path::Path,
+        persist_mempool: bool,
+    ) -> Result<Arc<Node>, ChainError> {
         let store = Store::open(&data_dir.join("chain.redb"))?;
         let mut chain = Chain::open(store, network)?;
         let mut mempool = Mempool::new(crate::mempool::DEFAULT_MAX_BYTES);
@@ -115,7 +120,9 @@ impl Node {
             stopping: AtomicBool::new(false),
             shutdown: watch::Sender::new(false),
         });
-        node.load_mempool();
+        if persist_mempool {
+            node.load_mempool();
+        }
         Ok(node)
     }
 

@@ -11,7 +11,15 @@ use serde_json::{json, Value};
 
 /// A node with 101 back-dated blocks whose coinbases the builder's key can spend.
 fn node_with_coins(dir: &TempDir) -> (Node, Builder, Vec<chaincore::BlockHash>) {
-    let node = Node::start(&dir.0, &[]);
+    node_with_coins_args(dir, &[])
+}
+
+/// [`node_with_coins`] with extra node arguments.
+fn node_with_coins_args(
+    dir: &TempDir,
+    args: &[&str],
+) -> (Node, Builder, Vec<chaincore::BlockHash>) {
+    let node = Node::start(&dir.0, args);
     let mut b = Builder::new();
     let mut parent = Network::Regtest.genesis_hash();
     let mut hashes = Vec::new();
@@ -189,4 +197,18 @@ fn estimatesmartfee_answers_as_core_and_the_wallet_pays_what_it_says() {
         node.rpc("estimatesmartfee", json!([1, "conservative"])),
         json!({"feerate": 0.00001, "blocks": 1})
     );
+}
+
+#[test]
+fn with_persistmempool_false_a_restart_starts_empty() {
+    let dir = TempDir::new("mempool-off");
+    let (mut node, b, hashes) = node_with_coins_args(&dir, &["--persistmempool", "false"]);
+    let txs = fan_out(&b, &hashes, 3);
+    for tx in &txs {
+        send(&node, tx);
+    }
+    node.stop();
+    node.restart();
+    assert!(pool(&node).is_empty());
+    assert!(!dir.0.join("regtest").join("mempool.dat").exists());
 }
