@@ -352,6 +352,12 @@ impl Node {
             }
             Err(e) => return Relayed::Rejected(e),
         }
+        Relayed::Accepted(self.admit_orphans(state, txid))
+    }
+
+    /// Admits the orphans that spend `txid` (just added to the pool), and theirs in turn;
+    /// returns their txids.
+    fn admit_orphans(&self, state: &mut State, txid: Txid) -> Vec<Txid> {
         let mut admitted = Vec::new();
         let mut parents = vec![txid];
         while let Some(parent) = parents.pop() {
@@ -371,7 +377,7 @@ impl Node {
                 }
             }
         }
-        Relayed::Accepted(admitted)
+        admitted
     }
 
     /// Parents of `tx` neither in the pool nor (by one of their outputs `tx` spends) in the
@@ -416,7 +422,12 @@ impl Node {
         test_only: bool,
     ) -> Result<Txid, MempoolError> {
         let mut guard = self.lock();
-        self.accept_locked(&mut guard, tx, test_only)
+        let txid = self.accept_locked(&mut guard, tx, test_only)?;
+        if !test_only {
+            // Orphans relayed earlier may have waited for this one.
+            self.admit_orphans(&mut guard, txid);
+        }
+        Ok(txid)
     }
 
     /// [`Node::accept_transaction`] with the state already locked.

@@ -52,6 +52,10 @@ const MAX_QUEUED_BLOCKS: usize = 4 * MAX_HEADERS;
 const OUTBOUND_TARGET: usize = 8;
 /// How often a node tells each peer its own reachable address again (Core: about daily).
 const ADVERTISE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// Own addresses remembered, as peers we dialled reported them.
+const MAX_LOCAL_ADDRS: usize = 16;
+/// Blocks from the future remembered per peer, not fetched again before their time.
+const MAX_FUTURE_BLOCKS: usize = 16;
 /// Peers a fresh address is relayed to.
 const ADDR_RELAY_PEERS: usize = 2;
 /// An `addr` message with at most this many entries is gossip worth relaying (Core: 10).
@@ -292,10 +296,10 @@ impl P2p {
         if !addrbook::acceptable(&ours, peer) {
             return None;
         }
-        self.local_addrs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(ours);
+        let mut locals = self.local_addrs.lock().unwrap_or_else(|p| p.into_inner());
+        if locals.len() < MAX_LOCAL_ADDRS || locals.contains(&ours) {
+            locals.insert(ours);
+        }
         Some(ours)
     }
 
@@ -582,8 +586,12 @@ impl P2p {
             sync.addr_rate.asked();
             self.queue(send, Message::GetAddr)?;
         }
-        // Tell the peer where we can be reached, as it sees us (Core's AdvertiseLocal).
-        let local = peer_ip.and_then(|ip| self.local_address(seen_as, ip));
+        // Tell the peer where we can be reached, as a peer we dialled sees us (Core's
+        // AdvertiseLocal). Inbound peers could claim anything, so they teach us nothing.
+        let local = match (outbound, peer_ip) {
+            (Some(_), Some(ip)) => self.local_address(seen_as, ip),
+            _ => None,
+        };
         if let Some(ours) = local {
             self.queue(send, Message::Addr(vec![ours]))?;
         }
@@ -606,6 +614,10 @@ impl P2p {
                     }
                     // Blocks another peer was fetching may be free again.
                     self.request_blocks(send, &mut sync)?;
+                    // Blocks from the future whose time has come: ask again.
+                    if sync.future_due() {
+                        self.queue(send, self.get_headers())?;
+                    }
                     self.queue(send, Message::Ping(unix_now()))?;
                     if let Some(ours) = local.filter(|_| advertised.elapsed() > ADVERTISE_INTERVAL) {
                         advertised = Instant::now();
@@ -629,6 +641,7 @@ impl P2p {
         for inv in items.into_iter().filter(|i| seen.insert(*i)) {
             match inv.kind {
                 INV_TX => {
+                    send.below_budget().await;
                     let tx = self
                         .node
                         .lock()
@@ -819,6 +832,7 @@ impl P2p {
             Message::GetData(items) => self.serve_getdata(items, send).await?,
             Message::Block(block) => {
                 let hash = block.block_hash();
+                let header_time = block.header.time;
                 self.mark_known(id, hash.to_byte_array());
                 let requested = sync.in_flight.contains_key(&hash);
                 if !requested && block.header.prev_blockhash != self.node.tip.borrow().hash {
@@ -843,7 +857,16 @@ impl P2p {
                     // Our clock may be the slow one (Core's BLOCK_TIME_FUTURE): no penalty, and
                     // nothing recorded, so the block is fetched again when announced later.
                     Err(ChainError::Rule(r)) if r.reason == RuleError::TimeTooNew => {
-                        tracing::info!(%hash, "block from the future dropped; asked for again later");
+                        let wait = u64::from(header_time)
+                            .saturating_sub(unix_now() + validation::MAX_FUTURE_BLOCK_TIME as u64);
+                        if sync.future.len() >= MAX_FUTURE_BLOCKS {
+                            sync.future.clear();
+                        }
+                        sync.future
+                            .insert(hash, Instant::now() + Duration::from_secs(wait + 1));
+                        tracing::info!(%hash, wait_s = wait + 1, "block from the future dropped; asked for again once its time is valid");
+                        // Not at once: the peer would send the same header straight back.
+                        return Ok(());
                     }
                     Err(ChainError::Rule(r)) => {
                         return Err(PeerError::Misbehaved(format!(
@@ -1016,7 +1039,7 @@ impl P2p {
             let state = self.node.lock();
             hashes
                 .into_iter()
-                .filter(|h| state.chain.entry(h).is_none())
+                .filter(|h| state.chain.entry(h).is_none() && !sync.waiting_for_time(h))
                 .collect()
         };
         for hash in unknown {
@@ -1242,6 +1265,8 @@ struct Sync {
     /// Headers received that did not connect.
     /// The pending fork ran past the cap: later headers were counted, not held.
     pending_overflow: bool,
+    /// Blocks refused as `time-too-new`, and when they may be asked for again.
+    future: HashMap<BlockHash, Instant>,
     unconnecting: u32,
     /// The peer's allowance of `addr` entries.
     addr_rate: AddrRate,
@@ -1257,6 +1282,19 @@ struct Sync {
 impl Sync {
     /// Queues a block to fetch; false if the queue is full (the peer is far ahead, or lying:
     /// later `getheaders` rounds pick up where this one stopped).
+    /// True if `hash` was refused as `time-too-new` and its time has not come yet.
+    fn waiting_for_time(&self, hash: &BlockHash) -> bool {
+        self.future.get(hash).is_some_and(|at| *at > Instant::now())
+    }
+
+    /// Forgets the blocks from the future whose time has come; true if there were any.
+    fn future_due(&mut self) -> bool {
+        let before = self.future.len();
+        let now = Instant::now();
+        self.future.retain(|_, at| *at > now);
+        self.future.len() < before
+    }
+
     fn want(&mut self, hash: BlockHash) -> bool {
         if self.queue.len() >= MAX_QUEUED_BLOCKS {
             return false;

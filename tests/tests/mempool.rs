@@ -180,15 +180,19 @@ fn estimatesmartfee_answers_as_core_and_the_wallet_pays_what_it_says() {
         .as_str()
         .unwrap()
         .contains("estimate"));
-    // The fee is the chosen rate times the exact signed size.
-    assert_eq!(
-        dry["fee"]
-            .as_str()
-            .unwrap()
-            .parse::<Amount>()
-            .unwrap()
-            .to_units(),
-        dry["size"].as_i64().unwrap()
+    // The fee is the chosen rate times the signed size: exact, or one byte more when the
+    // re-signed signature came out a byte shorter (the wallet keeps the larger size's fee so
+    // the rate is never below the one chosen; see `build_and_sign`).
+    let fee = dry["fee"]
+        .as_str()
+        .unwrap()
+        .parse::<Amount>()
+        .unwrap()
+        .to_units();
+    let size = dry["size"].as_i64().unwrap();
+    assert!(
+        fee == size || fee == size + 1,
+        "fee {fee} for {size} bytes at 1 unit/byte"
     );
     // After blocks the estimate still has data (the mined transactions).
     node.rpc("generatetoaddress", json!([1, addr]));

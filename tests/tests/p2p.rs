@@ -626,7 +626,21 @@ fn a_block_from_the_future_costs_its_peer_nothing_and_is_taken_once_its_time_com
     let hash = block.block_hash().to_string();
     let mut peer = RawPeer::connect(&node);
     peer.send("block", &serialize(&block));
-    assert!(peer.answers_ping(), "the peer was dropped for time-too-new");
+    // The peer announces it again at once (as an honest peer answering getheaders would):
+    // the node must not fetch it again before its time.
+    peer.send("headers", &headers_payload(&[block.header]));
+    peer.send("headers", &headers_payload(&[block.header]));
+    peer.send("ping", &7u64.to_le_bytes());
+    loop {
+        let (command, payload) = peer.recv().expect("the peer was dropped for time-too-new");
+        assert!(
+            !(command == "getdata" && payload.ends_with(block.block_hash().as_bytes())),
+            "the node asked for the block from the future again at once"
+        );
+        if command == "pong" && payload == 7u64.to_le_bytes() {
+            break;
+        }
+    }
     assert_eq!(node.rpc("getconnectioncount", json!([])), json!(1));
     assert!(node
         .rpc("listbanned", json!([]))

@@ -65,16 +65,20 @@ impl Outbox {
         let mut write = write;
         let task = tokio::spawn(async move {
             while let Some(frame) = rx.recv().await {
-                match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&frame)).await {
-                    Ok(Ok(())) => {
-                        queued.fetch_sub(frame.len(), Ordering::AcqRel);
-                        drained.notify_waiters();
-                    }
-                    _ => {
-                        dead.notify_one();
-                        return;
+                // The timeout restarts whenever the peer takes some bytes: a slow reader is
+                // fine, one that takes nothing is not.
+                let mut rest = &frame[..];
+                while !rest.is_empty() {
+                    match tokio::time::timeout(WRITE_TIMEOUT, write.write(rest)).await {
+                        Ok(Ok(n)) if n > 0 => rest = &rest[n..],
+                        _ => {
+                            dead.notify_one();
+                            return;
+                        }
                     }
                 }
+                queued.fetch_sub(frame.len(), Ordering::AcqRel);
+                drained.notify_waiters();
             }
         });
         (outbox, task)

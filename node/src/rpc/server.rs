@@ -330,30 +330,32 @@ impl Service<http::Request<hyper::body::Incoming>> for Connection {
         let (secret, permits, conn) =
             (self.secret.clone(), self.permits.clone(), self.conn.clone());
         Box::pin(async move {
+            // Wrong credentials wait without a permit and without counting as busy, so a
+            // client looping on them stays evictable and holds nothing others need.
+            if !authorized(&req, &secret) {
+                tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+                return Ok(status(
+                    http::StatusCode::UNAUTHORIZED,
+                    "unauthorized: wrong or missing RPC credentials\n",
+                ));
+            }
             let _in_flight = InFlight::new(conn.clone());
             // A permit while the request is served: idle sockets hold none.
             let _permit = permits.acquire_owned().await?;
-            serve_request(rpc, req, &secret, &conn).await
+            serve_request(rpc, req, &conn).await
         })
     }
 }
 
+/// Serves one request that passed authentication.
 async fn serve_request<S>(
     mut rpc: S,
     req: http::Request<hyper::body::Incoming>,
-    secret: &[u8],
     conn: &OpenConnection,
 ) -> Result<http::Response<HttpBody>, BoxError>
 where
     S: Service<http::Request<HttpBody>, Response = http::Response<HttpBody>, Error = BoxError>,
 {
-    if !authorized(&req, secret) {
-        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
-        return Ok(status(
-            http::StatusCode::UNAUTHORIZED,
-            "unauthorized: wrong or missing RPC credentials\n",
-        ));
-    }
     conn.authenticated.store(true, Ordering::Release);
     if jsonrpsee::server::ws::is_upgrade_request(&req) {
         conn.websocket.store(true, Ordering::Release);
