@@ -28,13 +28,8 @@ fn main() {
     };
     chaincore_tests::use_release_binaries();
     let dir = TempDir::new("deep-fork-bench");
-    let sub = |name: &str| {
-        let d = dir.0.join(name);
-        std::fs::create_dir_all(&d).expect("a data directory");
-        d
-    };
-    let light = Node::start(&sub("light"), &[]);
-    let heavy = Node::start(&sub("heavy"), &[]);
+    let light = Node::start(&dir.sub("light"), &[]);
+    let heavy = Node::start(&dir.sub("heavy"), &[]);
     let mut b = Builder::new();
     let common = b.build(&chaincore::Network::Regtest.genesis_hash());
     let mut branch = |n: usize| {

@@ -69,6 +69,30 @@ impl Builder {
         self.build_with(parent, Vec::new(), 0)
     }
 
+    /// Builds `n` blocks on `parent`, one on the other, and submits each to `node`, which
+    /// must accept it onto its best chain; returns their hashes in order.
+    pub fn submit_chain(
+        &mut self,
+        node: &crate::Node,
+        parent: &BlockHash,
+        n: usize,
+    ) -> Vec<BlockHash> {
+        let mut parent = *parent;
+        let mut hashes = Vec::with_capacity(n);
+        for _ in 0..n {
+            let block = self.build(&parent);
+            parent = block.block_hash();
+            hashes.push(parent);
+            let raw = hex::encode(chaincore::encode::serialize(&block));
+            assert_eq!(
+                node.rpc("submitblock", serde_json::json!([raw])),
+                serde_json::Value::Null,
+                "block {parent} refused"
+            );
+        }
+        hashes
+    }
+
     /// The key every coinbase pays (to sign spends of them).
     pub fn key(&self) -> &PrivateKey {
         &self.key

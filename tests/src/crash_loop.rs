@@ -186,12 +186,8 @@ pub fn run(rounds: u32, seed: u64, dir: &TempDir) -> Report {
     let start = Instant::now();
     let mut rng = Rng::new(seed);
     let mut b = Builder::new();
-    let (control_dir, victim_dir) = (dir.0.join("control"), dir.0.join("victim"));
-    for d in [&control_dir, &victim_dir] {
-        std::fs::create_dir_all(d).expect("a data directory");
-    }
-    let control = Node::start(&control_dir, &["--listen", "false"]);
-    let mut victim = Node::start(&victim_dir, &["--listen", "false"]);
+    let control = Node::start(&dir.sub("control"), &["--listen", "false"]);
+    let mut victim = Node::start(&dir.sub("victim"), &["--listen", "false"]);
     let mut report = Report::default();
     // A prefix past coinbase maturity, so blocks carry spends.
     let mut parent = NET.genesis_hash();

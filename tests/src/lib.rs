@@ -93,6 +93,15 @@ impl TempDir {
     }
 }
 
+impl TempDir {
+    /// A subdirectory `name`, created.
+    pub fn sub(&self, name: &str) -> PathBuf {
+        let dir = self.0.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);

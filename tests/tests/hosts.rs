@@ -40,13 +40,13 @@ fn six_hosts_find_each_other_from_one_seed_and_split_sides_follow_their_own_mine
     });
     let dir = TempDir::new("hosts");
     let (ns, host) = lab.host(0);
-    let seed = Node::start_in_netns(&dir.0.join("n0").tap(), &[], ns, host);
+    let seed = Node::start_in_netns(&dir.sub("n0"), &[], ns, host);
     let seed_addr = seed.p2p_addr();
     let mut nodes = vec![seed];
     for i in 1..6 {
         let (ns, host) = lab.host(i);
         nodes.push(Node::start_in_netns(
-            &dir.0.join(format!("n{i}")).tap(),
+            &dir.sub(&format!("n{i}")),
             &["--addnode", &seed_addr],
             ns,
             host,
@@ -106,16 +106,4 @@ fn six_hosts_find_each_other_from_one_seed_and_split_sides_follow_their_own_mine
     wait_for("all six on the heavier side's tip", || {
         nodes.iter().all(|n| tip(n) == heavier).then_some(())
     });
-}
-
-trait Tap {
-    fn tap(self) -> Self;
-}
-
-impl Tap for std::path::PathBuf {
-    /// Creates the directory and passes it on.
-    fn tap(self) -> Self {
-        std::fs::create_dir_all(&self).unwrap();
-        self
-    }
 }

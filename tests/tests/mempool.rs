@@ -21,14 +21,7 @@ fn node_with_coins_args(
 ) -> (Node, Builder, Vec<chaincore::BlockHash>) {
     let node = Node::start(&dir.0, args);
     let mut b = Builder::new();
-    let mut parent = Network::Regtest.genesis_hash();
-    let mut hashes = Vec::new();
-    for _ in 0..101 {
-        let block = b.build(&parent);
-        parent = block.block_hash();
-        hashes.push(parent);
-        node.rpc("submitblock", json!([hex::encode(serialize(&block))]));
-    }
+    let hashes = b.submit_chain(&node, &Network::Regtest.genesis_hash(), 101);
     (node, b, hashes)
 }
 

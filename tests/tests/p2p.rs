@@ -710,14 +710,8 @@ fn peers_that_never_read_cannot_make_the_node_hold_more_than_the_send_budget() {
     // A chain past coinbase maturity, then a ~1 MB block: one transaction with 10,700
     // 80-byte OP_RETURN outputs spending what block 101 paid the builder's key.
     let mut b = Builder::new();
-    let mut parent = Network::Regtest.genesis_hash();
-    let mut hashes = Vec::new();
-    for _ in 0..102 {
-        let block = b.build(&parent);
-        parent = block.block_hash();
-        hashes.push(parent);
-        node.rpc("submitblock", json!([hex::encode(serialize(&block))]));
-    }
+    let hashes = b.submit_chain(&node, &Network::Regtest.genesis_hash(), 102);
+    let parent = *hashes.last().unwrap();
     let data = Script::new_op_return(&[0x5a; 80]).unwrap();
     let mut outputs = vec![
         TxOut {
@@ -970,14 +964,7 @@ fn a_child_relayed_before_its_parent_gets_in_and_orphans_are_bounded() {
     let dir = TempDir::new("p2p-orphans");
     let node = Node::start(&dir.0, &[]);
     let mut b = Builder::new();
-    let mut parent = Network::Regtest.genesis_hash();
-    let mut hashes = Vec::new();
-    for _ in 0..101 {
-        let block = b.build(&parent);
-        parent = block.block_hash();
-        hashes.push(parent);
-        node.rpc("submitblock", json!([hex::encode(serialize(&block))]));
-    }
+    let hashes = b.submit_chain(&node, &Network::Regtest.genesis_hash(), 101);
     let key = b.key().clone();
     let lock = Address::p2pkh(key.public_key().pubkey_hash(), Network::Regtest).script_pubkey();
     let coinbase = OutPoint {
