@@ -1,30 +1,36 @@
 //! Chain state: the block index in memory, block acceptance in any order, most-work chain
 //! selection, and connecting / disconnecting blocks against the store's UTXO set.
 //!
-//! Only one thread mutates a [`Chain`] (it sits behind the node's state lock); readers use
-//! store snapshots. Each connect or disconnect is one redb write transaction. On open, and
+//! Only the writer thread (`crate::writer`) holds a [`Chain`]; readers get a copy of its
+//! [`BlockIndex`] in each snapshot. Each connect or disconnect is one redb write transaction,
+//! made by `store::connect`; this module decides what to connect and checks the rules. On open, and
 //! whenever a stored block with more work than the tip is known, [`Chain::activate_best_chain`]
 //! moves to the most-work valid chain; the steps of one such move skip waiting for the disk and
 //! a last durable commit ends it, so a crash anywhere reopens to a consistent tip from which
 //! the move is simply made again.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use chaincore::encode::{deserialize, serialize};
 use chaincore::pow::{block_subsidy, Work};
 use chaincore::validation::{self, Coin, RuleError};
-use chaincore::{Block, BlockHash, Network, OutPoint, Script, Transaction, Txid};
+use chaincore::{Block, BlockHash, Network, OutPoint, Transaction, Txid};
 use redb::WriteTransaction;
 
 use crate::mempool::Mempool;
-use crate::store::tables::{ADDR_TXS, ADDR_UTXOS, TX_INDEX, UTXOS};
-use crate::store::{
-    self, addr_tx_key, addr_utxo_key, outpoint_key, IndexEntry, Status, Store, StoreError,
-};
+use crate::signatures::{self, BlockChecks};
+use crate::store::connect::{self, Fault};
+use crate::store::{self, IndexEntry, Status, Store, StoreError};
+
+pub mod index;
+
+pub use index::BlockIndex;
+
+/// Says whether a transaction's signatures were checked already (it is in the mempool), so a
+/// block connect skips them.
+pub type Verified<'a> = &'a dyn Fn(&Txid) -> bool;
 
 /// Most blocks kept while waiting for their parent.
 pub const MAX_ORPHAN_BLOCKS: usize = 100;
@@ -116,6 +122,9 @@ pub enum ChainError {
     /// The caller named a block this node does not know.
     #[error("Block not found")]
     BlockNotFound(BlockHash),
+    /// The node is shutting down and takes no more changes.
+    #[error("the node is shutting down")]
+    Stopping,
 }
 
 impl ChainError {
@@ -158,6 +167,26 @@ impl From<Rejection> for ChainError {
     }
 }
 
+impl From<Fault> for ChainError {
+    fn from(fault: Fault) -> Self {
+        match fault {
+            Fault::MissingInput {
+                txid,
+                input,
+                outpoint,
+            } => Rejection {
+                txid: Some(txid),
+                input: Some((input, outpoint)),
+                ..RuleError::InputsMissingOrSpent.into()
+            }
+            .into(),
+            Fault::DuplicateOutput { txid } => {
+                Rejection::from(RuleError::DuplicateTx).in_tx(txid).into()
+            }
+        }
+    }
+}
+
 impl From<redb::Error> for ChainError {
     fn from(e: redb::Error) -> Self {
         ChainError::Store(e.into())
@@ -194,15 +223,12 @@ pub enum Accepted {
 
 /// The chain state.
 pub struct Chain {
-    network: Network,
     store: Arc<Store>,
-    index: HashMap<BlockHash, IndexEntry>,
+    index: BlockIndex,
     /// Known children of each block, so invalidation walks only what it affects.
     children: HashMap<BlockHash, Vec<BlockHash>>,
     /// Every valid block by chain work; the last is the best candidate for the tip.
     candidates: BTreeSet<(Work, Reverse<BlockHash>)>,
-    /// Active chain, by height.
-    active: Vec<BlockHash>,
     /// Blocks waiting for their parent, keyed by their hash.
     orphans: HashMap<BlockHash, Block>,
     /// The last block that failed to connect, and why (reported by `finish_stored`).
@@ -216,12 +242,10 @@ impl Chain {
     pub fn open(store: Store, network: Network) -> Result<Chain, ChainError> {
         let entries = store.load_index()?;
         let mut chain = Chain {
-            network,
             store: Arc::new(store),
-            index: HashMap::with_capacity(entries.len()),
+            index: BlockIndex::new(network),
             children: HashMap::new(),
             candidates: BTreeSet::new(),
-            active: Vec::new(),
             orphans: HashMap::new(),
             last_failure: None,
         };
@@ -235,7 +259,7 @@ impl Chain {
                 loop {
                     let entry = chain
                         .index
-                        .get(&hash)
+                        .entry(&hash)
                         .ok_or_else(|| missing("the block index entry of", &hash))?;
                     back.push(hash);
                     if entry.height == 0 {
@@ -244,12 +268,12 @@ impl Chain {
                     hash = entry.header.prev_blockhash;
                 }
                 back.reverse();
-                chain.active = back;
+                chain.index.set_active(back);
             }
-            None if chain.index.is_empty() => chain.write_genesis()?,
+            None if chain.index.len() == 0 => chain.write_genesis()?,
             None => return Err(missing("the tip row (meta) over", &network.genesis_hash())),
         }
-        let genesis = chain.active[0];
+        let genesis = chain.index.active_hash(0).unwrap_or(BlockHash::ZERO);
         if genesis != network.genesis_hash() {
             let found = Network::ALL
                 .into_iter()
@@ -266,18 +290,10 @@ impl Chain {
     }
 
     fn write_genesis(&mut self) -> Result<(), ChainError> {
-        let genesis = self.network.genesis_block();
+        let network = self.index.network();
+        let genesis = network.genesis_block();
         let hash = genesis.block_hash();
-        let entry = IndexEntry {
-            header: genesis.header,
-            height: 0,
-            chainwork: genesis
-                .header
-                .target()
-                .map(|t| t.work())
-                .unwrap_or_default(),
-            status: Status::Valid,
-        };
+        let entry = index::genesis_entry(network);
         let wtx = self.store.begin_write()?;
         store::write::block(&wtx, &hash, genesis)?;
         store::write::index(&wtx, &hash, &entry)?;
@@ -285,7 +301,7 @@ impl Chain {
         store::write::tip(&wtx, &hash)?;
         wtx.commit().map_err(StoreError::from)?;
         self.add_entry(hash, entry);
-        self.active = vec![hash];
+        self.index.set_active(vec![hash]);
         Ok(())
     }
 
@@ -311,7 +327,7 @@ impl Chain {
 
     /// Sets the status of a known block in memory, keeping the candidates in step.
     fn set_status(&mut self, hash: &BlockHash, status: Status) {
-        if let Some(e) = self.index.get_mut(hash) {
+        if let Some(e) = self.index.entry_mut(hash) {
             e.status = status;
             match status {
                 Status::Valid => self.candidates.insert((e.chainwork, Reverse(*hash))),
@@ -320,122 +336,102 @@ impl Chain {
         }
     }
 
-    /// The store (for read snapshots).
+    /// The store.
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// The store, shared: for work done without holding the chain.
+    /// The store, shared.
     pub fn shared_store(&self) -> Arc<Store> {
         self.store.clone()
     }
 
+    /// The block index (cheap to clone, for snapshots).
+    pub fn index(&self) -> &BlockIndex {
+        &self.index
+    }
+
     /// Best block hash.
     pub fn tip_hash(&self) -> BlockHash {
-        *self
-            .active
-            .last()
-            .expect("the active chain always holds genesis")
+        self.index.tip_hash()
     }
 
     /// Best block height.
     pub fn tip_height(&self) -> u32 {
-        (self.active.len() - 1) as u32
+        self.index.tip_height()
     }
 
-    /// Index entry of the tip.
-    pub fn tip(&self) -> &IndexEntry {
-        &self.index[&self.tip_hash()]
+    fn is_active(&self, hash: &BlockHash) -> bool {
+        self.index.is_active(hash)
     }
 
-    /// Index entry of any known block.
-    pub fn entry(&self, hash: &BlockHash) -> Option<&IndexEntry> {
-        self.index.get(hash)
-    }
-
-    /// The active-chain hash at `height`.
-    pub fn active_hash(&self, height: u32) -> Option<BlockHash> {
-        self.active.get(height as usize).copied()
-    }
-
-    /// True if `hash` is on the active chain.
-    pub fn is_active(&self, hash: &BlockHash) -> bool {
-        self.index
-            .get(hash)
-            .is_some_and(|e| self.active.get(e.height as usize) == Some(hash))
-    }
-
-    /// All index entries.
-    pub fn entries(&self) -> impl Iterator<Item = (&BlockHash, &IndexEntry)> {
-        self.index.iter()
-    }
-
-    /// Median of the times of `hash` and its 10 predecessors.
-    pub fn median_time_past(&self, hash: &BlockHash) -> i64 {
-        let mut times = Vec::with_capacity(validation::MEDIAN_TIME_SPAN);
-        let mut cur = self.index.get(hash);
-        while let Some(e) = cur {
-            times.push(e.header.time);
-            if times.len() == validation::MEDIAN_TIME_SPAN || e.height == 0 {
-                break;
-            }
-            cur = self.index.get(&e.header.prev_blockhash);
-        }
-        validation::median_time(&times)
-    }
-
-    /// The `bits` the block after `prev` must carry.
-    pub fn next_bits(&self, prev: &IndexEntry) -> u32 {
-        validation::next_work_required(self.network, prev.height, prev.header.time)
-    }
-
-    /// First step of accepting a block: checks it. One that extends the tip comes back to be
-    /// connected ([`TipExtension::connect`], which needs no `&mut Chain`, so the node runs it
-    /// without its lock) and then [`Chain::finish_tip_extension`]; any other is stored, for
-    /// [`Chain::finish_stored`], which processes orphans waiting for it (blocks are accepted in
-    /// any order, orphans kept in a bounded pool) and moves to the most-work valid chain. A
-    /// block stored before that is valid but not active comes back as [`Submission::Known`],
-    /// to run the same step (as Bitcoin Core's `submitblock` runs `ActivateBestChain` for a
-    /// block it already has).
-    pub fn begin_submit(&mut self, block: &Block, now: i64) -> Result<Submission, ChainError> {
+    /// Accepts a block: checks it, stores it, and moves to the most-work valid chain. Blocks
+    /// are accepted in any order (orphans wait in a bounded pool, and connect when their parent
+    /// does). A block extending the tip is stored and connected in one write transaction,
+    /// waiting for the disk only if `durable`; any other is stored durably first. A block
+    /// stored before that is valid but not active runs chain selection again (as Bitcoin
+    /// Core's `submitblock` runs `ActivateBestChain` for a block it already has) and is answered
+    /// [`ChainError::Duplicate`]. Signatures of transactions in `mempool` are not checked again.
+    pub fn accept_block(
+        &mut self,
+        block: &Block,
+        mempool: &mut Mempool,
+        now: i64,
+        durable: bool,
+    ) -> Result<Accepted, ChainError> {
+        // The pool as it was: what it verified (a copy costs a few reference counts).
+        let before = mempool.clone();
+        let verified = |t: &Txid| before.contains(t);
         let hash = block.block_hash();
         if self
             .index
-            .get(&hash)
+            .entry(&hash)
             .is_some_and(|e| e.status == Status::Valid && !self.is_active(&hash))
         {
-            return Ok(Submission::Known(hash));
+            self.finish_stored(hash, mempool, now, &verified)?;
+            return Err(ChainError::Duplicate);
         }
         let (entry, txids) = self.check_new_block(block, hash, now)?;
         if block.header.prev_blockhash == self.tip_hash() && !self.has_orphan_children(&hash) {
-            return Ok(Submission::ExtendsTip(TipExtension { hash, entry, txids }));
+            return self.extend_tip(block, entry, &txids, mempool, &verified, durable);
         }
         self.store_block(block, &hash, entry)?;
-        Ok(Submission::Stored(hash))
+        self.finish_stored(hash, mempool, now, &verified)
     }
 
-    /// Commits a connected tip extension and removes what it confirms from the mempool; a block
-    /// that broke a rule is stored as invalid instead.
-    pub fn finish_tip_extension(
+    /// Stores and connects a checked block that extends the tip, in one write transaction, and
+    /// removes what it confirms from the mempool; a block that breaks a rule is stored as
+    /// invalid instead.
+    fn extend_tip(
         &mut self,
         block: &Block,
-        next: TipExtension,
-        connected: Result<WriteTransaction, ChainError>,
+        entry: IndexEntry,
+        txids: &[Txid],
         mempool: &mut Mempool,
+        verified: Verified<'_>,
+        durable: bool,
     ) -> Result<Accepted, ChainError> {
-        let TipExtension { hash, entry, txids } = next;
-        // The node's writer lock keeps the tip still from begin_submit to here.
-        debug_assert_eq!(block.header.prev_blockhash, self.tip_hash());
-        debug_assert_eq!(block.block_hash(), hash);
-        match connected {
-            Ok(wtx) => {
+        let hash = block.block_hash();
+        let wtx = self.store.begin_write_with(durable)?;
+        match connect_checked(
+            &wtx,
+            block,
+            &hash,
+            txids,
+            entry.height,
+            Some(&entry),
+            verified,
+        ) {
+            Ok(()) => {
                 wtx.commit().map_err(StoreError::from)?;
-                self.active.push(hash);
+                self.index.push_active(hash);
                 self.add_entry(hash, entry);
-                mempool.remove_for_block(&block.txdata, &txids);
+                mempool.remove_for_block(&block.txdata, txids);
                 Ok(Accepted::BestChain)
             }
             Err(ChainError::Rule(reason)) => {
+                // Abort before the next write transaction can begin.
+                drop(wtx);
                 tracing::warn!(reason = reason.detail(), "block failed to connect");
                 let invalid = IndexEntry {
                     status: Status::Invalid,
@@ -450,12 +446,12 @@ impl Chain {
 
     /// Last step for a stored block: processes orphans that waited for it and moves to the
     /// most-work chain; says where the block ended up.
-    pub fn finish_stored(
+    fn finish_stored(
         &mut self,
         hash: BlockHash,
         mempool: &mut Mempool,
         now: i64,
-        verified: &HashSet<Txid>,
+        verified: Verified<'_>,
     ) -> Result<Accepted, ChainError> {
         // Orphans that were waiting for this block (and theirs, in turn).
         let mut ready = vec![hash];
@@ -484,7 +480,7 @@ impl Chain {
         if self.is_active(&hash) {
             return Ok(Accepted::BestChain);
         }
-        match self.index.get(&hash).map(|e| e.status) {
+        match self.index.entry(&hash).map(|e| e.status) {
             Some(Status::Invalid) => Err(self
                 .failure_reason(&hash)
                 .unwrap_or(ChainError::DuplicateInvalid)),
@@ -530,7 +526,7 @@ impl Chain {
         hash: BlockHash,
         now: i64,
     ) -> Result<(IndexEntry, Vec<Txid>), ChainError> {
-        if let Some(e) = self.index.get(&hash) {
+        if let Some(e) = self.index.entry(&hash) {
             return Err(match e.status {
                 Status::Valid => ChainError::Duplicate,
                 Status::Invalid => ChainError::DuplicateInvalid,
@@ -542,8 +538,9 @@ impl Chain {
                 ..e.into()
             })
         };
-        let txids = validation::check_block(block, self.network).map_err(no_context)?;
-        let Some(prev) = self.index.get(&block.header.prev_blockhash).copied() else {
+        let network = self.index.network();
+        let txids = validation::check_block(block, network).map_err(no_context)?;
+        let Some(prev) = self.index.entry(&block.header.prev_blockhash).copied() else {
             if self.orphans.len() >= MAX_ORPHAN_BLOCKS {
                 // Drop an arbitrary orphan: the pool is a convenience, not a promise.
                 if let Some(k) = self.orphans.keys().next().copied() {
@@ -558,8 +555,8 @@ impl Chain {
             if prev.status == Status::Invalid {
                 return Err(RuleError::BadPrevBlock);
             }
-            validation::check_difficulty(&block.header, self.next_bits(&prev))?;
-            let mtp = self.median_time_past(&block.header.prev_blockhash);
+            validation::check_difficulty(&block.header, self.index.next_bits(&prev))?;
+            let mtp = self.index.median_time_past(&block.header.prev_blockhash);
             validation::check_block_time(&block.header, mtp, now)?;
             validation::check_coinbase_height(block, height)?;
             validation::check_finality(block, height, mtp)?;
@@ -584,7 +581,7 @@ impl Chain {
     /// short), the most-work valid block whatever its work.
     fn best_candidate(&self) -> BlockHash {
         let tip = self.tip_hash();
-        let tip_entry = &self.index[&tip];
+        let tip_entry = self.index.tip();
         match self.candidates.last() {
             Some((work, Reverse(best)))
                 if tip_entry.status == Status::Invalid || *work > tip_entry.chainwork =>
@@ -603,7 +600,7 @@ impl Chain {
     pub fn activate_best_chain(
         &mut self,
         mempool: &mut Mempool,
-        verified: &HashSet<Txid>,
+        verified: Verified<'_>,
     ) -> Result<(), ChainError> {
         let mut disconnected: Vec<Vec<Transaction>> = Vec::new();
         let mut moved = false;
@@ -620,13 +617,17 @@ impl Chain {
                 path.push(cur);
                 cur = self
                     .index
-                    .get(&cur)
+                    .entry(&cur)
                     .ok_or_else(|| missing("the block index entry of", &cur))?
                     .header
                     .prev_blockhash;
             }
             path.reverse();
-            let fork_height = self.index[&cur].height;
+            let fork_height = self
+                .index
+                .entry(&cur)
+                .ok_or_else(|| missing("the block index entry of", &cur))?
+                .height;
             while self.tip_height() > fork_height {
                 let block = self.disconnect_tip()?;
                 disconnected.push(block.txdata.into_iter().skip(1).collect());
@@ -672,7 +673,7 @@ impl Chain {
         &self,
         txs: Vec<Transaction>,
         mempool: &mut Mempool,
-        verified: &HashSet<Txid>,
+        verified: Verified<'_>,
     ) -> Result<(), ChainError> {
         if txs.is_empty() {
             return Ok(());
@@ -682,11 +683,11 @@ impl Chain {
         let view = crate::mempool::ChainView {
             coin: &coin,
             next_height: self.tip_height() + 1,
-            median_time_past: self.median_time_past(&self.tip_hash()),
+            median_time_past: self.index.median_time_past(&self.tip_hash()),
         };
         let now = unix_now();
         for tx in txs {
-            match mempool.check(tx, &view, now, &|t| verified.contains(t)) {
+            match mempool.check(tx, &view, now, verified) {
                 Ok(entry) => {
                     let _ = mempool.insert(entry);
                 }
@@ -705,7 +706,7 @@ impl Chain {
         while let Some(h) = stack.pop() {
             if self
                 .index
-                .get(&h)
+                .entry(&h)
                 .is_some_and(|e| e.status == Status::Valid)
             {
                 doomed.push(h);
@@ -722,7 +723,7 @@ impl Chain {
         }
         let wtx = self.store.begin_write()?;
         for h in hashes {
-            if let Some(e) = self.index.get(h) {
+            if let Some(e) = self.index.entry(h) {
                 store::write::index(&wtx, h, &IndexEntry { status, ..*e })?;
             }
         }
@@ -741,17 +742,17 @@ impl Chain {
         &mut self,
         hash: &BlockHash,
         mempool: &mut Mempool,
-        verified: &HashSet<Txid>,
     ) -> Result<(), ChainError> {
+        let before = mempool.clone();
         let entry = *self
             .index
-            .get(hash)
+            .entry(hash)
             .ok_or(ChainError::BlockNotFound(*hash))?;
         if entry.height == 0 {
             return Ok(());
         }
         self.mark_invalid(hash)?;
-        self.activate_best_chain(mempool, verified)
+        self.activate_best_chain(mempool, &|t| before.contains(t))
     }
 
     /// Operator action: clear the invalid mark from `hash`, its descendants and its invalid
@@ -760,18 +761,18 @@ impl Chain {
         &mut self,
         hash: &BlockHash,
         mempool: &mut Mempool,
-        verified: &HashSet<Txid>,
     ) -> Result<(), ChainError> {
+        let before = mempool.clone();
         let root = *self
             .index
-            .get(hash)
+            .entry(hash)
             .ok_or(ChainError::BlockNotFound(*hash))?;
         let mut cleared = Vec::new();
         let mut stack = vec![*hash];
         while let Some(h) = stack.pop() {
             if self
                 .index
-                .get(&h)
+                .entry(&h)
                 .is_some_and(|e| e.status == Status::Invalid)
             {
                 cleared.push(h);
@@ -782,7 +783,7 @@ impl Chain {
         let mut cur = root;
         while cur.height > 0 {
             let parent = cur.header.prev_blockhash;
-            let Some(e) = self.index.get(&parent).copied() else {
+            let Some(e) = self.index.entry(&parent).copied() else {
                 break;
             };
             if e.status == Status::Valid {
@@ -792,7 +793,7 @@ impl Chain {
             cur = e;
         }
         self.write_status(&cleared, Status::Valid)?;
-        self.activate_best_chain(mempool, verified)
+        self.activate_best_chain(mempool, &|t| before.contains(t))
     }
 
     /// Connects `block` (stored before, read back from the store) on top of the tip, in a
@@ -802,312 +803,72 @@ impl Chain {
         block: &Block,
         txids: &[Txid],
         hash: &BlockHash,
-        verified: &HashSet<Txid>,
+        verified: Verified<'_>,
     ) -> Result<(), ChainError> {
         let height = self.tip_height() + 1;
         let wtx = self.store.begin_write_with(false)?;
-        let wtx = connect_uncommitted(wtx, block, txids, hash, height, verified, None)?;
+        connect_checked(&wtx, block, hash, txids, height, None, verified)?;
         wtx.commit().map_err(StoreError::from)?;
-        self.active.push(*hash);
+        self.index.push_active(*hash);
         Ok(())
     }
 
     /// Disconnects the tip in one write transaction using its undo data (not waiting for the
     /// disk, see [`Chain::activate_best_chain`]); returns the block.
     fn disconnect_tip(&mut self) -> Result<Block, ChainError> {
-        let hash = self.tip_hash();
-        let height = self.tip_height();
         let wtx = self.store.begin_write_with(false)?;
-        let block =
-            store::write::read_block(&wtx, &hash)?.ok_or_else(|| missing("block", &hash))?;
-        let undo =
-            store::write::read_undo(&wtx, &hash)?.ok_or_else(|| missing("undo data of", &hash))?;
-        let txids: Vec<Txid> = block.compute_txids();
-        let in_block: HashSet<Txid> = txids.iter().copied().collect();
-        {
-            let mut utxos = wtx.open_table(UTXOS)?;
-            let mut addr_utxos = wtx.open_table(ADDR_UTXOS)?;
-            let mut addr_txs = wtx.open_table(ADDR_TXS)?;
-            let mut tx_index = wtx.open_table(TX_INDEX)?;
-            let mut undo_iter = undo.iter();
-            for (tx, txid) in block.txdata.iter().zip(&txids) {
-                for (vout, output) in tx.output.iter().enumerate() {
-                    let key = outpoint_key(&OutPoint {
-                        txid: *txid,
-                        vout: vout as u32,
-                    });
-                    utxos.remove(key)?;
-                    if let Some(pkh) = output.script_pubkey.p2pkh_hash() {
-                        addr_utxos.remove(addr_utxo_key(&pkh, height, &key))?;
-                        addr_txs.remove(addr_tx_key(&pkh, height, txid))?;
-                    }
-                }
-                if !tx.is_coinbase() {
-                    for input in &tx.input {
-                        let coin = undo_iter
-                            .next()
-                            .ok_or_else(|| missing("a spent coin in the undo data of", &hash))?;
-                        let key = outpoint_key(&input.previous_output);
-                        let pkh = coin.output.script_pubkey.p2pkh_hash();
-                        if let Some(pkh) = pkh {
-                            addr_txs.remove(addr_tx_key(&pkh, height, txid))?;
-                        }
-                        if in_block.contains(&input.previous_output.txid) {
-                            continue; // created and spent inside this block
-                        }
-                        utxos.insert(key, serialize(coin).as_slice())?;
-                        if let Some(pkh) = pkh {
-                            addr_utxos.insert(addr_utxo_key(&pkh, coin.height, &key), ())?;
-                        }
-                    }
-                }
-                tx_index.remove(txid.to_byte_array())?;
-            }
-        }
-        store::write::undo(&wtx, &hash, None)?;
-        store::write::active(&wtx, height, None)?;
-        store::write::tip(&wtx, &block.header.prev_blockhash)?;
+        let block = connect::disconnect_block(&wtx, &self.tip_hash(), self.tip_height())?;
         wtx.commit().map_err(StoreError::from)?;
-        self.active.pop();
+        self.index.pop_active();
         Ok(block)
     }
 }
 
-/// A checked block that extends the tip, on its way to being connected.
-pub struct TipExtension {
-    hash: BlockHash,
-    entry: IndexEntry,
-    txids: Vec<Txid>,
-}
-
-impl TipExtension {
-    /// Does the work of connecting the block (coin pass, signatures, indexes) in a write
-    /// transaction on `store`, returned uncommitted for [`Chain::finish_tip_extension`]; its
-    /// commit waits for the disk if `durable`. Needs no `&mut Chain`: the node runs it without
-    /// its lock, so reads go on meanwhile.
-    pub fn connect(
-        &self,
-        store: &Store,
-        block: &Block,
-        verified: &HashSet<Txid>,
-        durable: bool,
-    ) -> Result<WriteTransaction, ChainError> {
-        connect_uncommitted(
-            store.begin_write_with(durable)?,
-            block,
-            &self.txids,
-            &self.hash,
-            self.entry.height,
-            verified,
-            Some(&self.entry),
-        )
-    }
-}
-
-/// How a submitted block goes on after [`Chain::begin_submit`].
-pub enum Submission {
-    /// It extends the tip and is to be connected.
-    ExtendsTip(TipExtension),
-    /// It was stored (side branch, or orphans wait for it); its hash.
-    Stored(BlockHash),
-    /// It was stored before, is valid and not active: [`Chain::finish_stored`] runs chain
-    /// selection again, and the answer is `duplicate`.
-    Known(BlockHash),
-}
-
-/// Connects `block` at `height` on top of the tip in the write transaction `wtx`, returned
-/// uncommitted: spends and creates coins, checks inputs, fees, the coinbase amount and
-/// signatures, writes undo data, the tx index and the address index. A `new` block is stored with its index entry in the same
-/// transaction. Signatures are checked on the rayon pool while the coin pass goes on, and
-/// a large block's address index is written on a second thread as the coin pass hands over
-/// each transaction's spent addresses.
-fn connect_uncommitted(
-    wtx: WriteTransaction,
-    block: &Block,
-    txids: &[Txid],
-    hash: &BlockHash,
-    height: u32,
-    verified: &HashSet<Txid>,
-    new: Option<&IndexEntry>,
-) -> Result<WriteTransaction, ChainError> {
-    if let Some(entry) = new {
-        store::write::block(&wtx, hash, block)?;
-        store::write::index(&wtx, hash, entry)?;
-    }
-    let (send, spent_addrs) = std::sync::mpsc::channel();
-    let spent = (if block.txdata.len() < PARALLEL_INDEX_MIN_TXS {
-        connect_coins(&wtx, block, hash, txids, height, verified, send).and_then(|spent| {
-            store::write::connect_address_index(&wtx, height, block, txids, spent_addrs)?;
-            Ok(spent)
-        })
-    } else {
-        std::thread::scope(|s| {
-            let indexer = s.spawn(|| {
-                store::write::connect_address_index(&wtx, height, block, txids, spent_addrs)
-            });
-            let spent = connect_coins(&wtx, block, hash, txids, height, verified, send);
-            let indexed = indexer
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            let spent = spent?;
-            indexed?;
-            Ok::<_, ChainError>(spent)
-        })
-    })
-    .map_err(|e| e.in_block(*hash, height))?;
-    store::write::undo(&wtx, hash, Some(&spent))?;
-    store::write::active(&wtx, height, Some(hash))?;
-    store::write::tip(&wtx, hash)?;
-    Ok(wtx)
-}
-
-/// Blocks with at least this many transactions write their address index on a second thread.
-const PARALLEL_INDEX_MIN_TXS: usize = 64;
-
-/// The coin pass of a block connect: removes the coins the block spends and adds the ones it
-/// creates, checking inputs, fees and the coinbase amount, and writes the tx index. Signatures
-/// of transactions not in `verified` are checked on the rayon pool meanwhile. Sends each
-/// transaction's spent P2PKH coins to the address index writer, in block order. Returns every
-/// spent coin in spending order (the undo data).
-fn connect_coins(
+/// Connects `block` at `height` on top of the tip in `wtx` (left uncommitted) through
+/// [`connect::connect_block`], checking what the store does not: each transaction's inputs
+/// and fee, the coinbase amount, and the signatures of transactions not `verified`, on the
+/// signature pool while the coin pass goes on. A `new` block is stored with its index entry.
+fn connect_checked(
     wtx: &WriteTransaction,
     block: &Block,
     hash: &BlockHash,
     txids: &[Txid],
     height: u32,
-    verified: &HashSet<Txid>,
-    spent_addrs: std::sync::mpsc::Sender<store::write::SpentAddrs>,
-) -> Result<Vec<Coin>, ChainError> {
-    let checks = SignatureChecks::default();
-    let spent = rayon::scope(|scope| {
-        let result = (|| {
-            let mut utxos = wtx.open_table(UTXOS)?;
-            let mut tx_index = wtx.open_table(TX_INDEX)?;
-            let mut spent: Vec<Coin> = Vec::new();
-            let mut fees = chaincore::Amount::ZERO;
-            for (pos, (tx, txid)) in block.txdata.iter().zip(txids).enumerate() {
-                let mut addrs = Vec::new();
-                if !tx.is_coinbase() {
-                    let first = spent.len();
-                    for (i, input) in tx.input.iter().enumerate() {
-                        let key = outpoint_key(&input.previous_output);
-                        let coin: Coin = match utxos.remove(key)? {
-                            Some(v) => {
-                                deserialize(v.value()).map_err(|source| StoreError::Corrupt {
-                                    table: "utxos",
-                                    source,
-                                })?
-                            }
-                            None => {
-                                return Err(Rejection {
-                                    txid: Some(*txid),
-                                    input: Some((i, input.previous_output)),
-                                    ..RuleError::InputsMissingOrSpent.into()
-                                }
-                                .into())
-                            }
-                        };
-                        if let Some(pkh) = coin.output.script_pubkey.p2pkh_hash() {
-                            addrs.push((pkh, coin.height, key));
-                        }
-                        spent.push(coin);
-                    }
-                    let coins: Vec<&Coin> = spent[first..].iter().collect();
-                    let fee = validation::check_tx_inputs(tx, &coins, height)
-                        .map_err(|e| Rejection::from(e).in_tx(*txid))?;
-                    fees = fees
-                        .checked_add(fee)
-                        .ok_or_else(|| Rejection::from(RuleError::InputValuesOutOfRange))?;
-                    if !verified.contains(txid) {
-                        let scripts = spent[first..]
-                            .iter()
-                            .map(|c| c.output.script_pubkey.clone())
-                            .collect();
-                        checks.spawn(scope, tx, *txid, scripts);
-                    }
+    new: Option<&IndexEntry>,
+    verified: Verified<'_>,
+) -> Result<(), ChainError> {
+    let checks = BlockChecks::default();
+    let result = signatures::pool().in_place_scope(|scope| {
+        let mut fees = chaincore::Amount::ZERO;
+        let connected = connect::connect_block(wtx, block, hash, txids, height, new, {
+            let checks = &checks;
+            let fees = &mut fees;
+            move |tx, txid, spent: &[Coin]| -> Result<(), ChainError> {
+                let coins: Vec<&Coin> = spent.iter().collect();
+                let fee = validation::check_tx_inputs(tx, &coins, height)
+                    .map_err(|e| Rejection::from(e).in_tx(txid))?;
+                *fees = fees
+                    .checked_add(fee)
+                    .ok_or_else(|| Rejection::from(RuleError::InputValuesOutOfRange))?;
+                if !verified(&txid) {
+                    let scripts = spent.iter().map(|c| c.output.script_pubkey.clone());
+                    checks.spawn(scope, tx, txid, scripts.collect());
                 }
-                for (vout, output) in tx.output.iter().enumerate() {
-                    if output.script_pubkey.op_return_data().is_some() {
-                        continue; // provably unspendable: never enters the UTXO set
-                    }
-                    let key = outpoint_key(&OutPoint {
-                        txid: *txid,
-                        vout: vout as u32,
-                    });
-                    let coin = Coin {
-                        output: output.clone(),
-                        height,
-                        is_coinbase: pos == 0,
-                    };
-                    if utxos.insert(key, serialize(&coin).as_slice())?.is_some() {
-                        return Err(Rejection::from(RuleError::DuplicateTx).in_tx(*txid).into());
-                    }
-                }
-                let mut location = [0u8; 36];
-                location[..32].copy_from_slice(hash.as_bytes());
-                location[32..].copy_from_slice(&(pos as u32).to_le_bytes());
-                tx_index.insert(txid.to_byte_array(), location)?;
-                // The index writer stops early only on its own error, which the caller reports.
-                let _ = spent_addrs.send(addrs);
+                Ok(())
             }
+        })
+        .and_then(|()| {
             validation::check_coinbase_amount(block, block_subsidy(height), fees)?;
-            Ok::<_, ChainError>(spent)
-        })();
-        if result.is_err() {
-            checks.give_up.store(true, Ordering::Relaxed);
-        }
-        result
-    })?;
-    checks.outcome()?;
-    Ok(spent)
-}
-
-/// Signature checks of one block running on the rayon pool.
-#[derive(Default)]
-struct SignatureChecks {
-    /// The first failure found, with its transaction and input.
-    failure: Mutex<Option<Rejection>>,
-    /// Set on a failure or when the coin pass fails: checks not yet run are skipped.
-    give_up: AtomicBool,
-}
-
-impl SignatureChecks {
-    /// Checks the inputs of `tx` (`txid`) against the scripts of the coins they spend, on
-    /// `scope`.
-    fn spawn<'s>(
-        &'s self,
-        scope: &rayon::Scope<'s>,
-        tx: &'s Transaction,
-        txid: Txid,
-        scripts: Vec<Script>,
-    ) {
-        scope.spawn(move |_| {
-            for (input, script) in scripts.iter().enumerate() {
-                if self.give_up.load(Ordering::Relaxed) {
-                    return;
-                }
-                if let Err(e) = validation::verify_input(tx, input, script) {
-                    self.give_up.store(true, Ordering::Relaxed);
-                    if let Ok(mut first) = self.failure.lock() {
-                        first.get_or_insert_with(|| Rejection {
-                            txid: Some(txid),
-                            input: tx.input.get(input).map(|i| (input, i.previous_output)),
-                            ..RuleError::Script(e).into()
-                        });
-                    }
-                    return;
-                }
-            }
+            Ok(())
         });
-    }
-
-    /// The first failure, once every spawned check has ended.
-    fn outcome(self) -> Result<(), ChainError> {
-        match self.failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(rejection) => Err(rejection.into()),
-            None => Ok(()),
+        if connected.is_err() {
+            checks.give_up();
         }
-    }
+        connected
+    });
+    result
+        .and_then(|()| checks.outcome())
+        .map_err(|e| e.in_block(*hash, height))
 }
 
 /// Seconds since the Unix epoch.

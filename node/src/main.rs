@@ -7,7 +7,10 @@
 //! - [`devnet`]: the `devnet` command (several local nodes at once).
 //! - [`mempool`]: unconfirmed transactions and template selection.
 //! - [`mining`]: block templates and the in-process miner.
-//! - [`node`]: the shared node state and its operations.
+//! - [`node`]: the node's operations, as RPC and P2P call them.
+//! - [`writer`]: the one thread that changes chain and mempool.
+//! - [`snapshot`]: the immutable view of chain and mempool readers use.
+//! - [`signatures`]: the signature pool and its checks.
 //! - [`p2p`]: peers, headers-first sync and relay.
 //! - [`rpc`]: the JSON-RPC methods and server.
 //! - [`verify`]: UTXO-set statistics and `verifychain`.
@@ -21,8 +24,11 @@ mod mining;
 mod node;
 mod p2p;
 mod rpc;
+mod signatures;
+mod snapshot;
 mod store;
 mod verify;
+mod writer;
 
 use std::sync::atomic::Ordering;
 
@@ -92,9 +98,9 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
             tracing::warn!("mempool not saved: {e}");
         }
     }
-    // Wait for any in-flight write before the store is dropped.
+    // Let the writer finish what it was sent before the store is dropped.
     let node2 = node.clone();
-    tokio::task::spawn_blocking(move || node2.wait_for_writes()).await?;
+    tokio::task::spawn_blocking(move || node2.stop_writer()).await?;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -4,8 +4,12 @@
 //! pool transaction already spends is refused (first seen wins). The pool is capped in bytes and
 //! evicts the lowest fee rate first, with descendants. Block templates take transactions by
 //! ancestor fee rate, parents always before children.
+//!
+//! The pool is kept in persistent collections: a clone (what a snapshot holds) costs a few
+//! reference counts and shares every entry with the writer's pool.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use chaincore::validation::{self, Coin, RuleError};
 use chaincore::{Amount, OutPoint, Transaction, Txid};
@@ -14,12 +18,17 @@ use crate::store::StoreError;
 
 pub mod orphans;
 pub mod persist;
+pub mod rejects;
 
 /// Minimum fee rate to enter the pool, in units per byte.
 pub const MIN_RELAY_FEE_RATE: i64 = 1;
 
 /// Most unconfirmed ancestors a pool transaction may have (with itself: Bitcoin Core's 25).
 pub const MAX_ANCESTORS: usize = 24;
+
+/// Largest transaction relayed or accepted into the pool, in bytes (Bitcoin Core's standard
+/// size, 400,000 weight units); blocks may hold larger ones.
+pub const MAX_STANDARD_TX_SIZE: usize = 100_000;
 
 /// Default pool cap in serialized bytes (100 MB).
 pub const DEFAULT_MAX_BYTES: usize = 100_000_000;
@@ -33,6 +42,9 @@ pub enum MempoolError {
     /// Coinbase transactions only come in blocks.
     #[error("coinbase")]
     Coinbase,
+    /// Larger than [`MAX_STANDARD_TX_SIZE`].
+    #[error("tx-size")]
+    TxSize,
     /// Already in the pool.
     #[error("txn-already-in-mempool")]
     AlreadyInMempool,
@@ -56,6 +68,9 @@ pub enum MempoolError {
     /// Too many unconfirmed ancestors.
     #[error("too-long-mempool-chain")]
     TooLongChain,
+    /// The node is shutting down and takes no more transactions.
+    #[error("the node is shutting down")]
+    Stopping,
     /// The store failed while the transaction was checked: not the transaction's fault, and
     /// fatal for the node.
     #[error("{0}")]
@@ -66,6 +81,22 @@ impl MempoolError {
     /// True if the node must stop (the store failed), as [`crate::chain::ChainError::is_fatal`].
     pub fn is_fatal(&self) -> bool {
         matches!(self, MempoolError::Store(_))
+    }
+
+    /// True if the transaction breaks a consensus rule no block could make it pass (Bitcoin
+    /// Core's `TX_CONSENSUS`): a peer relaying it misbehaves. Missing or not yet spendable
+    /// inputs, lock times and every policy rule are not such failures.
+    pub fn is_consensus(&self) -> bool {
+        match self {
+            MempoolError::Rule(r) => !matches!(
+                r,
+                RuleError::InputsMissingOrSpent
+                    | RuleError::NonFinal
+                    | RuleError::PrematureCoinbaseSpend
+            ),
+            MempoolError::Coinbase => true,
+            _ => false,
+        }
     }
 }
 
@@ -97,14 +128,14 @@ impl Entry {
     }
 }
 
-/// The pool.
-#[derive(Debug)]
+/// The pool. Cloning shares the structure (see the module docs).
+#[derive(Debug, Clone)]
 pub struct Mempool {
-    entries: HashMap<Txid, Entry>,
+    entries: imbl::HashMap<Txid, Arc<Entry>>,
     /// Outpoint → the pool transaction spending it.
-    spenders: HashMap<OutPoint, Txid>,
+    spenders: imbl::HashMap<OutPoint, Txid>,
     /// Parent → children.
-    children: HashMap<Txid, HashSet<Txid>>,
+    children: imbl::HashMap<Txid, imbl::HashSet<Txid>>,
     bytes: usize,
     max_bytes: usize,
     next_seq: u64,
@@ -124,9 +155,9 @@ impl Mempool {
     /// An empty pool holding at most `max_bytes` of transactions.
     pub fn new(max_bytes: usize) -> Mempool {
         Mempool {
-            entries: HashMap::new(),
-            spenders: HashMap::new(),
-            children: HashMap::new(),
+            entries: imbl::HashMap::new(),
+            spenders: imbl::HashMap::new(),
+            children: imbl::HashMap::new(),
             bytes: 0,
             max_bytes,
             next_seq: 0,
@@ -150,12 +181,17 @@ impl Mempool {
 
     /// A pool transaction.
     pub fn get(&self, txid: &Txid) -> Option<&Entry> {
-        self.entries.get(txid)
+        self.entries.get(txid).map(|e| &**e)
+    }
+
+    /// True if `txid` is in the pool.
+    pub fn contains(&self, txid: &Txid) -> bool {
+        self.entries.contains_key(txid)
     }
 
     /// All entries, in no particular order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values()
+        self.entries.values().map(|e| &**e)
     }
 
     /// Txids of pool transactions spending `txid`'s outputs.
@@ -195,6 +231,9 @@ impl Mempool {
         validation::check_transaction(&tx)?;
         if tx.is_coinbase() {
             return Err(MempoolError::Coinbase);
+        }
+        if tx.size() > MAX_STANDARD_TX_SIZE {
+            return Err(MempoolError::TxSize);
         }
         if !tx.is_final(view.next_height, view.median_time_past) {
             return Err(RuleError::NonFinal.into());
@@ -282,7 +321,7 @@ impl Mempool {
             self.children.entry(*parent).or_default().insert(txid);
         }
         self.bytes += entry.size;
-        self.entries.insert(txid, entry);
+        self.entries.insert(txid, Arc::new(entry));
         let evicted = self.trim();
         if evicted.contains(&txid) {
             return Err(MempoolError::Full);
@@ -292,7 +331,7 @@ impl Mempool {
 
     /// The pool's transactions in arrival order (parents first), as saved to disk.
     pub fn in_order(&self) -> Vec<Transaction> {
-        let mut entries: Vec<&Entry> = self.entries.values().collect();
+        let mut entries: Vec<&Entry> = self.entries().collect();
         entries.sort_by_key(|e| e.seq);
         entries.into_iter().map(|e| e.tx.clone()).collect()
     }
@@ -300,12 +339,12 @@ impl Mempool {
     /// Empties the pool, returning its transactions in arrival order (parents first), to be
     /// validated again after a reorg.
     pub fn drain_in_order(&mut self) -> Vec<Transaction> {
-        let mut entries: Vec<Entry> = self.entries.drain().map(|(_, e)| e).collect();
-        entries.sort_by_key(|e| e.seq);
+        let txs = self.in_order();
+        self.entries.clear();
         self.spenders.clear();
         self.children.clear();
         self.bytes = 0;
-        entries.into_iter().map(|e| e.tx).collect()
+        txs
     }
 
     /// Evicts lowest-fee-rate transactions (with their descendants) until within the cap.
@@ -313,8 +352,7 @@ impl Mempool {
         let mut evicted = Vec::new();
         while self.bytes > self.max_bytes {
             let Some(worst) = self
-                .entries
-                .values()
+                .entries()
                 .min_by(|a, b| a.fee_rate().total_cmp(&b.fee_rate()))
                 .map(|e| e.txid)
             else {
@@ -362,7 +400,7 @@ impl Mempool {
         if let Some(kids) = self.children.remove(txid) {
             for kid in kids {
                 if let Some(e) = self.entries.get_mut(&kid) {
-                    e.parents.remove(txid);
+                    Arc::make_mut(e).parents.remove(txid);
                 }
             }
         }
@@ -388,13 +426,12 @@ impl Mempool {
     /// transaction after its parents.
     pub fn select_for_block(&self, max_bytes: usize) -> Vec<&Entry> {
         let mut scored: Vec<(f64, &Entry)> = self
-            .entries
-            .values()
+            .entries()
             .map(|e| {
                 let (fee, size) = self
                     .ancestors(&e.txid)
                     .iter()
-                    .filter_map(|id| self.entries.get(id))
+                    .filter_map(|id| self.get(id))
                     .fold((e.fee.to_units(), e.size), |(f, s), a| {
                         (f + a.fee.to_units(), s + a.size)
                     });
@@ -415,7 +452,7 @@ impl Mempool {
                 .ancestors(&entry.txid)
                 .iter()
                 .filter(|id| !included.contains(id))
-                .filter_map(|id| self.entries.get(id))
+                .filter_map(|id| self.get(id))
                 .collect();
             package.push(entry);
             let size: usize = package.iter().map(|e| e.size).sum();
@@ -554,14 +591,15 @@ mod tests {
             txid: Txid([9; 32]),
             vout: 1,
         };
-        // 99,000 outputs (a ~1 MB transaction) and one input that does not exist.
+        // 9,000 outputs (a ~90 kB transaction, under the standard size) and one input that
+        // does not exist.
         let mut tx = spend(missing, 1);
         tx.output = vec![
             TxOut {
                 value: Amount::ZERO,
                 script_pubkey: Script::new_op_return(&[]).unwrap(),
             };
-            98_999
+            8_999
         ];
         tx.output.push(TxOut {
             value: Amount::from_units(1),

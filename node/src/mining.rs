@@ -8,7 +8,7 @@ use chaincore::pow::{block_subsidy, Target};
 use chaincore::validation::{coinbase_height_prefix, MAX_BLOCK_SIZE};
 use chaincore::{Amount, Block, BlockHash, Script, Transaction};
 
-use crate::chain::Chain;
+use crate::chain::BlockIndex;
 use crate::mempool::{Entry, Mempool};
 
 /// Bytes kept free in a template for the header, the transaction count and the coinbase.
@@ -37,7 +37,7 @@ pub struct Template {
 
 impl Template {
     /// Builds a template from the chain tip and the mempool at time `now`.
-    pub fn new(chain: &Chain, mempool: &Mempool, now: u64) -> Template {
+    pub fn new(chain: &BlockIndex, mempool: &Mempool, now: u64) -> Template {
         let tip = *chain.tip();
         let height = tip.height + 1;
         let mtp = chain.median_time_past(&chain.tip_hash());

@@ -1,33 +1,34 @@
-//! The running node: chain and mempool behind one lock (the single writer), the tip and
-//! mempool changes published on `watch` channels, and the blocking operations RPC calls.
+//! The running node: the writer thread that owns chain and mempool, the snapshots it publishes,
+//! and the operations RPC and P2P call. Every operation here blocks (callers in async code use
+//! `spawn_blocking`); reads take the latest [`Snapshot`] and never wait for the writer.
+//!
+//! A transaction is checked in two steps: all of it, signatures included, on the signature
+//! pool against a snapshot (`crate::signatures`); then, in the writer, everything but the
+//! signatures again against the live pool and chain, which is cheap, before it is added.
 
-use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use chaincore::validation::RuleError;
 use chaincore::{Block, BlockHash, Network, Script, Transaction, Txid};
 use tokio::sync::{broadcast, watch};
 
-use crate::chain::{unix_now, Accepted, Chain, ChainError, Submission};
+use crate::chain::{unix_now, Accepted, Chain, ChainError};
 use crate::mempool::orphans::Orphans;
 use crate::mempool::persist;
-use crate::mempool::{ChainView, Mempool, MempoolError};
+use crate::mempool::rejects::Rejects;
+use crate::mempool::{Mempool, MempoolError};
 use crate::mining::{self, Template};
+pub use crate::snapshot::{Snapshot, Tip};
 use crate::store::{self, Store, StoreError};
+use crate::writer::{Admission, Command, State, Stopped, Writer};
 
 /// In a batch of mined blocks, every this many blocks is committed durably.
 pub const DURABLE_EVERY: u32 = 100;
 
-/// Chain and mempool, always changed together.
-pub struct State {
-    /// The chain.
-    pub chain: Chain,
-    /// The mempool.
-    pub mempool: Mempool,
-    /// Relayed transactions waiting for their parents.
-    pub orphans: Orphans,
-}
+/// Times a transaction goes back to the signature pool when its parents keep changing.
+const SIGNATURE_RETRIES: usize = 3;
 
 /// What became of a transaction a peer relayed ([`Node::accept_relayed`]).
 #[derive(Debug)]
@@ -39,33 +40,29 @@ pub enum Relayed {
     Orphan(Vec<Txid>),
     /// Refused.
     Rejected(MempoolError),
-}
-
-/// The best tip as published to waiters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tip {
-    /// Best block hash.
-    pub hash: BlockHash,
-    /// Its height.
-    pub height: u32,
+    /// Refused on this tip before: dropped without another check.
+    RecentlyRejected,
 }
 
 /// The node shared by every task.
 pub struct Node {
     /// The network.
     pub network: Network,
-    state: Mutex<State>,
-    /// Held by everything that writes the store (redb has one write transaction at a time),
-    /// always taken before `state`. Lets a block connect run without `state`.
-    writer: Mutex<()>,
-    /// The chain's store, for work done without the state lock.
+    writer: Writer,
+    /// The chain's store (its size on disk; every write goes through the writer).
     store: Arc<Store>,
+    /// The latest snapshot of chain and mempool.
+    pub snapshot: watch::Sender<Arc<Snapshot>>,
     /// The best tip; changes wake long polls.
     pub tip: watch::Sender<Tip>,
     /// Bumped on every mempool change.
     pub mempool_seq: watch::Sender<u64>,
     /// Txids accepted into the mempool, for subscribers (lagging ones miss some).
     pub new_tx: broadcast::Sender<Txid>,
+    /// Relayed transactions waiting for their parents.
+    orphans: Mutex<Orphans>,
+    /// Relayed transactions refused on the current tip.
+    rejects: Mutex<Rejects>,
     /// When the node started.
     pub started: Instant,
     /// Where the mempool is saved (`mempool.dat`).
@@ -77,8 +74,8 @@ pub struct Node {
 }
 
 impl Node {
-    /// Opens the store and chain in `data_dir`, and (if `persist_mempool`) loads the saved
-    /// mempool.
+    /// Opens the store and chain in `data_dir`, moves to the most-work chain, starts the
+    /// writer, and (if `persist_mempool`) loads the saved mempool.
     pub fn open(
         network: Network,
         data_dir: &std::path::Path,
@@ -90,7 +87,7 @@ impl Node {
         // A crash may have cut a reorg or an invalidation short, or left a stored block with
         // more work than the tip: move to the most-work valid chain before serving anyone.
         let before = chain.tip_hash();
-        chain.activate_best_chain(&mut mempool, &HashSet::new())?;
+        chain.activate_best_chain(&mut mempool, &|_| false)?;
         if chain.tip_hash() != before {
             tracing::info!(
                 height = chain.tip_height(),
@@ -98,55 +95,65 @@ impl Node {
                 "moved to the most-work chain on start"
             );
         }
+        let snapshot = Arc::new(Snapshot {
+            index: chain.index().clone(),
+            mempool: mempool.clone(),
+            rtx: chain.store().begin_read()?,
+        });
+        let tip = snapshot.tip();
         let store = chain.shared_store();
-        let tip = Tip {
-            hash: chain.tip_hash(),
-            height: chain.tip_height(),
-        };
+        let (writer, commands) = Writer::new();
         let node = Arc::new(Node {
             network,
+            writer,
             store,
-            writer: Mutex::new(()),
-            state: Mutex::new(State {
-                chain,
-                mempool,
-                orphans: Orphans::default(),
-            }),
+            snapshot: watch::Sender::new(snapshot),
             tip: watch::Sender::new(tip),
             mempool_seq: watch::Sender::new(0),
             new_tx: broadcast::Sender::new(1024),
+            orphans: Mutex::new(Orphans::default()),
+            rejects: Mutex::new(Rejects::default()),
             started: Instant::now(),
             mempool_file: data_dir.join(persist::FILE_NAME),
             stopping: AtomicBool::new(false),
             shutdown: watch::Sender::new(false),
         });
+        node.writer
+            .start(State { chain, mempool }, commands, Arc::downgrade(&node))
+            .map_err(|e| ChainError::Store(StoreError::Io(e)))?;
         if persist_mempool {
             node.load_mempool();
         }
         Ok(node)
     }
 
-    /// Locks the state. A poisoned lock means a panic mid-update: nothing is trustworthy, so we
-    /// keep going with what the store committed (every update is one transaction).
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// The latest snapshot of chain and mempool.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.borrow().clone()
     }
 
-    /// Takes the writer lock (before the state lock, never after).
-    fn writer(&self) -> MutexGuard<'_, ()> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    /// The peer addresses saved in the store.
+    pub fn saved_peers(&self) -> Result<Vec<std::net::SocketAddr>, StoreError> {
+        self.store.load_peers()
     }
 
-    fn publish(&self, state: &State) {
-        let tip = Tip {
-            hash: state.chain.tip_hash(),
-            height: state.chain.tip_height(),
-        };
-        self.tip.send_if_modified(|t| {
-            let changed = *t != tip;
-            *t = tip;
-            changed
-        });
+    /// The store, for tests that damage it behind the writer's back.
+    #[cfg(test)]
+    pub fn store_for_tests(&self) -> &Store {
+        &self.store
+    }
+
+    /// Size of the store's file.
+    pub fn size_on_disk(&self) -> u64 {
+        self.store.size_on_disk()
+    }
+
+    /// Sends a command to the writer and waits for its answer.
+    fn call<T>(
+        &self,
+        make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Stopped> {
+        self.writer.call(make)
     }
 
     /// Validates and stores a block; moves to the best chain.
@@ -155,74 +162,14 @@ impl Node {
     }
 
     /// [`Node::submit_block`], with the commit of a block extending the tip waiting for the
-    /// disk only if `durable`. Such a block is connected without the state lock (reads and
-    /// transaction acceptance go on against the old tip meanwhile); only its commit and the
-    /// in-memory update take the lock. A store failure shuts the node down.
+    /// disk only if `durable`.
     fn submit(&self, block: Block, durable: bool) -> Result<Accepted, ChainError> {
-        let _writer = self.writer();
-        let now = unix_now() as i64;
-        let (begun, verified) = {
-            let mut state = self.lock();
-            let verified: HashSet<Txid> = state.mempool.entries().map(|e| e.txid).collect();
-            (state.chain.begin_submit(&block, now), verified)
-        };
-        // Whether the pool may have changed: a block was connected or others were (a reorg).
-        let (result, changed) = match begun {
-            Ok(Submission::ExtendsTip(next)) => {
-                let connected = next.connect(&self.store, &block, &verified, durable);
-                let mut guard = self.lock();
-                let state = &mut *guard;
-                let result =
-                    state
-                        .chain
-                        .finish_tip_extension(&block, next, connected, &mut state.mempool);
-                self.publish(state);
-                let connected = result.is_ok();
-                (result, connected)
-            }
-            Ok(Submission::Stored(hash)) => (self.finish_stored(hash, now, &verified), true),
-            // Stored before and not active: select again (a crash may have cut its
-            // activation short), and answer `duplicate` as Bitcoin Core does.
-            Ok(Submission::Known(hash)) => {
-                let result = self.finish_stored(hash, now, &verified);
-                (result.and(Err(ChainError::Duplicate)), true)
-            }
-            Err(e) => (Err(e), false),
-        };
-        if changed {
-            self.mempool_seq.send_modify(|s| *s += 1);
-        }
-        self.fatal_on_store_failure(result)
-    }
-
-    /// Runs [`Chain::finish_stored`] for a stored block under the state lock and publishes
-    /// what changed.
-    fn finish_stored(
-        &self,
-        hash: BlockHash,
-        now: i64,
-        verified: &HashSet<Txid>,
-    ) -> Result<Accepted, ChainError> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let result = state
-            .chain
-            .finish_stored(hash, &mut state.mempool, now, verified);
-        self.publish(state);
-        // Reorgs return transactions to the pool.
-        self.announce_returned(state, verified);
-        result
-    }
-
-    /// A store failure (a failed commit, I/O, corruption) leaves nothing trustworthy: log it
-    /// and shut the node down cleanly. Passes `result` on.
-    fn fatal_on_store_failure<T>(&self, result: Result<T, ChainError>) -> Result<T, ChainError> {
-        if let Err(e) = &result {
-            if e.is_fatal() {
-                self.store_failed(e);
-            }
-        }
-        result
+        self.call(|reply| Command::SubmitBlock {
+            block: Box::new(block),
+            durable,
+            reply,
+        })
+        .map_err(stopped)?
     }
 
     /// Logs a store failure and starts a clean shutdown: for every path where the store
@@ -232,53 +179,38 @@ impl Node {
         self.shutdown.send_replace(true);
     }
 
-    /// Waits until no store write is in progress (at shutdown, before the store closes).
-    pub fn wait_for_writes(&self) {
-        let _writer = self.writer();
-        drop(self.lock());
-    }
-
-    /// Announces transactions that entered the pool other than through `accept_transaction`
-    /// (returned from disconnected blocks), so peers relay them again.
-    fn announce_returned(&self, state: &State, before: &HashSet<Txid>) {
-        for e in state
-            .mempool
-            .entries()
-            .filter(|e| !before.contains(&e.txid))
-        {
-            let _ = self.new_tx.send(e.txid);
-        }
+    /// Lets the writer finish what it was sent and stops it (at shutdown, before the store
+    /// closes).
+    pub fn stop_writer(&self) {
+        self.writer.stop();
     }
 
     /// [`crate::fees::estimate`] for `target` blocks from the mempool and the last
     /// [`crate::fees::RECENT_BLOCKS`] active blocks (their fees from the undo data).
     pub fn estimate_fee(&self, target: u32) -> Result<Option<f64>, StoreError> {
         use crate::fees::{Paid, RecentBlock, RECENT_BLOCKS};
-        let (pool, hashes, rtx) = {
-            let state = self.lock();
-            let pool: Vec<Paid> = state
-                .mempool
-                .entries()
-                .map(|e| Paid {
-                    fee: e.fee.to_units(),
-                    size: e.size,
-                })
-                .collect();
-            let tip = state.chain.tip_height();
-            let hashes: Vec<BlockHash> = (tip.saturating_sub(RECENT_BLOCKS - 1).max(1)..=tip)
-                .rev()
-                .filter_map(|h| state.chain.active_hash(h))
-                .collect();
-            (pool, hashes, state.chain.store().begin_read()?)
-        };
+        let snap = self.snapshot();
+        let pool: Vec<Paid> = snap
+            .mempool
+            .entries()
+            .map(|e| Paid {
+                fee: e.fee.to_units(),
+                size: e.size,
+            })
+            .collect();
+        let tip = snap.index.tip_height();
         let mut recent = Vec::new();
-        for hash in hashes {
+        for height in (tip.saturating_sub(RECENT_BLOCKS - 1).max(1)..=tip).rev() {
+            let Some(hash) = snap.index.active_hash(height) else {
+                continue;
+            };
             let missing = |what| StoreError::Missing {
                 what,
                 key: hash.to_string(),
             };
-            let block = store::read::block(&rtx, &hash)?.ok_or_else(|| missing("block"))?;
-            let undo = store::read::undo(&rtx, &hash)?.ok_or_else(|| missing("undo data of"))?;
+            let block = store::read::block(&snap.rtx, &hash)?.ok_or_else(|| missing("block"))?;
+            let undo =
+                store::read::undo(&snap.rtx, &hash)?.ok_or_else(|| missing("undo data of"))?;
             let mut spent = undo.iter();
             let mut txs = Vec::new();
             for tx in block.txdata.iter().skip(1) {
@@ -303,7 +235,7 @@ impl Node {
 
     /// Writes the mempool to its file (transactions in pool order); returns the path.
     pub fn save_mempool(&self) -> Result<std::path::PathBuf, persist::PersistError> {
-        let txs = self.lock().mempool.in_order();
+        let txs = self.snapshot().mempool.in_order();
         persist::save(&self.mempool_file, &txs)?;
         tracing::debug!(transactions = txs.len(), "mempool saved");
         Ok(self.mempool_file.clone())
@@ -330,48 +262,67 @@ impl Node {
         tracing::info!(loaded, dropped = saved - loaded, "saved mempool loaded");
     }
 
-    /// Accepts a transaction peer `peer` relayed. One whose inputs are missing is kept as an
-    /// orphan (its missing parents come back, to be asked for); one that enters the pool
-    /// brings in the orphans that were waiting for it, in turn.
+    /// Accepts a transaction peer `peer` relayed. One refused on this tip before is dropped at
+    /// once. One whose inputs are missing is kept as an orphan (its missing parents come
+    /// back, to be asked for); one that enters the pool brings in the orphans that were
+    /// waiting for it, in turn.
     pub fn accept_relayed(&self, tx: Transaction, peer: u64) -> Relayed {
-        let mut guard = self.lock();
-        let state = &mut *guard;
         let txid = tx.compute_txid();
-        match self.accept_locked(state, tx.clone(), false) {
-            Ok(_) => {}
-            Err(MempoolError::Rule(chaincore::validation::RuleError::InputsMissingOrSpent)) => {
-                let missing = self.missing_parents(state, &tx);
+        let tip = self.tip.borrow().hash;
+        if self.rejects().contains(&tip, &txid) {
+            return Relayed::RecentlyRejected;
+        }
+        match self.admit(tx.clone(), false) {
+            Ok(_) => Relayed::Accepted(self.admit_orphans(txid)),
+            Err(MempoolError::Rule(RuleError::InputsMissingOrSpent)) => {
+                let missing = self.missing_parents(&tx);
                 if missing.is_empty() {
                     // Every parent is there: an input is spent, not missing.
-                    return Relayed::Rejected(
-                        chaincore::validation::RuleError::InputsMissingOrSpent.into(),
-                    );
+                    self.rejects().insert(&tip, txid);
+                    return Relayed::Rejected(RuleError::InputsMissingOrSpent.into());
                 }
-                state.orphans.add(tx, txid, peer, Instant::now());
-                return Relayed::Orphan(missing);
+                self.orphans().add(tx, txid, peer, Instant::now());
+                Relayed::Orphan(missing)
             }
-            Err(e) => return Relayed::Rejected(e),
+            Err(e @ (MempoolError::AlreadyInMempool | MempoolError::Store(_))) => {
+                Relayed::Rejected(e)
+            }
+            Err(e) => {
+                self.rejects().insert(&tip, txid);
+                Relayed::Rejected(e)
+            }
         }
-        Relayed::Accepted(self.admit_orphans(state, txid))
+    }
+
+    fn rejects(&self) -> std::sync::MutexGuard<'_, Rejects> {
+        self.rejects.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn orphans(&self) -> std::sync::MutexGuard<'_, Orphans> {
+        self.orphans.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True if `txid` is in the pool or waits as an orphan.
+    pub fn has_transaction(&self, txid: &Txid) -> bool {
+        self.snapshot().mempool.contains(txid) || self.orphans().contains(txid)
     }
 
     /// Admits the orphans that spend `txid` (just added to the pool), and theirs in turn;
     /// returns their txids.
-    fn admit_orphans(&self, state: &mut State, txid: Txid) -> Vec<Txid> {
+    fn admit_orphans(&self, txid: Txid) -> Vec<Txid> {
         let mut admitted = Vec::new();
         let mut parents = vec![txid];
         while let Some(parent) = parents.pop() {
-            for (child, child_tx, from) in state.orphans.take_children(&parent) {
-                match self.accept_locked(state, child_tx.clone(), false) {
+            let children = self.orphans().take_children(&parent);
+            for (child, child_tx, from) in children {
+                match self.admit(child_tx.clone(), false) {
                     Ok(_) => {
                         admitted.push(child);
                         parents.push(child);
                     }
                     // Still waiting for another parent.
-                    Err(MempoolError::Rule(
-                        chaincore::validation::RuleError::InputsMissingOrSpent,
-                    )) => {
-                        state.orphans.add(child_tx, child, from, Instant::now());
+                    Err(MempoolError::Rule(RuleError::InputsMissingOrSpent)) => {
+                        self.orphans().add(child_tx, child, from, Instant::now());
                     }
                     Err(e) => tracing::debug!(%child, "orphan refused: {e}"),
                 }
@@ -382,21 +333,15 @@ impl Node {
 
     /// Parents of `tx` neither in the pool nor (by one of their outputs `tx` spends) in the
     /// UTXO set.
-    fn missing_parents(&self, state: &State, tx: &Transaction) -> Vec<Txid> {
-        let rtx = match state.chain.store().begin_read() {
-            Ok(rtx) => rtx,
-            Err(e) => {
-                self.store_failed(&e);
-                return Vec::new();
-            }
-        };
+    fn missing_parents(&self, tx: &Transaction) -> Vec<Txid> {
+        let snap = self.snapshot();
         let mut missing = Vec::new();
         for input in &tx.input {
             let parent = input.previous_output.txid;
-            if state.mempool.get(&parent).is_some() {
+            if snap.mempool.contains(&parent) {
                 continue;
             }
-            match store::read::coin(&rtx, &input.previous_output) {
+            match snap.chain_coin(&input.previous_output) {
                 Ok(None) => missing.push(parent),
                 Ok(Some(_)) => {}
                 Err(e) => {
@@ -412,48 +357,60 @@ impl Node {
 
     /// Drops the orphans peer `peer` sent (it disconnected).
     pub fn forget_orphans_from(&self, peer: u64) {
-        self.lock().orphans.remove_peer(peer);
+        self.orphans().remove_peer(peer);
+    }
+
+    /// Number of orphan transactions waiting.
+    pub fn orphan_count(&self) -> usize {
+        self.orphans().len()
     }
 
     /// Validates a transaction against the tip and the pool; adds it unless `test_only`.
+    /// Orphans relayed earlier that waited for it follow it in.
     pub fn accept_transaction(
         &self,
         tx: Transaction,
         test_only: bool,
     ) -> Result<Txid, MempoolError> {
-        let mut guard = self.lock();
-        let txid = self.accept_locked(&mut guard, tx, test_only)?;
+        let txid = self.admit(tx, test_only)?;
         if !test_only {
-            // Orphans relayed earlier may have waited for this one.
-            self.admit_orphans(&mut guard, txid);
+            self.admit_orphans(txid);
         }
         Ok(txid)
     }
 
-    /// [`Node::accept_transaction`] with the state already locked.
-    fn accept_locked(
-        &self,
-        state: &mut State,
-        tx: Transaction,
-        test_only: bool,
-    ) -> Result<Txid, MempoolError> {
-        let chain = &state.chain;
-        let result = (|| -> Result<Txid, MempoolError> {
-            let rtx = chain.store().begin_read()?;
-            let coin = |o: &chaincore::OutPoint| store::read::coin(&rtx, o);
-            let view = ChainView {
-                coin: &coin,
-                next_height: chain.tip_height() + 1,
-                median_time_past: chain.median_time_past(&chain.tip_hash()),
-            };
-            let entry = state.mempool.check(tx, &view, unix_now(), &|_| false)?;
-            let txid = entry.txid;
-            if !test_only {
-                state.mempool.insert(entry)?;
-                self.mempool_seq.send_modify(|s| *s += 1);
-                let _ = self.new_tx.send(txid);
+    /// Checks `tx` on the signature pool against the latest snapshot, then has the writer
+    /// check the rest against the live state and add it (see the module docs).
+    fn admit(&self, tx: Transaction, test_only: bool) -> Result<Txid, MempoolError> {
+        let result = (|| {
+            for _ in 0..SIGNATURE_RETRIES {
+                let snap = self.snapshot();
+                let checked = crate::signatures::pool().install(|| {
+                    snap.with_view(|view| {
+                        snap.mempool.check(tx.clone(), view, unix_now(), &|_| false)
+                    })
+                });
+                let verified = match checked {
+                    Ok(_) => true,
+                    // The writer may know the parents; it says so without checking signatures.
+                    Err(MempoolError::Rule(RuleError::InputsMissingOrSpent)) => false,
+                    Err(e) => return Err(e),
+                };
+                let admission = self
+                    .call(|reply| Command::AcceptTx {
+                        tx: Box::new(tx.clone()),
+                        verified,
+                        test_only,
+                        reply,
+                    })
+                    .map_err(|_| MempoolError::Stopping)??;
+                match admission {
+                    Admission::Valid(txid) => return Ok(txid),
+                    Admission::NeedsSignatures => continue,
+                }
             }
-            Ok(txid)
+            // Its parents came and went each time we looked.
+            Err(RuleError::InputsMissingOrSpent.into())
         })();
         if let Err(e) = &result {
             if e.is_fatal() {
@@ -465,37 +422,29 @@ impl Node {
 
     /// Invalidates or reconsiders a block.
     pub fn set_block_validity(&self, hash: &BlockHash, valid: bool) -> Result<(), ChainError> {
-        let _writer = self.writer();
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let verified: HashSet<Txid> = state.mempool.entries().map(|e| e.txid).collect();
-        let result = if valid {
-            state
-                .chain
-                .reconsider_block(hash, &mut state.mempool, &verified)
-        } else {
-            state
-                .chain
-                .invalidate_block(hash, &mut state.mempool, &verified)
-        };
-        self.publish(state);
-        self.mempool_seq.send_modify(|s| *s += 1);
-        self.announce_returned(state, &verified);
-        drop(guard);
-        self.fatal_on_store_failure(result)
+        self.call(|reply| Command::SetValidity {
+            hash: *hash,
+            valid,
+            reply,
+        })
+        .map_err(stopped)?
     }
 
     /// Saves (`true`) or deletes (`false`) peer addresses.
     pub fn save_peers(&self, changes: &[(std::net::SocketAddr, bool)]) -> Result<(), ChainError> {
-        let _writer = self.writer();
-        let saved = self.store.save_peers(changes).map_err(ChainError::from);
-        self.fatal_on_store_failure(saved)
+        self.call(|reply| Command::SavePeers {
+            changes: changes.to_vec(),
+            reply,
+        })
+        .map_err(stopped)?
+        .map_err(ChainError::from)
     }
 
-    /// Builds a template on the current tip.
-    pub fn template(&self) -> Template {
-        let state = self.lock();
-        Template::new(&state.chain, &state.mempool, unix_now())
+    /// A template on the current tip (built by the writer, or its cached one if neither the
+    /// tip nor the mempool changed since).
+    pub fn template(&self) -> Result<Arc<Template>, ChainError> {
+        self.call(|reply| Command::Template { reply })
+            .map_err(stopped)
     }
 
     /// Mines up to `n` blocks paying `script_pubkey` (fewer if the node is stopping) and returns
@@ -521,15 +470,14 @@ impl Node {
             }
         }
         if hashes.len() as u32 != n {
-            let _writer = self.writer();
-            let flushed = self.store.flush().map_err(ChainError::from);
-            self.fatal_on_store_failure(flushed)?;
+            self.call(|reply| Command::Flush { reply })
+                .map_err(stopped)??;
         }
         result.map(|()| hashes)
     }
 
-    /// Mines one block paying `script_pubkey` on all cores and submits it (committed durably
-    /// if `durable`). Returns its hash, or `None` if mining was stopped.
+    /// Mines one block paying `script_pubkey` on all cores (outside the writer) and submits it
+    /// (committed durably if `durable`). Returns its hash, or `None` if mining was stopped.
     fn generate_block(
         &self,
         script_pubkey: &Script,
@@ -538,7 +486,7 @@ impl Node {
         let threads = num_cpus::get();
         let mut extranonce = 0u64;
         loop {
-            let template = self.template();
+            let template = self.template()?;
             // Blocks mined faster than one per ~6 per second push the earliest allowed time
             // (median time past + 1) ahead of the clock; wait rather than mine a block that
             // would be `time-too-new`.
@@ -563,11 +511,14 @@ impl Node {
             match self.submit(block, durable) {
                 Ok(_) => return Ok(Some(hash)),
                 // The tip moved while we mined: build on the new one.
-                Err(e) if e.rule() == Some(&chaincore::validation::RuleError::BadPrevBlock) => {
-                    continue
-                }
+                Err(e) if e.rule() == Some(&RuleError::BadPrevBlock) => continue,
                 Err(e) => return Err(e),
             }
         }
     }
+}
+
+/// The writer is gone only while the node stops.
+fn stopped(_: Stopped) -> ChainError {
+    ChainError::Stopping
 }

@@ -135,7 +135,7 @@ impl P2p {
     pub async fn start(node: Arc<Node>, config: P2pConfig) -> anyhow::Result<Arc<P2p>> {
         // Saved and configured addresses vouch for themselves (their own network group).
         let mut book = AddrBook::new();
-        let saved = node.lock().chain.store().load_peers()?;
+        let saved = node.saved_peers()?;
         for a in saved.iter().chain(&config.discover_local) {
             book.add(*a, a.ip());
         }
@@ -644,7 +644,7 @@ impl P2p {
                     send.below_budget().await;
                     let tx = self
                         .node
-                        .lock()
+                        .snapshot()
                         .mempool
                         .get(&Txid(inv.hash))
                         .map(|e| e.tx.clone());
@@ -658,8 +658,8 @@ impl P2p {
                     send.below_budget().await;
                     let node = self.node.clone();
                     let read = tokio::task::spawn_blocking(move || {
-                        let rtx = node.lock().chain.store().begin_read()?;
-                        crate::store::read::block(&rtx, &BlockHash(inv.hash))
+                        let snap = node.snapshot();
+                        crate::store::read::block(&snap.rtx, &BlockHash(inv.hash))
                     })
                     .await
                     .map_err(|e| PeerError::Disconnect(e.to_string()))?;
@@ -703,8 +703,8 @@ impl P2p {
 
     /// `getheaders` from our block locator.
     fn get_headers(&self) -> Message {
-        let state = self.node.lock();
-        let chain = &state.chain;
+        let snap = self.node.snapshot();
+        let chain = &snap.index;
         let mut locator = Vec::new();
         let mut height = i64::from(chain.tip_height());
         let mut step = 1;
@@ -779,8 +779,8 @@ impl P2p {
             }
             Message::GetHeaders { locator, .. } => {
                 let headers = {
-                    let state = self.node.lock();
-                    let chain = &state.chain;
+                    let snap = self.node.snapshot();
+                    let chain = &snap.index;
                     let start = locator
                         .iter()
                         .find(|h| chain.is_active(h))
@@ -806,19 +806,16 @@ impl P2p {
                     self.mark_known(id, inv.hash);
                     match inv.kind {
                         INV_BLOCK
-                            if self.node.lock().chain.entry(&BlockHash(inv.hash)).is_none() =>
+                            if self
+                                .node
+                                .snapshot()
+                                .index
+                                .entry(&BlockHash(inv.hash))
+                                .is_none() =>
                         {
                             want_headers = true
                         }
-                        INV_TX
-                            if {
-                                let state = self.node.lock();
-                                state.mempool.get(&Txid(inv.hash)).is_none()
-                                    && !state.orphans.contains(&Txid(inv.hash))
-                            } =>
-                        {
-                            want_txs.push(inv)
-                        }
+                        INV_TX if !self.node.has_transaction(&Txid(inv.hash)) => want_txs.push(inv),
                         _ => {}
                     }
                 }
@@ -891,7 +888,8 @@ impl P2p {
                 let txid = tx.compute_txid();
                 self.mark_known(id, txid.to_byte_array());
                 let node = self.node.clone();
-                // Policy and consensus rejects of loose transactions are not punished.
+                // As Bitcoin Core: a consensus-invalid transaction is misbehaviour; policy
+                // rejects, missing inputs and resends of one refused before are not.
                 let relayed = tokio::task::spawn_blocking(move || node.accept_relayed(tx, id))
                     .await
                     .map_err(|e| PeerError::Disconnect(e.to_string()))?;
@@ -911,7 +909,15 @@ impl P2p {
                         tracing::debug!(%txid, orphans = orphans.len(), "orphans admitted")
                     }
                     Relayed::Accepted(_) => {}
+                    Relayed::Rejected(e) if e.is_consensus() => {
+                        return Err(PeerError::Misbehaved(format!(
+                            "relayed invalid transaction {txid}: {e}"
+                        )))
+                    }
                     Relayed::Rejected(e) => tracing::debug!(%txid, "transaction refused: {e}"),
+                    Relayed::RecentlyRejected => {
+                        tracing::debug!(%txid, "transaction refused before, dropped")
+                    }
                 }
             }
         }
@@ -944,12 +950,12 @@ impl P2p {
         // Where these headers attach: a block we have, a block already queued (its chain had
         // more work than our tip), or the end of a lighter fork this peer is still sending.
         let (parent, tip_work) = {
-            let state = self.node.lock();
-            let parent = state
-                .chain
+            let snap = self.node.snapshot();
+            let parent = snap
+                .index
                 .entry(&first.prev_blockhash)
                 .map(|e| (e.chainwork, e.height));
-            (parent, state.chain.tip().chainwork)
+            (parent, snap.index.tip().chainwork)
         };
         let base = if let Some(p) = parent {
             Some(p)
@@ -990,11 +996,11 @@ impl P2p {
                     .max_pending_headers
                     .saturating_sub(sync.pending.len());
                 let lacking: Vec<BlockHash> = {
-                    let state = self.node.lock();
+                    let snap = self.node.snapshot();
                     headers
                         .iter()
                         .map(|h| h.compute_block_hash())
-                        .filter(|h| state.chain.entry(h).is_none())
+                        .filter(|h| snap.index.entry(h).is_none())
                         .collect()
                 };
                 if lacking.len() > room {
@@ -1036,10 +1042,10 @@ impl P2p {
             self.mark_known(id, hash.to_byte_array());
         }
         let unknown: Vec<BlockHash> = {
-            let state = self.node.lock();
+            let snap = self.node.snapshot();
             hashes
                 .into_iter()
-                .filter(|h| state.chain.entry(h).is_none() && !sync.waiting_for_time(h))
+                .filter(|h| snap.index.entry(h).is_none() && !sync.waiting_for_time(h))
                 .collect()
         };
         for hash in unknown {
@@ -1057,9 +1063,9 @@ impl P2p {
 
     fn request_blocks(&self, send: &Outbox, sync: &mut Sync) -> Result<(), PeerError> {
         let batch = {
-            let state = self.node.lock();
+            let snap = self.node.snapshot();
             let mut requested = self.requested.lock().unwrap_or_else(|p| p.into_inner());
-            sync.next_batch(&mut requested, |h| state.chain.entry(h).is_some())
+            sync.next_batch(&mut requested, |h| snap.index.entry(h).is_some())
         };
         if !batch.is_empty() {
             self.queue(

@@ -203,8 +203,8 @@ fn verbosity(v: Option<Value>, default: u8) -> RpcResult<u8> {
 #[async_trait]
 impl RpcServer for Rpc {
     async fn get_blockchain_info(&self) -> RpcResult<Value> {
-        let state = self.node.lock();
-        let chain = &state.chain;
+        let snap = self.node.snapshot();
+        let chain = &snap.index;
         let tip = chain.tip();
         // Best height any peer showed us (we fetch blocks right behind their headers).
         let headers = self.p2p.best_seen_height().max(u64::from(tip.height));
@@ -221,7 +221,7 @@ impl RpcServer for Rpc {
             "verificationprogress": f64::from(tip.height) / headers.max(1) as f64,
             "initialblockdownload": headers > u64::from(tip.height) + 6,
             "chainwork": tip.chainwork.to_string(),
-            "size_on_disk": chain.store().size_on_disk(),
+            "size_on_disk": self.node.size_on_disk(),
             "pruned": false,
             "warnings": [],
         }))
@@ -236,10 +236,10 @@ impl RpcServer for Rpc {
     }
 
     async fn get_block_hash(&self, height: i64) -> RpcResult<String> {
-        let state = self.node.lock();
+        let snap = self.node.snapshot();
         u32::try_from(height)
             .ok()
-            .and_then(|h| state.chain.active_hash(h))
+            .and_then(|h| snap.index.active_hash(h))
             .map(|h| h.to_string())
             .ok_or_else(|| err(code::INVALID_PARAMETER, "Block height out of range"))
     }
@@ -254,16 +254,13 @@ impl RpcServer for Rpc {
         let node = self.node.clone();
         blocking(move || {
             let (header_json, rtx) = {
-                let state = node.lock();
-                let Some(entry) = state.chain.entry(&hash).copied() else {
+                let snap = node.snapshot();
+                let Some(entry) = snap.index.entry(&hash).copied() else {
                     return Err(err(code::INVALID_ADDRESS_OR_KEY, "Block not found"));
                 };
-                (
-                    header_json(&state.chain, &hash, &entry),
-                    state.chain.store().begin_read().map_err(internal)?,
-                )
+                (header_json(&snap.index, &hash, &entry), snap.clone())
             };
-            let bytes = store::read::block_bytes(&rtx, &hash)
+            let bytes = store::read::block_bytes(&rtx.rtx, &hash)
                 .map_err(internal)?
                 .ok_or_else(|| err(code::MISC_ERROR, "Block not available"))?;
             if level == 0 {
@@ -294,21 +291,21 @@ impl RpcServer for Rpc {
 
     async fn get_block_header(&self, blockhash: String, verbose: Option<bool>) -> RpcResult<Value> {
         let hash: BlockHash = parse_hash(&blockhash, "blockhash")?;
-        let state = self.node.lock();
-        let entry = state
-            .chain
+        let snap = self.node.snapshot();
+        let entry = snap
+            .index
             .entry(&hash)
             .copied()
             .ok_or_else(|| err(code::INVALID_ADDRESS_OR_KEY, "Block not found"))?;
         if verbose == Some(false) {
             return Ok(json!(hex::encode(entry.header.to_bytes())));
         }
-        Ok(header_json(&state.chain, &hash, &entry))
+        Ok(header_json(&snap.index, &hash, &entry))
     }
 
     async fn get_chain_tips(&self) -> RpcResult<Value> {
-        let state = self.node.lock();
-        let chain = &state.chain;
+        let snap = self.node.snapshot();
+        let chain = &snap.index;
         let parents: std::collections::HashSet<BlockHash> = chain
             .entries()
             .map(|(_, e)| e.header.prev_blockhash)
@@ -344,7 +341,7 @@ impl RpcServer for Rpc {
     }
 
     async fn get_difficulty(&self) -> RpcResult<f64> {
-        Ok(difficulty(self.node.lock().chain.tip().header.bits))
+        Ok(difficulty(self.node.snapshot().index.tip().header.bits))
     }
 
     async fn get_tx_out(
@@ -355,22 +352,21 @@ impl RpcServer for Rpc {
     ) -> RpcResult<Value> {
         let txid: Txid = parse_hash(&txid, "txid")?;
         let outpoint = OutPoint { txid, vout: n };
-        let state = self.node.lock();
+        let snap = self.node.snapshot();
         let include_mempool = include_mempool.unwrap_or(true);
-        if include_mempool && state.mempool.spender(&outpoint).is_some() {
+        if include_mempool && snap.mempool.spender(&outpoint).is_some() {
             return Ok(Value::Null);
         }
-        let tip = state.chain.tip_height();
-        let rtx = state.chain.store().begin_read().map_err(internal)?;
-        let coin = match store::read::coin(&rtx, &outpoint).map_err(internal)? {
+        let tip = snap.index.tip_height();
+        let coin = match store::read::coin(&snap.rtx, &outpoint).map_err(internal)? {
             Some(c) => Some((c, true)),
-            None if include_mempool => state.mempool.coin(&outpoint, tip + 1).map(|c| (c, false)),
+            None if include_mempool => snap.mempool.coin(&outpoint, tip + 1).map(|c| (c, false)),
             None => None,
         };
         Ok(match coin {
             None => Value::Null,
             Some((c, confirmed)) => json!({
-                "bestblock": state.chain.tip_hash().to_string(),
+                "bestblock": snap.index.tip_hash().to_string(),
                 "confirmations": if confirmed { tip + 1 - c.height } else { 0 },
                 "value": coins(c.output.value),
                 "scriptPubKey": {
@@ -386,14 +382,10 @@ impl RpcServer for Rpc {
         let node = self.node.clone();
         blocking(move || {
             let (rtx, tip_hash, height) = {
-                let state = node.lock();
-                (
-                    state.chain.store().begin_read().map_err(internal)?,
-                    state.chain.tip_hash(),
-                    state.chain.tip_height(),
-                )
+                let snap = node.snapshot();
+                (snap.clone(), snap.index.tip_hash(), snap.index.tip_height())
             };
-            let stats = crate::verify::utxo_stats(&rtx).map_err(internal)?;
+            let stats = crate::verify::utxo_stats(&rtx.rtx).map_err(internal)?;
             Ok(json!({
                 "height": height,
                 "bestblock": tip_hash.to_string(),
@@ -438,7 +430,7 @@ impl RpcServer for Rpc {
             let mut json = match &*cached {
                 Some(c) if c.tip == tip && c.mempool_seq == seq => c.json.clone(),
                 _ => {
-                    let json = template_json(&node);
+                    let json = template_json(&node)?;
                     *cached = Some(CachedTemplate {
                         tip,
                         mempool_seq: seq,
@@ -474,7 +466,7 @@ impl RpcServer for Rpc {
                 Err(ChainError::Rule(r)) => json!(r.to_string()),
                 Err(ChainError::BlockNotFound(_)) => json!("rejected"),
                 // The node shuts down on this.
-                Err(e @ ChainError::Store(_)) => {
+                Err(e @ (ChainError::Store(_) | ChainError::Stopping)) => {
                     return Err(err(code::DATABASE_ERROR, e.to_string()));
                 }
             })
@@ -483,15 +475,15 @@ impl RpcServer for Rpc {
     }
 
     async fn get_mining_info(&self) -> RpcResult<Value> {
-        let state = self.node.lock();
-        let tip = state.chain.tip();
+        let snap = self.node.snapshot();
+        let tip = snap.index.tip();
         Ok(json!({
             "blocks": tip.height,
             "bits": format!("{:08x}", tip.header.bits),
             "difficulty": difficulty(tip.header.bits),
             "target": Target::from_compact(tip.header.bits).map(|t| t.to_string()),
-            "networkhashps": network_hash_ps(&state.chain, 120),
-            "pooledtx": state.mempool.len(),
+            "networkhashps": network_hash_ps(&snap.index, 120),
+            "pooledtx": snap.mempool.len(),
             "chain": self.node.network.to_string(),
             "warnings": [],
         }))
@@ -503,9 +495,9 @@ impl RpcServer for Rpc {
         _height: Option<i64>,
     ) -> RpcResult<f64> {
         let n = nblocks.unwrap_or(120);
-        let state = self.node.lock();
+        let snap = self.node.snapshot();
         Ok(network_hash_ps(
-            &state.chain,
+            &snap.index,
             if n <= 0 { 120 } else { n as u32 },
         ))
     }
@@ -591,18 +583,14 @@ impl RpcServer for Rpc {
         let node = self.node.clone();
         blocking(move || {
             let (rtx, pooled, tip) = {
-                let state = node.lock();
-                let pooled = state.mempool.get(&txid).map(|e| e.tx.clone());
-                (
-                    state.chain.store().begin_read().map_err(internal)?,
-                    pooled,
-                    state.chain.tip_height(),
-                )
+                let snap = node.snapshot();
+                let pooled = snap.mempool.get(&txid).map(|e| e.tx.clone());
+                (snap.clone(), pooled, snap.index.tip_height())
             };
             let (tx, block) = match pooled {
                 Some(tx) => (tx, None),
                 None => {
-                    let (hash, pos) = store::read::tx_location(&rtx, &txid)
+                    let (hash, pos) = store::read::tx_location(&rtx.rtx, &txid)
                         .map_err(internal)?
                         .ok_or_else(|| {
                             err(
@@ -610,7 +598,7 @@ impl RpcServer for Rpc {
                                 "No such mempool or blockchain transaction",
                             )
                         })?;
-                    let block = store::read::block(&rtx, &hash)
+                    let block = store::read::block(&rtx.rtx, &hash)
                         .map_err(internal)?
                         .ok_or_else(|| internal("block missing"))?;
                     let tx = block
@@ -626,12 +614,7 @@ impl RpcServer for Rpc {
             }
             let mut out = tx_json(&tx, node.network);
             if let Some((hash, time)) = block {
-                let height = node
-                    .lock()
-                    .chain
-                    .entry(&hash)
-                    .map(|e| e.height)
-                    .unwrap_or(0);
+                let height = rtx.index.entry(&hash).map(|e| e.height).unwrap_or(0);
                 out["blockhash"] = json!(hash.to_string());
                 out["confirmations"] = json!(tip + 1 - height);
                 out["time"] = json!(time);
@@ -652,16 +635,16 @@ impl RpcServer for Rpc {
     }
 
     async fn get_raw_mempool(&self, verbose: Option<bool>) -> RpcResult<Value> {
-        let state = self.node.lock();
+        let snap = self.node.snapshot();
         if verbose.unwrap_or(false) {
-            let map: serde_json::Map<String, Value> = state
+            let map: serde_json::Map<String, Value> = snap
                 .mempool
                 .entries()
-                .map(|e| (e.txid.to_string(), mempool_entry_json(&state.mempool, e)))
+                .map(|e| (e.txid.to_string(), mempool_entry_json(&snap.mempool, e)))
                 .collect();
             Ok(Value::Object(map))
         } else {
-            Ok(json!(state
+            Ok(json!(snap
                 .mempool
                 .entries()
                 .map(|e| e.txid.to_string())
@@ -717,8 +700,8 @@ impl RpcServer for Rpc {
     }
 
     async fn get_mempool_info(&self) -> RpcResult<Value> {
-        let state = self.node.lock();
-        let m = &state.mempool;
+        let snap = self.node.snapshot();
+        let m = &snap.mempool;
         Ok(json!({
             "loaded": true,
             "size": m.len(),
@@ -727,18 +710,18 @@ impl RpcServer for Rpc {
             "maxmempool": m.max_bytes(),
             "mempoolminfee": coins(Amount::from_units(crate::mempool::MIN_RELAY_FEE_RATE * 1000)),
             "minrelaytxfee": coins(Amount::from_units(crate::mempool::MIN_RELAY_FEE_RATE * 1000)),
-            "orphans": state.orphans.len(),
+            "orphans": self.node.orphan_count(),
         }))
     }
 
     async fn get_mempool_entry(&self, txid: String) -> RpcResult<Value> {
         let txid: Txid = parse_hash(&txid, "txid")?;
-        let state = self.node.lock();
-        let e = state
+        let snap = self.node.snapshot();
+        let e = snap
             .mempool
             .get(&txid)
             .ok_or_else(|| err(code::INVALID_ADDRESS_OR_KEY, "Transaction not in mempool"))?;
-        Ok(mempool_entry_json(&state.mempool, e))
+        Ok(mempool_entry_json(&snap.mempool, e))
     }
 
     async fn get_address_balance(&self, addresses: Value) -> RpcResult<Value> {
@@ -807,9 +790,9 @@ impl RpcServer for Rpc {
         let node = self.node.clone();
         blocking(move || {
             let (rtx, pool_txids) = {
-                let state = node.lock();
+                let snap = node.snapshot();
                 let hashes: Vec<[u8; 20]> = addrs.iter().map(|a| a.pubkey_hash).collect();
-                let pool: Vec<Txid> = state
+                let pool: Vec<Txid> = snap
                     .mempool
                     .entries()
                     .filter(|e| {
@@ -826,11 +809,13 @@ impl RpcServer for Rpc {
                     })
                     .map(|e| e.txid)
                     .collect();
-                (state.chain.store().begin_read().map_err(internal)?, pool)
+                (snap.clone(), pool)
             };
             let mut rows = Vec::new();
             for a in &addrs {
-                rows.extend(store::read::address_txids(&rtx, &a.pubkey_hash).map_err(internal)?);
+                rows.extend(
+                    store::read::address_txids(&rtx.rtx, &a.pubkey_hash).map_err(internal)?,
+                );
             }
             rows.sort();
             rows.dedup();
@@ -1114,8 +1099,10 @@ fn longpoll_id(tip: crate::node::Tip, mempool_seq: u64) -> String {
     format!("{}{}", tip.hash, mempool_seq)
 }
 
-fn template_json(node: &Node) -> Value {
-    let t = node.template();
+fn template_json(node: &Node) -> RpcResult<Value> {
+    let t = node
+        .template()
+        .map_err(|e| err(code::MISC_ERROR, e.to_string()))?;
     let seq = *node.mempool_seq.borrow();
     let tip = crate::node::Tip {
         hash: t.prev_blockhash,
@@ -1148,7 +1135,7 @@ fn template_json(node: &Node) -> Value {
             })
         })
         .collect();
-    json!({
+    Ok(json!({
         "capabilities": ["proposal"],
         "version": t.version,
         "rules": [],
@@ -1169,10 +1156,10 @@ fn template_json(node: &Node) -> Value {
         "curtime": t.curtime,
         "bits": format!("{:08x}", t.bits),
         "height": t.height,
-    })
+    }))
 }
 
-fn header_json(chain: &crate::chain::Chain, hash: &BlockHash, e: &store::IndexEntry) -> Value {
+fn header_json(chain: &crate::chain::BlockIndex, hash: &BlockHash, e: &store::IndexEntry) -> Value {
     let confirmations: i64 = if chain.is_active(hash) {
         i64::from(chain.tip_height() - e.height) + 1
     } else {
@@ -1215,7 +1202,7 @@ fn mempool_entry_json(pool: &crate::mempool::Mempool, e: &crate::mempool::Entry)
     })
 }
 
-fn network_hash_ps(chain: &crate::chain::Chain, nblocks: u32) -> f64 {
+fn network_hash_ps(chain: &crate::chain::BlockIndex, nblocks: u32) -> f64 {
     let tip = chain.tip();
     let back = nblocks.min(tip.height);
     if back == 0 {
@@ -1242,9 +1229,8 @@ struct AddressView {
 
 impl AddressView {
     fn collect(node: &Node, addrs: &[Address]) -> RpcResult<AddressView> {
-        let state = node.lock();
-        let tip = state.chain.tip_height();
-        let rtx = state.chain.store().begin_read().map_err(internal)?;
+        let snap = node.snapshot();
+        let tip = snap.index.tip_height();
         let mut view = AddressView {
             tip,
             confirmed: Vec::new(),
@@ -1253,13 +1239,13 @@ impl AddressView {
             spent_outpoints: Default::default(),
         };
         for a in addrs {
-            for op in store::read::address_outpoints(&rtx, &a.pubkey_hash).map_err(internal)? {
-                if let Some(coin) = store::read::coin(&rtx, &op).map_err(internal)? {
+            for op in store::read::address_outpoints(&snap.rtx, &a.pubkey_hash).map_err(internal)? {
+                if let Some(coin) = store::read::coin(&snap.rtx, &op).map_err(internal)? {
                     view.confirmed.push((*a, op, coin));
                 }
             }
         }
-        for e in state.mempool.entries() {
+        for e in snap.mempool.entries() {
             for (input, coin) in e.tx.input.iter().zip(&e.spent) {
                 if addrs
                     .iter()

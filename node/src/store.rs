@@ -6,6 +6,7 @@
 //! of blocks mined in-process may defer durability to its last commit
 //! ([`Store::begin_write_with`]).
 
+pub mod connect;
 pub mod tables;
 
 use std::collections::BTreeSet;
@@ -32,6 +33,9 @@ pub enum StoreError {
     /// redb failed (I/O, corruption, commit).
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
+    /// A thread the store needs could not start.
+    #[error("cannot start the writer thread: {0}")]
+    Io(std::io::Error),
     /// The database was written by another version of the node.
     #[error("database schema version {found} is not supported (this node reads version {SCHEMA_VERSION}); use a new --datadir or the matching node version")]
     Schema {

@@ -56,18 +56,16 @@ fn bad(msg: impl Into<String>) -> VerifyError {
     VerifyError::Inconsistent(msg.into())
 }
 
-/// Checks the last `nblocks` active blocks (0 = all): stored, hashing to their index entry,
-/// linked, and passing context-free checks (level ≥ 1). At level ≥ 4, replays the whole chain
-/// and requires the stored UTXO set and address index to equal the replay's.
+/// Checks the last `nblocks` active blocks (0 = all) of the node's latest snapshot: stored,
+/// hashing to their index entry, linked, and passing context-free checks (level ≥ 1). At
+/// level ≥ 4, replays the whole chain and requires the stored UTXO set and address index to
+/// equal the replay's.
 pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyError> {
-    let (rtx, active) = {
-        let state = node.lock();
-        let chain = &state.chain;
-        let active: Vec<_> = (0..=chain.tip_height())
-            .filter_map(|h| chain.active_hash(h))
-            .collect();
-        (chain.store().begin_read()?, active)
-    };
+    let snap = node.snapshot();
+    let rtx = &snap.rtx;
+    let active: Vec<_> = (0..=snap.index.tip_height())
+        .filter_map(|h| snap.index.active_hash(h))
+        .collect();
     let first = if nblocks == 0 {
         0
     } else {
@@ -81,7 +79,7 @@ pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyE
         if height < first && !replay {
             continue;
         }
-        let block = store::read::block(&rtx, hash)?
+        let block = store::read::block(rtx, hash)?
             .ok_or_else(|| bad(format!("block {hash} at height {height} is missing")))?;
         if block.block_hash() != *hash {
             return Err(bad(format!(
@@ -92,7 +90,7 @@ pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyE
         if height > 0 && block.header.prev_blockhash != active[height - 1] {
             return Err(bad(format!("block {hash} does not link to its parent")));
         }
-        if store::read::active_hash(&rtx, height as u32)? != Some(*hash) {
+        if store::read::active_hash(rtx, height as u32)? != Some(*hash) {
             return Err(bad(format!(
                 "active chain table disagrees at height {height}"
             )));
@@ -151,7 +149,7 @@ pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyE
         let _ = hasher.write_all(k);
         let _ = hasher.write_all(v);
     }
-    let stored = utxo_stats(&rtx)?;
+    let stored = utxo_stats(rtx)?;
     if stored.count != utxos.len() as u64 || stored.hash != hasher.finish() {
         return Err(bad(format!(
             "UTXO set differs from a replay of the chain ({} stored, {} replayed)",
@@ -168,10 +166,10 @@ pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyE
             expected.insert(addr_utxo_key(&pkh, coin.height, k));
         }
     }
-    if store::read::address_utxo_keys(&rtx)? != expected {
+    if store::read::address_utxo_keys(rtx)? != expected {
         return Err(bad("address index (unspent outputs) differs from a replay"));
     }
-    if store::read::address_tx_keys(&rtx)? != history {
+    if store::read::address_tx_keys(rtx)? != history {
         return Err(bad("address index (history) differs from a replay"));
     }
     Ok(())
@@ -194,11 +192,14 @@ mod tests {
         node.generate_blocks(5, &Script::new_p2pkh(&pkh)).unwrap();
         verify_chain(&node, 4, 0).unwrap();
 
+        // Damage made behind the writer's back; a block mined after it publishes a snapshot
+        // that sees it.
         let damage = |f: &dyn Fn(&redb::WriteTransaction)| {
-            let state = node.lock();
-            let wtx = state.chain.store().begin_write().unwrap();
+            let wtx = node.store_for_tests().begin_write().unwrap();
             f(&wtx);
             wtx.commit().unwrap();
+            node.generate_blocks(1, &Script::new_p2pkh(&[8; 20]))
+                .unwrap();
         };
         // A row for an address with no coins at all.
         let stray = addr_utxo_key(&[9; 20], 1, &[1; 36]);
@@ -212,9 +213,7 @@ mod tests {
         verify_chain(&node, 4, 0).unwrap();
 
         // A history row gone missing.
-        let first =
-            store::read::address_txids(&node.lock().chain.store().begin_read().unwrap(), &pkh)
-                .unwrap()[0];
+        let first = store::read::address_txids(&node.snapshot().rtx, &pkh).unwrap()[0];
         damage(&|w| {
             let key = addr_tx_key(&pkh, first.0, &first.1);
             assert!(w

@@ -1,8 +1,6 @@
 //! Chain-state tests on a real redb store: contextual reject reasons, orphans, and reorgs that
 //! must leave exactly the state of connecting the winning branch from scratch.
 
-use std::collections::HashSet;
-
 use chaincore::block::Header;
 use chaincore::key::PrivateKey;
 use chaincore::pow::block_subsidy;
@@ -67,7 +65,7 @@ fn make_block(
     tag: u8,
     value: Option<Amount>,
 ) -> Block {
-    let prev = *chain.entry(&parent).unwrap();
+    let prev = *chain.index().entry(&parent).unwrap();
     let height = prev.height + 1;
     let mut script_sig = coinbase_height_prefix(height);
     script_sig.push_slice(&[tag, 0xcc]);
@@ -92,7 +90,7 @@ fn make_block(
             prev_blockhash: parent,
             merkle_root: Default::default(),
             time: prev.header.time + 1,
-            bits: chain.next_bits(&prev),
+            bits: chain.index().next_bits(&prev),
             nonce: 0,
         },
         txdata,
@@ -110,23 +108,9 @@ fn solve(block: &mut Block) {
     }
 }
 
-/// Accepts a block the way the node does, in one go.
+/// Accepts a block the way the node's writer does.
 fn submit(f: &mut Fixture, block: Block) -> Result<Accepted, ChainError> {
-    let verified = HashSet::new();
-    match f.chain.begin_submit(&block, now())? {
-        Submission::ExtendsTip(next) => {
-            let connected = next.connect(f.chain.store(), &block, &verified, true);
-            f.chain
-                .finish_tip_extension(&block, next, connected, &mut f.mempool)
-        }
-        Submission::Stored(hash) => f
-            .chain
-            .finish_stored(hash, &mut f.mempool, now(), &verified),
-        Submission::Known(hash) => f
-            .chain
-            .finish_stored(hash, &mut f.mempool, now(), &verified)
-            .and(Err(ChainError::Duplicate)),
-    }
+    f.chain.accept_block(&block, &mut f.mempool, now(), true)
 }
 
 fn extend(f: &mut Fixture, n: usize, tag: u8) -> Vec<Block> {
@@ -180,7 +164,7 @@ fn contextual_header_rules() {
     assert_eq!(reason(submit(&mut f, b)), "bad-diffbits");
 
     let mut b = make_block(&f.chain, tip, vec![], 0, None);
-    b.header.time = f.chain.tip().header.time; // not above the median time past
+    b.header.time = f.chain.index().tip().header.time; // not above the median time past
     solve(&mut b);
     assert_eq!(reason(submit(&mut f, b)), "time-too-old");
 
@@ -379,7 +363,7 @@ fn large_block_index_matches_utxo_set_and_disconnects_cleanly() {
     let k = key(1);
     let (mut prev, mut value) = (coinbase_out(&prefix[0]), block_subsidy(1));
     let mut txs = Vec::new();
-    for _ in 0..PARALLEL_INDEX_MIN_TXS + 16 {
+    for _ in 0..crate::store::connect::PARALLEL_INDEX_MIN_TXS + 16 {
         value = Amount::from_units(value.to_units() - 1_000);
         let tx = spend(&k, prev, value, script(&k));
         prev = OutPoint {
@@ -412,7 +396,7 @@ fn large_block_index_matches_utxo_set_and_disconnects_cleanly() {
     drop(rtx);
 
     f.chain
-        .invalidate_block(&big.block_hash(), &mut f.mempool, &HashSet::new())
+        .invalidate_block(&big.block_hash(), &mut f.mempool)
         .unwrap();
     assert_eq!(f.chain.tip_hash(), before.chain.tip_hash());
     assert_eq!(snapshot(&f.chain), snapshot(&before.chain));
@@ -422,18 +406,13 @@ fn large_block_index_matches_utxo_set_and_disconnects_cleanly() {
 fn invalidate_and_reconsider_move_the_tip() {
     let mut f = fixture("invalidate");
     let blocks = extend(&mut f, 5, 0);
-    let verified = HashSet::new();
     let target = blocks[2].block_hash();
-    f.chain
-        .invalidate_block(&target, &mut f.mempool, &verified)
-        .unwrap();
+    f.chain.invalidate_block(&target, &mut f.mempool).unwrap();
     assert_eq!(f.chain.tip_hash(), blocks[1].block_hash());
     // Children of an invalid block are refused.
     let child = make_block(&f.chain, blocks[4].block_hash(), vec![], 0, None);
     assert_eq!(reason(submit(&mut f, child)), "bad-prevblk");
-    f.chain
-        .reconsider_block(&target, &mut f.mempool, &verified)
-        .unwrap();
+    f.chain.reconsider_block(&target, &mut f.mempool).unwrap();
     assert_eq!(f.chain.tip_hash(), blocks[4].block_hash());
 }
 
@@ -456,7 +435,7 @@ fn pool_add(f: &mut Fixture, tx: Transaction) {
     let view = crate::mempool::ChainView {
         coin: &coin,
         next_height: f.chain.tip_height() + 1,
-        median_time_past: f.chain.median_time_past(&f.chain.tip_hash()),
+        median_time_past: f.chain.index().median_time_past(&f.chain.tip_hash()),
     };
     let entry = f.mempool.check(tx, &view, 0, &|_| false).unwrap();
     f.mempool.insert(entry).unwrap();
@@ -545,9 +524,7 @@ fn reopen(f: Fixture) -> Fixture {
     drop(chain);
     let mut chain = Chain::open(Store::open(&dir.0.join("chain.redb")).unwrap(), NET).unwrap();
     let mut mempool = Mempool::new(crate::mempool::DEFAULT_MAX_BYTES);
-    chain
-        .activate_best_chain(&mut mempool, &HashSet::new())
-        .unwrap();
+    chain.activate_best_chain(&mut mempool, &|_| false).unwrap();
     Fixture {
         chain,
         mempool,
@@ -604,7 +581,7 @@ fn restart_after_a_crash_mid_invalidation_moves_off_the_invalid_blocks() {
     assert_eq!(f.chain.tip_hash(), main[3].block_hash());
     let f = reopen(f);
     assert_eq!(f.chain.tip_hash(), main[0].block_hash());
-    assert!(f.chain.entry(&main[3].block_hash()).unwrap().status == Status::Invalid);
+    assert!(f.chain.index().entry(&main[3].block_hash()).unwrap().status == Status::Invalid);
 }
 
 #[test]
@@ -614,22 +591,22 @@ fn unknown_and_genesis_blocks_are_callers_mistakes_not_store_failures() {
     let unknown = BlockHash([7; 32]);
     let e = f
         .chain
-        .invalidate_block(&unknown, &mut f.mempool, &HashSet::new())
+        .invalidate_block(&unknown, &mut f.mempool)
         .unwrap_err();
     assert!(matches!(e, ChainError::BlockNotFound(h) if h == unknown) && !e.is_fatal());
     let e = f
         .chain
-        .reconsider_block(&unknown, &mut f.mempool, &HashSet::new())
+        .reconsider_block(&unknown, &mut f.mempool)
         .unwrap_err();
     assert!(matches!(e, ChainError::BlockNotFound(_)) && !e.is_fatal());
     // Invalidating genesis does nothing, as in Bitcoin Core.
     let tip = f.chain.tip_hash();
     f.chain
-        .invalidate_block(&NET.genesis_hash(), &mut f.mempool, &HashSet::new())
+        .invalidate_block(&NET.genesis_hash(), &mut f.mempool)
         .unwrap();
     assert_eq!(f.chain.tip_hash(), tip);
     assert_eq!(
-        f.chain.entry(&NET.genesis_hash()).unwrap().status,
+        f.chain.index().entry(&NET.genesis_hash()).unwrap().status,
         Status::Valid
     );
 }
@@ -686,27 +663,33 @@ fn invalidate_and_reconsider_touch_only_the_blocks_they_affect() {
     }
     let side_tip = parent;
     let target = main[20].block_hash();
-    f.chain
-        .invalidate_block(&target, &mut f.mempool, &HashSet::new())
-        .unwrap();
+    f.chain.invalidate_block(&target, &mut f.mempool).unwrap();
     assert_eq!(f.chain.tip_hash(), main[19].block_hash());
     let invalid: Vec<_> = f
         .chain
+        .index()
         .entries()
         .filter(|(_, e)| e.status == Status::Invalid)
         .map(|(h, _)| *h)
         .collect();
     assert_eq!(invalid.len(), 10);
-    assert_eq!(f.chain.entry(&side_tip).unwrap().status, Status::Valid);
+    assert_eq!(
+        f.chain.index().entry(&side_tip).unwrap().status,
+        Status::Valid
+    );
     // Invalidating below the fork moves to the side branch (now the most work).
     f.chain
-        .invalidate_block(&main[10].block_hash(), &mut f.mempool, &HashSet::new())
+        .invalidate_block(&main[10].block_hash(), &mut f.mempool)
         .unwrap();
     assert_eq!(f.chain.tip_hash(), side_tip);
     // Reconsidering a descendant clears its invalid ancestors too.
     f.chain
-        .reconsider_block(&main[29].block_hash(), &mut f.mempool, &HashSet::new())
+        .reconsider_block(&main[29].block_hash(), &mut f.mempool)
         .unwrap();
     assert_eq!(f.chain.tip_hash(), main[29].block_hash());
-    assert!(f.chain.entries().all(|(_, e)| e.status == Status::Valid));
+    assert!(f
+        .chain
+        .index()
+        .entries()
+        .all(|(_, e)| e.status == Status::Valid));
 }

@@ -1,0 +1,99 @@
+//! Signature checks, the node's heaviest work, on a pool of their own: one thread per core at
+//! a lower scheduling priority than the rest of the node, so RPC and P2P handlers still get a
+//! core while a block's or a transaction's signatures are checked on all of them.
+//!
+//! A transaction relayed or sent over RPC is checked here, in full, against a snapshot before
+//! the writer sees it (`crate::node`); a block's transactions are checked here while the
+//! writer runs the block's coin pass ([`BlockChecks`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use chaincore::validation::{self, RuleError};
+use chaincore::{Script, Transaction, Txid};
+
+use crate::chain::{ChainError, Rejection};
+
+/// Priority of the pool's threads on the crate's 0–99 scale, about niceness 10 on Linux (the
+/// rest of the node runs at 0): a core is still theirs whenever nothing else wants it.
+const POOL_PRIORITY: u8 = 25;
+
+/// The signature pool: one thread per core, at a lower priority (see the module docs).
+pub fn pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(num_cpus::get())
+            .thread_name(|i| format!("sigcheck-{i}"))
+            .start_handler(|_| lower_priority())
+            .build()
+            .expect("the signature pool's threads start")
+    })
+}
+
+/// Lowers the calling thread's scheduling priority; a failure only costs latency elsewhere.
+fn lower_priority() {
+    use thread_priority::{set_current_thread_priority, ThreadPriority, ThreadPriorityValue};
+    let set = ThreadPriorityValue::try_from(POOL_PRIORITY)
+        .map_err(|e| format!("{e:?}"))
+        .and_then(|v| {
+            set_current_thread_priority(ThreadPriority::Crossplatform(v))
+                .map_err(|e| format!("{e:?}"))
+        });
+    if let Err(e) = set {
+        tracing::debug!("signature thread priority unchanged: {e}");
+    }
+}
+
+/// Signature checks of one block, spawned on the pool while its coin pass goes on.
+#[derive(Default)]
+pub struct BlockChecks {
+    /// The first failure found, with its transaction and input.
+    failure: Mutex<Option<Rejection>>,
+    /// Set on a failure or by [`BlockChecks::give_up`]: checks not yet run are skipped.
+    give_up: AtomicBool,
+}
+
+impl BlockChecks {
+    /// Checks the inputs of `tx` (`txid`) against the scripts of the coins they spend, on
+    /// `scope`.
+    pub fn spawn<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        tx: &'s Transaction,
+        txid: Txid,
+        scripts: Vec<Script>,
+    ) {
+        scope.spawn(move |_| {
+            for (input, script) in scripts.iter().enumerate() {
+                if self.give_up.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Err(e) = validation::verify_input(tx, input, script) {
+                    self.give_up.store(true, Ordering::Relaxed);
+                    if let Ok(mut first) = self.failure.lock() {
+                        first.get_or_insert_with(|| Rejection {
+                            txid: Some(txid),
+                            input: tx.input.get(input).map(|i| (input, i.previous_output)),
+                            ..RuleError::Script(e).into()
+                        });
+                    }
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Skips the checks not yet run (the block failed otherwise).
+    pub fn give_up(&self) {
+        self.give_up.store(true, Ordering::Relaxed);
+    }
+
+    /// The first failure, once every spawned check has ended.
+    pub fn outcome(self) -> Result<(), ChainError> {
+        match self.failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(rejection) => Err(rejection.into()),
+            None => Ok(()),
+        }
+    }
+}

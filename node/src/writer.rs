@@ -1,0 +1,389 @@
+//! The writer: the one thread that owns the chain and the mempool. Every change to either is
+//! a [`Command`] sent over a bounded channel, answered on a oneshot channel once the change is
+//! done and published.
+//!
+//! After each batch of commands that changed anything the writer publishes a new
+//! [`Snapshot`]; readers (RPC, P2P) take the latest snapshot and never wait for the writer.
+//! The writer does no heavy work a reader could be waiting on that it does not have to:
+//! signatures of incoming transactions are checked on the signature pool before their command
+//! is sent (`crate::node`), proof of work for `generatetoaddress` is solved by the caller, and a
+//! block's signatures are checked on the signature pool while the writer runs its coin pass.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+
+use chaincore::{Block, BlockHash, Transaction, Txid};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::chain::{unix_now, Accepted, Chain, ChainError};
+use crate::mempool::{Mempool, MempoolError};
+use crate::mining::Template;
+use crate::node::Node;
+use crate::snapshot::Snapshot;
+use crate::store::StoreError;
+
+/// Commands waiting for the writer at most; senders wait when it is full.
+const QUEUE: usize = 256;
+/// Most commands handled between two publications.
+const BATCH: usize = 64;
+
+/// A change the writer makes, with where its answer goes.
+pub enum Command {
+    /// Accept a block; commit it durably if `durable`.
+    SubmitBlock {
+        /// The block.
+        block: Box<Block>,
+        /// Whether its commit waits for the disk.
+        durable: bool,
+        /// The answer.
+        reply: oneshot::Sender<Result<Accepted, ChainError>>,
+    },
+    /// Check a transaction against the pool and the chain and add it (unless `test_only`).
+    AcceptTx {
+        /// The transaction.
+        tx: Box<Transaction>,
+        /// Its signatures were checked on the signature pool against a snapshot.
+        verified: bool,
+        /// Only check.
+        test_only: bool,
+        /// The answer.
+        reply: oneshot::Sender<Result<Admission, MempoolError>>,
+    },
+    /// Invalidate (`valid == false`) or reconsider a block.
+    SetValidity {
+        /// The block.
+        hash: BlockHash,
+        /// Reconsider rather than invalidate.
+        valid: bool,
+        /// The answer.
+        reply: oneshot::Sender<Result<(), ChainError>>,
+    },
+    /// Build (or hand out the cached) block template on the tip.
+    Template {
+        /// The answer.
+        reply: oneshot::Sender<Arc<Template>>,
+    },
+    /// Save (`true`) or delete (`false`) peer addresses.
+    SavePeers {
+        /// The changes.
+        changes: Vec<(SocketAddr, bool)>,
+        /// The answer.
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Make every commit so far durable.
+    Flush {
+        /// The answer.
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// What the writer made of a transaction whose command succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Added to the pool (or, for `test_only`, valid).
+    Valid(Txid),
+    /// Valid but for its signatures, which were not checked: its inputs were not all in the
+    /// snapshot the caller checked against. The snapshot published before this answer has
+    /// them; check again and resend.
+    NeedsSignatures,
+}
+
+/// The writer is gone: the node is stopping.
+#[derive(Debug, thiserror::Error)]
+#[error("the node is shutting down")]
+pub struct Stopped;
+
+/// The chain and the mempool, owned by the writer thread.
+pub struct State {
+    /// The chain.
+    pub chain: Chain,
+    /// The mempool.
+    pub mempool: Mempool,
+}
+
+/// The handle to the writer thread.
+pub struct Writer {
+    commands: Mutex<Option<mpsc::Sender<Command>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The receiving end of a writer's commands, until [`Writer::start`] takes it.
+pub struct Commands(mpsc::Receiver<Command>);
+
+impl Writer {
+    /// A writer handle and its command queue; nothing runs until [`Writer::start`].
+    pub fn new() -> (Writer, Commands) {
+        let (send, receive) = mpsc::channel(QUEUE);
+        let writer = Writer {
+            commands: Mutex::new(Some(send)),
+            thread: Mutex::new(None),
+        };
+        (writer, Commands(receive))
+    }
+
+    /// Starts the writer thread on `state`, taking `commands` and publishing to `node` (held
+    /// weakly: the writer ends when the node is dropped or [`Writer::stop`] is called).
+    pub fn start(&self, state: State, commands: Commands, node: Weak<Node>) -> std::io::Result<()> {
+        let thread = std::thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || run(state, commands.0, node))?;
+        *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
+        Ok(())
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Command>, Stopped> {
+        self.commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(Stopped)
+    }
+
+    /// Sends the command `make` builds around a reply channel and waits for the answer, from a
+    /// thread outside the async runtime (callers in async code use `spawn_blocking`).
+    pub fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.sender()?
+            .blocking_send(make(reply))
+            .map_err(|_| Stopped)?;
+        answer.blocking_recv().map_err(|_| Stopped)
+    }
+
+    /// Lets the writer finish the commands already sent, then waits for its thread to end.
+    pub fn stop(&self) {
+        drop(
+            self.commands
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                tracing::error!("the writer thread panicked");
+            }
+        }
+    }
+}
+
+/// The writer's loop: takes a batch of commands, runs them, publishes once, then answers.
+fn run(mut state: State, mut commands: mpsc::Receiver<Command>, node: Weak<Node>) {
+    let mut mempool_seq = 0;
+    let mut template: Option<(BlockHash, u64, Arc<Template>)> = None;
+    while let Some(first) = commands.blocking_recv() {
+        let Some(node) = node.upgrade() else {
+            return;
+        };
+        let mut answers: Vec<Box<dyn FnOnce()>> = Vec::new();
+        let mut changed = false;
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            let outcome = handle(&mut state, command, &mut template, mempool_seq, &node);
+            if outcome.changed {
+                changed = true;
+                mempool_seq += 1;
+            }
+            for txid in outcome.new_txs {
+                let _ = node.new_tx.send(txid);
+            }
+            answers.push(outcome.answer);
+            if answers.len() < BATCH {
+                next = commands.try_recv().ok();
+            }
+        }
+        if changed {
+            publish(&node, &state, mempool_seq);
+        }
+        for answer in answers {
+            answer();
+        }
+    }
+}
+
+/// What handling one command did.
+struct Outcome {
+    /// Whether the chain or the mempool may have changed.
+    changed: bool,
+    /// Transactions new in the pool, to announce.
+    new_txs: Vec<Txid>,
+    /// Sends the answer (after the publication).
+    answer: Box<dyn FnOnce()>,
+}
+
+fn handle(
+    state: &mut State,
+    command: Command,
+    template: &mut Option<(BlockHash, u64, Arc<Template>)>,
+    mempool_seq: u64,
+    node: &Node,
+) -> Outcome {
+    fn answer<T: 'static>(reply: oneshot::Sender<T>, value: T) -> Box<dyn FnOnce()> {
+        Box::new(move || {
+            let _ = reply.send(value);
+        })
+    }
+    match command {
+        Command::SubmitBlock {
+            block,
+            durable,
+            reply,
+        } => {
+            let before = state.mempool.clone();
+            let now = unix_now() as i64;
+            let result = state
+                .chain
+                .accept_block(&block, &mut state.mempool, now, durable);
+            fatal(node, result.as_ref().err().filter(|e| e.is_fatal()));
+            // A rejected block may still have moved the chain (orphans, activation).
+            Outcome {
+                changed: true,
+                new_txs: returned(&before, &state.mempool),
+                answer: answer(reply, result),
+            }
+        }
+        Command::AcceptTx {
+            tx,
+            verified,
+            test_only,
+            reply,
+        } => {
+            let result = accept_tx(state, *tx, verified, test_only);
+            fatal(node, result.as_ref().err().filter(|e| e.is_fatal()));
+            let new_txs = match result {
+                Ok(Admission::Valid(txid)) if !test_only => vec![txid],
+                _ => Vec::new(),
+            };
+            Outcome {
+                changed: !new_txs.is_empty(),
+                new_txs,
+                answer: answer(reply, result),
+            }
+        }
+        Command::SetValidity { hash, valid, reply } => {
+            let before = state.mempool.clone();
+            let result = if valid {
+                state.chain.reconsider_block(&hash, &mut state.mempool)
+            } else {
+                state.chain.invalidate_block(&hash, &mut state.mempool)
+            };
+            fatal(node, result.as_ref().err().filter(|e| e.is_fatal()));
+            Outcome {
+                changed: true,
+                new_txs: returned(&before, &state.mempool),
+                answer: answer(reply, result),
+            }
+        }
+        Command::Template { reply } => {
+            let tip = state.chain.tip_hash();
+            let built = match template {
+                Some((t, seq, built)) if *t == tip && *seq == mempool_seq => built.clone(),
+                _ => {
+                    let built = Arc::new(Template::new(
+                        state.chain.index(),
+                        &state.mempool,
+                        unix_now(),
+                    ));
+                    *template = Some((tip, mempool_seq, built.clone()));
+                    built
+                }
+            };
+            Outcome {
+                changed: false,
+                new_txs: Vec::new(),
+                answer: answer(reply, built),
+            }
+        }
+        Command::SavePeers { changes, reply } => {
+            let result = state.chain.store().save_peers(&changes);
+            fatal(node, result.as_ref().err());
+            Outcome {
+                changed: false,
+                new_txs: Vec::new(),
+                answer: answer(reply, result),
+            }
+        }
+        Command::Flush { reply } => {
+            let result = state.chain.store().flush();
+            fatal(node, result.as_ref().err());
+            Outcome {
+                changed: false,
+                new_txs: Vec::new(),
+                answer: answer(reply, result),
+            }
+        }
+    }
+}
+
+/// Checks `tx` against the live chain and pool, all but its signatures, and adds it if they
+/// were `verified` (and it is not `test_only`).
+fn accept_tx(
+    state: &mut State,
+    tx: Transaction,
+    verified: bool,
+    test_only: bool,
+) -> Result<Admission, MempoolError> {
+    let index = state.chain.index();
+    let rtx = state.chain.store().begin_read()?;
+    let coin = |o: &chaincore::OutPoint| crate::store::read::coin(&rtx, o);
+    let view = crate::mempool::ChainView {
+        coin: &coin,
+        next_height: index.tip_height() + 1,
+        median_time_past: index.median_time_past(&index.tip_hash()),
+    };
+    // Signatures are the caller's part (see `verified`).
+    let entry = state.mempool.check(tx, &view, unix_now(), &|_| true)?;
+    if !verified {
+        return Ok(Admission::NeedsSignatures);
+    }
+    let txid = entry.txid;
+    if !test_only {
+        state.mempool.insert(entry)?;
+    }
+    Ok(Admission::Valid(txid))
+}
+
+/// A store failure leaves nothing trustworthy: the node shuts down.
+fn fatal(node: &Node, error: Option<&impl std::fmt::Display>) {
+    if let Some(e) = error {
+        node.store_failed(e);
+    }
+}
+
+/// Transactions in `after` that were not in `before`: returned to the pool from disconnected
+/// blocks, to be relayed again.
+fn returned(before: &Mempool, after: &Mempool) -> Vec<Txid> {
+    after
+        .entries()
+        .filter(|e| !before.contains(&e.txid))
+        .map(|e| e.txid)
+        .collect()
+}
+
+/// Publishes a snapshot of `state`, then the tip and the mempool sequence if they moved.
+fn publish(node: &Node, state: &State, mempool_seq: u64) {
+    let rtx = match state.chain.store().begin_read() {
+        Ok(rtx) => rtx,
+        Err(e) => {
+            node.store_failed(&e);
+            return;
+        }
+    };
+    let snapshot = Arc::new(Snapshot {
+        index: state.chain.index().clone(),
+        mempool: state.mempool.clone(),
+        rtx,
+    });
+    let tip = snapshot.tip();
+    node.snapshot.send_replace(snapshot);
+    node.tip.send_if_modified(|t| {
+        let moved = *t != tip;
+        *t = tip;
+        moved
+    });
+    node.mempool_seq.send_if_modified(|s| {
+        let moved = *s != mempool_seq;
+        *s = mempool_seq;
+        moved
+    });
+}
