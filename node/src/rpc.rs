@@ -1,7 +1,8 @@
 //! The JSON-RPC methods (`chaincore::rpc::RpcServer`), shaped like Bitcoin Core's.
 //!
-//! Blocking work (store reads, validation, mining) runs in `spawn_blocking`; no lock is held
-//! across an `.await`.
+//! Reads take the node's latest snapshot (`crate::snapshot`) and never wait for the writer;
+//! changes (blocks, transactions, invalidations, templates, mining) go to the writer through
+//! `crate::node`. Blocking work runs in `spawn_blocking`.
 
 pub mod server;
 
@@ -253,14 +254,12 @@ impl RpcServer for Rpc {
         let level = verbosity(verbosity_param, 1)?;
         let node = self.node.clone();
         blocking(move || {
-            let (header_json, rtx) = {
-                let snap = node.snapshot();
-                let Some(entry) = snap.index.entry(&hash).copied() else {
-                    return Err(err(code::INVALID_ADDRESS_OR_KEY, "Block not found"));
-                };
-                (header_json(&snap.index, &hash, &entry), snap.clone())
+            let snap = node.snapshot();
+            let Some(entry) = snap.index.entry(&hash).copied() else {
+                return Err(err(code::INVALID_ADDRESS_OR_KEY, "Block not found"));
             };
-            let bytes = store::read::block_bytes(&rtx.rtx, &hash)
+            let header_json = header_json(&snap.index, &hash, &entry);
+            let bytes = store::read::block_bytes(&snap.rtx, &hash)
                 .map_err(internal)?
                 .ok_or_else(|| err(code::MISC_ERROR, "Block not available"))?;
             if level == 0 {
@@ -381,14 +380,11 @@ impl RpcServer for Rpc {
     async fn get_tx_out_set_info(&self) -> RpcResult<Value> {
         let node = self.node.clone();
         blocking(move || {
-            let (rtx, tip_hash, height) = {
-                let snap = node.snapshot();
-                (snap.clone(), snap.index.tip_hash(), snap.index.tip_height())
-            };
-            let stats = crate::verify::utxo_stats(&rtx.rtx).map_err(internal)?;
+            let snap = node.snapshot();
+            let stats = crate::verify::utxo_stats(&snap.rtx).map_err(internal)?;
             Ok(json!({
-                "height": height,
-                "bestblock": tip_hash.to_string(),
+                "height": snap.index.tip_height(),
+                "bestblock": snap.index.tip_hash().to_string(),
                 "txouts": stats.count,
                 "total_amount": coins(stats.total),
                 "hash_serialized": hex::encode(stats.hash),
@@ -582,15 +578,13 @@ impl RpcServer for Rpc {
         let verbose = verbosity(verbose, 0)? > 0;
         let node = self.node.clone();
         blocking(move || {
-            let (rtx, pooled, tip) = {
-                let snap = node.snapshot();
-                let pooled = snap.mempool.get(&txid).map(|e| e.tx.clone());
-                (snap.clone(), pooled, snap.index.tip_height())
-            };
+            let snap = node.snapshot();
+            let pooled = snap.mempool.get(&txid).map(|e| e.tx.clone());
+            let tip = snap.index.tip_height();
             let (tx, block) = match pooled {
                 Some(tx) => (tx, None),
                 None => {
-                    let (hash, pos) = store::read::tx_location(&rtx.rtx, &txid)
+                    let (hash, pos) = store::read::tx_location(&snap.rtx, &txid)
                         .map_err(internal)?
                         .ok_or_else(|| {
                             err(
@@ -598,7 +592,7 @@ impl RpcServer for Rpc {
                                 "No such mempool or blockchain transaction",
                             )
                         })?;
-                    let block = store::read::block(&rtx.rtx, &hash)
+                    let block = store::read::block(&snap.rtx, &hash)
                         .map_err(internal)?
                         .ok_or_else(|| internal("block missing"))?;
                     let tx = block
@@ -614,7 +608,7 @@ impl RpcServer for Rpc {
             }
             let mut out = tx_json(&tx, node.network);
             if let Some((hash, time)) = block {
-                let height = rtx.index.entry(&hash).map(|e| e.height).unwrap_or(0);
+                let height = snap.index.entry(&hash).map(|e| e.height).unwrap_or(0);
                 out["blockhash"] = json!(hash.to_string());
                 out["confirmations"] = json!(tip + 1 - height);
                 out["time"] = json!(time);
@@ -789,8 +783,8 @@ impl RpcServer for Rpc {
         let addrs = self.addresses(&addresses)?;
         let node = self.node.clone();
         blocking(move || {
-            let (rtx, pool_txids) = {
-                let snap = node.snapshot();
+            let snap = node.snapshot();
+            let pool_txids = {
                 let hashes: Vec<[u8; 20]> = addrs.iter().map(|a| a.pubkey_hash).collect();
                 let pool: Vec<Txid> = snap
                     .mempool
@@ -808,13 +802,13 @@ impl RpcServer for Rpc {
                         })
                     })
                     .map(|e| e.txid)
-                    .collect();
-                (snap.clone(), pool)
+                    .collect::<Vec<Txid>>();
+                pool
             };
             let mut rows = Vec::new();
             for a in &addrs {
                 rows.extend(
-                    store::read::address_txids(&rtx.rtx, &a.pubkey_hash).map_err(internal)?,
+                    store::read::address_txids(&snap.rtx, &a.pubkey_hash).map_err(internal)?,
                 );
             }
             rows.sort();
@@ -1218,7 +1212,7 @@ fn network_hash_ps(chain: &crate::chain::BlockIndex, nblocks: u32) -> f64 {
     (tip.chainwork.to_f64() - start.chainwork.to_f64()) / secs
 }
 
-/// Everything the address RPCs need, gathered under one short lock.
+/// Everything the address RPCs need, gathered from one snapshot.
 struct AddressView {
     tip: u32,
     confirmed: Vec<(Address, OutPoint, chaincore::validation::Coin)>,
