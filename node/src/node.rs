@@ -518,6 +518,9 @@ impl Node {
     }
 }
 
+#[cfg(test)]
+mod tests;
+
 /// The writer is gone only while the node stops.
 fn stopped(_: Stopped) -> ChainError {
     ChainError::Stopping

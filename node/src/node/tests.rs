@@ -1,0 +1,162 @@
+//! The node's operations through the writer, on a real store: what a caller sees right after
+//! an answer, the signature step outside the writer, and the reject cache.
+
+use chaincore::key::PrivateKey;
+use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
+use chaincore::{Amount, OutPoint, Script, TxIn, TxOut};
+
+use super::*;
+
+struct Fixture {
+    node: Arc<Node>,
+    dir: std::path::PathBuf,
+    /// A mature coinbase paying `key()`: (outpoint, value).
+    coin: (OutPoint, Amount),
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.node.stop_writer();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn key() -> PrivateKey {
+    PrivateKey::from_bytes(&[0x42; 32]).unwrap()
+}
+
+fn lock() -> Script {
+    Script::new_p2pkh(&key().public_key().pubkey_hash())
+}
+
+/// A node with 101 blocks mined to `key()`, so the first coinbase is spendable.
+fn fixture(label: &str) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("cc-node-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let node = Node::open(Network::Regtest, &dir, false).unwrap();
+    let hashes = node.generate_blocks(101, &lock()).unwrap();
+    let snap = node.snapshot();
+    let first = store::read::block(&snap.rtx, &hashes[0]).unwrap().unwrap();
+    let coinbase = &first.txdata[0];
+    let coin = (
+        OutPoint {
+            txid: coinbase.compute_txid(),
+            vout: 0,
+        },
+        coinbase.output[0].value,
+    );
+    Fixture { node, dir, coin }
+}
+
+/// Spends `coin` to `key()` less a fee; `good` false signs the wrong digest (well-formed,
+/// fails only at verification).
+fn spend((prev, value): (OutPoint, Amount), good: bool) -> Transaction {
+    let mut tx = Transaction {
+        version: 1,
+        input: vec![TxIn {
+            previous_output: prev,
+            script_sig: Script::new(),
+            sequence: u32::MAX,
+        }],
+        output: vec![TxOut {
+            value: Amount::from_units(value.to_units() - 10_000),
+            script_pubkey: lock(),
+        }],
+        lock_time: 0,
+    };
+    let digest = if good {
+        legacy_sighash(&tx, 0, &lock(), SIGHASH_ALL)
+    } else {
+        [7u8; 32]
+    };
+    let mut sig = key().sign_digest(&digest);
+    sig.push(SIGHASH_ALL as u8);
+    tx.input[0].script_sig = Script::new_p2pkh_script_sig(&sig, &key().public_key().to_bytes());
+    tx
+}
+
+#[test]
+fn an_accepted_transaction_is_in_the_snapshot_the_answer_follows() {
+    let f = fixture("visible");
+    let tx = spend(f.coin, true);
+    let txid = f.node.accept_transaction(tx.clone(), false).unwrap();
+    assert!(f.node.snapshot().mempool.contains(&txid));
+    assert!(matches!(
+        f.node.accept_transaction(tx, false),
+        Err(MempoolError::AlreadyInMempool)
+    ));
+    // A block confirms it: gone from the pool in the snapshot after the answer.
+    let mined = f.node.generate_blocks(1, &lock()).unwrap();
+    let snap = f.node.snapshot();
+    assert_eq!(snap.index.tip_hash(), mined[0]);
+    assert!(!snap.mempool.contains(&txid));
+}
+
+#[test]
+fn a_bad_signature_is_refused_before_the_writer_and_a_relayed_one_only_once_per_tip() {
+    let f = fixture("rejects");
+    let bad = spend(f.coin, false);
+    let e = f.node.accept_transaction(bad.clone(), false).unwrap_err();
+    assert!(e.is_consensus(), "{e}");
+    assert!(e
+        .to_string()
+        .starts_with("mandatory-script-verify-flag-failed"));
+    match f.node.accept_relayed(bad.clone(), 1) {
+        Relayed::Rejected(e) => assert!(e.is_consensus()),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        f.node.accept_relayed(bad.clone(), 2),
+        Relayed::RecentlyRejected
+    ));
+    // A new tip forgets: checked (and refused) again.
+    f.node.generate_blocks(1, &lock()).unwrap();
+    assert!(matches!(
+        f.node.accept_relayed(bad, 1),
+        Relayed::Rejected(_)
+    ));
+    // The good spend of the same coin was never blocked by the bad one.
+    assert!(f
+        .node
+        .accept_transaction(spend(f.coin, true), false)
+        .is_ok());
+}
+
+#[test]
+fn the_writer_adds_nothing_whose_signatures_were_not_checked() {
+    let f = fixture("unverified");
+    let tx = spend(f.coin, false);
+    let answer = f
+        .node
+        .call(|reply| Command::AcceptTx {
+            tx: Box::new(tx.clone()),
+            verified: false,
+            test_only: false,
+            reply,
+        })
+        .unwrap();
+    assert!(matches!(answer, Ok(Admission::NeedsSignatures)));
+    assert!(!f.node.snapshot().mempool.contains(&tx.compute_txid()));
+}
+
+#[test]
+fn a_transaction_over_the_standard_size_is_refused_as_policy() {
+    let f = fixture("size");
+    let mut big = spend(f.coin, true);
+    let filler = TxOut {
+        value: Amount::ZERO,
+        script_pubkey: Script::new_op_return(&[0; 80]).unwrap(),
+    };
+    big.output.extend(std::iter::repeat_n(
+        filler,
+        crate::mempool::MAX_STANDARD_TX_SIZE / 90,
+    ));
+    assert!(big.size() > crate::mempool::MAX_STANDARD_TX_SIZE);
+    let e = f.node.accept_transaction(big, false).unwrap_err();
+    assert_eq!(e.to_string(), "tx-size");
+    assert!(
+        !e.is_consensus(),
+        "policy: a peer relaying it is not punished"
+    );
+}
