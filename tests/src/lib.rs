@@ -7,6 +7,8 @@
 //!   [`signed_spend`], [`solve_block`].
 //! - [`builder`]: solved regtest blocks on any parent, built offline.
 //! - [`client`]: a keep-alive JSON-RPC client for benchmarks.
+//! - [`coins`]: many spendable coins on the builder's key; a many-input spend with a bad last
+//!   signature; blocks of about 1 MB of unseen transactions.
 //! - [`peer`]: a raw P2P peer on a socket.
 //! - [`replay`]: a node's active chain replayed from its blocks (UTXO set, its hash, spends).
 //! - [`crash_loop`], [`netns`]: the kill -9 loop and network namespaces.
@@ -24,6 +26,7 @@ use serde_json::{json, Value};
 
 pub mod builder;
 pub mod client;
+pub mod coins;
 pub mod crash_loop;
 pub mod netns;
 pub mod peer;
