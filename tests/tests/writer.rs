@@ -444,8 +444,23 @@ fn transactions_from_8_clients_during_blocks_and_reorgs_leave_chain_and_mempool_
     assert_eq!(accepted.len(), CLIENTS * OWN * DEPTH + SHARED);
     assert!(reorgs >= MIN_REORGS);
 
-    // The node's own full check.
+    // The node's own full check, on the most-work valid chain (regtest: every block the same
+    // work, so the highest; a fork as high may win by being first).
     assert_eq!(node.rpc("verifychain", json!([4, 0])), json!(true));
+    let tips = node.rpc("getchaintips", json!([]));
+    let height_of = |status: &str| {
+        tips.as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["status"] == status)
+            .map(|t| t["height"].as_u64().unwrap())
+            .max()
+    };
+    let active = height_of("active").unwrap();
+    assert!(
+        height_of("valid-fork").is_none_or(|fork| fork <= active),
+        "a valid fork is higher than the active chain: {tips}"
+    );
 
     // The active chain replayed from its blocks: every input spends a coin unspent at the
     // time, the UTXO set is exactly the replay's, and no coin was created or lost: it holds
