@@ -12,8 +12,9 @@ use chaincore::encode::serialize;
 use chaincore::key::PrivateKey;
 use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
 use chaincore::{Address, Amount, Network, OutPoint, Script, Transaction, TxOut};
+use chaincore_tests::client::RpcClient as Client;
 use chaincore_tests::{Node, TempDir};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const CLIENTS: usize = 8;
 const MEMPOOL_TXS: usize = 2000;
@@ -45,44 +46,6 @@ fn spend(k: &PrivateKey, coin: OutPoint, value: i64) -> Transaction {
         script_pubkey: lock(k),
     };
     chaincore_tests::signed_spend(k, &[coin], vec![out])
-}
-
-/// A keep-alive JSON-RPC client.
-struct Client {
-    agent: ureq::Agent,
-    url: String,
-    auth: String,
-}
-
-impl Client {
-    fn new(node: &Node) -> Client {
-        use base64::Engine;
-        Client {
-            agent: ureq::AgentBuilder::new()
-                .max_idle_connections_per_host(4)
-                .build(),
-            url: node.url(),
-            auth: format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(node.cookie().unwrap())
-            ),
-        }
-    }
-
-    fn call(&self, method: &str, params: Value) -> Value {
-        let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
-        let text = self
-            .agent
-            .post(&self.url)
-            .set("Authorization", &self.auth)
-            .send_string(&body.to_string())
-            .unwrap()
-            .into_string()
-            .unwrap();
-        let v: Value = serde_json::from_str(&text).unwrap();
-        assert!(v.get("error").is_none(), "{method}: {v}");
-        v["result"].clone()
-    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

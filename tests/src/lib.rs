@@ -1,6 +1,17 @@
 //! Harness for the end-to-end tests: builds the real binaries once, starts them on free
 //! loopback ports with their own temporary data directories, talks JSON-RPC to them, and kills
 //! whatever it started when dropped.
+//!
+//! # Layout
+//! - this file: binaries, ports, temporary directories, [`Node`], [`Wallet`], [`Miner`],
+//!   [`signed_spend`], [`solve_block`].
+//! - [`builder`]: solved regtest blocks on any parent, built offline.
+//! - [`client`]: a keep-alive JSON-RPC client for benchmarks.
+//! - [`coins`]: many spendable coins on the builder's key; a many-input spend with a bad last
+//!   signature; blocks of about 1 MB of unseen transactions.
+//! - [`peer`]: a raw P2P peer on a socket.
+//! - [`replay`]: a node's active chain replayed from its blocks (UTXO set, its hash, spends).
+//! - [`crash_loop`], [`netns`]: the kill -9 loop and network namespaces.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a panic is a failed test
 
@@ -14,8 +25,12 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub mod builder;
+pub mod client;
+pub mod coins;
 pub mod crash_loop;
 pub mod netns;
+pub mod peer;
+pub mod replay;
 
 /// How long any wait for a process or a condition may take on a slow, busy machine.
 pub const DEADLINE: Duration = Duration::from_secs(120);

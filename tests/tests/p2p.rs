@@ -9,6 +9,8 @@ use std::time::Duration;
 use chaincore::encode::serialize;
 use chaincore::key::PrivateKey;
 use chaincore::{Address, Amount, Network, OutPoint, Script, TxOut};
+use chaincore_tests::peer::RawPeer;
+use chaincore_tests::replay::utxo_total;
 use chaincore_tests::{wait_for, Node, TempDir};
 use serde_json::{json, Value};
 
@@ -322,75 +324,6 @@ fn peer_management_rpcs_and_a_persisted_address_book() {
     nodes[1].restart();
 }
 
-/// A hand-driven P2P peer on a raw socket, for sending what honest nodes never would.
-struct RawPeer {
-    stream: TcpStream,
-    magic: [u8; 4],
-}
-
-impl RawPeer {
-    /// Connects and completes the version handshake.
-    fn connect(node: &Node) -> RawPeer {
-        let stream = TcpStream::connect(node.p2p_addr()).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let mut peer = RawPeer {
-            stream,
-            magic: Network::Regtest.params().magic,
-        };
-        let mut version = Vec::new();
-        version.extend_from_slice(&70_016i32.to_le_bytes());
-        version.extend_from_slice(&0u64.to_le_bytes());
-        version.extend_from_slice(&0i64.to_le_bytes());
-        version.extend_from_slice(&[0; 52]);
-        version.extend_from_slice(&0x1234_5678u64.to_le_bytes());
-        version.push(0);
-        version.extend_from_slice(&0i32.to_le_bytes());
-        version.push(1);
-        version.extend_from_slice(Network::Regtest.genesis_hash().as_bytes());
-        peer.send("version", &version);
-        peer.send("verack", &[]);
-        // Read until the node's verack.
-        while peer.recv().map(|(c, _)| c) != Some("verack".into()) {}
-        peer
-    }
-
-    fn send(&mut self, command: &str, payload: &[u8]) {
-        let mut frame = self.magic.to_vec();
-        let mut name = [0u8; 12];
-        name[..command.len()].copy_from_slice(command.as_bytes());
-        frame.extend_from_slice(&name);
-        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&chaincore::hash::sha256d(payload)[..4]);
-        frame.extend_from_slice(payload);
-        let _ = self.stream.write_all(&frame);
-    }
-
-    /// The next message, or None once the node closed the connection.
-    fn recv(&mut self) -> Option<(String, Vec<u8>)> {
-        let mut head = [0u8; 24];
-        self.stream.read_exact(&mut head).ok()?;
-        let len = u32::from_le_bytes(head[16..20].try_into().unwrap()) as usize;
-        let mut payload = vec![0u8; len];
-        self.stream.read_exact(&mut payload).ok()?;
-        let name = String::from_utf8_lossy(&head[4..16])
-            .trim_end_matches('\0')
-            .to_string();
-        Some((name, payload))
-    }
-
-    /// True once the node hangs up (reading everything it still sends).
-    fn closed(&mut self) -> bool {
-        for _ in 0..10_000 {
-            if self.recv().is_none() {
-                return true;
-            }
-        }
-        false
-    }
-}
-
 fn headers_payload(headers: &[chaincore::block::Header]) -> Vec<u8> {
     let mut p = serialize(&chaincore::encode::CompactSize(headers.len() as u64));
     for h in headers {
@@ -465,14 +398,6 @@ fn protocol_abuse_after_the_handshake_is_punished_and_honest_peers_carry_on() {
         "{log}"
     );
     assert!(log.contains("high-hash"), "{log}");
-}
-
-/// Total value of the UTXO set in units.
-fn utxo_total(node: &Node) -> i64 {
-    let info = node.rpc("gettxoutsetinfo", json!([]));
-    let coins = info["total_amount"].to_string();
-    let (whole, frac) = coins.split_once('.').unwrap_or((&coins, "0"));
-    whole.parse::<i64>().unwrap() * 100_000_000 + format!("{frac:0<8}")[..8].parse::<i64>().unwrap()
 }
 
 #[test]
@@ -562,7 +487,7 @@ fn partition_heals_onto_the_heavier_side_and_losing_transactions_come_back() {
     // No coins created or lost: the UTXO set holds exactly the subsidy of every block (fees
     // went to the miners, and genesis creates nothing).
     for n in [&n0, &n2, &n4] {
-        assert_eq!(utxo_total(n), 106 * 50 * 100_000_000);
+        assert_eq!(utxo_total(n).to_units(), 106 * 50 * 100_000_000);
         assert_eq!(n.rpc("verifychain", json!([4, 0])), json!(true));
     }
 }
@@ -588,19 +513,6 @@ fn a_whole_network_restarts_with_its_chain() {
     assert!(nodes.iter().all(|n| tip(n) == before));
     nodes[2].rpc("generatetoaddress", json!([1, addr()]));
     wait_same_tip(&nodes.iter().collect::<Vec<_>>());
-}
-
-impl RawPeer {
-    /// True if the node still answers a ping on this connection.
-    fn answers_ping(&mut self) -> bool {
-        self.send("ping", &42u64.to_le_bytes());
-        while let Some((command, payload)) = self.recv() {
-            if command == "pong" && payload == 42u64.to_le_bytes() {
-                return true;
-            }
-        }
-        false
-    }
 }
 
 fn unix_now() -> u32 {
@@ -800,20 +712,6 @@ fn bitcoin_version(genesis: Option<[u8; 32]>) -> Vec<u8> {
         v.extend_from_slice(&g);
     }
     v
-}
-
-impl RawPeer {
-    /// Connects without a handshake.
-    fn open(node: &Node) -> RawPeer {
-        let stream = TcpStream::connect(node.p2p_addr()).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        RawPeer {
-            stream,
-            magic: Network::Regtest.params().magic,
-        }
-    }
 }
 
 #[test]
