@@ -838,7 +838,7 @@ fn connect_checked(
     verified: Verified<'_>,
 ) -> Result<(), ChainError> {
     let checks = BlockChecks::default();
-    let result = signatures::pool().in_place_scope(|scope| {
+    let result = signatures::block_pool().in_place_scope(|scope| {
         let mut fees = chaincore::Amount::ZERO;
         let connected = connect::connect_block(wtx, block, hash, txids, height, new, {
             let checks = &checks;

@@ -68,9 +68,12 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     let dir = config.data_dir.clone();
     let network = config.network;
     let persist = config.persist_mempool;
-    let node = tokio::task::spawn_blocking(move || node::Node::open(network, &dir, persist))
+    let node = tokio::task::spawn_blocking(move || node::Node::open(network, &dir))
         .await?
         .with_context(|| format!("cannot open the chain in {}", config.data_dir.display()))?;
+    if persist {
+        node.load_mempool().await;
+    }
     {
         let tip = *node.tip.borrow();
         tracing::info!(height = tip.height, tip = %tip.hash, "chain loaded");

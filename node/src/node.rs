@@ -1,6 +1,8 @@
 //! The running node: the writer thread that owns chain and mempool, the snapshots it publishes,
-//! and the operations RPC and P2P call. Every operation here blocks (callers in async code use
-//! `spawn_blocking`); reads take the latest [`Snapshot`] and never wait for the writer.
+//! and the operations RPC and P2P call. Transaction acceptance is async (it waits for the
+//! signature pool and the writer without holding a thread); the other operations block
+//! (callers in async code use `spawn_blocking`). Reads take the latest [`Snapshot`] and never
+//! wait for the writer.
 //!
 //! A transaction is checked in two steps: all of it, signatures included, on the signature
 //! pool against a snapshot (`crate::signatures`); then, in the writer, everything but the
@@ -74,13 +76,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// Opens the store and chain in `data_dir`, moves to the most-work chain, starts the
-    /// writer, and (if `persist_mempool`) loads the saved mempool.
-    pub fn open(
-        network: Network,
-        data_dir: &std::path::Path,
-        persist_mempool: bool,
-    ) -> Result<Arc<Node>, ChainError> {
+    /// Opens the store and chain in `data_dir`, moves to the most-work chain and starts the
+    /// writer. The saved mempool is loaded by [`Node::load_mempool`].
+    pub fn open(network: Network, data_dir: &std::path::Path) -> Result<Arc<Node>, ChainError> {
         let store = Store::open(&data_dir.join("chain.redb"))?;
         let mut chain = Chain::open(store, network)?;
         let mut mempool = Mempool::new(crate::mempool::DEFAULT_MAX_BYTES);
@@ -121,9 +119,6 @@ impl Node {
         node.writer
             .start(State { chain, mempool }, commands, Arc::downgrade(&node))
             .map_err(|e| ChainError::Store(StoreError::Io(e)))?;
-        if persist_mempool {
-            node.load_mempool();
-        }
         Ok(node)
     }
 
@@ -243,8 +238,13 @@ impl Node {
 
     /// Reads the saved mempool and admits each transaction that is still valid against the
     /// chain (confirmed, conflicting or otherwise invalid ones are dropped); logs how many.
-    pub fn load_mempool(&self) {
-        let txs = match persist::load(&self.mempool_file) {
+    pub async fn load_mempool(&self) {
+        let file = self.mempool_file.clone();
+        let loaded = tokio::task::spawn_blocking(move || persist::load(&file)).await;
+        let txs = match loaded
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
             Ok(txs) => txs,
             Err(e) => {
                 tracing::warn!("saved mempool not loaded: {e}");
@@ -255,10 +255,12 @@ impl Node {
             return;
         }
         let saved = txs.len();
-        let loaded = txs
-            .into_iter()
-            .filter(|tx| self.accept_transaction(tx.clone(), false).is_ok())
-            .count();
+        let mut loaded = 0;
+        for tx in txs {
+            if self.accept_transaction(tx, false).await.is_ok() {
+                loaded += 1;
+            }
+        }
         tracing::info!(loaded, dropped = saved - loaded, "saved mempool loaded");
     }
 
@@ -266,14 +268,14 @@ impl Node {
     /// once. One whose inputs are missing is kept as an orphan (its missing parents come
     /// back, to be asked for); one that enters the pool brings in the orphans that were
     /// waiting for it, in turn.
-    pub fn accept_relayed(&self, tx: Transaction, peer: u64) -> Relayed {
+    pub async fn accept_relayed(&self, tx: Transaction, peer: u64) -> Relayed {
         let txid = tx.compute_txid();
         let tip = self.tip.borrow().hash;
         if self.rejects().contains(&tip, &txid) {
             return Relayed::RecentlyRejected;
         }
-        match self.admit(tx.clone(), false) {
-            Ok(_) => Relayed::Accepted(self.admit_orphans(txid)),
+        match self.admit(tx.clone(), false).await {
+            Ok(_) => Relayed::Accepted(self.admit_orphans(txid).await),
             Err(MempoolError::Rule(RuleError::InputsMissingOrSpent)) => {
                 let missing = self.missing_parents(&tx);
                 if missing.is_empty() {
@@ -309,13 +311,13 @@ impl Node {
 
     /// Admits the orphans that spend `txid` (just added to the pool), and theirs in turn;
     /// returns their txids.
-    fn admit_orphans(&self, txid: Txid) -> Vec<Txid> {
+    async fn admit_orphans(&self, txid: Txid) -> Vec<Txid> {
         let mut admitted = Vec::new();
         let mut parents = vec![txid];
         while let Some(parent) = parents.pop() {
             let children = self.orphans().take_children(&parent);
             for (child, child_tx, from) in children {
-                match self.admit(child_tx.clone(), false) {
+                match self.admit(child_tx.clone(), false).await {
                     Ok(_) => {
                         admitted.push(child);
                         parents.push(child);
@@ -367,57 +369,55 @@ impl Node {
 
     /// Validates a transaction against the tip and the pool; adds it unless `test_only`.
     /// Orphans relayed earlier that waited for it follow it in.
-    pub fn accept_transaction(
+    pub async fn accept_transaction(
         &self,
         tx: Transaction,
         test_only: bool,
     ) -> Result<Txid, MempoolError> {
-        let txid = self.admit(tx, test_only)?;
+        let txid = self.admit(tx, test_only).await?;
         if !test_only {
-            self.admit_orphans(txid);
+            self.admit_orphans(txid).await;
         }
         Ok(txid)
     }
 
     /// Checks `tx` on the signature pool against the latest snapshot, then has the writer
     /// check the rest against the live state and add it (see the module docs).
-    fn admit(&self, tx: Transaction, test_only: bool) -> Result<Txid, MempoolError> {
-        let result = (|| {
-            for _ in 0..SIGNATURE_RETRIES {
-                let snap = self.snapshot();
-                let checked = crate::signatures::pool().install(|| {
-                    snap.with_view(|view| {
-                        snap.mempool.check(tx.clone(), view, unix_now(), &|_| false)
-                    })
-                });
-                let verified = match checked {
-                    Ok(_) => true,
-                    // The writer may know the parents; it says so without checking signatures.
-                    Err(MempoolError::Rule(RuleError::InputsMissingOrSpent)) => false,
-                    Err(e) => return Err(e),
-                };
-                let admission = self
-                    .call(|reply| Command::AcceptTx {
-                        tx: Box::new(tx.clone()),
-                        verified,
-                        test_only,
-                        reply,
-                    })
-                    .map_err(|_| MempoolError::Stopping)??;
-                match admission {
-                    Admission::Valid(txid) => return Ok(txid),
-                    Admission::NeedsSignatures => continue,
-                }
-            }
-            // Its parents came and went each time we looked.
-            Err(RuleError::InputsMissingOrSpent.into())
-        })();
+    async fn admit(&self, tx: Transaction, test_only: bool) -> Result<Txid, MempoolError> {
+        let result = self.admit_checked(tx, test_only).await;
         if let Err(e) = &result {
             if e.is_fatal() {
                 self.store_failed(e);
             }
         }
         result
+    }
+
+    async fn admit_checked(&self, tx: Transaction, test_only: bool) -> Result<Txid, MempoolError> {
+        for _ in 0..SIGNATURE_RETRIES {
+            let verified = match check_on_pool(self.snapshot(), tx.clone()).await {
+                Ok(()) => true,
+                // The writer may know the parents; it says so without checking signatures.
+                Err(MempoolError::Rule(RuleError::InputsMissingOrSpent)) => false,
+                Err(e) => return Err(e),
+            };
+            let admission = self
+                .writer
+                .request(|reply| Command::AcceptTx {
+                    tx: Box::new(tx.clone()),
+                    verified,
+                    test_only,
+                    reply,
+                })
+                .await
+                .map_err(|_| MempoolError::Stopping)??;
+            match admission {
+                Admission::Valid(txid) => return Ok(txid),
+                Admission::NeedsSignatures => continue,
+            }
+        }
+        // Its parents came and went each time we looked.
+        Err(RuleError::InputsMissingOrSpent.into())
     }
 
     /// Invalidates or reconsiders a block.
@@ -516,6 +516,16 @@ impl Node {
             }
         }
     }
+}
+
+/// Checks all of `tx`, signatures included, against `snap` on the signature pool.
+async fn check_on_pool(snap: Arc<Snapshot>, tx: Transaction) -> Result<(), MempoolError> {
+    let (send, checked) = tokio::sync::oneshot::channel();
+    crate::signatures::transaction_pool().spawn(move || {
+        let result = snap.with_view(|view| snap.mempool.check(tx, view, unix_now(), &|_| false));
+        let _ = send.send(result.map(drop));
+    });
+    checked.await.map_err(|_| MempoolError::Stopping)?
 }
 
 #[cfg(test)]

@@ -887,12 +887,9 @@ impl P2p {
             Message::Tx(tx) => {
                 let txid = tx.compute_txid();
                 self.mark_known(id, txid.to_byte_array());
-                let node = self.node.clone();
                 // As Bitcoin Core: a consensus-invalid transaction is misbehaviour; policy
                 // rejects, missing inputs and resends of one refused before are not.
-                let relayed = tokio::task::spawn_blocking(move || node.accept_relayed(tx, id))
-                    .await
-                    .map_err(|e| PeerError::Disconnect(e.to_string()))?;
+                let relayed = self.node.accept_relayed(tx, id).await;
                 match relayed {
                     Relayed::Orphan(parents) => {
                         // Ask the peer that sent the child for its parents.

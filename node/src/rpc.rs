@@ -526,26 +526,25 @@ impl RpcServer for Rpc {
         _maxfeerate: Option<Value>,
     ) -> RpcResult<String> {
         let tx: Transaction = decode_hex(&hexstring, "TX")?;
-        let node = self.node.clone();
-        blocking(move || {
-            node.accept_transaction(tx, false)
-                .map(|t| t.to_string())
-                .map_err(|e| match e {
-                    crate::mempool::MempoolError::AlreadyKnown => err(
-                        code::VERIFY_ALREADY_IN_CHAIN,
-                        "Transaction outputs already in utxo set",
-                    ),
-                    crate::mempool::MempoolError::Rule(
-                        chaincore::validation::RuleError::InputsMissingOrSpent,
-                    ) => err(code::VERIFY_ERROR, "bad-txns-inputs-missingorspent"),
-                    // The node shuts down on this.
-                    e @ crate::mempool::MempoolError::Store(_) => {
-                        err(code::DATABASE_ERROR, e.to_string())
-                    }
-                    other => err(code::VERIFY_REJECTED, other.to_string()),
-                })
-        })
-        .await
+        use crate::mempool::MempoolError;
+        self.node
+            .accept_transaction(tx, false)
+            .await
+            .map(|t| t.to_string())
+            .map_err(|e| match e {
+                MempoolError::AlreadyKnown => err(
+                    code::VERIFY_ALREADY_IN_CHAIN,
+                    "Transaction outputs already in utxo set",
+                ),
+                MempoolError::Rule(chaincore::validation::RuleError::InputsMissingOrSpent) => {
+                    err(code::VERIFY_ERROR, "bad-txns-inputs-missingorspent")
+                }
+                // The node shuts down on this.
+                e @ (MempoolError::Store(_) | MempoolError::Stopping) => {
+                    err(code::DATABASE_ERROR, e.to_string())
+                }
+                other => err(code::VERIFY_REJECTED, other.to_string()),
+            })
     }
 
     async fn test_mempool_accept(
@@ -557,8 +556,7 @@ impl RpcServer for Rpc {
         for raw in rawtxs {
             let tx: Transaction = decode_hex(&raw, "TX")?;
             let txid = tx.compute_txid().to_string();
-            let node = self.node.clone();
-            let res = blocking(move || Ok(node.accept_transaction(tx, true))).await?;
+            let res = self.node.accept_transaction(tx, true).await;
             out.push(match res {
                 Ok(_) => json!({"txid": txid, "allowed": true}),
                 Err(e) if e.is_fatal() => return Err(err(code::DATABASE_ERROR, e.to_string())),

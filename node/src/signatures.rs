@@ -1,10 +1,12 @@
-//! Signature checks, the node's heaviest work, on a pool of their own: one thread per core at
-//! a lower scheduling priority than the rest of the node, so RPC and P2P handlers still get a
-//! core while a block's or a transaction's signatures are checked on all of them.
+//! Signature checks, the node's heaviest work, on two pools of their own, one thread per core
+//! each, outside the writer:
 //!
-//! A transaction relayed or sent over RPC is checked here, in full, against a snapshot before
-//! the writer sees it (`crate::node`); a block's transactions are checked here while the
-//! writer runs the block's coin pass ([`BlockChecks`]).
+//! - [`transaction_pool`] checks a relayed or RPC-submitted transaction in full against a
+//!   snapshot before the writer sees it (`crate::node`): one request's work on one thread, at
+//!   normal priority, so it costs what it costs and no more.
+//! - [`block_pool`] checks a block's transactions on every core while the writer runs the
+//!   block's coin pass ([`BlockChecks`]), at a lower scheduling priority, so RPC and P2P
+//!   handlers still get a core while a large block is verified.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -18,17 +20,26 @@ use crate::chain::{ChainError, Rejection};
 /// rest of the node runs at 0): a core is still theirs whenever nothing else wants it.
 const POOL_PRIORITY: u8 = 25;
 
-/// The signature pool: one thread per core, at a lower priority (see the module docs).
-pub fn pool() -> &'static rayon::ThreadPool {
+/// The pool for transactions: one thread per core at normal priority.
+pub fn transaction_pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(num_cpus::get())
-            .thread_name(|i| format!("sigcheck-{i}"))
-            .start_handler(|_| lower_priority())
-            .build()
-            .expect("the signature pool's threads start")
-    })
+    POOL.get_or_init(|| build("txcheck", false))
+}
+
+/// The pool for blocks: one thread per core at a lower priority (see the module docs).
+pub fn block_pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| build("blockcheck", true))
+}
+
+fn build(name: &'static str, low_priority: bool) -> rayon::ThreadPool {
+    let mut builder = rayon::ThreadPoolBuilder::new()
+        .num_threads(num_cpus::get())
+        .thread_name(move |i| format!("{name}-{i}"));
+    if low_priority {
+        builder = builder.start_handler(|_| lower_priority());
+    }
+    builder.build().expect("the signature pool's threads start")
 }
 
 /// Lowers the calling thread's scheduling priority; a failure only costs latency elsewhere.

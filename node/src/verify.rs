@@ -187,7 +187,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("cc-verify-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let node = Node::open(Network::Regtest, &dir, false).unwrap();
+        let node = Node::open(Network::Regtest, &dir).unwrap();
         let pkh = [7u8; 20];
         node.generate_blocks(5, &Script::new_p2pkh(&pkh)).unwrap();
         verify_chain(&node, 4, 0).unwrap();

@@ -150,6 +150,18 @@ impl Writer {
         answer.blocking_recv().map_err(|_| Stopped)
     }
 
+    /// [`Writer::call`] from async code: waits for room in the queue and for the answer
+    /// without blocking a runtime thread.
+    pub async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self.sender()?;
+        sender.send(make(reply)).await.map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
+
     /// Lets the writer finish the commands already sent, then waits for its thread to end.
     pub fn stop(&self) {
         drop(

@@ -9,6 +9,8 @@ use super::*;
 
 struct Fixture {
     node: Arc<Node>,
+    /// Runs the node's async operations.
+    rt: tokio::runtime::Runtime,
     dir: std::path::PathBuf,
     /// A mature coinbase paying `key()`: (outpoint, value).
     coin: (OutPoint, Amount),
@@ -34,7 +36,7 @@ fn fixture(label: &str) -> Fixture {
     let dir = std::env::temp_dir().join(format!("cc-node-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let node = Node::open(Network::Regtest, &dir, false).unwrap();
+    let node = Node::open(Network::Regtest, &dir).unwrap();
     let hashes = node.generate_blocks(101, &lock()).unwrap();
     let snap = node.snapshot();
     let first = store::read::block(&snap.rtx, &hashes[0]).unwrap().unwrap();
@@ -46,7 +48,16 @@ fn fixture(label: &str) -> Fixture {
         },
         coinbase.output[0].value,
     );
-    Fixture { node, dir, coin }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    Fixture {
+        node,
+        rt,
+        dir,
+        coin,
+    }
 }
 
 /// Spends `coin` to `key()` less a fee; `good` false signs the wrong digest (well-formed,
@@ -80,10 +91,12 @@ fn spend((prev, value): (OutPoint, Amount), good: bool) -> Transaction {
 fn an_accepted_transaction_is_in_the_snapshot_the_answer_follows() {
     let f = fixture("visible");
     let tx = spend(f.coin, true);
-    let txid = f.node.accept_transaction(tx.clone(), false).unwrap();
+    let txid =
+        f.rt.block_on(f.node.accept_transaction(tx.clone(), false))
+            .unwrap();
     assert!(f.node.snapshot().mempool.contains(&txid));
     assert!(matches!(
-        f.node.accept_transaction(tx, false),
+        f.rt.block_on(f.node.accept_transaction(tx, false)),
         Err(MempoolError::AlreadyInMempool)
     ));
     // A block confirms it: gone from the pool in the snapshot after the answer.
@@ -97,29 +110,31 @@ fn an_accepted_transaction_is_in_the_snapshot_the_answer_follows() {
 fn a_bad_signature_is_refused_before_the_writer_and_a_relayed_one_only_once_per_tip() {
     let f = fixture("rejects");
     let bad = spend(f.coin, false);
-    let e = f.node.accept_transaction(bad.clone(), false).unwrap_err();
+    let e =
+        f.rt.block_on(f.node.accept_transaction(bad.clone(), false))
+            .unwrap_err();
     assert!(e.is_consensus(), "{e}");
     assert!(e
         .to_string()
         .starts_with("mandatory-script-verify-flag-failed"));
-    match f.node.accept_relayed(bad.clone(), 1) {
+    match f.rt.block_on(f.node.accept_relayed(bad.clone(), 1)) {
         Relayed::Rejected(e) => assert!(e.is_consensus()),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        f.node.accept_relayed(bad.clone(), 2),
+        f.rt.block_on(f.node.accept_relayed(bad.clone(), 2)),
         Relayed::RecentlyRejected
     ));
     // A new tip forgets: checked (and refused) again.
     f.node.generate_blocks(1, &lock()).unwrap();
     assert!(matches!(
-        f.node.accept_relayed(bad, 1),
+        f.rt.block_on(f.node.accept_relayed(bad, 1)),
         Relayed::Rejected(_)
     ));
     // The good spend of the same coin was never blocked by the bad one.
     assert!(f
-        .node
-        .accept_transaction(spend(f.coin, true), false)
+        .rt
+        .block_on(f.node.accept_transaction(spend(f.coin, true), false))
         .is_ok());
 }
 
@@ -153,7 +168,9 @@ fn a_transaction_over_the_standard_size_is_refused_as_policy() {
         crate::mempool::MAX_STANDARD_TX_SIZE / 90,
     ));
     assert!(big.size() > crate::mempool::MAX_STANDARD_TX_SIZE);
-    let e = f.node.accept_transaction(big, false).unwrap_err();
+    let e =
+        f.rt.block_on(f.node.accept_transaction(big, false))
+            .unwrap_err();
     assert_eq!(e.to_string(), "tx-size");
     assert!(
         !e.is_consensus(),
