@@ -10,7 +10,7 @@
 //! - [`node`]: the node's operations, as RPC and P2P call them.
 //! - [`writer`]: the one thread that changes chain and mempool.
 //! - [`snapshot`]: the immutable view of chain and mempool readers use.
-//! - [`signatures`]: the signature pool and its checks.
+//! - [`signatures`]: the signature pools and their checks.
 //! - [`p2p`]: peers, headers-first sync and relay.
 //! - [`rpc`]: the JSON-RPC methods and server.
 //! - [`verify`]: UTXO-set statistics and `verifychain`.

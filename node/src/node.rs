@@ -518,7 +518,7 @@ impl Node {
     }
 }
 
-/// Checks all of `tx`, signatures included, against `snap` on the signature pool.
+/// Checks all of `tx`, signatures included, against `snap` on the transaction pool.
 async fn check_on_pool(snap: Arc<Snapshot>, tx: Transaction) -> Result<(), MempoolError> {
     let (send, checked) = tokio::sync::oneshot::channel();
     crate::signatures::transaction_pool().spawn(move || {
