@@ -38,4 +38,5 @@ pub use block::{Block, Header};
 pub use hash::{BlockHash, TxMerkleNode, Txid};
 pub use network::Network;
 pub use script::Script;
+pub use sighash::sign_p2pkh_input;
 pub use transaction::{OutPoint, Transaction, TxIn, TxOut};

@@ -18,6 +18,31 @@ pub const SIGHASH_SINGLE: u32 = 3;
 /// Sign only this input (combined with one of the above).
 pub const SIGHASH_ANYONECANPAY: u32 = 0x80;
 
+/// `tx` has no input at this index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the transaction has no input {0}")]
+pub struct NoSuchInput(pub usize);
+
+/// Signs input `index` of `tx`, which spends an output locked by the P2PKH script `spent`, with
+/// `key`: writes the scriptSig `<strict-DER low-S signature + SIGHASH_ALL> <compressed public
+/// key>` over the legacy `SIGHASH_ALL` digest, the form
+/// [`crate::validation::verify_input`] accepts. Legacy digests blank every other input's
+/// script, so inputs can be signed in any order.
+pub fn sign_p2pkh_input(
+    tx: &mut Transaction,
+    index: usize,
+    spent: &Script,
+    key: &crate::key::PrivateKey,
+) -> Result<(), NoSuchInput> {
+    if index >= tx.input.len() {
+        return Err(NoSuchInput(index));
+    }
+    let mut sig = key.sign_digest(&legacy_sighash(tx, index, spent, SIGHASH_ALL));
+    sig.push(SIGHASH_ALL as u8);
+    tx.input[index].script_sig = Script::new_p2pkh_script_sig(&sig, &key.public_key().to_bytes());
+    Ok(())
+}
+
 /// The legacy signature hash of input `input_index` of `tx`, spending an output locked by
 /// `script_code`, for `hash_type` (Bitcoin Core's `SignatureHash` with `SigVersion::BASE`).
 ///

@@ -6,7 +6,6 @@
 use chaincore::block::Header;
 use chaincore::key::PrivateKey;
 use chaincore::pow::block_subsidy;
-use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
 use chaincore::validation::{
     check_block, check_block_time, check_coinbase_amount, check_coinbase_height, check_difficulty,
     check_finality, check_transaction, check_tx_inputs, coinbase_height_prefix, median_time,
@@ -51,9 +50,7 @@ fn spend(prev: OutPoint, value: Amount) -> (Transaction, Script) {
         }],
         lock_time: 0,
     };
-    let mut sig = key.sign_digest(&legacy_sighash(&tx, 0, &prev_script, SIGHASH_ALL));
-    sig.push(SIGHASH_ALL as u8);
-    tx.input[0].script_sig = Script::new_p2pkh_script_sig(&sig, &key.public_key().to_bytes());
+    chaincore::sign_p2pkh_input(&mut tx, 0, &prev_script, &key).unwrap();
     (tx, prev_script)
 }
 

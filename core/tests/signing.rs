@@ -43,11 +43,25 @@ fn signed_spend() -> (Transaction, Script) {
         ],
         lock_time: 0,
     };
-    let digest = legacy_sighash(&tx, 0, &prev_script, SIGHASH_ALL);
-    let mut sig = key.sign_digest(&digest);
-    sig.push(SIGHASH_ALL as u8);
-    tx.input[0].script_sig = Script::new_p2pkh_script_sig(&sig, &key.public_key().to_bytes());
+    chaincore::sign_p2pkh_input(&mut tx, 0, &prev_script, &key).unwrap();
     (tx, prev_script)
+}
+
+#[test]
+fn sign_p2pkh_input_writes_the_two_pushes_verify_input_checks() {
+    let (tx, prev) = signed_spend();
+    let (sig, pubkey) = tx.input[0].script_sig.p2pkh_script_sig_parts().unwrap();
+    assert_eq!(pubkey, key().public_key().to_bytes().as_slice());
+    let digest = legacy_sighash(&tx, 0, &prev, SIGHASH_ALL);
+    let mut expected = key().sign_digest(&digest);
+    expected.push(SIGHASH_ALL as u8);
+    assert_eq!(sig, expected.as_slice());
+    let mut unsigned = tx.clone();
+    assert_eq!(
+        chaincore::sign_p2pkh_input(&mut unsigned, 1, &prev, &key()),
+        Err(chaincore::sighash::NoSuchInput(1))
+    );
+    assert_eq!(unsigned, tx, "nothing written for a missing input");
 }
 
 #[test]

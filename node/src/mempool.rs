@@ -507,7 +507,6 @@ impl Mempool {
 mod tests {
     use super::*;
     use chaincore::key::PrivateKey;
-    use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
     use chaincore::validation::Coin;
     use chaincore::{Script, TxIn, TxOut};
 
@@ -555,9 +554,7 @@ mod tests {
             }],
             lock_time: 0,
         };
-        let mut sig = key().sign_digest(&legacy_sighash(&tx, 0, &lock(), SIGHASH_ALL));
-        sig.push(SIGHASH_ALL as u8);
-        tx.input[0].script_sig = Script::new_p2pkh_script_sig(&sig, &key().public_key().to_bytes());
+        chaincore::sign_p2pkh_input(&mut tx, 0, &lock(), &key()).unwrap();
         tx
     }
 

@@ -522,7 +522,6 @@ pub fn signed_spend(
     inputs: &[chaincore::OutPoint],
     outputs: Vec<chaincore::TxOut>,
 ) -> chaincore::Transaction {
-    use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
     let lock =
         chaincore::Address::p2pkh(key.public_key().pubkey_hash(), chaincore::Network::Regtest)
             .script_pubkey();
@@ -540,10 +539,7 @@ pub fn signed_spend(
         lock_time: 0,
     };
     for i in 0..tx.input.len() {
-        let mut sig = key.sign_digest(&legacy_sighash(&tx, i, &lock, SIGHASH_ALL));
-        sig.push(SIGHASH_ALL as u8);
-        tx.input[i].script_sig =
-            chaincore::Script::new_p2pkh_script_sig(&sig, &key.public_key().to_bytes());
+        chaincore::sign_p2pkh_input(&mut tx, i, &lock, key).unwrap();
     }
     tx
 }

@@ -23,7 +23,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use chaincore::key::PrivateKey;
 use chaincore::rpc::NodeArgs;
-use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
 use chaincore::{Address, Amount, Script, Transaction, TxIn, TxOut};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -890,9 +889,7 @@ fn sign(ks: &Keystore, tx: &mut Transaction, coins: &[Coin]) -> anyhow::Result<(
             .key_for(&coin.address)
             .with_context(|| format!("no key for {}", coin.address))?;
         let script = Address::parse(&coin.address, ks.network)?.script_pubkey();
-        let mut sig = key.sign_digest(&legacy_sighash(tx, i, &script, SIGHASH_ALL));
-        sig.push(SIGHASH_ALL as u8);
-        tx.input[i].script_sig = Script::new_p2pkh_script_sig(&sig, &key.public_key().to_bytes());
+        chaincore::sign_p2pkh_input(tx, i, &script, key)?;
     }
     Ok(())
 }

@@ -4,7 +4,6 @@
 use chaincore::block::Header;
 use chaincore::key::PrivateKey;
 use chaincore::pow::block_subsidy;
-use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
 use chaincore::validation::coinbase_height_prefix;
 use chaincore::{
     Address, Amount, Block, BlockHash, Network, OutPoint, Script, Transaction, TxIn, TxOut,
@@ -137,9 +136,7 @@ fn spend(k: &PrivateKey, prev: OutPoint, value: Amount, to: Script) -> Transacti
         }],
         lock_time: 0,
     };
-    let mut sig = k.sign_digest(&legacy_sighash(&tx, 0, &script(k), SIGHASH_ALL));
-    sig.push(SIGHASH_ALL as u8);
-    tx.input[0].script_sig = Script::new_p2pkh_script_sig(&sig, &k.public_key().to_bytes());
+    chaincore::sign_p2pkh_input(&mut tx, 0, &script(k), k).unwrap();
     tx
 }
 
