@@ -360,14 +360,28 @@ pub mod read {
 
     /// A stored block.
     pub fn block(rtx: &ReadTransaction, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
-        let table = rtx.open_table(BLOCKS)?;
-        let row = table.get(hash.to_byte_array())?;
-        row.map(|v| decode("blocks", v.value())).transpose()
+        block_in(&rtx.open_table(BLOCKS)?, hash)
     }
 
     /// A block's undo data: the coins its transactions spent, in spending order.
     pub fn undo(rtx: &ReadTransaction, hash: &BlockHash) -> Result<Option<Vec<Coin>>, StoreError> {
-        let table = rtx.open_table(UNDO)?;
+        undo_in(&rtx.open_table(UNDO)?, hash)
+    }
+
+    /// [`block`] from the blocks table of a read or a write transaction.
+    pub fn block_in(
+        table: &impl ReadableTable<[u8; 32], &'static [u8]>,
+        hash: &BlockHash,
+    ) -> Result<Option<Block>, StoreError> {
+        let row = table.get(hash.to_byte_array())?;
+        row.map(|v| decode("blocks", v.value())).transpose()
+    }
+
+    /// [`undo`] from the undo table of a read or a write transaction.
+    pub fn undo_in(
+        table: &impl ReadableTable<[u8; 32], &'static [u8]>,
+        hash: &BlockHash,
+    ) -> Result<Option<Vec<Coin>>, StoreError> {
         let row = table.get(hash.to_byte_array())?;
         row.map(|v| decode("undo", v.value())).transpose()
     }
@@ -580,26 +594,6 @@ pub mod write {
             }
         }
         Ok(())
-    }
-
-    /// Reads undo data inside the write transaction.
-    pub fn read_undo(
-        wtx: &WriteTransaction,
-        hash: &BlockHash,
-    ) -> Result<Option<Vec<Coin>>, StoreError> {
-        let t = wtx.open_table(UNDO)?;
-        let row = t.get(hash.to_byte_array())?;
-        row.map(|v| decode("undo", v.value())).transpose()
-    }
-
-    /// Reads a stored block inside the write transaction.
-    pub fn read_block(
-        wtx: &WriteTransaction,
-        hash: &BlockHash,
-    ) -> Result<Option<Block>, StoreError> {
-        let t = wtx.open_table(BLOCKS)?;
-        let row = t.get(hash.to_byte_array())?;
-        row.map(|v| decode("blocks", v.value())).transpose()
     }
 }
 

@@ -13,8 +13,10 @@ use chaincore::validation::Coin;
 use chaincore::{Block, BlockHash, OutPoint, Transaction, Txid};
 use redb::WriteTransaction;
 
-use super::tables::{ADDR_TXS, ADDR_UTXOS, TX_INDEX, UTXOS};
-use super::{addr_tx_key, addr_utxo_key, decode, outpoint_key, write, IndexEntry, StoreError};
+use super::tables::{ADDR_TXS, ADDR_UTXOS, BLOCKS, TX_INDEX, UNDO, UTXOS};
+use super::{
+    addr_tx_key, addr_utxo_key, decode, outpoint_key, read, write, IndexEntry, StoreError,
+};
 
 /// Blocks with at least this many transactions write their address index on a second thread
 /// while the coin pass runs.
@@ -173,8 +175,9 @@ pub fn disconnect_block(
         what,
         key: hash.to_string(),
     };
-    let block = write::read_block(wtx, hash)?.ok_or_else(|| missing("block"))?;
-    let undo = write::read_undo(wtx, hash)?.ok_or_else(|| missing("undo data of"))?;
+    let block = read::block_in(&wtx.open_table(BLOCKS)?, hash)?.ok_or_else(|| missing("block"))?;
+    let undo =
+        read::undo_in(&wtx.open_table(UNDO)?, hash)?.ok_or_else(|| missing("undo data of"))?;
     let txids: Vec<Txid> = block.compute_txids();
     let in_block: HashSet<Txid> = txids.iter().copied().collect();
     {
