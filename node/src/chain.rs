@@ -662,18 +662,20 @@ impl Chain {
             disconnected.reverse();
             let mut txs = disconnected.concat();
             txs.extend(mempool.drain_in_order());
-            self.return_to_mempool(txs, mempool, verified)?;
+            self.return_to_mempool(txs, mempool)?;
         }
         Ok(())
     }
 
-    /// Re-validates transactions from disconnected blocks into the mempool; those now confirmed
-    /// or invalid are dropped. Only a store failure is an error.
+    /// Re-validates transactions from disconnected blocks (and the old pool) into the mempool;
+    /// those now confirmed or invalid are dropped. Their signatures are not checked again: each
+    /// was verified when its block connected or when it entered the pool, and a txid commits
+    /// to the signatures and the outpoints whose scripts they sign. Only a store failure is an
+    /// error.
     fn return_to_mempool(
         &self,
         txs: Vec<Transaction>,
         mempool: &mut Mempool,
-        verified: Verified<'_>,
     ) -> Result<(), ChainError> {
         if txs.is_empty() {
             return Ok(());
@@ -687,7 +689,7 @@ impl Chain {
         };
         let now = unix_now();
         for tx in txs {
-            match mempool.check(tx, &view, now, verified) {
+            match mempool.check(tx, &view, now, &|_| true) {
                 Ok(entry) => {
                     let _ = mempool.insert(entry);
                 }

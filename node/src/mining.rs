@@ -33,11 +33,14 @@ pub struct Template {
     pub coinbase_value: Amount,
     /// Chosen transactions, parents first, with fee and size.
     pub transactions: Vec<Entry>,
+    /// The mempool sequence number it was built on (long-poll ids).
+    pub mempool_seq: u64,
 }
 
 impl Template {
-    /// Builds a template from the chain tip and the mempool at time `now`.
-    pub fn new(chain: &BlockIndex, mempool: &Mempool, now: u64) -> Template {
+    /// Builds a template from the chain tip and the mempool (at sequence `mempool_seq`) at time
+    /// `now`.
+    pub fn new(chain: &BlockIndex, mempool: &Mempool, mempool_seq: u64, now: u64) -> Template {
         let tip = *chain.tip();
         let height = tip.height + 1;
         let mtp = chain.median_time_past(&chain.tip_hash());
@@ -58,6 +61,7 @@ impl Template {
             mintime,
             coinbase_value: block_subsidy(height) + fees,
             transactions,
+            mempool_seq,
         }
     }
 

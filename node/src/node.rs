@@ -97,6 +97,8 @@ impl Node {
             index: chain.index().clone(),
             mempool: mempool.clone(),
             rtx: chain.store().begin_read()?,
+            mempool_seq: 0,
+            template: Default::default(),
         });
         let tip = snapshot.tip();
         let store = chain.shared_store();
@@ -275,22 +277,35 @@ impl Node {
             return Relayed::RecentlyRejected;
         }
         match self.admit(tx.clone(), false).await {
-            Ok(_) => Relayed::Accepted(self.admit_orphans(txid).await),
-            Err(MempoolError::Rule(RuleError::InputsMissingOrSpent)) => {
-                let missing = self.missing_parents(&tx);
-                if missing.is_empty() {
-                    // Every parent is there: an input is spent, not missing.
-                    self.rejects().insert(&tip, txid);
-                    return Relayed::Rejected(RuleError::InputsMissingOrSpent.into());
-                }
+            Ok(Admission::Valid(_)) => Relayed::Accepted(self.admit_orphans(txid).await),
+            Ok(Admission::Missing(missing)) => {
                 self.orphans().add(tx, txid, peer, Instant::now());
+                // A parent may have entered the pool since the writer looked, its orphans
+                // taken before this one was added: take them again.
+                let snap = self.snapshot();
+                for parent in missing.iter().filter(|p| snap.mempool.contains(p)) {
+                    let admitted = self.admit_orphans(*parent).await;
+                    if admitted.contains(&txid) {
+                        return Relayed::Accepted(admitted);
+                    }
+                }
                 Relayed::Orphan(missing)
             }
-            Err(e @ (MempoolError::AlreadyInMempool | MempoolError::Store(_))) => {
-                Relayed::Rejected(e)
+            // Its parents kept changing under the checks: dropped, not remembered.
+            Ok(Admission::NeedsSignatures) => {
+                Relayed::Rejected(RuleError::InputsMissingOrSpent.into())
             }
+            Err(
+                e @ (MempoolError::AlreadyInMempool
+                | MempoolError::Store(_)
+                | MempoolError::Stopping
+                | MempoolError::Rule(RuleError::InputsMissingOrSpent)),
+            ) => Relayed::Rejected(e),
             Err(e) => {
-                self.rejects().insert(&tip, txid);
+                // Remembered for the tip it was refused on only.
+                if self.tip.borrow().hash == tip {
+                    self.rejects().insert(&tip, txid);
+                }
                 Relayed::Rejected(e)
             }
         }
@@ -304,9 +319,13 @@ impl Node {
         self.orphans.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// True if `txid` is in the pool or waits as an orphan.
+    /// True if `txid` is in the pool, waits as an orphan, or was refused on the current tip
+    /// (Bitcoin Core's `AlreadyHaveTx`): not worth downloading.
     pub fn has_transaction(&self, txid: &Txid) -> bool {
-        self.snapshot().mempool.contains(txid) || self.orphans().contains(txid)
+        let tip = self.tip.borrow().hash;
+        self.snapshot().mempool.contains(txid)
+            || self.orphans().contains(txid)
+            || self.rejects().contains(&tip, txid)
     }
 
     /// Admits the orphans that spend `txid` (just added to the pool), and theirs in turn;
@@ -318,12 +337,12 @@ impl Node {
             let children = self.orphans().take_children(&parent);
             for (child, child_tx, from) in children {
                 match self.admit(child_tx.clone(), false).await {
-                    Ok(_) => {
+                    Ok(Admission::Valid(_)) => {
                         admitted.push(child);
                         parents.push(child);
                     }
                     // Still waiting for another parent.
-                    Err(MempoolError::Rule(RuleError::InputsMissingOrSpent)) => {
+                    Ok(Admission::Missing(_) | Admission::NeedsSignatures) => {
                         self.orphans().add(child_tx, child, from, Instant::now());
                     }
                     Err(e) => tracing::debug!(%child, "orphan refused: {e}"),
@@ -331,30 +350,6 @@ impl Node {
             }
         }
         admitted
-    }
-
-    /// Parents of `tx` neither in the pool nor (by one of their outputs `tx` spends) in the
-    /// UTXO set.
-    fn missing_parents(&self, tx: &Transaction) -> Vec<Txid> {
-        let snap = self.snapshot();
-        let mut missing = Vec::new();
-        for input in &tx.input {
-            let parent = input.previous_output.txid;
-            if snap.mempool.contains(&parent) {
-                continue;
-            }
-            match snap.chain_coin(&input.previous_output) {
-                Ok(None) => missing.push(parent),
-                Ok(Some(_)) => {}
-                Err(e) => {
-                    self.store_failed(&e);
-                    return Vec::new();
-                }
-            }
-        }
-        missing.sort();
-        missing.dedup();
-        missing
     }
 
     /// Drops the orphans peer `peer` sent (it disconnected).
@@ -374,16 +369,23 @@ impl Node {
         tx: Transaction,
         test_only: bool,
     ) -> Result<Txid, MempoolError> {
-        let txid = self.admit(tx, test_only).await?;
-        if !test_only {
-            self.admit_orphans(txid).await;
+        match self.admit(tx, test_only).await? {
+            Admission::Valid(txid) => {
+                if !test_only {
+                    self.admit_orphans(txid).await;
+                }
+                Ok(txid)
+            }
+            Admission::Missing(_) | Admission::NeedsSignatures => {
+                Err(RuleError::InputsMissingOrSpent.into())
+            }
         }
-        Ok(txid)
     }
 
     /// Checks `tx` on the signature pool against the latest snapshot, then has the writer
-    /// check the rest against the live state and add it (see the module docs).
-    async fn admit(&self, tx: Transaction, test_only: bool) -> Result<Txid, MempoolError> {
+    /// check the rest against the live state and add it (see the module docs). Answers
+    /// [`Admission::NeedsSignatures`] only when the parents changed under every try.
+    async fn admit(&self, tx: Transaction, test_only: bool) -> Result<Admission, MempoolError> {
         let result = self.admit_checked(tx, test_only).await;
         if let Err(e) = &result {
             if e.is_fatal() {
@@ -393,7 +395,11 @@ impl Node {
         result
     }
 
-    async fn admit_checked(&self, tx: Transaction, test_only: bool) -> Result<Txid, MempoolError> {
+    async fn admit_checked(
+        &self,
+        tx: Transaction,
+        test_only: bool,
+    ) -> Result<Admission, MempoolError> {
         for _ in 0..SIGNATURE_RETRIES {
             let verified = match check_on_pool(self.snapshot(), tx.clone()).await {
                 Ok(()) => true,
@@ -411,13 +417,12 @@ impl Node {
                 })
                 .await
                 .map_err(|_| MempoolError::Stopping)??;
-            match admission {
-                Admission::Valid(txid) => return Ok(txid),
-                Admission::NeedsSignatures => continue,
+            if admission != Admission::NeedsSignatures {
+                return Ok(admission);
             }
         }
         // Its parents came and went each time we looked.
-        Err(RuleError::InputsMissingOrSpent.into())
+        Ok(Admission::NeedsSignatures)
     }
 
     /// Invalidates or reconsiders a block.
@@ -440,11 +445,21 @@ impl Node {
         .map_err(ChainError::from)
     }
 
-    /// A template on the current tip (built by the writer, or its cached one if neither the
-    /// tip nor the mempool changed since).
+    /// A template on the current tip: the latest snapshot's, or one the writer builds (or has
+    /// cached), which the snapshot then keeps if it was built on the snapshot's tip and pool.
+    /// So only the first request after a change waits for the writer.
     pub fn template(&self) -> Result<Arc<Template>, ChainError> {
-        self.call(|reply| Command::Template { reply })
-            .map_err(stopped)
+        let snap = self.snapshot();
+        if let Some(t) = snap.template.get() {
+            return Ok(t.clone());
+        }
+        let built = self
+            .call(|reply| Command::Template { reply })
+            .map_err(stopped)?;
+        if built.prev_blockhash == snap.index.tip_hash() && built.mempool_seq == snap.mempool_seq {
+            let _ = snap.template.set(built.clone());
+        }
+        Ok(built)
     }
 
     /// Mines up to `n` blocks paying `script_pubkey` (fewer if the node is stopping) and returns

@@ -1095,7 +1095,7 @@ fn template_json(node: &Node) -> RpcResult<Value> {
     let t = node
         .template()
         .map_err(|e| err(code::MISC_ERROR, e.to_string()))?;
-    let seq = *node.mempool_seq.borrow();
+    let seq = t.mempool_seq;
     let tip = crate::node::Tip {
         hash: t.prev_blockhash,
         height: t.height - 1,

@@ -4,7 +4,10 @@
 //! A snapshot holds a copy of the block index and of the mempool (persistent collections: a
 //! copy costs a few reference counts) and a redb read transaction begun right after the
 //! writer's last commit, so the three always agree with each other, however long a reader
-//! keeps them and whatever the writer does meanwhile.
+//! keeps them and whatever the writer does meanwhile. Holding one also holds on to the pages
+//! its read transaction sees, so a reader keeps a snapshot no longer than one request.
+
+use std::sync::{Arc, OnceLock};
 
 use chaincore::validation::Coin;
 use chaincore::{BlockHash, OutPoint};
@@ -12,6 +15,7 @@ use redb::ReadTransaction;
 
 use crate::chain::BlockIndex;
 use crate::mempool::{ChainView, Mempool};
+use crate::mining::Template;
 use crate::store::{self, StoreError};
 
 /// The chain state as of one moment (see the module docs).
@@ -22,6 +26,11 @@ pub struct Snapshot {
     pub mempool: Mempool,
     /// The store as of the same moment.
     pub rtx: ReadTransaction,
+    /// Bumped on every mempool change (long-poll ids).
+    pub mempool_seq: u64,
+    /// The block template on this tip and pool, once the writer built one (see
+    /// `crate::node::Node::template`).
+    pub template: OnceLock<Arc<Template>>,
 }
 
 /// The best tip as published to waiters.

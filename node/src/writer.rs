@@ -79,7 +79,7 @@ pub enum Command {
 }
 
 /// What the writer made of a transaction whose command succeeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     /// Added to the pool (or, for `test_only`, valid).
     Valid(Txid),
@@ -87,6 +87,9 @@ pub enum Admission {
     /// snapshot the caller checked against. The snapshot published before this answer has
     /// them; check again and resend.
     NeedsSignatures,
+    /// Some inputs spend outputs of these transactions, which are neither in the pool nor (by
+    /// those outputs) in the UTXO set: an orphan, as the live state says.
+    Missing(Vec<Txid>),
 }
 
 /// The writer is gone: the node is stopping.
@@ -162,6 +165,12 @@ impl Writer {
         answer.await.map_err(|_| Stopped)
     }
 
+    /// Commands waiting in the queue.
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.sender().map_or(0, |s| QUEUE - s.capacity())
+    }
+
     /// Lets the writer finish the commands already sent, then waits for its thread to end.
     pub fn stop(&self) {
         drop(
@@ -188,17 +197,23 @@ fn run(mut state: State, mut commands: mpsc::Receiver<Command>, node: Weak<Node>
             return;
         };
         let mut answers: Vec<Box<dyn FnOnce()>> = Vec::new();
+        let mut new_txs = Vec::new();
         let mut changed = false;
         let mut next = Some(first);
         while let Some(command) = next.take() {
-            let outcome = handle(&mut state, command, &mut template, mempool_seq, &node);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handle(&mut state, command, &mut template, mempool_seq, &node)
+            }));
+            let Ok(outcome) = outcome else {
+                // Nothing the writer holds can be trusted now: stop the node cleanly.
+                node.store_failed(&"the writer thread panicked");
+                return;
+            };
             if outcome.changed {
                 changed = true;
                 mempool_seq += 1;
             }
-            for txid in outcome.new_txs {
-                let _ = node.new_tx.send(txid);
-            }
+            new_txs.extend(outcome.new_txs);
             answers.push(outcome.answer);
             if answers.len() < BATCH {
                 next = commands.try_recv().ok();
@@ -206,6 +221,10 @@ fn run(mut state: State, mut commands: mpsc::Receiver<Command>, node: Weak<Node>
         }
         if changed {
             publish(&node, &state, mempool_seq);
+        }
+        // Announced once readers (and peers asking for them) can see them.
+        for txid in new_txs {
+            let _ = node.new_tx.send(txid);
         }
         for answer in answers {
             answer();
@@ -260,14 +279,17 @@ fn handle(
             test_only,
             reply,
         } => {
+            let size = (state.mempool.len(), state.mempool.bytes());
             let result = accept_tx(state, *tx, verified, test_only);
             fatal(node, result.as_ref().err().filter(|e| e.is_fatal()));
             let new_txs = match result {
                 Ok(Admission::Valid(txid)) if !test_only => vec![txid],
                 _ => Vec::new(),
             };
+            // An insert that evicted others and then itself (`Full`) changed the pool too.
+            let moved = size != (state.mempool.len(), state.mempool.bytes());
             Outcome {
-                changed: !new_txs.is_empty(),
+                changed: !new_txs.is_empty() || moved,
                 new_txs,
                 answer: answer(reply, result),
             }
@@ -294,6 +316,7 @@ fn handle(
                     let built = Arc::new(Template::new(
                         state.chain.index(),
                         &state.mempool,
+                        mempool_seq,
                         unix_now(),
                     ));
                     *template = Some((tip, mempool_seq, built.clone()));
@@ -344,7 +367,20 @@ fn accept_tx(
         median_time_past: index.median_time_past(&index.tip_hash()),
     };
     // Signatures are the caller's part (see `verified`).
-    let entry = state.mempool.check(tx, &view, unix_now(), &|_| true)?;
+    let entry = match state
+        .mempool
+        .check(tx.clone(), &view, unix_now(), &|_| true)
+    {
+        Err(MempoolError::Rule(chaincore::validation::RuleError::InputsMissingOrSpent)) => {
+            let missing = missing_parents(&state.mempool, &rtx, &tx)?;
+            if missing.is_empty() {
+                // Every parent is there: an input is spent, not missing.
+                return Err(chaincore::validation::RuleError::InputsMissingOrSpent.into());
+            }
+            return Ok(Admission::Missing(missing));
+        }
+        checked => checked?,
+    };
     if !verified {
         return Ok(Admission::NeedsSignatures);
     }
@@ -353,6 +389,27 @@ fn accept_tx(
         state.mempool.insert(entry)?;
     }
     Ok(Admission::Valid(txid))
+}
+
+/// Parents of `tx` neither in `pool` nor (by one of their outputs `tx` spends) in the UTXO
+/// set of `rtx`.
+fn missing_parents(
+    pool: &Mempool,
+    rtx: &redb::ReadTransaction,
+    tx: &Transaction,
+) -> Result<Vec<Txid>, StoreError> {
+    let mut missing = Vec::new();
+    for input in &tx.input {
+        let parent = input.previous_output.txid;
+        if !pool.contains(&parent)
+            && crate::store::read::coin(rtx, &input.previous_output)?.is_none()
+        {
+            missing.push(parent);
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    Ok(missing)
 }
 
 /// A store failure leaves nothing trustworthy: the node shuts down.
@@ -385,6 +442,8 @@ fn publish(node: &Node, state: &State, mempool_seq: u64) {
         index: state.chain.index().clone(),
         mempool: state.mempool.clone(),
         rtx,
+        mempool_seq,
+        template: Default::default(),
     });
     let tip = snapshot.tip();
     node.snapshot.send_replace(snapshot);

@@ -48,7 +48,8 @@ fn fixture(label: &str) -> Fixture {
         },
         coinbase.output[0].value,
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
@@ -176,4 +177,61 @@ fn a_transaction_over_the_standard_size_is_refused_as_policy() {
         !e.is_consensus(),
         "policy: a peer relaying it is not punished"
     );
+}
+
+/// Waits (polling, generous deadline) until `f` holds.
+fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_child_relayed_while_its_parent_gets_in_is_accepted_not_remembered_as_refused() {
+    let f = fixture("race");
+    let parent = spend(f.coin, true);
+    let parent_out = (
+        OutPoint {
+            txid: parent.compute_txid(),
+            vout: 0,
+        },
+        parent.output[0].value,
+    );
+    let child = spend(parent_out, true);
+    let child_txid = child.compute_txid();
+    // Hold the writer in a command waiting for redb's write lock, so the child's command and
+    // then the parent's queue behind it and run in one batch, the child's first: the writer
+    // sees no parent, but the parent is in by the time the child's answer comes.
+    let wtx = f.node.store_for_tests().begin_write().unwrap();
+    let n = f.node.clone();
+    let held = std::thread::spawn(move || n.save_peers(&[]));
+    wait_until("the writer to take the command", || {
+        f.node.writer.queued() == 0
+    });
+    let n = f.node.clone();
+    let c = child.clone();
+    let relayed = f.rt.spawn(async move { n.accept_relayed(c, 1).await });
+    wait_until("the child's command", || f.node.writer.queued() >= 1);
+    let n = f.node.clone();
+    let p = parent.clone();
+    let admitted =
+        f.rt.spawn(async move { n.accept_transaction(p, false).await });
+    wait_until("the parent's command", || f.node.writer.queued() >= 2);
+    drop(wtx);
+    held.join().unwrap().unwrap();
+    f.rt.block_on(admitted).unwrap().unwrap();
+    let first = f.rt.block_on(relayed).unwrap();
+    assert!(
+        f.node.snapshot().mempool.contains(&child_txid),
+        "the child is in the pool (first answer {first:?})"
+    );
+    assert!(matches!(
+        f.rt.block_on(f.node.accept_relayed(child, 3)),
+        Relayed::Rejected(MempoolError::AlreadyInMempool)
+    ));
 }
