@@ -1,4 +1,6 @@
-//! Bitcoin's P2P messages (the subset ChainCore speaks) and their framing codec.
+//! Bitcoin's P2P messages (the subset ChainCore speaks) and their framing codec (feature
+//! `p2p`), kept in the library, as rust-bitcoin keeps `p2p::message`, so that the fuzz targets
+//! reach the very decoder a peer reaches.
 //!
 //! Frame: `magic (4) | command (12, NUL-padded ASCII) | length (u32 LE) | checksum (4) |
 //! payload`, where the checksum is the first 4 bytes of SHA-256d(payload). The decoder checks
@@ -8,11 +10,12 @@
 use std::io::Write;
 
 use bytes::{Buf, BufMut, BytesMut};
-use chaincore::block::Header;
-use chaincore::encode::{self, deserialize, CompactSize, Decodable, Encodable};
-use chaincore::hash::sha256d;
-use chaincore::{Block, BlockHash, Transaction};
 use tokio_util::codec::{Decoder, Encoder};
+
+use crate::block::Header;
+use crate::encode::{self, deserialize, CompactSize, Decodable, Encodable};
+use crate::hash::sha256d;
+use crate::{Block, BlockHash, Transaction};
 
 /// Largest message payload after the handshake.
 pub const MAX_MESSAGE: usize = 4_000_000;
@@ -508,7 +511,7 @@ mod tests {
         round_trip(Message::Headers(vec![Header::default(); 3]));
         round_trip(Message::Addr(vec!["127.0.0.1:8333".parse().unwrap()]));
         round_trip(Message::Block(
-            chaincore::Network::Regtest.genesis_block().clone(),
+            crate::Network::Regtest.genesis_block().clone(),
         ));
         round_trip(Message::Version(Version {
             version: PROTOCOL_VERSION,
