@@ -342,11 +342,23 @@ impl Keystore {
                 })
             }
         };
+        Keystore::from_json(&text, network, shown)
+    }
+
+    /// Parses the text of a wallet file for `network`, as [`Keystore::load`] does after reading
+    /// it; `source` names the file in errors. Checks everything that can be checked without the
+    /// passphrase: the version, network and account path, every address, and (unencrypted) that
+    /// every key and the seed give the stored addresses.
+    pub fn from_json(
+        text: &str,
+        network: Network,
+        source: String,
+    ) -> Result<Keystore, KeystoreError> {
         let corrupted = |why: String| KeystoreError::Corrupted {
-            path: shown.clone(),
+            path: source.clone(),
             why,
         };
-        let file: FileFormat = serde_json::from_str(&text).map_err(|e| corrupted(e.to_string()))?;
+        let file: FileFormat = serde_json::from_str(text).map_err(|e| corrupted(e.to_string()))?;
         let hd = match file.version {
             LEGACY_VERSION => false,
             HD_VERSION => true,
@@ -407,7 +419,7 @@ impl Keystore {
             secrets,
             encryption: None,
             sealed,
-            source: shown,
+            source,
         })
     }
 
