@@ -29,6 +29,8 @@ pub const MAX_INV: usize = 50_000;
 pub const MAX_LOCATOR: usize = 101;
 /// Most addresses in one `addr`.
 pub const MAX_ADDR: usize = 1_000;
+/// Longest user agent in a `version`, in bytes (Bitcoin Core's `MAX_SUBVERSION_LENGTH`).
+pub const MAX_USER_AGENT: usize = 256;
 /// Our protocol version.
 pub const PROTOCOL_VERSION: i32 = 70_016;
 
@@ -88,7 +90,9 @@ pub struct Version {
     pub timestamp: i64,
     /// Random per-connection nonce, to detect connecting to ourselves.
     pub nonce: u64,
-    /// Software name, e.g. `/chaincore:0.1.0/`.
+    /// Software name, e.g. `/chaincore:0.1.0/`. A peer's is decoded as Bitcoin Core shows it
+    /// (`cleanSubVer`): at most [`MAX_USER_AGENT`] bytes, of which only letters, digits and
+    /// ` .,;-_/:?@()` are kept.
     pub user_agent: String,
     /// Sender's best height.
     pub start_height: i32,
@@ -294,7 +298,7 @@ impl Message {
                 decode_net_addr(r).map_err(bad)?; // addr_from: unused, as in Core
                 let nonce = u64::consensus_decode(r).map_err(bad)?;
                 let agent = encode::read_bytes(r).map_err(bad)?;
-                if agent.len() > 256 {
+                if agent.len() > MAX_USER_AGENT {
                     return Err(ProtocolError::TooMany("user agent"));
                 }
                 let start_height = i32::consensus_decode(r).map_err(bad)?;
@@ -314,7 +318,11 @@ impl Message {
                     services,
                     timestamp,
                     nonce,
-                    user_agent: String::from_utf8_lossy(&agent).into_owned(),
+                    user_agent: agent
+                        .into_iter()
+                        .filter(|&b| b.is_ascii_alphanumeric() || b" .,;-_/:?@()".contains(&b))
+                        .map(char::from)
+                        .collect(),
                     start_height,
                     addr_recv,
                     relay,
@@ -555,6 +563,44 @@ mod tests {
             assert_eq!(v.user_agent, "/Satoshi:27.0.0/");
             assert_eq!(v.start_height, 100);
         }
+    }
+
+    /// Found by the `p2p_message` fuzz target (its input is in fuzz/regressions/p2p_message/):
+    /// a user agent within the 256-byte limit but not UTF-8 was decoded lossily into up to
+    /// three times as many bytes, so the `version` we had accepted re-encoded to one we refuse
+    /// (`TooMany("user agent")`), and control characters reached `getpeerinfo`'s `subver`.
+    /// Only Bitcoin Core's safe characters are kept now, as in its `cleanSubVer`.
+    #[test]
+    fn user_agents_keep_only_safe_characters() {
+        let ours = Message::Version(Version {
+            version: PROTOCOL_VERSION,
+            services: 0,
+            timestamp: 0,
+            nonce: 1,
+            user_agent: String::new(),
+            start_height: 0,
+            addr_recv: None,
+            relay: true,
+            genesis: None,
+        });
+        let empty_agent = ours.payload();
+        let agent: Vec<u8> = [&[0xe3u8; 200][..], b"/x:1.0\n\x1b[31m (y)/"].concat();
+        // Under the limit, and short enough for a one-byte length at offset 80 (where an empty
+        // agent's is), yet over it once each 0xe3 is decoded as U+FFFD.
+        assert!(agent.len() < 0xfd && 3 * agent.len() > MAX_USER_AGENT);
+        let payload = [
+            &empty_agent[..80],
+            &[agent.len() as u8],
+            &agent,
+            &empty_agent[81..],
+        ]
+        .concat();
+        let Message::Version(v) = Message::parse("version", &payload).unwrap() else {
+            panic!("not a version");
+        };
+        assert_eq!(v.user_agent, "/x:1.031m (y)/");
+        let msg = Message::Version(v);
+        assert_eq!(Message::parse("version", &msg.payload()).unwrap(), msg);
     }
 
     #[test]
