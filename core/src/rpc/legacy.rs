@@ -5,6 +5,9 @@
 //! [`upgrade_legacy`] before jsonrpsee sees it, and [`downgrade_response`] on the answer. These
 //! are plain functions of bytes so the RPC fuzz target runs exactly what the server runs.
 
+use std::collections::BTreeMap;
+
+use serde_json::value::{to_raw_value, RawValue};
 use serde_json::Value;
 
 /// True if `body` is a JSON-RPC 1.0 style call (or a batch holding one): an object without a
@@ -37,25 +40,48 @@ pub fn is_legacy(body: &[u8]) -> bool {
 }
 
 /// Rewrites a 1.0 style call (or each one of a batch) as JSON-RPC 2.0 for jsonrpsee: adds
-/// `"jsonrpc":"2.0"`, drops `"version"`, and gives a missing `id` the value null.
+/// `"jsonrpc":"2.0"`, drops `"version"`, and gives a missing `id` the value null. Member values
+/// are moved as raw JSON text, never parsed, so every body that [`is_legacy`] calls 1.0 style
+/// is upgraded, numbers too large for an `f64` (`1e400`) included, and big params are not
+/// built into values. A body that is not JSON is returned unchanged.
 pub fn upgrade_legacy(body: &[u8]) -> Vec<u8> {
-    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
-        return body.to_vec();
-    };
-    let fix = |call: &mut Value| {
-        if let Some(obj) = call.as_object_mut() {
-            if !obj.contains_key("jsonrpc") {
-                obj.remove("version");
-                obj.insert("jsonrpc".into(), Value::from("2.0"));
-                obj.entry("id").or_insert(Value::Null);
-            }
+    /// A call's members, each as its JSON text.
+    type Call = BTreeMap<String, Box<RawValue>>;
+    fn fix(call: &mut Call) {
+        if !call.contains_key("jsonrpc") {
+            call.remove("version");
+            call.insert("jsonrpc".into(), raw(r#""2.0""#));
+            call.entry("id".into()).or_insert_with(|| raw("null"));
         }
-    };
-    match &mut value {
-        Value::Array(calls) => calls.iter_mut().for_each(fix),
-        call => fix(call),
     }
-    serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec())
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_string()).expect("a JSON literal")
+    }
+    let upgraded = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice::<Vec<Box<RawValue>>>(body)
+            .ok()
+            .map(|calls| {
+                let calls: Vec<Box<RawValue>> = calls
+                    .into_iter()
+                    .map(|c| match serde_json::from_str::<Call>(c.get()) {
+                        Ok(mut call) => {
+                            fix(&mut call);
+                            to_raw_value(&call).unwrap_or(c)
+                        }
+                        Err(_) => c,
+                    })
+                    .collect();
+                serde_json::to_vec(&calls)
+            }),
+        _ => serde_json::from_slice::<Call>(body).ok().map(|mut call| {
+            fix(&mut call);
+            serde_json::to_vec(&call)
+        }),
+    };
+    match upgraded {
+        Some(Ok(bytes)) => bytes,
+        _ => body.to_vec(),
+    }
 }
 
 /// Rewrites JSON-RPC 2.0 answers to the 1.0 shape `{"result","error","id"}`.
@@ -113,5 +139,23 @@ mod tests {
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v[0]["result"], Value::Null);
         assert_eq!(v[0]["error"]["code"], -1);
+    }
+
+    /// Found while writing the `rpc_request` fuzz target, whose check that an upgraded body is
+    /// no longer 1.0 style it fails (the inputs are in fuzz/regressions/rpc_request/): a number
+    /// past `f64`'s range passes `is_legacy` (which skips values) but stopped the upgrade, which
+    /// parsed the whole body into a `Value`, so jsonrpsee got the 1.0 body and answered with an
+    /// invalid-request error instead of the method's answer.
+    #[test]
+    fn numbers_past_f64_range_are_upgraded_too() {
+        for body in [
+            &br#"{"method":"getblockhash","params":[1e400],"id":1}"#[..],
+            br#"{"method":"getblockcount","id":1e400}"#,
+        ] {
+            assert!(is_legacy(body));
+            let up = upgrade_legacy(body);
+            assert!(!is_legacy(&up), "{}", String::from_utf8_lossy(&up));
+            assert!(String::from_utf8_lossy(&up).contains("e400"));
+        }
     }
 }
