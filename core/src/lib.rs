@@ -13,6 +13,7 @@
 //! - [`key`]: k256 keys, WIF, strict-DER low-S signatures.
 //! - [`address`]: Base58Check P2PKH addresses.
 //! - [`network`]: `main`/`test`/`regtest` parameters and genesis blocks.
+//! - `p2p` (feature `p2p`): Bitcoin's P2P messages and their framing codec.
 //! - `rpc` (feature `rpc`): the JSON-RPC interface shared by node, miner and wallet.
 //! - [`validation`]: the consensus rules, one function each, with Bitcoin Core's reject reasons.
 
@@ -24,6 +25,8 @@ pub mod hash;
 pub mod key;
 pub mod merkle;
 pub mod network;
+#[cfg(feature = "p2p")]
+pub mod p2p;
 pub mod pow;
 #[cfg(feature = "rpc")]
 pub mod rpc;

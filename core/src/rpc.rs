@@ -4,6 +4,8 @@
 //! Method names, parameter order, result shapes and error codes follow Bitcoin Core. Results
 //! are JSON values shaped like Core's; `docs/RPC.md` documents every method.
 
+pub mod legacy;
+
 use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use serde_json::Value;

@@ -8,7 +8,7 @@
 //! unless it is on loopback or named by the operator, its IP is banned for 24 hours.
 
 pub mod addrbook;
-pub mod message;
+pub use chaincore::p2p as message;
 pub mod outbox;
 
 use std::collections::{HashMap, HashSet, VecDeque};

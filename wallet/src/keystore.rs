@@ -82,6 +82,17 @@ pub enum KeystoreError {
     },
 }
 
+/// Most memory the Argon2id parameters of a wallet file may ask for, in KiB: 256 MiB, 13 times
+/// what `create` writes (19 MiB).
+const MAX_KDF_M_COST: u32 = 256 * 1024;
+
+/// Most Argon2id work a wallet file may ask for, memory (KiB) times passes: 512 MiB·passes,
+/// 13 times what `create` writes (19 MiB, 2 passes), well under a second.
+const MAX_KDF_WORK: u64 = 512 * 1024;
+
+/// Most Argon2id lanes a wallet file may ask for (`create` writes 1).
+const MAX_KDF_P_COST: u32 = 16;
+
 /// Argon2id parameters and salt, stored with encrypted keys.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 struct Kdf {
@@ -93,6 +104,24 @@ struct Kdf {
     p_cost: u32,
     /// Salt, hex.
     salt: String,
+}
+
+impl Kdf {
+    /// The Argon2id parameters, if Argon2 accepts them and they stay within
+    /// [`MAX_KDF_M_COST`], [`MAX_KDF_WORK`] and [`MAX_KDF_P_COST`]: a damaged file must not
+    /// make `unlock` allocate or run without bound (`m_cost` comes straight from the file).
+    fn params(&self) -> Result<argon2::Params, String> {
+        let work = u64::from(self.m_cost) * u64::from(self.t_cost);
+        if self.m_cost > MAX_KDF_M_COST || work > MAX_KDF_WORK || self.p_cost > MAX_KDF_P_COST {
+            return Err(format!(
+                "Argon2id parameters m_cost {} KiB, t_cost {}, p_cost {} exceed the limits of \
+                 {MAX_KDF_M_COST} KiB, {MAX_KDF_WORK} KiB times passes and {MAX_KDF_P_COST} lanes",
+                self.m_cost, self.t_cost, self.p_cost
+            ));
+        }
+        argon2::Params::new(self.m_cost, self.t_cost, self.p_cost, Some(32))
+            .map_err(|e| format!("Argon2id parameters: {e}"))
+    }
 }
 
 /// One address the wallet owns.
@@ -342,11 +371,23 @@ impl Keystore {
                 })
             }
         };
+        Keystore::from_json(&text, network, shown)
+    }
+
+    /// Parses the text of a wallet file for `network`, as [`Keystore::load`] does after reading
+    /// it; `source` names the file in errors. Checks everything that can be checked without the
+    /// passphrase: the version, network and account path, every address, and (unencrypted) that
+    /// every key and the seed give the stored addresses.
+    pub fn from_json(
+        text: &str,
+        network: Network,
+        source: String,
+    ) -> Result<Keystore, KeystoreError> {
         let corrupted = |why: String| KeystoreError::Corrupted {
-            path: shown.clone(),
+            path: source.clone(),
             why,
         };
-        let file: FileFormat = serde_json::from_str(&text).map_err(|e| corrupted(e.to_string()))?;
+        let file: FileFormat = serde_json::from_str(text).map_err(|e| corrupted(e.to_string()))?;
         let hd = match file.version {
             LEGACY_VERSION => false,
             HD_VERSION => true,
@@ -388,7 +429,10 @@ impl Keystore {
                 .map_err(corrupted)?;
                 (Some(secrets), None)
             }
-            (None, None, Some(enc)) => (None, Some(enc)),
+            (None, None, Some(enc)) => {
+                enc.kdf.params().map_err(corrupted)?;
+                (None, Some(enc))
+            }
             _ if hd => {
                 return Err(corrupted(
                     "needs exactly one of `seed` (with `keys`) and `encrypted`".into(),
@@ -407,7 +451,7 @@ impl Keystore {
             secrets,
             encryption: None,
             sealed,
-            source: shown,
+            source,
         })
     }
 
@@ -534,7 +578,7 @@ fn write_atomically(path: &Path, bytes: &[u8], create_new: bool) -> Result<(), K
 /// Argon2id of `passphrase` with the stored parameters; `None` if they are unusable.
 fn derive(kdf: &Kdf, passphrase: &str) -> Option<Zeroizing<[u8; 32]>> {
     let salt = hex::decode(&kdf.salt).ok()?;
-    let params = argon2::Params::new(kdf.m_cost, kdf.t_cost, kdf.p_cost, Some(32)).ok()?;
+    let params = kdf.params().ok()?;
     let argon = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = Zeroizing::new([0u8; 32]);
     argon
@@ -808,6 +852,42 @@ mod tests {
             );
             assert_eq!(std::fs::read_to_string(&path).unwrap(), bad);
         }
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    /// Found by the `wallet_file` fuzz target (fuzz/regressions/wallet_file/): an encrypted
+    /// file whose `m_cost` was damaged to 888,888,888 KiB made `unlock` abort the process
+    /// ("memory allocation of 910222221312 bytes failed") instead of reporting the file. Such
+    /// parameters are now refused when the file is loaded, before any passphrase is asked.
+    #[test]
+    fn kdf_costs_past_the_limits_are_refused_at_load() {
+        let path = temp("kdf");
+        let ks = Keystore::create_hd(Network::Regtest, test_seed(), Some("pw")).unwrap();
+        ks.save(&path, true).unwrap();
+        let good = std::fs::read_to_string(&path).unwrap();
+        assert!(good.contains("\"m_cost\": 19456") && good.contains("\"t_cost\": 2"));
+        for bad in [
+            good.replace("\"m_cost\": 19456", "\"m_cost\": 888888888"),
+            good.replace("\"t_cost\": 2", "\"t_cost\": 4294967295"),
+            good.replace("\"p_cost\": 1", "\"p_cost\": 16777215"),
+            good.replace("\"m_cost\": 19456", "\"m_cost\": 4"),
+        ] {
+            assert!(
+                matches!(
+                    Keystore::from_json(&bad, Network::Regtest, "w".into()),
+                    Err(KeystoreError::Corrupted { .. })
+                ),
+                "{bad}"
+            );
+        }
+        // Costlier than `create` writes but within the limits: loads (and fails to unlock
+        // only because the key derived differs).
+        let dearer = good.replace("\"m_cost\": 19456", "\"m_cost\": 65536");
+        let mut ks = Keystore::from_json(&dearer, Network::Regtest, "w".into()).unwrap();
+        assert!(matches!(
+            ks.unlock("pw"),
+            Err(KeystoreError::WrongPassphrase)
+        ));
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 

@@ -1,8 +1,7 @@
 //! `chaincore-wallet`: keys on disk, balances and coins from a node, signed transactions.
 //!
 //! # Layout
-//! - [`keystore`]: the wallet file (HD seed or random keys, plain or encrypted), atomic writes.
-//! - [`hd`]: BIP39 mnemonics and the BIP32 keys of the wallet's BIP44-style account.
+//! - `keystore` and `hd` (the library `chaincore_wallet`): the wallet file, BIP39 and BIP32.
 //! - [`lock`]: the wallet lock file that makes commands on one wallet run one at a time.
 //! - [`scan`]: the gap-limit scan of the node's address index that `restore` runs.
 //! - [`prompt`]: passphrases and mnemonic words from files or the terminal.
@@ -10,8 +9,6 @@
 //! - [`node`]: the JSON-RPC connection to `chaincore-node`.
 
 mod coinselect;
-mod hd;
-mod keystore;
 mod lock;
 mod node;
 mod prompt;
@@ -24,6 +21,7 @@ use anyhow::{bail, Context};
 use chaincore::key::PrivateKey;
 use chaincore::rpc::NodeArgs;
 use chaincore::{Address, Amount, Script, Transaction, TxIn, TxOut};
+use chaincore_wallet::{hd, keystore};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;

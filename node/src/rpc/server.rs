@@ -19,13 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use chaincore::rpc::legacy::{downgrade_response, is_legacy, upgrade_legacy};
 use chaincore::rpc::RpcServer;
 use http_body_util::{BodyExt, Limited};
 use jsonrpsee::server::{
     serve_with_graceful_shutdown, stop_channel, BatchRequestConfig, HttpBody, Methods, Server,
     ServerConfig, ServerHandle, StopHandle, TowerServiceBuilder,
 };
-use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tower::layer::util::Identity;
@@ -433,77 +433,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// True if `body` is a JSON-RPC 1.0 style call (or a batch holding one): an object without a
-/// `"jsonrpc"` member. Only looks for that member, without building the (possibly megabytes
-/// of) params.
-fn is_legacy(body: &[u8]) -> bool {
-    use serde::de::{Deserialize, Deserializer, IgnoredAny};
-    #[derive(serde::Deserialize)]
-    struct Call {
-        #[serde(default, deserialize_with = "present")]
-        jsonrpc: bool,
-    }
-    fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        IgnoredAny::deserialize(d).map(|_| true)
-    }
-    /// A batch element: a call object, or anything else (which jsonrpsee will refuse).
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Element {
-        Call(Call),
-        Other(IgnoredAny),
-    }
-    let legacy = |e: &Element| matches!(e, Element::Call(Call { jsonrpc: false }));
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => {
-            serde_json::from_slice::<Vec<Element>>(body).is_ok_and(|calls| calls.iter().any(legacy))
-        }
-        _ => serde_json::from_slice::<Call>(body).is_ok_and(|call| !call.jsonrpc),
-    }
-}
-
-/// Rewrites a 1.0 style call (or each one of a batch) as JSON-RPC 2.0 for jsonrpsee: adds
-/// `"jsonrpc":"2.0"`, drops `"version"`, and gives a missing `id` the value null.
-fn upgrade_legacy(body: &[u8]) -> Vec<u8> {
-    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
-        return body.to_vec();
-    };
-    let fix = |call: &mut Value| {
-        if let Some(obj) = call.as_object_mut() {
-            if !obj.contains_key("jsonrpc") {
-                obj.remove("version");
-                obj.insert("jsonrpc".into(), Value::from("2.0"));
-                obj.entry("id").or_insert(Value::Null);
-            }
-        }
-    };
-    match &mut value {
-        Value::Array(calls) => calls.iter_mut().for_each(fix),
-        call => fix(call),
-    }
-    serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec())
-}
-
-/// Rewrites JSON-RPC 2.0 answers to the 1.0 shape `{"result","error","id"}`.
-fn downgrade_response(body: &[u8]) -> Vec<u8> {
-    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
-        return body.to_vec();
-    };
-    let fix = |answer: &mut Value| {
-        if let Some(obj) = answer.as_object_mut() {
-            obj.remove("jsonrpc");
-            obj.entry("result").or_insert(Value::Null);
-            obj.entry("error").or_insert(Value::Null);
-            obj.entry("id").or_insert(Value::Null);
-        }
-    };
-    match &mut value {
-        Value::Array(answers) => answers.iter_mut().for_each(fix),
-        answer => fix(answer),
-    }
-    serde_json::to_vec(&value).unwrap_or_else(|_| body.to_vec())
-}
-
 /// Writes `__cookie__:<64 hex digits>` with mode 0600; returns the `user:password` secret.
 fn write_cookie(path: &Path) -> anyhow::Result<String> {
     use rand_core::RngCore;
@@ -528,39 +457,6 @@ fn write_cookie(path: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn legacy_requests_are_upgraded_and_answers_downgraded() {
-        let call = br#"{"method":"getblockcount","params":[],"id":0,"version":"1.1"}"#;
-        assert!(is_legacy(call));
-        let v: Value = serde_json::from_slice(&upgrade_legacy(call)).unwrap();
-        assert_eq!(v["jsonrpc"], "2.0");
-        assert!(v.get("version").is_none());
-        let batch = br#" [{"jsonrpc":"2.0","method":"x","id":1},{"method":"y","id":2}]"#;
-        assert!(is_legacy(batch));
-        let v: Value = serde_json::from_slice(&upgrade_legacy(batch)).unwrap();
-        assert_eq!(v[1]["jsonrpc"], "2.0");
-        assert!(!is_legacy(
-            br#"{"jsonrpc":"2.0","method":"x","params":["ab"],"id":1}"#
-        ));
-        assert!(!is_legacy(br#"[{"jsonrpc":"2.0","method":"x","id":1}]"#));
-        assert!(!is_legacy(b"not json"));
-        // A batch with a non-object element still has its 1.0 calls upgraded.
-        let mixed = br#"[1, {"method":"getblockcount","id":3}]"#;
-        assert!(is_legacy(mixed));
-        let v: Value = serde_json::from_slice(&upgrade_legacy(mixed)).unwrap();
-        assert_eq!(v[1]["jsonrpc"], "2.0");
-        // A present "jsonrpc" member, even null, is not 1.0 style.
-        assert!(!is_legacy(br#"{"jsonrpc":null,"method":"x","id":1}"#));
-        let out = downgrade_response(br#"{"jsonrpc":"2.0","result":5,"id":0}"#);
-        let v: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v, serde_json::json!({"result": 5, "error": null, "id": 0}));
-        let out =
-            downgrade_response(br#"[{"jsonrpc":"2.0","error":{"code":-1,"message":"m"},"id":1}]"#);
-        let v: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v[0]["result"], Value::Null);
-        assert_eq!(v[0]["error"]["code"], -1);
-    }
 
     #[test]
     fn credentials_compare_exactly() {

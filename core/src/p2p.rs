@@ -1,4 +1,6 @@
-//! Bitcoin's P2P messages (the subset ChainCore speaks) and their framing codec.
+//! Bitcoin's P2P messages (the subset ChainCore speaks) and their framing codec (feature
+//! `p2p`), kept in the library, as rust-bitcoin keeps `p2p::message`, so that the fuzz targets
+//! reach the very decoder a peer reaches.
 //!
 //! Frame: `magic (4) | command (12, NUL-padded ASCII) | length (u32 LE) | checksum (4) |
 //! payload`, where the checksum is the first 4 bytes of SHA-256d(payload). The decoder checks
@@ -8,11 +10,12 @@
 use std::io::Write;
 
 use bytes::{Buf, BufMut, BytesMut};
-use chaincore::block::Header;
-use chaincore::encode::{self, deserialize, CompactSize, Decodable, Encodable};
-use chaincore::hash::sha256d;
-use chaincore::{Block, BlockHash, Transaction};
 use tokio_util::codec::{Decoder, Encoder};
+
+use crate::block::Header;
+use crate::encode::{self, deserialize, CompactSize, Decodable, Encodable};
+use crate::hash::sha256d;
+use crate::{Block, BlockHash, Transaction};
 
 /// Largest message payload after the handshake.
 pub const MAX_MESSAGE: usize = 4_000_000;
@@ -26,6 +29,8 @@ pub const MAX_INV: usize = 50_000;
 pub const MAX_LOCATOR: usize = 101;
 /// Most addresses in one `addr`.
 pub const MAX_ADDR: usize = 1_000;
+/// Longest user agent in a `version`, in bytes (Bitcoin Core's `MAX_SUBVERSION_LENGTH`).
+pub const MAX_USER_AGENT: usize = 256;
 /// Our protocol version.
 pub const PROTOCOL_VERSION: i32 = 70_016;
 
@@ -85,7 +90,9 @@ pub struct Version {
     pub timestamp: i64,
     /// Random per-connection nonce, to detect connecting to ourselves.
     pub nonce: u64,
-    /// Software name, e.g. `/chaincore:0.1.0/`.
+    /// Software name, e.g. `/chaincore:0.1.0/`. A peer's is decoded as Bitcoin Core shows it
+    /// (`cleanSubVer`): at most [`MAX_USER_AGENT`] bytes, of which only letters, digits and
+    /// ` .,;-_/:?@()` are kept.
     pub user_agent: String,
     /// Sender's best height.
     pub start_height: i32,
@@ -291,7 +298,7 @@ impl Message {
                 decode_net_addr(r).map_err(bad)?; // addr_from: unused, as in Core
                 let nonce = u64::consensus_decode(r).map_err(bad)?;
                 let agent = encode::read_bytes(r).map_err(bad)?;
-                if agent.len() > 256 {
+                if agent.len() > MAX_USER_AGENT {
                     return Err(ProtocolError::TooMany("user agent"));
                 }
                 let start_height = i32::consensus_decode(r).map_err(bad)?;
@@ -311,7 +318,11 @@ impl Message {
                     services,
                     timestamp,
                     nonce,
-                    user_agent: String::from_utf8_lossy(&agent).into_owned(),
+                    user_agent: agent
+                        .into_iter()
+                        .filter(|&b| b.is_ascii_alphanumeric() || b" .,;-_/:?@()".contains(&b))
+                        .map(char::from)
+                        .collect(),
                     start_height,
                     addr_recv,
                     relay,
@@ -508,7 +519,7 @@ mod tests {
         round_trip(Message::Headers(vec![Header::default(); 3]));
         round_trip(Message::Addr(vec!["127.0.0.1:8333".parse().unwrap()]));
         round_trip(Message::Block(
-            chaincore::Network::Regtest.genesis_block().clone(),
+            crate::Network::Regtest.genesis_block().clone(),
         ));
         round_trip(Message::Version(Version {
             version: PROTOCOL_VERSION,
@@ -552,6 +563,44 @@ mod tests {
             assert_eq!(v.user_agent, "/Satoshi:27.0.0/");
             assert_eq!(v.start_height, 100);
         }
+    }
+
+    /// Found by the `p2p_message` fuzz target (its input is in fuzz/regressions/p2p_message/):
+    /// a user agent within the 256-byte limit but not UTF-8 was decoded lossily into up to
+    /// three times as many bytes, so the `version` we had accepted re-encoded to one we refuse
+    /// (`TooMany("user agent")`), and control characters reached `getpeerinfo`'s `subver`.
+    /// Only Bitcoin Core's safe characters are kept now, as in its `cleanSubVer`.
+    #[test]
+    fn user_agents_keep_only_safe_characters() {
+        let ours = Message::Version(Version {
+            version: PROTOCOL_VERSION,
+            services: 0,
+            timestamp: 0,
+            nonce: 1,
+            user_agent: String::new(),
+            start_height: 0,
+            addr_recv: None,
+            relay: true,
+            genesis: None,
+        });
+        let empty_agent = ours.payload();
+        let agent: Vec<u8> = [&[0xe3u8; 200][..], b"/x:1.0\n\x1b[31m (y)/"].concat();
+        // Under the limit, and short enough for a one-byte length at offset 80 (where an empty
+        // agent's is), yet over it once each 0xe3 is decoded as U+FFFD.
+        assert!(agent.len() < 0xfd && 3 * agent.len() > MAX_USER_AGENT);
+        let payload = [
+            &empty_agent[..80],
+            &[agent.len() as u8],
+            &agent,
+            &empty_agent[81..],
+        ]
+        .concat();
+        let Message::Version(v) = Message::parse("version", &payload).unwrap() else {
+            panic!("not a version");
+        };
+        assert_eq!(v.user_agent, "/x:1.031m (y)/");
+        let msg = Message::Version(v);
+        assert_eq!(Message::parse("version", &msg.payload()).unwrap(), msg);
     }
 
     #[test]

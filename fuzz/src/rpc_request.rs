@@ -1,0 +1,381 @@
+//! The JSON-RPC request path, minus HTTP: what an RPC client's request body reaches.
+//!
+//! Input: a request body. As the node's server does, a JSON-RPC 1.0 body (no `"jsonrpc"`
+//! member) goes through [`upgrade_legacy`]; then each call (each element of a batch, at most
+//! [`MAX_BATCH`], the server's limit) goes through jsonrpsee's request parsing and the
+//! parameter decoding that `#[rpc]` generates for every method of [`RpcServer`], into a stub
+//! server whose every method refuses once its parameters have decoded; a 1.0 body's answers
+//! then go through [`downgrade_response`].
+//!
+//! Checked: no panic; an upgraded body is no longer 1.0 style; every answer is JSON, and a
+//! downgraded answer has `result`, `error` and `id` and no `jsonrpc`. Not reached: the checks
+//! the node's methods make inside their bodies (`node/src/rpc.rs`), which need a node.
+
+use std::sync::OnceLock;
+
+use chaincore::rpc::legacy::{downgrade_response, is_legacy, upgrade_legacy};
+use chaincore::rpc::RpcServer;
+use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::{Methods, PendingSubscriptionSink};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// Most calls in one batch (the node's `rpc::server::MAX_BATCH`).
+pub const MAX_BATCH: usize = 100;
+
+/// Runs one input (see the module docs).
+pub fn run(data: &[u8]) {
+    let legacy = is_legacy(data);
+    let body = if legacy {
+        let up = upgrade_legacy(data);
+        assert!(
+            !is_legacy(&up),
+            "an upgraded request is still JSON-RPC 1.0 style"
+        );
+        up
+    } else {
+        data.to_vec()
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return;
+    };
+    let server = server();
+    let answer = match batch(text) {
+        Some(calls) => {
+            let answers: Vec<String> = calls
+                .iter()
+                .take(MAX_BATCH)
+                .map(|c| server.call(c.get()))
+                .collect();
+            format!("[{}]", answers.join(","))
+        }
+        None => server.call(text),
+    };
+    let parsed: Value = match serde_json::from_str(&answer) {
+        Ok(v) => v,
+        Err(e) => panic!("an answer that is not JSON ({e}): {answer}"),
+    };
+    if legacy {
+        let down: Value = match serde_json::from_slice(&downgrade_response(answer.as_bytes())) {
+            Ok(v) => v,
+            Err(e) => panic!("a downgraded answer that is not JSON ({e})"),
+        };
+        let answers = match (&parsed, &down) {
+            (Value::Array(_), Value::Array(d)) => d.clone(),
+            (Value::Object(_), d @ Value::Object(_)) => vec![d.clone()],
+            _ => panic!("downgrading changed the answer's shape: {down}"),
+        };
+        for a in &answers {
+            assert!(
+                a.get("jsonrpc").is_none()
+                    && ["result", "error", "id"].iter().all(|k| a.get(k).is_some()),
+                "a downgraded answer not in the 1.0 shape: {a}"
+            );
+        }
+    }
+}
+
+/// The calls of a batch body, or `None` if `text` is not a JSON array.
+fn batch(text: &str) -> Option<Vec<Box<RawValue>>> {
+    if !text.trim_start().starts_with('[') {
+        return None;
+    }
+    serde_json::from_str(text).ok()
+}
+
+/// The stub server's methods and a runtime to call them on, made once per process.
+struct Server {
+    runtime: tokio::runtime::Runtime,
+    methods: Methods,
+}
+
+impl Server {
+    /// One call through jsonrpsee; a body that is not a request gets JSON-RPC's parse error.
+    fn call(&self, request: &str) -> String {
+        match self
+            .runtime
+            .block_on(self.methods.raw_json_request(request, 1))
+        {
+            Ok((answer, _notifications)) => answer.get().to_string(),
+            Err(_) => {
+                r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}"#
+                    .to_string()
+            }
+        }
+    }
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| Server {
+        runtime: match tokio::runtime::Builder::new_current_thread().build() {
+            Ok(r) => r,
+            Err(e) => panic!("cannot start a tokio runtime: {e}"),
+        },
+        methods: Stub.into_rpc().into(),
+    })
+}
+
+/// Every method's parameters have decoded when it is called; it then refuses.
+fn refused() -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(-1, "fuzz stub: parameters decoded", None::<()>)
+}
+
+/// A server whose methods all answer [`refused`] and whose subscriptions are all rejected.
+struct Stub;
+
+#[async_trait]
+impl RpcServer for Stub {
+    async fn get_blockchain_info(&self) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_best_block_hash(&self) -> RpcResult<String> {
+        Err(refused())
+    }
+
+    async fn get_block_count(&self) -> RpcResult<u32> {
+        Err(refused())
+    }
+
+    async fn get_block_hash(&self, _height: i64) -> RpcResult<String> {
+        Err(refused())
+    }
+
+    async fn get_block(&self, _blockhash: String, _verbosity: Option<Value>) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_block_header(
+        &self,
+        _blockhash: String,
+        _verbose: Option<bool>,
+    ) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_chain_tips(&self) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_difficulty(&self) -> RpcResult<f64> {
+        Err(refused())
+    }
+
+    async fn get_tx_out(
+        &self,
+        _txid: String,
+        _n: u32,
+        _include_mempool: Option<bool>,
+    ) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_tx_out_set_info(&self) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn verify_chain(
+        &self,
+        _checklevel: Option<u32>,
+        _nblocks: Option<u32>,
+    ) -> RpcResult<bool> {
+        Err(refused())
+    }
+
+    async fn get_block_template(&self, _template_request: Option<Value>) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn submit_block(&self, _hexdata: String, _dummy: Option<Value>) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_mining_info(&self) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_network_hash_ps(
+        &self,
+        _nblocks: Option<i64>,
+        _height: Option<i64>,
+    ) -> RpcResult<f64> {
+        Err(refused())
+    }
+
+    async fn generate_to_address(
+        &self,
+        _nblocks: u32,
+        _address: String,
+        _maxtries: Option<u64>,
+    ) -> RpcResult<Vec<String>> {
+        Err(refused())
+    }
+
+    async fn send_raw_transaction(
+        &self,
+        _hexstring: String,
+        _maxfeerate: Option<Value>,
+    ) -> RpcResult<String> {
+        Err(refused())
+    }
+
+    async fn test_mempool_accept(
+        &self,
+        _rawtxs: Vec<String>,
+        _maxfeerate: Option<Value>,
+    ) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_raw_transaction(
+        &self,
+        _txid: String,
+        _verbose: Option<Value>,
+        _blockhash: Option<String>,
+    ) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn decode_raw_transaction(&self, _hexstring: String) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_raw_mempool(&self, _verbose: Option<bool>) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_mempool_info(&self) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn estimate_smart_fee(
+        &self,
+        _conf_target: u32,
+        _estimate_mode: Option<String>,
+    ) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn save_mempool(&self) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_mempool_entry(&self, _txid: String) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_address_balance(&self, _addresses: Value) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_address_utxos(&self, _addresses: Value) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_address_txids(&self, _addresses: Value) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn invalidate_block(&self, _blockhash: String) -> RpcResult<()> {
+        Err(refused())
+    }
+
+    async fn reconsider_block(&self, _blockhash: String) -> RpcResult<()> {
+        Err(refused())
+    }
+
+    async fn get_peer_info(&self) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn get_connection_count(&self) -> RpcResult<usize> {
+        Err(refused())
+    }
+
+    async fn add_node(&self, _node: String, _command: String) -> RpcResult<()> {
+        Err(refused())
+    }
+
+    async fn get_network_info(&self) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn disconnect_node(&self, _address: String) -> RpcResult<()> {
+        Err(refused())
+    }
+
+    async fn get_node_addresses(&self, _count: Option<usize>) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn set_ban(
+        &self,
+        _subnet: String,
+        _command: String,
+        _bantime: Option<u64>,
+    ) -> RpcResult<()> {
+        Err(refused())
+    }
+
+    async fn list_banned(&self) -> RpcResult<Value> {
+        Err(refused())
+    }
+
+    async fn clear_banned(&self) -> RpcResult<()> {
+        Err(refused())
+    }
+
+    async fn ping(&self) -> RpcResult<()> {
+        Err(refused())
+    }
+
+    async fn uptime(&self) -> RpcResult<u64> {
+        Err(refused())
+    }
+
+    async fn stop(&self) -> RpcResult<String> {
+        Err(refused())
+    }
+
+    async fn subscribe_new_tip(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        pending.reject(refused()).await;
+        Ok(())
+    }
+
+    async fn subscribe_new_tx(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        pending.reject(refused()).await;
+        Ok(())
+    }
+
+    async fn help(&self, _command: Option<String>) -> RpcResult<String> {
+        Err(refused())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The target reaches each method's parameter decoding: good parameters get to the stub,
+    /// bad ones get jsonrpsee's invalid-parameters error, and a 1.0 call is upgraded first.
+    #[test]
+    fn calls_reach_parameter_decoding() {
+        let answer = |body: &str| -> Value {
+            let body = if is_legacy(body.as_bytes()) {
+                upgrade_legacy(body.as_bytes())
+            } else {
+                body.as_bytes().to_vec()
+            };
+            serde_json::from_str(&server().call(std::str::from_utf8(&body).unwrap())).unwrap()
+        };
+        let ok = answer(r#"{"jsonrpc":"2.0","method":"getblockhash","params":[1],"id":1}"#);
+        assert_eq!(ok["error"]["code"], -1, "{ok}");
+        let bad = answer(r#"{"jsonrpc":"2.0","method":"getblockhash","params":["x"],"id":1}"#);
+        assert_eq!(bad["error"]["code"], -32602, "{bad}");
+        let legacy = answer(r#"{"method":"gettxout","params":["ab",1,true],"id":2}"#);
+        assert_eq!(legacy["error"]["code"], -1, "{legacy}");
+        run(br#"[{"method":"uptime","id":1},{"jsonrpc":"2.0","method":"stop","id":2},7]"#);
+    }
+}
