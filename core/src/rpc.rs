@@ -1,14 +1,28 @@
-//! The node's JSON-RPC interface, defined once: the node implements the generated
-//! `RpcServer` trait, the miner and wallet call the generated `RpcClient`.
+//! The node's JSON-RPC interface, defined once, one trait per topic as Bitcoin Core groups its
+//! methods: the node implements each generated `*Server` trait (and merges them into one
+//! module), the miner and wallet call the generated `*Client` traits.
 //!
 //! Method names, parameter order, result shapes and error codes follow Bitcoin Core. Results
-//! are JSON values shaped like Core's; `docs/RPC.md` documents every method.
+//! are JSON values shaped like Core's; `docs/RPC.md` documents every method, and [`help`] holds
+//! what the `help` method says.
 
+pub mod address;
+pub mod blockchain;
+pub mod control;
+pub mod help;
 pub mod legacy;
+pub mod mempool;
+pub mod mining;
+pub mod network;
+pub mod rawtx;
 
-use jsonrpsee::core::{RpcResult, SubscriptionResult};
-use jsonrpsee::proc_macros::rpc;
-use serde_json::Value;
+pub use address::{AddressIndexClient, AddressIndexServer};
+pub use blockchain::{BlockchainClient, BlockchainServer};
+pub use control::{ControlClient, ControlServer};
+pub use mempool::{MempoolClient, MempoolServer};
+pub use mining::{MiningClient, MiningServer};
+pub use network::{NetClient, NetServer};
+pub use rawtx::{RawTransactionsClient, RawTransactionsServer};
 
 /// Bitcoin Core's RPC error codes that this interface uses.
 pub mod code {
@@ -30,224 +44,6 @@ pub mod code {
     pub const VERIFY_REJECTED: i32 = -26;
     /// Transaction already in the chain.
     pub const VERIFY_ALREADY_IN_CHAIN: i32 = -27;
-}
-
-/// ChainCore's JSON-RPC methods.
-#[rpc(server, client)]
-pub trait Rpc {
-    /// State of the chain (Core's shape).
-    #[method(name = "getblockchaininfo")]
-    async fn get_blockchain_info(&self) -> RpcResult<Value>;
-
-    /// Hash of the best block.
-    #[method(name = "getbestblockhash")]
-    async fn get_best_block_hash(&self) -> RpcResult<String>;
-
-    /// Height of the best block.
-    #[method(name = "getblockcount")]
-    async fn get_block_count(&self) -> RpcResult<u32>;
-
-    /// Hash of the active-chain block at `height`.
-    #[method(name = "getblockhash")]
-    async fn get_block_hash(&self, height: i64) -> RpcResult<String>;
-
-    /// A block: hex (verbosity 0), JSON with txids (1) or with decoded transactions (2).
-    #[method(name = "getblock")]
-    async fn get_block(&self, blockhash: String, verbosity: Option<Value>) -> RpcResult<Value>;
-
-    /// A header as JSON (`verbose` true, the default) or hex.
-    #[method(name = "getblockheader")]
-    async fn get_block_header(&self, blockhash: String, verbose: Option<bool>) -> RpcResult<Value>;
-
-    /// Every known branch tip.
-    #[method(name = "getchaintips")]
-    async fn get_chain_tips(&self) -> RpcResult<Value>;
-
-    /// Difficulty of the best block relative to `0x1d00ffff`.
-    #[method(name = "getdifficulty")]
-    async fn get_difficulty(&self) -> RpcResult<f64>;
-
-    /// An unspent output, or null.
-    #[method(name = "gettxout")]
-    async fn get_tx_out(
-        &self,
-        txid: String,
-        n: u32,
-        include_mempool: Option<bool>,
-    ) -> RpcResult<Value>;
-
-    /// Statistics and a hash of the UTXO set.
-    #[method(name = "gettxoutsetinfo")]
-    async fn get_tx_out_set_info(&self) -> RpcResult<Value>;
-
-    /// Checks the active chain's blocks and, at level 4, that the UTXO set equals a replay.
-    #[method(name = "verifychain")]
-    async fn verify_chain(&self, checklevel: Option<u32>, nblocks: Option<u32>) -> RpcResult<bool>;
-
-    /// A BIP22 block template; with `longpollid`, waits for a change.
-    #[method(name = "getblocktemplate")]
-    async fn get_block_template(&self, template_request: Option<Value>) -> RpcResult<Value>;
-
-    /// Submits a block: null if accepted, else a reason string.
-    #[method(name = "submitblock")]
-    async fn submit_block(&self, hexdata: String, dummy: Option<Value>) -> RpcResult<Value>;
-
-    /// Mining-related state.
-    #[method(name = "getmininginfo")]
-    async fn get_mining_info(&self) -> RpcResult<Value>;
-
-    /// Estimated hashes per second over the last `nblocks` blocks (default 120).
-    #[method(name = "getnetworkhashps")]
-    async fn get_network_hash_ps(
-        &self,
-        nblocks: Option<i64>,
-        height: Option<i64>,
-    ) -> RpcResult<f64>;
-
-    /// Mines `nblocks` blocks to `address` in-process; returns their hashes.
-    #[method(name = "generatetoaddress")]
-    async fn generate_to_address(
-        &self,
-        nblocks: u32,
-        address: String,
-        maxtries: Option<u64>,
-    ) -> RpcResult<Vec<String>>;
-
-    /// Validates and adds a transaction to the mempool; returns its txid.
-    #[method(name = "sendrawtransaction")]
-    async fn send_raw_transaction(
-        &self,
-        hexstring: String,
-        maxfeerate: Option<Value>,
-    ) -> RpcResult<String>;
-
-    /// Whether transactions would be accepted, without adding them.
-    #[method(name = "testmempoolaccept")]
-    async fn test_mempool_accept(
-        &self,
-        rawtxs: Vec<String>,
-        maxfeerate: Option<Value>,
-    ) -> RpcResult<Value>;
-
-    /// A mempool or active-chain transaction, as hex or JSON.
-    #[method(name = "getrawtransaction")]
-    async fn get_raw_transaction(
-        &self,
-        txid: String,
-        verbose: Option<Value>,
-        blockhash: Option<String>,
-    ) -> RpcResult<Value>;
-
-    /// Decodes a transaction's hex.
-    #[method(name = "decoderawtransaction")]
-    async fn decode_raw_transaction(&self, hexstring: String) -> RpcResult<Value>;
-
-    /// Txids in the mempool, or (verbose) entries by txid.
-    #[method(name = "getrawmempool")]
-    async fn get_raw_mempool(&self, verbose: Option<bool>) -> RpcResult<Value>;
-
-    /// Mempool size and limits.
-    #[method(name = "getmempoolinfo")]
-    async fn get_mempool_info(&self) -> RpcResult<Value>;
-
-    /// Bitcoin Core's fee estimate for confirmation within `conf_target` blocks: `feerate`
-    /// (coins per 1,000 bytes) and `blocks`, or `errors` when the node has no data.
-    #[method(name = "estimatesmartfee")]
-    async fn estimate_smart_fee(
-        &self,
-        conf_target: u32,
-        estimate_mode: Option<String>,
-    ) -> RpcResult<Value>;
-
-    /// Writes the mempool to `mempool.dat` now (it is also written at shutdown and every two
-    /// minutes); answers `{"filename": path}`.
-    #[method(name = "savemempool")]
-    async fn save_mempool(&self) -> RpcResult<Value>;
-
-    /// One mempool entry.
-    #[method(name = "getmempoolentry")]
-    async fn get_mempool_entry(&self, txid: String) -> RpcResult<Value>;
-
-    /// Confirmed and unconfirmed balance of addresses (`{"addresses": [...]}` or one address).
-    #[method(name = "getaddressbalance")]
-    async fn get_address_balance(&self, addresses: Value) -> RpcResult<Value>;
-
-    /// Unspent outputs of addresses, confirmed and in the mempool.
-    #[method(name = "getaddressutxos")]
-    async fn get_address_utxos(&self, addresses: Value) -> RpcResult<Value>;
-
-    /// Txids touching addresses, oldest first, then mempool ones.
-    #[method(name = "getaddresstxids")]
-    async fn get_address_txids(&self, addresses: Value) -> RpcResult<Value>;
-
-    /// Marks a block invalid and moves off it.
-    #[method(name = "invalidateblock")]
-    async fn invalidate_block(&self, blockhash: String) -> RpcResult<()>;
-
-    /// Removes the invalid mark from a block and its relatives.
-    #[method(name = "reconsiderblock")]
-    async fn reconsider_block(&self, blockhash: String) -> RpcResult<()>;
-
-    /// Connected peers (Core's shape).
-    #[method(name = "getpeerinfo")]
-    async fn get_peer_info(&self) -> RpcResult<Value>;
-
-    /// Number of connected peers.
-    #[method(name = "getconnectioncount")]
-    async fn get_connection_count(&self) -> RpcResult<usize>;
-
-    /// Connects to a peer: `add` keeps the connection, `onetry` tries once.
-    #[method(name = "addnode")]
-    async fn add_node(&self, node: String, command: String) -> RpcResult<()>;
-
-    /// Node and network state (Core's shape).
-    #[method(name = "getnetworkinfo")]
-    async fn get_network_info(&self) -> RpcResult<Value>;
-
-    /// Drops the connection to a peer given as `IP:PORT`.
-    #[method(name = "disconnectnode")]
-    async fn disconnect_node(&self, address: String) -> RpcResult<()>;
-
-    /// Known peer addresses.
-    #[method(name = "getnodeaddresses")]
-    async fn get_node_addresses(&self, count: Option<usize>) -> RpcResult<Value>;
-
-    /// Bans (`add`, optional seconds, default 24 h) or unbans (`remove`) an IP.
-    #[method(name = "setban")]
-    async fn set_ban(&self, subnet: String, command: String, bantime: Option<u64>)
-        -> RpcResult<()>;
-
-    /// Current bans.
-    #[method(name = "listbanned")]
-    async fn list_banned(&self) -> RpcResult<Value>;
-
-    /// Lifts every ban.
-    #[method(name = "clearbanned")]
-    async fn clear_banned(&self) -> RpcResult<()>;
-
-    /// Sends a ping to every peer.
-    #[method(name = "ping")]
-    async fn ping(&self) -> RpcResult<()>;
-
-    /// Seconds since the node started.
-    #[method(name = "uptime")]
-    async fn uptime(&self) -> RpcResult<u64>;
-
-    /// Stops the node cleanly.
-    #[method(name = "stop")]
-    async fn stop(&self) -> RpcResult<String>;
-
-    /// WebSocket only: pushes `{"hash","height"}` for every new best tip.
-    #[subscription(name = "subscribenewtip", unsubscribe = "unsubscribenewtip", item = Value)]
-    async fn subscribe_new_tip(&self) -> SubscriptionResult;
-
-    /// WebSocket only: pushes the txid of every transaction accepted into the mempool.
-    #[subscription(name = "subscribenewtx", unsubscribe = "unsubscribenewtx", item = String)]
-    async fn subscribe_new_tx(&self) -> SubscriptionResult;
-
-    /// Lists the methods, or describes one.
-    #[method(name = "help")]
-    async fn help(&self, command: Option<String>) -> RpcResult<String>;
 }
 
 /// Connects to a node's RPC over HTTP with Basic credentials (`user:password`).

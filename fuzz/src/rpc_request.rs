@@ -3,18 +3,22 @@
 //! Input: a request body. As the node's server does, a JSON-RPC 1.0 body (no `"jsonrpc"`
 //! member) goes through [`upgrade_legacy`]; then each call (each element of a batch, at most
 //! [`MAX_BATCH`], the server's limit) goes through jsonrpsee's request parsing and the
-//! parameter decoding that `#[rpc]` generates for every method of [`RpcServer`], into a stub
+//! parameter decoding that `#[rpc]` generates for every method of every topic trait of
+//! `chaincore::rpc`, into a stub
 //! server whose every method refuses once its parameters have decoded; a 1.0 body's answers
 //! then go through [`downgrade_response`].
 //!
 //! Checked: no panic; an upgraded body is no longer 1.0 style; every answer is JSON, and a
 //! downgraded answer has `result`, `error` and `id` and no `jsonrpc`. Not reached: the checks
-//! the node's methods make inside their bodies (`node/src/rpc.rs`), which need a node.
+//! the node's methods make inside their bodies (`node/src/rpc/`), which need a node.
 
 use std::sync::OnceLock;
 
 use chaincore::rpc::legacy::{downgrade_response, is_legacy, upgrade_legacy};
-use chaincore::rpc::RpcServer;
+use chaincore::rpc::{
+    AddressIndexServer, BlockchainServer, ControlServer, MempoolServer, MiningServer, NetServer,
+    RawTransactionsServer,
+};
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::types::ErrorObjectOwned;
 use jsonrpsee::{Methods, PendingSubscriptionSink};
@@ -113,8 +117,28 @@ fn server() -> &'static Server {
             Ok(r) => r,
             Err(e) => panic!("cannot start a tokio runtime: {e}"),
         },
-        methods: Stub.into_rpc().into(),
+        methods: stub_methods(),
     })
+}
+
+/// Every topic's methods of [`Stub`], in one set (as the node merges its modules).
+fn stub_methods() -> Methods {
+    let mut methods = Methods::new();
+    let topics: [Methods; 7] = [
+        BlockchainServer::into_rpc(Stub).into(),
+        MiningServer::into_rpc(Stub).into(),
+        RawTransactionsServer::into_rpc(Stub).into(),
+        MempoolServer::into_rpc(Stub).into(),
+        AddressIndexServer::into_rpc(Stub).into(),
+        NetServer::into_rpc(Stub).into(),
+        ControlServer::into_rpc(Stub).into(),
+    ];
+    for topic in topics {
+        if let Err(e) = methods.merge(topic) {
+            panic!("two topics register one method name: {e}");
+        }
+    }
+    methods
 }
 
 /// Every method's parameters have decoded when it is called; it then refuses.
@@ -126,7 +150,7 @@ fn refused() -> ErrorObjectOwned {
 struct Stub;
 
 #[async_trait]
-impl RpcServer for Stub {
+impl BlockchainServer for Stub {
     async fn get_blockchain_info(&self) -> RpcResult<Value> {
         Err(refused())
     }
@@ -184,6 +208,22 @@ impl RpcServer for Stub {
         Err(refused())
     }
 
+    async fn invalidate_block(&self, _blockhash: String) -> RpcResult<()> {
+        Err(refused())
+    }
+
+    async fn reconsider_block(&self, _blockhash: String) -> RpcResult<()> {
+        Err(refused())
+    }
+
+    async fn subscribe_new_tip(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        pending.reject(refused()).await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MiningServer for Stub {
     async fn get_block_template(&self, _template_request: Option<Value>) -> RpcResult<Value> {
         Err(refused())
     }
@@ -212,7 +252,10 @@ impl RpcServer for Stub {
     ) -> RpcResult<Vec<String>> {
         Err(refused())
     }
+}
 
+#[async_trait]
+impl RawTransactionsServer for Stub {
     async fn send_raw_transaction(
         &self,
         _hexstring: String,
@@ -241,7 +284,10 @@ impl RpcServer for Stub {
     async fn decode_raw_transaction(&self, _hexstring: String) -> RpcResult<Value> {
         Err(refused())
     }
+}
 
+#[async_trait]
+impl MempoolServer for Stub {
     async fn get_raw_mempool(&self, _verbose: Option<bool>) -> RpcResult<Value> {
         Err(refused())
     }
@@ -266,6 +312,14 @@ impl RpcServer for Stub {
         Err(refused())
     }
 
+    async fn subscribe_new_tx(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        pending.reject(refused()).await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AddressIndexServer for Stub {
     async fn get_address_balance(&self, _addresses: Value) -> RpcResult<Value> {
         Err(refused())
     }
@@ -277,15 +331,10 @@ impl RpcServer for Stub {
     async fn get_address_txids(&self, _addresses: Value) -> RpcResult<Value> {
         Err(refused())
     }
+}
 
-    async fn invalidate_block(&self, _blockhash: String) -> RpcResult<()> {
-        Err(refused())
-    }
-
-    async fn reconsider_block(&self, _blockhash: String) -> RpcResult<()> {
-        Err(refused())
-    }
-
+#[async_trait]
+impl NetServer for Stub {
     async fn get_peer_info(&self) -> RpcResult<Value> {
         Err(refused())
     }
@@ -330,23 +379,16 @@ impl RpcServer for Stub {
     async fn ping(&self) -> RpcResult<()> {
         Err(refused())
     }
+}
 
+#[async_trait]
+impl ControlServer for Stub {
     async fn uptime(&self) -> RpcResult<u64> {
         Err(refused())
     }
 
     async fn stop(&self) -> RpcResult<String> {
         Err(refused())
-    }
-
-    async fn subscribe_new_tip(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
-        pending.reject(refused()).await;
-        Ok(())
-    }
-
-    async fn subscribe_new_tx(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
-        pending.reject(refused()).await;
-        Ok(())
     }
 
     async fn help(&self, _command: Option<String>) -> RpcResult<String> {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use chaincore::pow::Target;
-use chaincore::rpc::{http_client, is_auth_failure, NodeArgs, RpcClient};
+use chaincore::rpc::{http_client, is_auth_failure, MiningClient, NodeArgs};
 use chaincore::validation::MAX_FUTURE_BLOCK_TIME;
 use chaincore::Address;
 use clap::Parser;

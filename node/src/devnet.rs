@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chaincore::rpc::{http_client, RpcClient};
+use chaincore::rpc::{
+    http_client, BlockchainClient, ControlClient, MempoolClient, MiningClient, NetClient,
+};
 use chaincore::{Address, Network};
 
 /// Credentials every devnet node uses.

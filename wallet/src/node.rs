@@ -1,12 +1,14 @@
-//! The wallet's connection to `chaincore-node`: the shared `RpcClient` interface over HTTP,
-//! with errors that say what to fix.
+//! The wallet's connection to `chaincore-node`: the shared `chaincore::rpc` client traits over
+//! HTTP, with errors that say what to fix.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use chaincore::encode::{deserialize, serialize};
-use chaincore::rpc::{http_client, is_auth_failure, RpcClient};
+use chaincore::rpc::{
+    http_client, is_auth_failure, AddressIndexClient, MempoolClient, RawTransactionsClient,
+};
 use chaincore::{Amount, OutPoint, Transaction, Txid};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::params::BatchRequestBuilder;

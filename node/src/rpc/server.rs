@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use base64::Engine;
 use chaincore::rpc::legacy::{downgrade_response, is_legacy, upgrade_legacy};
-use chaincore::rpc::RpcServer;
 use http_body_util::{BodyExt, Limited};
 use jsonrpsee::server::{
     serve_with_graceful_shutdown, stop_channel, BatchRequestConfig, HttpBody, Methods, Server,
@@ -118,7 +118,10 @@ pub async fn start(
     let builder = Server::builder()
         .set_config(server_config)
         .to_service_builder();
-    let methods: Methods = Rpc::new(node, p2p).into_rpc().into();
+    let methods: Methods = Rpc::new(node, p2p)
+        .into_module()
+        .context("registering the RPC methods")?
+        .into();
     let (stop_handle, handle) = stop_channel();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let open = Arc::new(OpenConnections::default());

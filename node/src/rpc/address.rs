@@ -1,0 +1,178 @@
+//! Address index methods: balances, unspent outputs and txids by address, confirmed and in the
+//! mempool.
+
+use chaincore::rpc::AddressIndexServer;
+use chaincore::{Address, Amount, OutPoint, Txid};
+use jsonrpsee::core::{async_trait, RpcResult};
+use serde_json::{json, Value};
+
+use super::{blocking, internal, Rpc};
+use crate::node::Node;
+use crate::store::{self};
+
+#[async_trait]
+impl AddressIndexServer for Rpc {
+    async fn get_address_balance(&self, addresses: Value) -> RpcResult<Value> {
+        let addrs = self.addresses(&addresses)?;
+        let node = self.node.clone();
+        blocking(move || {
+            let view = AddressView::collect(&node, &addrs)?;
+            let confirmed: Amount = view.confirmed.iter().map(|u| u.2.output.value).sum();
+            let immature: Amount = view
+                .confirmed
+                .iter()
+                .filter(|u| {
+                    u.2.is_coinbase
+                        && view.tip + 1 - u.2.height < chaincore::validation::COINBASE_MATURITY
+                })
+                .map(|u| u.2.output.value)
+                .sum();
+            let received: Amount = view.pending_in.iter().map(|u| u.2.output.value).sum();
+            let spent: Amount = view.pending_spent.iter().map(|c| c.output.value).sum();
+            Ok(json!({
+                "balance": confirmed.to_units(),
+                "immature": immature.to_units(),
+                "unconfirmed": (received - spent).to_units(),
+            }))
+        })
+        .await
+    }
+
+    async fn get_address_utxos(&self, addresses: Value) -> RpcResult<Value> {
+        let addrs = self.addresses(&addresses)?;
+        let node = self.node.clone();
+        blocking(move || {
+            let view = AddressView::collect(&node, &addrs)?;
+            let row = |(addr, op, coin): &(Address, OutPoint, chaincore::validation::Coin),
+                       confirmed: bool,
+                       spent: bool| {
+                json!({
+                    "address": addr.to_string(),
+                    "txid": op.txid.to_string(),
+                    "outputIndex": op.vout,
+                    "script": hex::encode(coin.output.script_pubkey.as_bytes()),
+                    "satoshis": coin.output.value.to_units(),
+                    "height": if confirmed { Some(coin.height) } else { None },
+                    "coinbase": coin.is_coinbase,
+                    "confirmations": if confirmed { view.tip + 1 - coin.height } else { 0 },
+                    "spentInMempool": spent,
+                })
+            };
+            let mut out: Vec<Value> = view
+                .confirmed
+                .iter()
+                .map(|u| row(u, true, view.spent_outpoints.contains(&u.1)))
+                .collect();
+            out.extend(
+                view.pending_in
+                    .iter()
+                    .map(|u| row(u, false, view.spent_outpoints.contains(&u.1))),
+            );
+            Ok(json!(out))
+        })
+        .await
+    }
+
+    async fn get_address_txids(&self, addresses: Value) -> RpcResult<Value> {
+        let addrs = self.addresses(&addresses)?;
+        let node = self.node.clone();
+        blocking(move || {
+            let snap = node.snapshot();
+            let pool_txids = {
+                let hashes: Vec<[u8; 20]> = addrs.iter().map(|a| a.pubkey_hash).collect();
+                let pool: Vec<Txid> = snap
+                    .mempool
+                    .entries()
+                    .filter(|e| {
+                        e.tx.output.iter().any(|o| {
+                            o.script_pubkey
+                                .p2pkh_hash()
+                                .is_some_and(|h| hashes.contains(&h))
+                        }) || e.spent.iter().any(|c| {
+                            c.output
+                                .script_pubkey
+                                .p2pkh_hash()
+                                .is_some_and(|h| hashes.contains(&h))
+                        })
+                    })
+                    .map(|e| e.txid)
+                    .collect::<Vec<Txid>>();
+                pool
+            };
+            let mut rows = Vec::new();
+            for a in &addrs {
+                rows.extend(
+                    store::read::address_txids(&snap.rtx, &a.pubkey_hash).map_err(internal)?,
+                );
+            }
+            rows.sort();
+            rows.dedup();
+            let mut out: Vec<String> = rows.into_iter().map(|(_, t)| t.to_string()).collect();
+            out.extend(pool_txids.iter().map(|t| t.to_string()));
+            Ok(json!(out))
+        })
+        .await
+    }
+}
+
+/// Everything the address RPCs need, gathered from one snapshot.
+struct AddressView {
+    tip: u32,
+    confirmed: Vec<(Address, OutPoint, chaincore::validation::Coin)>,
+    pending_in: Vec<(Address, OutPoint, chaincore::validation::Coin)>,
+    pending_spent: Vec<chaincore::validation::Coin>,
+    spent_outpoints: std::collections::HashSet<OutPoint>,
+}
+
+impl AddressView {
+    fn collect(node: &Node, addrs: &[Address]) -> RpcResult<AddressView> {
+        let snap = node.snapshot();
+        let tip = snap.index.tip_height();
+        let mut view = AddressView {
+            tip,
+            confirmed: Vec::new(),
+            pending_in: Vec::new(),
+            pending_spent: Vec::new(),
+            spent_outpoints: Default::default(),
+        };
+        for a in addrs {
+            for op in store::read::address_outpoints(&snap.rtx, &a.pubkey_hash).map_err(internal)? {
+                if let Some(coin) = store::read::coin(&snap.rtx, &op).map_err(internal)? {
+                    view.confirmed.push((*a, op, coin));
+                }
+            }
+        }
+        for e in snap.mempool.entries() {
+            for (input, coin) in e.tx.input.iter().zip(&e.spent) {
+                if addrs
+                    .iter()
+                    .any(|a| coin.output.script_pubkey.p2pkh_hash() == Some(a.pubkey_hash))
+                {
+                    view.pending_spent.push(coin.clone());
+                    view.spent_outpoints.insert(input.previous_output);
+                }
+            }
+            for (vout, out) in e.tx.output.iter().enumerate() {
+                if let Some(a) = addrs
+                    .iter()
+                    .find(|a| out.script_pubkey.p2pkh_hash() == Some(a.pubkey_hash))
+                {
+                    let coin = chaincore::validation::Coin {
+                        output: out.clone(),
+                        height: tip + 1,
+                        is_coinbase: false,
+                    };
+                    view.pending_in.push((
+                        *a,
+                        OutPoint {
+                            txid: e.txid,
+                            vout: vout as u32,
+                        },
+                        coin,
+                    ));
+                }
+            }
+        }
+        Ok(view)
+    }
+}

@@ -1,0 +1,249 @@
+//! Mining methods: `getblocktemplate` (with long poll and a cached answer), `submitblock`, mining
+//! statistics and in-process mining.
+
+use std::time::Duration;
+
+use chaincore::encode::serialize;
+use chaincore::pow::{difficulty, Target};
+use chaincore::rpc::{code, MiningServer};
+use chaincore::{Address, Block, BlockHash, Txid};
+use jsonrpsee::core::{async_trait, RpcResult};
+use serde_json::{json, Value};
+
+use super::{blocking, decode_hex, err, Rpc};
+use crate::chain::{Accepted, ChainError};
+use crate::node::Node;
+
+#[async_trait]
+impl MiningServer for Rpc {
+    async fn get_block_template(&self, request: Option<Value>) -> RpcResult<Value> {
+        let longpollid = request
+            .as_ref()
+            .and_then(|r| r.get("longpollid"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(id) = longpollid {
+            self.wait_for_change(&id).await;
+        }
+        let node = self.node.clone();
+        let cache = self.template_cache.clone();
+        blocking(move || {
+            let tip = node.tip.borrow().hash;
+            let seq = *node.mempool_seq.borrow();
+            let mut cached = cache.lock().unwrap_or_else(|p| p.into_inner());
+            let mut json = match &*cached {
+                Some(c) if c.tip == tip && c.mempool_seq == seq => c.json.clone(),
+                _ => {
+                    let json = template_json(&node)?;
+                    *cached = Some(CachedTemplate {
+                        tip,
+                        mempool_seq: seq,
+                        json: json.clone(),
+                    });
+                    json
+                }
+            };
+            drop(cached);
+            // Time moves on even when nothing else does (miners without extranonce need it).
+            let mintime = json["mintime"].as_u64().unwrap_or(0);
+            json["curtime"] = json!(crate::chain::unix_now().max(mintime));
+            Ok(json)
+        })
+        .await
+    }
+
+    async fn submit_block(&self, hexdata: String, _dummy: Option<Value>) -> RpcResult<Value> {
+        let block: Block = decode_hex(&hexdata, "Block")?;
+        if block.txdata.first().is_none_or(|t| !t.is_coinbase()) {
+            return Err(err(
+                code::DESERIALIZATION_ERROR,
+                "Block does not start with a coinbase",
+            ));
+        }
+        let node = self.node.clone();
+        blocking(move || {
+            Ok(match node.submit_block(block) {
+                Ok(Accepted::BestChain) => Value::Null,
+                Ok(Accepted::SideChain) => json!("inconclusive"),
+                Err(ChainError::Duplicate) => json!("duplicate"),
+                Err(ChainError::DuplicateInvalid) => json!("duplicate-invalid"),
+                Err(ChainError::Rule(r)) => json!(r.to_string()),
+                Err(ChainError::BlockNotFound(_)) => json!("rejected"),
+                // The node shuts down on this.
+                Err(e @ (ChainError::Store(_) | ChainError::Stopping)) => {
+                    return Err(err(code::DATABASE_ERROR, e.to_string()));
+                }
+            })
+        })
+        .await
+    }
+
+    async fn get_mining_info(&self) -> RpcResult<Value> {
+        let snap = self.node.snapshot();
+        let tip = snap.index.tip();
+        Ok(json!({
+            "blocks": tip.height,
+            "bits": format!("{:08x}", tip.header.bits),
+            "difficulty": difficulty(tip.header.bits),
+            "target": Target::from_compact(tip.header.bits).map(|t| t.to_string()),
+            "networkhashps": network_hash_ps(&snap.index, 120),
+            "pooledtx": snap.mempool.len(),
+            "chain": self.node.network.to_string(),
+            "warnings": [],
+        }))
+    }
+
+    async fn get_network_hash_ps(
+        &self,
+        nblocks: Option<i64>,
+        _height: Option<i64>,
+    ) -> RpcResult<f64> {
+        let n = nblocks.unwrap_or(120);
+        let snap = self.node.snapshot();
+        Ok(network_hash_ps(
+            &snap.index,
+            if n <= 0 { 120 } else { n as u32 },
+        ))
+    }
+
+    async fn generate_to_address(
+        &self,
+        nblocks: u32,
+        address: String,
+        _maxtries: Option<u64>,
+    ) -> RpcResult<Vec<String>> {
+        let address = Address::parse(&address, self.node.network).map_err(|e| {
+            err(
+                code::INVALID_ADDRESS_OR_KEY,
+                format!("Error: Invalid address: {e}"),
+            )
+        })?;
+        let node = self.node.clone();
+        blocking(move || {
+            let hashes = node
+                .generate_blocks(nblocks, &address.script_pubkey())
+                .map_err(|e| err(code::MISC_ERROR, format!("generated block rejected: {e}")))?;
+            Ok(hashes.iter().map(|h| h.to_string()).collect())
+        })
+        .await
+    }
+}
+
+/// How long a long poll waits for mempool changes to settle before answering.
+const LONGPOLL_MEMPOOL_DELAY: Duration = Duration::from_secs(1);
+
+/// A long poll answers at the latest after this, before HTTP idle timeouts.
+const LONGPOLL_MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// A block template answer and what it was built from.
+pub(super) struct CachedTemplate {
+    tip: BlockHash,
+    mempool_seq: u64,
+    json: Value,
+}
+
+fn longpoll_id(tip: crate::node::Tip, mempool_seq: u64) -> String {
+    format!("{}{}", tip.hash, mempool_seq)
+}
+
+fn template_json(node: &Node) -> RpcResult<Value> {
+    let t = node
+        .template()
+        .map_err(|e| err(code::MISC_ERROR, e.to_string()))?;
+    let seq = t.mempool_seq;
+    let tip = crate::node::Tip {
+        hash: t.prev_blockhash,
+        height: t.height - 1,
+    };
+    let index: std::collections::HashMap<Txid, usize> = t
+        .transactions
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.txid, i + 1))
+        .collect();
+    let txs: Vec<Value> = t
+        .transactions
+        .iter()
+        .map(|e| {
+            let mut depends: Vec<usize> = e
+                .parents
+                .iter()
+                .filter_map(|p| index.get(p).copied())
+                .collect();
+            depends.sort_unstable();
+            json!({
+                "data": hex::encode(serialize(&e.tx)),
+                "txid": e.txid.to_string(),
+                "hash": e.txid.to_string(),
+                "depends": depends,
+                "fee": e.fee.to_units(),
+                "sigops": e.tx.output.len(),
+                "weight": e.size * 4,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "capabilities": ["proposal"],
+        "version": t.version,
+        "rules": [],
+        "vbavailable": {},
+        "vbrequired": 0,
+        "previousblockhash": t.prev_blockhash.to_string(),
+        "transactions": txs,
+        "coinbaseaux": {},
+        "coinbasevalue": t.coinbase_value.to_units(),
+        "longpollid": longpoll_id(tip, seq),
+        "target": t.target().map(|x| x.to_string()),
+        "mintime": t.mintime,
+        "mutable": ["time", "transactions", "prevblock"],
+        "noncerange": "00000000ffffffff",
+        "sigoplimit": 20000,
+        "sizelimit": chaincore::validation::MAX_BLOCK_SIZE,
+        "weightlimit": chaincore::validation::MAX_BLOCK_SIZE * 4,
+        "curtime": t.curtime,
+        "bits": format!("{:08x}", t.bits),
+        "height": t.height,
+    }))
+}
+
+fn network_hash_ps(chain: &crate::chain::BlockIndex, nblocks: u32) -> f64 {
+    let tip = chain.tip();
+    let back = nblocks.min(tip.height);
+    if back == 0 {
+        return 0.0;
+    }
+    let Some(start) = chain
+        .active_hash(tip.height - back)
+        .and_then(|h| chain.entry(&h).copied())
+    else {
+        return 0.0;
+    };
+    let secs = f64::from(tip.header.time.saturating_sub(start.header.time)).max(1.0);
+    (tip.chainwork.to_f64() - start.chainwork.to_f64()) / secs
+}
+
+impl Rpc {
+    /// Waits until the tip changes (answer at once) or the mempool changes (answer after a
+    /// short delay), or a maximum wait passes. `id` is the long poll id we handed out.
+    async fn wait_for_change(&self, id: &str) {
+        let mut tip_rx = self.node.tip.subscribe();
+        let mut pool_rx = self.node.mempool_seq.subscribe();
+        let current = longpoll_id(*tip_rx.borrow(), *pool_rx.borrow());
+        if current != id {
+            return;
+        }
+        let deadline = tokio::time::sleep(LONGPOLL_MAX_WAIT);
+        tokio::pin!(deadline);
+        tokio::select! {
+            _ = tip_rx.changed() => {}
+            _ = pool_rx.changed() => {
+                // More transactions may follow: give them a moment, but a new tip still wins.
+                tokio::select! {
+                    _ = tip_rx.changed() => {}
+                    _ = tokio::time::sleep(LONGPOLL_MEMPOOL_DELAY) => {}
+                }
+            }
+            _ = &mut deadline => {}
+        }
+    }
+}

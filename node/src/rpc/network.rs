@@ -1,0 +1,122 @@
+//! Network methods: peers, connections, addresses and bans.
+
+use std::time::Duration;
+
+use chaincore::rpc::{code, NetServer};
+use chaincore::Amount;
+use jsonrpsee::core::{async_trait, RpcResult};
+use serde_json::{json, Value};
+
+use super::{coins, err, Rpc};
+
+#[async_trait]
+impl NetServer for Rpc {
+    async fn get_peer_info(&self) -> RpcResult<Value> {
+        Ok(self.p2p.peer_info())
+    }
+
+    async fn get_connection_count(&self) -> RpcResult<usize> {
+        Ok(self.p2p.connection_count())
+    }
+
+    async fn add_node(&self, node: String, command: String) -> RpcResult<()> {
+        let addr: std::net::SocketAddr = node
+            .parse()
+            .map_err(|_| err(code::INVALID_PARAMETER, format!("'{node}' is not IP:PORT")))?;
+        match command.as_str() {
+            "add" => self.p2p.add_node(addr, true),
+            "onetry" => self.p2p.add_node(addr, false),
+            _ => {
+                return Err(err(
+                    code::INVALID_PARAMETER,
+                    "command must be 'add' or 'onetry'",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_network_info(&self) -> RpcResult<Value> {
+        Ok(json!({
+            "version": 10000,
+            "subversion": format!("/chaincore:{}/", env!("CARGO_PKG_VERSION")),
+            "protocolversion": crate::p2p::message::PROTOCOL_VERSION,
+            "localservices": "0000000000000000",
+            "networkactive": true,
+            "connections": self.p2p.connection_count(),
+            "relayfee": coins(Amount::from_units(crate::mempool::MIN_RELAY_FEE_RATE * 1000)),
+            "warnings": [],
+        }))
+    }
+
+    async fn disconnect_node(&self, address: String) -> RpcResult<()> {
+        let addr: std::net::SocketAddr = address.parse().map_err(|_| {
+            err(
+                code::INVALID_PARAMETER,
+                format!("'{address}' is not IP:PORT"),
+            )
+        })?;
+        if self.p2p.disconnect(&addr) {
+            Ok(())
+        } else {
+            Err(err(-29, "Node not found in connected nodes"))
+        }
+    }
+
+    async fn get_node_addresses(&self, count: Option<usize>) -> RpcResult<Value> {
+        let list = self.p2p.known_addresses(count.unwrap_or(1).min(1000));
+        Ok(json!(list
+            .iter()
+            .map(|a| json!({"address": a.ip().to_string(), "port": a.port(), "services": 0}))
+            .collect::<Vec<_>>()))
+    }
+
+    async fn set_ban(
+        &self,
+        subnet: String,
+        command: String,
+        bantime: Option<u64>,
+    ) -> RpcResult<()> {
+        let ip: std::net::IpAddr = subnet
+            .split('/')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| err(-30, format!("Error: Invalid IP/Subnet '{subnet}'")))?;
+        match command.as_str() {
+            "add" => self.p2p.set_ban(
+                ip,
+                Some(Duration::from_secs(
+                    bantime.filter(|t| *t > 0).unwrap_or(24 * 3600),
+                )),
+            ),
+            "remove" => self.p2p.set_ban(ip, None),
+            _ => {
+                return Err(err(
+                    code::INVALID_PARAMETER,
+                    "command must be 'add' or 'remove'",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_banned(&self) -> RpcResult<Value> {
+        let now = crate::chain::unix_now();
+        Ok(json!(self
+            .p2p
+            .list_banned()
+            .iter()
+            .map(|(ip, left)| json!({"address": format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 }), "banned_until": now + left, "time_remaining": left}))
+            .collect::<Vec<_>>()))
+    }
+
+    async fn clear_banned(&self) -> RpcResult<()> {
+        self.p2p.clear_banned();
+        Ok(())
+    }
+
+    async fn ping(&self) -> RpcResult<()> {
+        self.p2p.ping_all();
+        Ok(())
+    }
+}
