@@ -44,6 +44,10 @@ pub mod code {
     pub const VERIFY_REJECTED: i32 = -26;
     /// Transaction already in the chain.
     pub const VERIFY_ALREADY_IN_CHAIN: i32 = -27;
+    /// The node named is not connected.
+    pub const CLIENT_NODE_NOT_CONNECTED: i32 = -29;
+    /// An invalid IP or subnet.
+    pub const CLIENT_INVALID_IP_OR_SUBNET: i32 = -30;
 }
 
 /// Connects to a node's RPC over HTTP with Basic credentials (`user:password`).

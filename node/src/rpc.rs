@@ -10,6 +10,7 @@
 mod address;
 mod blockchain;
 mod control;
+mod error;
 mod mempool;
 mod mining;
 mod network;
@@ -22,19 +23,10 @@ use chaincore::encode::{deserialize, serialize};
 use chaincore::rpc::code;
 use chaincore::{Address, Amount, Transaction};
 use jsonrpsee::core::RpcResult;
-use jsonrpsee::types::ErrorObjectOwned;
 use serde_json::{json, Value};
 
 use crate::node::Node;
-
-/// An RPC error with Bitcoin Core's code.
-fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
-    ErrorObjectOwned::owned(code, msg.into(), None::<()>)
-}
-
-fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
-    err(code::MISC_ERROR, e.to_string())
-}
+use error::{err, MapError, OkOrError};
 
 /// Parses a 64-digit hex hash parameter, with Bitcoin Core's -8 messages for the wrong length
 /// and for digits that are not hex.
@@ -68,7 +60,7 @@ fn decode_hex<T: chaincore::encode::Decodable>(s: &str, what: &str) -> RpcResult
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> RpcResult<T> + Send + 'static,
 ) -> RpcResult<T> {
-    tokio::task::spawn_blocking(f).await.map_err(internal)?
+    tokio::task::spawn_blocking(f).await.map_misc()?
 }
 
 /// The RPC handler (cheap to clone: every topic's module holds one).
@@ -205,7 +197,7 @@ fn verbosity(v: Option<Value>, default: u8) -> RpcResult<u8> {
             .as_u64()
             .filter(|n| *n <= 2)
             .map(|n| n as u8)
-            .ok_or_else(|| err(code::INVALID_PARAMETER, "verbosity must be 0, 1 or 2")),
+            .ok_or_error(code::INVALID_PARAMETER, "verbosity must be 0, 1 or 2"),
         Some(_) => Err(err(
             code::TYPE_ERROR,
             "verbosity must be a number or a boolean",

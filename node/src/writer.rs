@@ -76,6 +76,17 @@ pub enum Command {
         /// The answer.
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Tests only: says it has started on `entered`, then holds the writer until `resume`
+    /// fires, so a test can queue commands behind it.
+    #[cfg(test)]
+    Pause {
+        /// Told once the writer is in this command.
+        entered: std::sync::mpsc::Sender<()>,
+        /// The writer goes on once this fires (or its sender is dropped).
+        resume: std::sync::mpsc::Receiver<()>,
+        /// The answer.
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// What the writer made of a transaction whose command succeeded.
@@ -336,6 +347,20 @@ fn handle(
                 changed: false,
                 new_txs: Vec::new(),
                 answer: answer(reply, result),
+            }
+        }
+        #[cfg(test)]
+        Command::Pause {
+            entered,
+            resume,
+            reply,
+        } => {
+            let _ = entered.send(());
+            let _ = resume.recv();
+            Outcome {
+                changed: false,
+                new_txs: Vec::new(),
+                answer: answer(reply, ()),
             }
         }
         Command::Flush { reply } => {

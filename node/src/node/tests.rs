@@ -204,15 +204,22 @@ fn a_child_relayed_while_its_parent_gets_in_is_accepted_not_remembered_as_refuse
     );
     let child = spend(parent_out, true);
     let child_txid = child.compute_txid();
-    // Hold the writer in a command waiting for redb's write lock, so the child's command and
-    // then the parent's queue behind it and run in one batch, the child's first: the writer
-    // sees no parent, but the parent is in by the time the child's answer comes.
-    let wtx = f.node.store_for_tests().begin_write().unwrap();
+    // Hold the writer, so the child's command and then the parent's queue behind it and run in
+    // one batch, the child's first: the writer sees no parent, but the parent is in by the
+    // time the child's answer comes.
+    let (entered, in_pause) = std::sync::mpsc::channel();
+    let (resume, resumed) = std::sync::mpsc::channel();
     let n = f.node.clone();
-    let held = std::thread::spawn(move || n.save_peers(&[]));
-    wait_until("the writer to take the command", || {
-        f.node.writer.queued() == 0
+    let held = std::thread::spawn(move || {
+        n.call(|reply| Command::Pause {
+            entered,
+            resume: resumed,
+            reply,
+        })
     });
+    in_pause
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the writer takes the pause");
     let n = f.node.clone();
     let c = child.clone();
     let relayed = f.rt.spawn(async move { n.accept_relayed(c, 1).await });
@@ -222,7 +229,7 @@ fn a_child_relayed_while_its_parent_gets_in_is_accepted_not_remembered_as_refuse
     let admitted =
         f.rt.spawn(async move { n.accept_transaction(p, false).await });
     wait_until("the parent's command", || f.node.writer.queued() >= 2);
-    drop(wtx);
+    resume.send(()).unwrap();
     held.join().unwrap().unwrap();
     f.rt.block_on(admitted).unwrap().unwrap();
     let first = f.rt.block_on(relayed).unwrap();

@@ -6,9 +6,11 @@ use chaincore::{Address, Amount, OutPoint, Txid};
 use jsonrpsee::core::{async_trait, RpcResult};
 use serde_json::{json, Value};
 
-use super::{blocking, internal, Rpc};
+use super::{blocking, Rpc};
 use crate::node::Node;
 use crate::store::{self};
+
+use super::error::MapError;
 
 #[async_trait]
 impl AddressIndexServer for Rpc {
@@ -101,9 +103,7 @@ impl AddressIndexServer for Rpc {
             };
             let mut rows = Vec::new();
             for a in &addrs {
-                rows.extend(
-                    store::read::address_txids(&snap.rtx, &a.pubkey_hash).map_err(internal)?,
-                );
+                rows.extend(store::read::address_txids(&snap.rtx, &a.pubkey_hash).map_misc()?);
             }
             rows.sort();
             rows.dedup();
@@ -136,8 +136,8 @@ impl AddressView {
             spent_outpoints: Default::default(),
         };
         for a in addrs {
-            for op in store::read::address_outpoints(&snap.rtx, &a.pubkey_hash).map_err(internal)? {
-                if let Some(coin) = store::read::coin(&snap.rtx, &op).map_err(internal)? {
+            for op in store::read::address_outpoints(&snap.rtx, &a.pubkey_hash).map_misc()? {
+                if let Some(coin) = store::read::coin(&snap.rtx, &op).map_misc()? {
                     view.confirmed.push((*a, op, coin));
                 }
             }

@@ -9,9 +9,10 @@ use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::PendingSubscriptionSink;
 use serde_json::{json, Value};
 
-use super::{blocking, coins, err, internal, parse_hash, tx_json, verbosity, Rpc};
-use crate::chain::ChainError;
+use super::{blocking, coins, parse_hash, tx_json, verbosity, Rpc};
 use crate::store::{self, Status};
+
+use super::error::{err, MapError, OkOrError, ToRpcError};
 
 #[async_trait]
 impl BlockchainServer for Rpc {
@@ -54,7 +55,7 @@ impl BlockchainServer for Rpc {
             .ok()
             .and_then(|h| snap.index.active_hash(h))
             .map(|h| h.to_string())
-            .ok_or_else(|| err(code::INVALID_PARAMETER, "Block height out of range"))
+            .ok_or_error(code::INVALID_PARAMETER, "Block height out of range")
     }
 
     async fn get_block(
@@ -72,12 +73,12 @@ impl BlockchainServer for Rpc {
             };
             let header_json = header_json(&snap.index, &hash, &entry);
             let bytes = store::read::block_bytes(&snap.rtx, &hash)
-                .map_err(internal)?
-                .ok_or_else(|| err(code::MISC_ERROR, "Block not available"))?;
+                .map_misc()?
+                .ok_or_error(code::MISC_ERROR, "Block not available")?;
             if level == 0 {
                 return Ok(json!(hex::encode(bytes)));
             }
-            let block: Block = deserialize(&bytes).map_err(internal)?;
+            let block: Block = deserialize(&bytes).map_misc()?;
             let mut out = header_json;
             out["size"] = json!(bytes.len());
             out["strippedsize"] = json!(bytes.len());
@@ -107,7 +108,7 @@ impl BlockchainServer for Rpc {
             .index
             .entry(&hash)
             .copied()
-            .ok_or_else(|| err(code::INVALID_ADDRESS_OR_KEY, "Block not found"))?;
+            .ok_or_error(code::INVALID_ADDRESS_OR_KEY, "Block not found")?;
         if verbose == Some(false) {
             return Ok(json!(hex::encode(entry.header.to_bytes())));
         }
@@ -169,7 +170,7 @@ impl BlockchainServer for Rpc {
             return Ok(Value::Null);
         }
         let tip = snap.index.tip_height();
-        let coin = match store::read::coin(&snap.rtx, &outpoint).map_err(internal)? {
+        let coin = match store::read::coin(&snap.rtx, &outpoint).map_misc()? {
             Some(c) => Some((c, true)),
             None if include_mempool => snap.mempool.coin(&outpoint, tip + 1).map(|c| (c, false)),
             None => None,
@@ -193,7 +194,7 @@ impl BlockchainServer for Rpc {
         let node = self.node.clone();
         blocking(move || {
             let snap = node.snapshot();
-            let stats = crate::verify::utxo_stats(&snap.rtx).map_err(internal)?;
+            let stats = crate::verify::utxo_stats(&snap.rtx).map_misc()?;
             Ok(json!({
                 "height": snap.index.tip_height(),
                 "bestblock": snap.index.tip_hash().to_string(),
@@ -288,12 +289,8 @@ impl Rpc {
         let hash: BlockHash = parse_hash(&blockhash, "blockhash")?;
         let node = self.node.clone();
         blocking(move || {
-            node.set_block_validity(&hash, valid).map_err(|e| match e {
-                ChainError::BlockNotFound(_) => {
-                    err(code::INVALID_ADDRESS_OR_KEY, "Block not found")
-                }
-                other => err(code::DATABASE_ERROR, other.to_string()),
-            })
+            node.set_block_validity(&hash, valid)
+                .map_err(|e| e.to_rpc_error())
         })
         .await
     }

@@ -7,7 +7,9 @@ use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::PendingSubscriptionSink;
 use serde_json::{json, Value};
 
-use super::{blocking, coins, err, parse_hash, Rpc};
+use super::{blocking, coins, parse_hash, Rpc};
+
+use super::error::{err, OkOrError};
 
 #[async_trait]
 impl MempoolServer for Rpc {
@@ -97,7 +99,7 @@ impl MempoolServer for Rpc {
         let e = snap
             .mempool
             .get(&txid)
-            .ok_or_else(|| err(code::INVALID_ADDRESS_OR_KEY, "Transaction not in mempool"))?;
+            .ok_or_error(code::INVALID_ADDRESS_OR_KEY, "Transaction not in mempool")?;
         Ok(mempool_entry_json(&snap.mempool, e))
     }
 

@@ -10,9 +10,11 @@ use chaincore::{Address, Block, BlockHash, Txid};
 use jsonrpsee::core::{async_trait, RpcResult};
 use serde_json::{json, Value};
 
-use super::{blocking, decode_hex, err, Rpc};
+use super::{blocking, decode_hex, Rpc};
 use crate::chain::{Accepted, ChainError};
 use crate::node::Node;
+
+use super::error::{err, ToRpcError};
 
 #[async_trait]
 impl MiningServer for Rpc {
@@ -69,9 +71,9 @@ impl MiningServer for Rpc {
                 Err(ChainError::DuplicateInvalid) => json!("duplicate-invalid"),
                 Err(ChainError::Rule(r)) => json!(r.to_string()),
                 Err(ChainError::BlockNotFound(_)) => json!("rejected"),
-                // The node shuts down on this.
+                // The node shuts down on these.
                 Err(e @ (ChainError::Store(_) | ChainError::Stopping)) => {
-                    return Err(err(code::DATABASE_ERROR, e.to_string()));
+                    return Err(e.to_rpc_error());
                 }
             })
         })
@@ -122,7 +124,7 @@ impl MiningServer for Rpc {
         blocking(move || {
             let hashes = node
                 .generate_blocks(nblocks, &address.script_pubkey())
-                .map_err(|e| err(code::MISC_ERROR, format!("generated block rejected: {e}")))?;
+                .map_err(|e| e.to_rpc_error())?;
             Ok(hashes.iter().map(|h| h.to_string()).collect())
         })
         .await

@@ -7,7 +7,9 @@ use chaincore::Amount;
 use jsonrpsee::core::{async_trait, RpcResult};
 use serde_json::{json, Value};
 
-use super::{coins, err, Rpc};
+use super::{coins, Rpc};
+
+use super::error::{err, OkOrError};
 
 #[async_trait]
 impl NetServer for Rpc {
@@ -59,7 +61,10 @@ impl NetServer for Rpc {
         if self.p2p.disconnect(&addr) {
             Ok(())
         } else {
-            Err(err(-29, "Node not found in connected nodes"))
+            Err(err(
+                code::CLIENT_NODE_NOT_CONNECTED,
+                "Node not found in connected nodes",
+            ))
         }
     }
 
@@ -81,7 +86,10 @@ impl NetServer for Rpc {
             .split('/')
             .next()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| err(-30, format!("Error: Invalid IP/Subnet '{subnet}'")))?;
+            .ok_or_error(
+                code::CLIENT_INVALID_IP_OR_SUBNET,
+                format!("Error: Invalid IP/Subnet '{subnet}'"),
+            )?;
         match command.as_str() {
             "add" => self.p2p.set_ban(
                 ip,

@@ -6,8 +6,10 @@ use chaincore::{Transaction, Txid};
 use jsonrpsee::core::{async_trait, RpcResult};
 use serde_json::{json, Value};
 
-use super::{blocking, decode_hex, err, internal, parse_hash, tx_json, verbosity, Rpc};
+use super::{blocking, decode_hex, parse_hash, tx_json, verbosity, Rpc};
 use crate::store::{self};
+
+use super::error::{err, MapError, OkOrError, ToRpcError};
 
 #[async_trait]
 impl RawTransactionsServer for Rpc {
@@ -17,25 +19,11 @@ impl RawTransactionsServer for Rpc {
         _maxfeerate: Option<Value>,
     ) -> RpcResult<String> {
         let tx: Transaction = decode_hex(&hexstring, "TX")?;
-        use crate::mempool::MempoolError;
         self.node
             .accept_transaction(tx, false)
             .await
             .map(|t| t.to_string())
-            .map_err(|e| match e {
-                MempoolError::AlreadyKnown => err(
-                    code::VERIFY_ALREADY_IN_CHAIN,
-                    "Transaction outputs already in utxo set",
-                ),
-                MempoolError::Rule(chaincore::validation::RuleError::InputsMissingOrSpent) => {
-                    err(code::VERIFY_ERROR, "bad-txns-inputs-missingorspent")
-                }
-                // The node shuts down on this.
-                e @ (MempoolError::Store(_) | MempoolError::Stopping) => {
-                    err(code::DATABASE_ERROR, e.to_string())
-                }
-                other => err(code::VERIFY_REJECTED, other.to_string()),
-            })
+            .map_err(|e| e.to_rpc_error())
     }
 
     async fn test_mempool_accept(
@@ -74,7 +62,7 @@ impl RawTransactionsServer for Rpc {
                 Some(tx) => (tx, None),
                 None => {
                     let (hash, pos) = store::read::tx_location(&snap.rtx, &txid)
-                        .map_err(internal)?
+                        .map_misc()?
                         .ok_or_else(|| {
                             err(
                                 code::INVALID_ADDRESS_OR_KEY,
@@ -82,13 +70,13 @@ impl RawTransactionsServer for Rpc {
                             )
                         })?;
                     let block = store::read::block(&snap.rtx, &hash)
-                        .map_err(internal)?
-                        .ok_or_else(|| internal("block missing"))?;
+                        .map_misc()?
+                        .ok_or_error(code::MISC_ERROR, "block missing")?;
                     let tx = block
                         .txdata
                         .get(pos as usize)
                         .cloned()
-                        .ok_or_else(|| internal("bad tx index"))?;
+                        .ok_or_error(code::MISC_ERROR, "bad tx index")?;
                     (tx, Some((hash, block.header.time)))
                 }
             };
