@@ -199,11 +199,18 @@ impl Writer {
     }
 }
 
-/// The writer's loop: takes a batch of commands, runs them, publishes once, then answers.
+/// The writer's loop: takes a batch of commands, runs them, publishes once, then answers. A
+/// batch ends before a block or an invalidation, so the commands before it are answered
+/// without waiting for it.
 fn run(mut state: State, mut commands: mpsc::Receiver<Command>, node: Weak<Node>) {
     let mut mempool_seq = 0;
     let mut template: Option<(BlockHash, u64, Arc<Template>)> = None;
-    while let Some(first) = commands.blocking_recv() {
+    // A heavy command taken while a batch was open: it starts the next batch.
+    let mut held_over: Option<Command> = None;
+    loop {
+        let Some(first) = held_over.take().or_else(|| commands.blocking_recv()) else {
+            return;
+        };
         let Some(node) = node.upgrade() else {
             return;
         };
@@ -229,6 +236,10 @@ fn run(mut state: State, mut commands: mpsc::Receiver<Command>, node: Weak<Node>
             if answers.len() < BATCH {
                 next = commands.try_recv().ok();
             }
+            // Cheap commands already done are answered before a block or a reorg runs.
+            if next.as_ref().is_some_and(Command::is_heavy) {
+                held_over = next.take();
+            }
         }
         if changed {
             publish(&node, &state, mempool_seq);
@@ -240,6 +251,16 @@ fn run(mut state: State, mut commands: mpsc::Receiver<Command>, node: Weak<Node>
         for answer in answers {
             answer();
         }
+    }
+}
+
+impl Command {
+    /// Blocks and invalidations can take long (a 1 MB block, a reorg).
+    fn is_heavy(&self) -> bool {
+        matches!(
+            self,
+            Command::SubmitBlock { .. } | Command::SetValidity { .. }
+        )
     }
 }
 
