@@ -6,12 +6,18 @@
 //! peer. New tips and mempool transactions are announced by `inv`, never to a peer known to
 //! have them. A peer that breaks the protocol or sends an invalid block is disconnected and,
 //! unless it is on loopback or named by the operator, its IP is banned for 24 hours.
+//!
+//! Here: the manager and the peer sessions. By topic: [`addrbook`] (known addresses),
+//! [`bans`] (banned IPs), [`download`] (one peer's block download state), [`outbox`] (one
+//! peer's send queue), and the codec in `chaincore::p2p` ([`message`]).
 
 pub mod addrbook;
+pub mod bans;
+pub mod download;
 pub use chaincore::p2p as message;
 pub mod outbox;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,7 +33,9 @@ use tokio_util::codec::FramedRead;
 
 use crate::chain::{unix_now, ChainError};
 use crate::node::{Node, Relayed};
-use addrbook::{AddrBook, AddrRate};
+use addrbook::AddrBook;
+use bans::{Bans, BAN_TIME};
+use download::{Download, MAX_QUEUED_BLOCKS};
 use message::{Codec, Inv, Message, Version, INV_BLOCK, INV_TX, MAX_HEADERS, PROTOCOL_VERSION};
 use outbox::Outbox;
 
@@ -39,15 +47,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// A peer silent for this long is disconnected.
 const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(180);
-/// How long a misbehaving peer's IP stays banned.
-const BAN_TIME: Duration = Duration::from_secs(24 * 3600);
 /// Non-connecting `headers` messages in a row (none connecting between) before a peer is
 /// treated as misbehaving.
 const MAX_UNCONNECTING_HEADERS: u32 = 8;
 /// Headers of a lighter fork kept per peer while it may still outgrow our chain.
 pub const MAX_PENDING_HEADERS: usize = 10 * MAX_HEADERS;
-/// Blocks one peer may have queued for download.
-const MAX_QUEUED_BLOCKS: usize = 4 * MAX_HEADERS;
 /// Outbound connections kept from discovered addresses (without `--connect`).
 const OUTBOUND_TARGET: usize = 8;
 /// How often a node tells each peer its own reachable address again (Core: about daily).
@@ -105,7 +109,7 @@ pub struct P2p {
     next_id: AtomicU64,
     /// Nonces of our own outgoing version messages, to detect connecting to ourselves.
     our_nonces: Mutex<HashSet<u64>>,
-    banned: Mutex<HashMap<IpAddr, Instant>>,
+    banned: Mutex<Bans>,
     /// Addresses heard of through `addr` or connections.
     addresses: Mutex<AddrBook>,
     /// Our own reachable addresses, as peers told us in `version` (`addr_recv`).
@@ -148,7 +152,7 @@ impl P2p {
             peers: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             our_nonces: Mutex::new(HashSet::new()),
-            banned: Mutex::new(HashMap::new()),
+            banned: Mutex::new(Bans::default()),
             addresses: Mutex::new(book),
             local_addrs: Mutex::new(HashSet::new()),
             best_seen_height: AtomicU64::new(0),
@@ -348,10 +352,12 @@ impl P2p {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn bans(&self) -> std::sync::MutexGuard<'_, Bans> {
+        self.banned.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn is_banned(&self, ip: IpAddr) -> bool {
-        let mut banned = self.banned.lock().unwrap_or_else(|p| p.into_inner());
-        banned.retain(|_, until| *until > Instant::now());
-        banned.contains_key(&ip)
+        self.bans().is_banned(ip)
     }
 
     async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
@@ -483,10 +489,7 @@ impl P2p {
                     tracing::warn!(%addr, "disconnecting peer: {e}");
                 } else {
                     tracing::warn!(%addr, "banning peer for 24 h: {e}");
-                    self.banned
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(addr.ip(), Instant::now() + BAN_TIME);
+                    self.bans().ban(addr.ip(), BAN_TIME);
                 }
             }
             Ok(()) => {}
@@ -567,9 +570,9 @@ impl P2p {
         done.map_err(|_| PeerError::Disconnect("handshake timed out".into()))??;
         reader.decoder_mut().handshake_done = true;
         tracing::info!(peer = %self.peer_addr(id), "peer connected");
-        let mut sync = Sync {
+        let mut sync = Download {
             peer: id,
-            ..Sync::default()
+            ..Download::default()
         };
         let (outbound, peer_ip, seen_as) = {
             let peers = self.lock_peers();
@@ -736,7 +739,7 @@ impl P2p {
         id: u64,
         msg: Message,
         send: &Outbox,
-        sync: &mut Sync,
+        sync: &mut Download,
     ) -> Result<(), PeerError> {
         match msg {
             Message::Ping(n) => self.queue(send, Message::Pong(n))?,
@@ -926,7 +929,7 @@ impl P2p {
         id: u64,
         headers: Vec<chaincore::block::Header>,
         send: &Outbox,
-        sync: &mut Sync,
+        sync: &mut Download,
     ) -> Result<(), PeerError> {
         let Some(first) = headers.first() else {
             return Ok(()); // nothing newer: in sync with this peer
@@ -1058,7 +1061,7 @@ impl P2p {
         Ok(())
     }
 
-    fn request_blocks(&self, send: &Outbox, sync: &mut Sync) -> Result<(), PeerError> {
+    fn request_blocks(&self, send: &Outbox, sync: &mut Download) -> Result<(), PeerError> {
         let batch = {
             let snap = self.node.snapshot();
             let mut requested = self.requested.lock().unwrap_or_else(|p| p.into_inner());
@@ -1160,14 +1163,9 @@ impl P2p {
 
     /// `setban <ip> add|remove [seconds]`.
     pub fn set_ban(&self, ip: IpAddr, ban: Option<Duration>) {
-        let mut banned = self.banned.lock().unwrap_or_else(|p| p.into_inner());
         match ban {
             Some(d) => {
-                let until = Instant::now()
-                    .checked_add(d)
-                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(10 * 365 * 24 * 3600));
-                banned.insert(ip, until);
-                drop(banned);
+                self.bans().ban(ip, d);
                 let addrs: Vec<SocketAddr> = self
                     .lock_peers()
                     .values()
@@ -1178,33 +1176,18 @@ impl P2p {
                     self.disconnect(&a);
                 }
             }
-            None => {
-                banned.remove(&ip);
-            }
+            None => self.bans().unban(ip),
         }
     }
 
     /// Current bans as (ip, seconds left).
     pub fn list_banned(&self) -> Vec<(IpAddr, u64)> {
-        let mut banned = self.banned.lock().unwrap_or_else(|p| p.into_inner());
-        banned.retain(|_, until| *until > Instant::now());
-        banned
-            .iter()
-            .map(|(ip, until)| {
-                (
-                    *ip,
-                    until.saturating_duration_since(Instant::now()).as_secs(),
-                )
-            })
-            .collect()
+        self.bans().list()
     }
 
     /// Lifts every ban.
     pub fn clear_banned(&self) {
-        self.banned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.bans().clear();
     }
 
     /// `addnode <addr> add|onetry`: connect to a peer (kept, or once).
@@ -1255,98 +1238,3 @@ async fn next(
 
 /// Most blocks served for one `getdata` (a peer asks for more in later messages).
 const MAX_BLOCKS_PER_GETDATA: usize = 2 * MAX_IN_FLIGHT;
-
-/// Per-peer block download state.
-#[derive(Default)]
-struct Sync {
-    /// The peer this state belongs to.
-    peer: u64,
-    /// Blocks to fetch, in order.
-    queue: VecDeque<BlockHash>,
-    /// Requested and not yet received, with when.
-    in_flight: HashMap<BlockHash, Instant>,
-    /// Headers received that did not connect.
-    /// The pending fork ran past the cap: later headers were counted, not held.
-    pending_overflow: bool,
-    /// Blocks refused as `time-too-new`, and when they may be asked for again.
-    future: HashMap<BlockHash, Instant>,
-    unconnecting: u32,
-    /// The peer's allowance of `addr` entries.
-    addr_rate: AddrRate,
-    /// Hashes of a fork this peer is sending that does not (yet) have more work than ours.
-    pending: Vec<BlockHash>,
-    /// Last of `pending`, where the next headers must attach.
-    pending_tip: Option<BlockHash>,
-    /// Total work and height at `pending_tip`.
-    pending_work: Work,
-    pending_height: u32,
-}
-
-impl Sync {
-    /// Queues a block to fetch; false if the queue is full (the peer is far ahead, or lying:
-    /// later `getheaders` rounds pick up where this one stopped).
-    /// True if `hash` was refused as `time-too-new` and its time has not come yet.
-    fn waiting_for_time(&self, hash: &BlockHash) -> bool {
-        self.future.get(hash).is_some_and(|at| *at > Instant::now())
-    }
-
-    /// Forgets the blocks from the future whose time has come; true if there were any.
-    fn future_due(&mut self) -> bool {
-        let before = self.future.len();
-        let now = Instant::now();
-        self.future.retain(|_, at| *at > now);
-        self.future.len() < before
-    }
-
-    fn want(&mut self, hash: BlockHash) -> bool {
-        if self.queue.len() >= MAX_QUEUED_BLOCKS {
-            return false;
-        }
-        if !self.in_flight.contains_key(&hash) && !self.queue.contains(&hash) {
-            self.queue.push_back(hash);
-        }
-        true
-    }
-
-    fn queued(&self, hash: &BlockHash) -> bool {
-        self.in_flight.contains_key(hash) || self.queue.contains(hash)
-    }
-
-    fn received(&mut self, hash: &BlockHash) {
-        self.in_flight.remove(hash);
-    }
-
-    /// Blocks to request now: queued ones that are not known yet and not being fetched from
-    /// another peer (a request older than 60 s is up for grabs), up to [`MAX_IN_FLIGHT`].
-    fn next_batch(
-        &mut self,
-        requested: &mut HashMap<BlockHash, (u64, Instant)>,
-        known: impl Fn(&BlockHash) -> bool,
-    ) -> Vec<BlockHash> {
-        self.queue.retain(|h| !known(h));
-        let mut batch = Vec::new();
-        let mut i = 0;
-        while self.in_flight.len() < MAX_IN_FLIGHT && i < self.queue.len() {
-            let h = self.queue[i];
-            let taken = requested
-                .get(&h)
-                .is_some_and(|(p, t)| *p != self.peer && t.elapsed() < Duration::from_secs(60));
-            if taken {
-                i += 1;
-                continue;
-            }
-            self.queue.remove(i);
-            self.in_flight.insert(h, Instant::now());
-            requested.insert(h, (self.peer, Instant::now()));
-            batch.push(h);
-        }
-        batch
-    }
-
-    /// True if a requested block is overdue.
-    fn stalled(&self) -> bool {
-        self.in_flight
-            .values()
-            .any(|t| t.elapsed() > Duration::from_secs(60))
-    }
-}
