@@ -1,0 +1,720 @@
+//! One peer connection: the handshake, the session loop, and the answer to every message
+//! (headers-first sync through [`super::download::Download`], block and transaction relay,
+//! `getdata` within the send budget, `addr` gossip).
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chaincore::pow::Work;
+use chaincore::validation::{self, RuleError};
+use chaincore::{BlockHash, Txid};
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+
+use super::bans::BAN_TIME;
+use super::download::{Download, MAX_QUEUED_BLOCKS};
+use super::message::{
+    self, Codec, Inv, Message, Version, INV_BLOCK, INV_TX, MAX_HEADERS, PROTOCOL_VERSION,
+};
+use super::outbox::{self, Outbox};
+use super::{next, remember, P2p, Peer, PeerError, MAX_IN_FLIGHT};
+use crate::chain::{unix_now, ChainError};
+use crate::node::Relayed;
+
+/// Time allowed for the version handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Ping interval.
+const PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// A peer silent for this long is disconnected.
+const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Non-connecting `headers` messages in a row (none connecting between) before a peer is
+/// treated as misbehaving.
+const MAX_UNCONNECTING_HEADERS: u32 = 8;
+
+/// How often a node tells each peer its own reachable address again (Core: about daily).
+const ADVERTISE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Blocks from the future remembered per peer, not fetched again before their time.
+const MAX_FUTURE_BLOCKS: usize = 16;
+
+/// An `addr` message with at most this many entries is gossip worth relaying (Core: 10).
+const ADDR_RELAY_MAX: usize = 10;
+
+/// Most blocks served for one `getdata` (a peer asks for more in later messages).
+const MAX_BLOCKS_PER_GETDATA: usize = 2 * MAX_IN_FLIGHT;
+
+impl P2p {
+    pub(super) async fn run_peer(
+        self: Arc<Self>,
+        stream: TcpStream,
+        addr: SocketAddr,
+        inbound: bool,
+        operator: bool,
+    ) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let kick = Arc::new(tokio::sync::Notify::new());
+        let stopped_reading = Arc::new(tokio::sync::Notify::new());
+        let (send, writer_task) = Outbox::spawn(write, self.magic, stopped_reading.clone());
+        self.lock_peers().insert(
+            id,
+            Peer {
+                addr,
+                inbound,
+                operator,
+                version: None,
+                connected: Instant::now(),
+                send: send.clone(),
+                listen: None,
+                known: HashSet::new(),
+                kick: kick.clone(),
+            },
+        );
+        let mut reader = FramedRead::new(read, Codec::new(self.magic));
+        let result = tokio::select! {
+            r = self.session(id, &mut reader, &send) => r,
+            _ = kick.notified() => Err(PeerError::Disconnect("disconnected by the operator".into())),
+            _ = stopped_reading.notified() => Err(PeerError::Disconnect(format!(
+                "peer stopped reading: nothing written for {} s",
+                outbox::WRITE_TIMEOUT.as_secs()
+            ))),
+        };
+        let handshaken = self
+            .lock_peers()
+            .get(&id)
+            .is_some_and(|p| p.version.is_some());
+        if !inbound && !operator && !handshaken {
+            // A discovered address that does not complete a handshake is not worth retrying.
+            self.forget(&addr);
+        }
+        self.lock_peers().remove(&id);
+        self.node.forget_orphans_from(id);
+        self.requested
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (peer, _)| *peer != id);
+        writer_task.abort();
+        match result {
+            Err(PeerError::Disconnect(why)) => tracing::info!(%addr, "peer disconnected: {why}"),
+            Err(e @ (PeerError::Protocol(_) | PeerError::Misbehaved(_))) => {
+                if matches!(&e, PeerError::Protocol(message::ProtocolError::Io(_))) {
+                    tracing::debug!(%addr, "peer connection closed: {e}");
+                } else if addr.ip().is_loopback() || operator {
+                    tracing::warn!(%addr, "disconnecting peer: {e}");
+                } else {
+                    tracing::warn!(%addr, "banning peer for 24 h: {e}");
+                    self.bans().ban(addr.ip(), BAN_TIME);
+                }
+            }
+            Ok(()) => {}
+        }
+    }
+
+    async fn session(
+        &self,
+        id: u64,
+        reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, Codec>,
+        send: &Outbox,
+    ) -> Result<(), PeerError> {
+        // Handshake.
+        let nonce: u64 = {
+            use rand_core::RngCore;
+            rand_core::OsRng.next_u64()
+        };
+        self.our_nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(nonce);
+        let height = self.node.tip.borrow().height;
+        let version = Version {
+            version: PROTOCOL_VERSION,
+            services: 0,
+            timestamp: unix_now() as i64,
+            nonce,
+            user_agent: format!("/chaincore:{}/", env!("CARGO_PKG_VERSION")),
+            start_height: height as i32,
+            addr_recv: Some(self.peer_socket(id)),
+            relay: true,
+            genesis: Some(self.node.network.genesis_hash()),
+        };
+        self.queue(send, Message::Version(version))?;
+        let handshake = async {
+            let mut got_version = false;
+            loop {
+                match next(reader).await? {
+                    Message::Version(v) if !got_version => {
+                        if v.genesis
+                            .is_some_and(|g| g != self.node.network.genesis_hash())
+                        {
+                            return Err(PeerError::Misbehaved(
+                                "peer is on another chain (genesis differs)".into(),
+                            ));
+                        }
+                        if self
+                            .our_nonces
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .contains(&v.nonce)
+                        {
+                            return Err(PeerError::Disconnect("connected to ourselves".into()));
+                        }
+                        if let Some(p) = self.lock_peers().get_mut(&id) {
+                            p.version = Some(v);
+                        }
+                        got_version = true;
+                        self.queue(send, Message::Verack)?;
+                    }
+                    Message::Verack if got_version => return Ok(()),
+                    Message::Unknown(c)
+                        if got_version && message::HANDSHAKE_FEATURES.contains(&c.as_str()) => {}
+                    other => {
+                        return Err(PeerError::Misbehaved(format!(
+                            "{} before the handshake",
+                            other.command()
+                        )))
+                    }
+                }
+            }
+        };
+        let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await;
+        self.our_nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&nonce);
+        done.map_err(|_| PeerError::Disconnect("handshake timed out".into()))??;
+        reader.decoder_mut().handshake_done = true;
+        tracing::info!(peer = %self.peer_addr(id), "peer connected");
+        let mut sync = Download {
+            peer: id,
+            ..Download::default()
+        };
+        let (outbound, peer_ip, seen_as) = {
+            let peers = self.lock_peers();
+            let p = peers.get(&id);
+            (
+                p.filter(|p| !p.inbound).map(|p| p.addr),
+                p.map(|p| p.addr.ip()),
+                p.and_then(|p| p.version.as_ref()).and_then(|v| v.addr_recv),
+            )
+        };
+        if let Some(addr) = outbound {
+            // Reachable: remember it, and ask it for more addresses.
+            self.learn_good(addr);
+            sync.addr_rate.asked();
+            self.queue(send, Message::GetAddr)?;
+        }
+        // Tell the peer where we can be reached, as a peer we dialled sees us (Core's
+        // AdvertiseLocal). Inbound peers could claim anything, so they teach us nothing.
+        let local = match (outbound, peer_ip) {
+            (Some(_), Some(ip)) => self.local_address(seen_as, ip),
+            _ => None,
+        };
+        if let Some(ours) = local {
+            self.queue(send, Message::Addr(vec![ours]))?;
+        }
+        let mut advertised = Instant::now();
+        self.queue(send, self.get_headers())?;
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.tick().await;
+        let mut last_heard = Instant::now();
+        loop {
+            // Over the send budget: read nothing more from this peer until it catches up.
+            send.below_budget().await;
+            let msg = tokio::select! {
+                m = next(reader) => m?,
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > INACTIVITY_TIMEOUT {
+                        return Err(PeerError::Disconnect("inactive".into()));
+                    }
+                    if sync.stalled() {
+                        return Err(PeerError::Disconnect("block download stalled".into()));
+                    }
+                    // Blocks another peer was fetching may be free again.
+                    self.request_blocks(send, &mut sync)?;
+                    // Blocks from the future whose time has come: ask again.
+                    if sync.future_due() {
+                        self.queue(send, self.get_headers())?;
+                    }
+                    self.queue(send, Message::Ping(unix_now()))?;
+                    if let Some(ours) = local.filter(|_| advertised.elapsed() > ADVERTISE_INTERVAL) {
+                        advertised = Instant::now();
+                        self.queue(send, Message::Addr(vec![ours]))?;
+                    }
+                    continue;
+                }
+            };
+            last_heard = Instant::now();
+            self.handle(id, msg, send, &mut sync).await?;
+        }
+    }
+
+    /// Answers a `getdata` from the mempool and the store: duplicates ignored, at most
+    /// [`MAX_BLOCKS_PER_GETDATA`] blocks, each read and queued only once the peer's queue is
+    /// within its send budget (the rest of the request waits; nothing is dropped).
+    async fn serve_getdata(&self, items: Vec<Inv>, send: &Outbox) -> Result<(), PeerError> {
+        let mut seen = HashSet::new();
+        let mut missing = Vec::new();
+        let mut blocks = 0;
+        for inv in items.into_iter().filter(|i| seen.insert(*i)) {
+            match inv.kind {
+                INV_TX => {
+                    send.below_budget().await;
+                    let tx = self
+                        .node
+                        .snapshot()
+                        .mempool
+                        .get(&Txid(inv.hash))
+                        .map(|e| e.tx.clone());
+                    match tx {
+                        Some(tx) => self.queue(send, Message::Tx(tx))?,
+                        None => missing.push(inv),
+                    }
+                }
+                INV_BLOCK if blocks < MAX_BLOCKS_PER_GETDATA => {
+                    blocks += 1;
+                    send.below_budget().await;
+                    let node = self.node.clone();
+                    let read = tokio::task::spawn_blocking(move || {
+                        let snap = node.snapshot();
+                        crate::store::read::block(&snap.rtx, &BlockHash(inv.hash))
+                    })
+                    .await
+                    .map_err(|e| PeerError::Disconnect(e.to_string()))?;
+                    match read {
+                        Ok(Some(b)) => self.queue(send, Message::Block(b))?,
+                        Ok(None) => missing.push(inv),
+                        // Not the peer's business: the node stops.
+                        Err(e) => {
+                            self.node.store_failed(&e);
+                            return Err(PeerError::Disconnect(format!("store failure: {e}")));
+                        }
+                    }
+                }
+                _ => missing.push(inv),
+            }
+        }
+        if !missing.is_empty() {
+            self.queue(send, Message::NotFound(missing))?;
+        }
+        Ok(())
+    }
+
+    /// The address we are connected to peer `id` at (unspecified if it is gone).
+    fn peer_socket(&self, id: u64) -> SocketAddr {
+        self.lock_peers().get(&id).map_or(
+            SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
+            |p| p.addr,
+        )
+    }
+
+    fn peer_addr(&self, id: u64) -> String {
+        self.lock_peers()
+            .get(&id)
+            .map_or_else(String::new, |p| p.addr.to_string())
+    }
+
+    fn queue(&self, send: &Outbox, msg: Message) -> Result<(), PeerError> {
+        send.push(msg)
+            .map_err(|e| PeerError::Disconnect(e.to_string()))
+    }
+
+    /// `getheaders` from our block locator.
+    fn get_headers(&self) -> Message {
+        let snap = self.node.snapshot();
+        let chain = &snap.index;
+        let mut locator = Vec::new();
+        let mut height = i64::from(chain.tip_height());
+        let mut step = 1;
+        while height > 0 && locator.len() < message::MAX_LOCATOR - 1 {
+            if let Some(h) = chain.active_hash(height as u32) {
+                locator.push(h);
+            }
+            if locator.len() >= 10 {
+                step *= 2;
+            }
+            height -= step;
+        }
+        locator.push(self.node.network.genesis_hash());
+        Message::GetHeaders {
+            version: PROTOCOL_VERSION as u32,
+            locator,
+            stop: BlockHash::ZERO,
+        }
+    }
+
+    fn mark_known(&self, id: u64, hash: [u8; 32]) {
+        if let Some(p) = self.lock_peers().get_mut(&id) {
+            remember(&mut p.known, hash);
+        }
+    }
+
+    async fn handle(
+        &self,
+        id: u64,
+        msg: Message,
+        send: &Outbox,
+        sync: &mut Download,
+    ) -> Result<(), PeerError> {
+        match msg {
+            Message::Ping(n) => self.queue(send, Message::Pong(n))?,
+            Message::Pong(_)
+            | Message::SendHeaders
+            | Message::Unknown(_)
+            | Message::NotFound(_) => {}
+            Message::Version(_) | Message::Verack => {
+                return Err(PeerError::Misbehaved("repeated handshake message".into()))
+            }
+            Message::GetAddr => {
+                let addrs = self
+                    .addresses
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .sample(message::MAX_ADDR, id);
+                self.queue(send, Message::Addr(addrs))?;
+            }
+            Message::Addr(addrs) => {
+                let source = self.peer_socket(id).ip();
+                let gossip = addrs.len() <= ADDR_RELAY_MAX;
+                if let [own] = addrs[..] {
+                    if own.ip() == source {
+                        if let Some(p) = self.lock_peers().get_mut(&id) {
+                            p.listen.get_or_insert(own);
+                        }
+                    }
+                }
+                let mut fresh = Vec::new();
+                for a in addrs {
+                    // Past the peer's allowance the rest is dropped: not stored, not relayed.
+                    if !sync.addr_rate.take() {
+                        break;
+                    }
+                    if self.learn(a, source) && gossip && !self.is_local(&a) {
+                        fresh.push(a);
+                    }
+                }
+                self.relay_addrs(id, &fresh);
+            }
+            Message::GetHeaders { locator, .. } => {
+                let headers = {
+                    let snap = self.node.snapshot();
+                    let chain = &snap.index;
+                    let start = locator
+                        .iter()
+                        .find(|h| chain.is_active(h))
+                        .and_then(|h| chain.entry(h))
+                        .map_or(0, |e| e.height);
+                    (start + 1..=chain.tip_height())
+                        .take(MAX_HEADERS)
+                        .filter_map(|h| {
+                            chain
+                                .active_hash(h)
+                                .and_then(|hash| chain.entry(&hash))
+                                .map(|e| e.header)
+                        })
+                        .collect::<Vec<_>>()
+                };
+                self.queue(send, Message::Headers(headers))?;
+            }
+            Message::Headers(headers) => self.on_headers(id, headers, send, sync)?,
+            Message::Inv(items) => {
+                let mut want_headers = false;
+                let mut want_txs = Vec::new();
+                for inv in items {
+                    self.mark_known(id, inv.hash);
+                    match inv.kind {
+                        INV_BLOCK
+                            if self
+                                .node
+                                .snapshot()
+                                .index
+                                .entry(&BlockHash(inv.hash))
+                                .is_none() =>
+                        {
+                            want_headers = true
+                        }
+                        INV_TX if !self.node.has_transaction(&Txid(inv.hash)) => want_txs.push(inv),
+                        _ => {}
+                    }
+                }
+                if want_headers {
+                    self.queue(send, self.get_headers())?;
+                }
+                if !want_txs.is_empty() {
+                    self.queue(send, Message::GetData(want_txs))?;
+                }
+            }
+            Message::GetData(items) => self.serve_getdata(items, send).await?,
+            Message::Block(block) => {
+                let hash = block.block_hash();
+                let header_time = block.header.time;
+                self.mark_known(id, hash.to_byte_array());
+                let requested = sync.in_flight.contains_key(&hash);
+                if !requested && block.header.prev_blockhash != self.node.tip.borrow().hash {
+                    // Unsolicited and not extending our tip: ignored, so a peer cannot make
+                    // us store blocks of a chain lighter than ours.
+                    return Ok(());
+                }
+                sync.received(&hash);
+                self.requested
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&hash);
+                let node = self.node.clone();
+                let result = tokio::task::spawn_blocking(move || node.submit_block(block))
+                    .await
+                    .map_err(|e| PeerError::Disconnect(e.to_string()))?;
+                match result {
+                    Ok(_) | Err(ChainError::Duplicate) => {}
+                    Err(ChainError::Rule(r)) if r.reason == RuleError::PrevBlockNotFound => {
+                        self.queue(send, self.get_headers())?
+                    }
+                    // Our clock may be the slow one (Core's BLOCK_TIME_FUTURE): no penalty, and
+                    // nothing recorded, so the block is fetched again when announced later.
+                    Err(ChainError::Rule(r)) if r.reason == RuleError::TimeTooNew => {
+                        let wait = u64::from(header_time)
+                            .saturating_sub(unix_now() + validation::MAX_FUTURE_BLOCK_TIME as u64);
+                        if sync.future.len() >= MAX_FUTURE_BLOCKS {
+                            sync.future.clear();
+                        }
+                        sync.future
+                            .insert(hash, Instant::now() + Duration::from_secs(wait + 1));
+                        tracing::info!(%hash, wait_s = wait + 1, "block from the future dropped; asked for again once its time is valid");
+                        // Not at once: the peer would send the same header straight back.
+                        return Ok(());
+                    }
+                    Err(ChainError::Rule(r)) => {
+                        return Err(PeerError::Misbehaved(format!(
+                            "invalid block: {}",
+                            r.detail()
+                        )))
+                    }
+                    Err(ChainError::DuplicateInvalid) => {
+                        return Err(PeerError::Misbehaved(format!(
+                            "sent known-invalid block {hash}"
+                        )))
+                    }
+                    Err(e) => return Err(PeerError::Disconnect(format!("store failure: {e}"))),
+                }
+                self.request_blocks(send, sync)?;
+                if sync.queue.is_empty() && sync.in_flight.is_empty() {
+                    // Caught up with what we queued: ask whether the peer has more.
+                    self.queue(send, self.get_headers())?;
+                }
+            }
+            Message::Tx(tx) => {
+                let txid = tx.compute_txid();
+                self.mark_known(id, txid.to_byte_array());
+                // As Bitcoin Core: a consensus-invalid transaction is misbehaviour; policy
+                // rejects, missing inputs and resends of one refused before are not.
+                let relayed = self.node.accept_relayed(tx, id).await;
+                match relayed {
+                    Relayed::Orphan(parents) => {
+                        // Ask the peer that sent the child for its parents.
+                        let want: Vec<Inv> = parents
+                            .into_iter()
+                            .map(|p| Inv {
+                                kind: INV_TX,
+                                hash: p.to_byte_array(),
+                            })
+                            .collect();
+                        self.queue(send, Message::GetData(want))?;
+                    }
+                    Relayed::Accepted(orphans) if !orphans.is_empty() => {
+                        tracing::debug!(%txid, orphans = orphans.len(), "orphans admitted")
+                    }
+                    Relayed::Accepted(_) => {}
+                    Relayed::Rejected(e) if e.is_consensus() => {
+                        return Err(PeerError::Misbehaved(format!(
+                            "relayed invalid transaction {txid}: {e}"
+                        )))
+                    }
+                    Relayed::Rejected(e) => tracing::debug!(%txid, "transaction refused: {e}"),
+                    Relayed::RecentlyRejected => {
+                        tracing::debug!(%txid, "transaction refused before, dropped")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_headers(
+        &self,
+        id: u64,
+        headers: Vec<chaincore::block::Header>,
+        send: &Outbox,
+        sync: &mut Download,
+    ) -> Result<(), PeerError> {
+        let Some(first) = headers.first() else {
+            return Ok(()); // nothing newer: in sync with this peer
+        };
+        // Headers must link to each other and carry valid proof of work.
+        for pair in headers.windows(2) {
+            if pair[1].prev_blockhash != pair[0].compute_block_hash() {
+                return Err(PeerError::Misbehaved(
+                    "headers do not connect to each other".into(),
+                ));
+            }
+        }
+        for h in &headers {
+            validation::check_proof_of_work(h, self.node.network).map_err(|e| {
+                PeerError::Misbehaved(format!("header {}: {e}", h.compute_block_hash()))
+            })?;
+        }
+        // Where these headers attach: a block we have, a block already queued (its chain had
+        // more work than our tip), or the end of a lighter fork this peer is still sending.
+        let (parent, tip_work) = {
+            let snap = self.node.snapshot();
+            let parent = snap
+                .index
+                .entry(&first.prev_blockhash)
+                .map(|e| (e.chainwork, e.height));
+            (parent, snap.index.tip().chainwork)
+        };
+        let base = if let Some(p) = parent {
+            Some(p)
+        } else if sync.queued(&first.prev_blockhash) {
+            None // continues a chain already judged heavier than ours
+        } else if sync.pending_tip == Some(first.prev_blockhash) {
+            Some((sync.pending_work, sync.pending_height))
+        } else {
+            sync.unconnecting += 1;
+            if sync.unconnecting > MAX_UNCONNECTING_HEADERS {
+                return Err(PeerError::Misbehaved(
+                    "keeps sending headers that do not connect".into(),
+                ));
+            }
+            return self.queue(send, self.get_headers());
+        };
+        // These connect: only a run of non-connecting messages counts against the peer (Core).
+        sync.unconnecting = 0;
+        let batch_work = headers
+            .iter()
+            .filter_map(|h| h.target())
+            .fold(Work::ZERO, |w, t| w + t.work());
+        if let Some((work, height)) = base {
+            let end_work = work + batch_work;
+            let end_height = u64::from(height) + headers.len() as u64;
+            if end_work <= tip_work {
+                // Not (yet) more work than our chain: keep the hashes, download nothing. A
+                // lighter fork costs us no blocks, however many a peer mines.
+                if parent.is_some() {
+                    sync.pending.clear();
+                    sync.pending_overflow = false;
+                }
+                // Hold the hashes of blocks we lack, up to the cap; past it only count the
+                // fork's work, so memory stays bounded and a deep fork is still followed:
+                // once it is heavier the held part is fetched, and the rest asked for again.
+                let room = self
+                    .config
+                    .max_pending_headers
+                    .saturating_sub(sync.pending.len());
+                let lacking: Vec<BlockHash> = {
+                    let snap = self.node.snapshot();
+                    headers
+                        .iter()
+                        .map(|h| h.compute_block_hash())
+                        .filter(|h| snap.index.entry(h).is_none())
+                        .collect()
+                };
+                if lacking.len() > room {
+                    sync.pending_overflow = true;
+                }
+                sync.pending.extend(lacking.into_iter().take(room));
+                sync.pending_tip = headers.last().map(|h| h.compute_block_hash());
+                sync.pending_work = end_work;
+                sync.pending_height = u32::try_from(end_height).unwrap_or(u32::MAX);
+                if headers.len() == MAX_HEADERS {
+                    self.queue(send, headers_after(&headers))?;
+                }
+                return Ok(());
+            }
+            self.note_best_height(end_height);
+        }
+        // More work than ours: fetch the lighter prefix we held back too, then these.
+        let held_back: Vec<BlockHash> = if parent.is_none() {
+            std::mem::take(&mut sync.pending)
+        } else {
+            Vec::new()
+        };
+        let gap = parent.is_none() && std::mem::take(&mut sync.pending_overflow);
+        sync.pending.clear();
+        sync.pending_tip = None;
+        for hash in held_back {
+            if !sync.want(hash) {
+                break;
+            }
+        }
+        if gap {
+            // Headers between the held part and these were only counted: fetch the held part,
+            // then (once the queue drains) ask again from what we then have.
+            self.request_blocks(send, sync)?;
+            return Ok(());
+        }
+        let hashes: Vec<BlockHash> = headers.iter().map(|h| h.compute_block_hash()).collect();
+        for hash in &hashes {
+            self.mark_known(id, hash.to_byte_array());
+        }
+        let unknown: Vec<BlockHash> = {
+            let snap = self.node.snapshot();
+            hashes
+                .into_iter()
+                .filter(|h| snap.index.entry(h).is_none() && !sync.waiting_for_time(h))
+                .collect()
+        };
+        for hash in unknown {
+            if !sync.want(hash) {
+                break;
+            }
+        }
+        self.request_blocks(send, sync)?;
+        if headers.len() == MAX_HEADERS && sync.queue.len() < MAX_QUEUED_BLOCKS {
+            // More may follow: continue from the last one.
+            self.queue(send, headers_after(&headers))?;
+        }
+        Ok(())
+    }
+
+    fn request_blocks(&self, send: &Outbox, sync: &mut Download) -> Result<(), PeerError> {
+        let batch = {
+            let snap = self.node.snapshot();
+            let mut requested = self.requested.lock().unwrap_or_else(|p| p.into_inner());
+            sync.next_batch(&mut requested, |h| snap.index.entry(h).is_some())
+        };
+        if !batch.is_empty() {
+            self.queue(
+                send,
+                Message::GetData(
+                    batch
+                        .into_iter()
+                        .map(|h| Inv {
+                            kind: INV_BLOCK,
+                            hash: h.to_byte_array(),
+                        })
+                        .collect(),
+                ),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `getheaders` continuing after the last of a full `headers` batch.
+fn headers_after(headers: &[chaincore::block::Header]) -> Message {
+    Message::GetHeaders {
+        version: PROTOCOL_VERSION as u32,
+        locator: headers
+            .last()
+            .map(|h| h.compute_block_hash())
+            .into_iter()
+            .collect(),
+        stop: BlockHash::ZERO,
+    }
+}
