@@ -94,6 +94,10 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     }
     node.stopping.store(true, Ordering::Release);
     server.stop().await;
+    let running = p2p.shutdown(std::time::Duration::from_secs(10)).await;
+    if running > 0 {
+        tracing::warn!(running, "P2P tasks still running at shutdown");
+    }
     tokio::task::spawn_blocking(move || p2p.save_book()).await?;
     if config.persist_mempool {
         let node3 = node.clone();

@@ -31,6 +31,8 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::chain::unix_now;
 use crate::node::Node;
@@ -106,6 +108,10 @@ pub struct P2p {
     /// Blocks requested from some peer, by whom and when: peers fetching the same chain
     /// split the work instead of downloading every block from everyone.
     requested: Mutex<HashMap<BlockHash, (u64, Instant)>>,
+    /// Every task P2P spawned (loops, peer sessions, connection attempts).
+    tasks: TaskTracker,
+    /// Fires at shutdown: every task in `tasks` ends.
+    stop: CancellationToken,
 }
 
 /// Why a peer was dropped.
@@ -144,21 +150,23 @@ impl P2p {
             requested: Mutex::new(HashMap::new()),
             book_changes: Mutex::new(Vec::new()),
             config,
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
         });
         if let Some(addr) = p2p.config.listen {
             let listener = TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen for peers on {addr}: {e}"))?;
             tracing::info!("P2P listening on {}", listener.local_addr()?);
-            tokio::spawn(p2p.clone().accept_loop(listener));
+            p2p.spawn(p2p.clone().accept_loop(listener));
         }
         for addr in p2p.config.peers.clone() {
-            tokio::spawn(p2p.clone().keep_connected(addr, true));
+            p2p.spawn(p2p.clone().keep_connected(addr, true));
         }
-        tokio::spawn(p2p.clone().relay_loop());
-        tokio::spawn(p2p.clone().save_book_loop());
+        p2p.spawn(p2p.clone().relay_loop());
+        p2p.spawn(p2p.clone().save_book_loop());
         if !p2p.config.connect_only {
-            tokio::spawn(p2p.clone().discovery_loop());
+            p2p.spawn(p2p.clone().discovery_loop());
         }
         Ok(p2p)
     }
@@ -197,7 +205,7 @@ impl P2p {
                 continue;
             };
             let me = self.clone();
-            tokio::spawn(async move {
+            self.spawn(async move {
                 match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await
                 {
                     Ok(Ok(stream)) => me.run_peer(stream, addr, false, false).await,
@@ -365,7 +373,7 @@ impl P2p {
                 tracing::debug!(%addr, "refused: inbound connection limit");
                 continue;
             }
-            tokio::spawn(self.clone().run_peer(stream, addr, true, false));
+            self.spawn(self.clone().run_peer(stream, addr, true, false));
         }
     }
 
@@ -520,13 +528,34 @@ impl P2p {
         self.bans().clear();
     }
 
+    /// Runs `task` until it ends or P2P shuts down, tracked so that shutdown can wait for it.
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let stop = self.stop.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = task => {}
+            }
+        });
+    }
+
+    /// Stops every P2P task (listening, connecting, relaying, every peer session, whose
+    /// sockets close) and waits up to `patience` for them to end; returns how many are still
+    /// running (0 unless one is stuck outside an await point).
+    pub async fn shutdown(&self, patience: Duration) -> usize {
+        self.stop.cancel();
+        self.tasks.close();
+        let _ = tokio::time::timeout(patience, self.tasks.wait()).await;
+        self.tasks.len()
+    }
+
     /// `addnode <addr> add|onetry`: connect to a peer (kept, or once).
     pub fn add_node(self: &Arc<Self>, addr: SocketAddr, keep: bool) {
         if keep {
-            tokio::spawn(self.clone().keep_connected(addr, true));
+            self.spawn(self.clone().keep_connected(addr, true));
         } else {
             let me = self.clone();
-            tokio::spawn(async move {
+            self.spawn(async move {
                 if let Ok(stream) = TcpStream::connect(addr).await {
                     me.run_peer(stream, addr, false, true).await;
                 }
@@ -551,4 +580,57 @@ fn remember(known: &mut HashSet<[u8; 32]>, hash: [u8; 32]) -> bool {
         known.clear();
     }
     known.insert(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// `shutdown` ends every task P2P started: the listener, the loops, and a peer's session,
+    /// whose socket closes.
+    #[test]
+    fn no_task_outlives_shutdown() {
+        let dir = std::env::temp_dir().join(format!("cc-p2p-stop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let node = Node::open(chaincore::Network::Regtest, &dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let config = P2pConfig {
+            listen: Some(listen),
+            peers: Vec::new(),
+            connect_only: false,
+            discover_local: Vec::new(),
+            max_connections: 125,
+            max_pending_headers: MAX_PENDING_HEADERS,
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let p2p = rt.block_on(P2p::start(node.clone(), config)).unwrap();
+        let mut peer = std::net::TcpStream::connect(listen).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while p2p.connection_count() == 0 {
+            assert!(Instant::now() < deadline, "the peer was never registered");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            p2p.tasks.len() >= 4,
+            "listener, relay, book, discovery, the peer"
+        );
+        let running = rt.block_on(p2p.shutdown(Duration::from_secs(60)));
+        assert_eq!(running, 0);
+        assert!(p2p.tasks.is_empty());
+        // The session ended: its socket is closed (whatever it had sent before).
+        let mut rest = Vec::new();
+        assert!(peer.read_to_end(&mut rest).is_ok(), "closed, not timed out");
+        node.stop_writer();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -63,6 +63,8 @@ impl P2p {
         let kick = Arc::new(tokio::sync::Notify::new());
         let stopped_reading = Arc::new(tokio::sync::Notify::new());
         let (send, writer_task) = Outbox::spawn(write, self.magic, stopped_reading.clone());
+        // Ends with the session, also when shutdown cancels it.
+        let writer_task = tokio_util::task::AbortOnDropHandle::new(writer_task);
         self.lock_peers().insert(
             id,
             Peer {
@@ -100,7 +102,7 @@ impl P2p {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, (peer, _)| *peer != id);
-        writer_task.abort();
+        drop(writer_task);
         match result {
             Err(PeerError::Disconnect(why)) => tracing::info!(%addr, "peer disconnected: {why}"),
             Err(e @ (PeerError::Protocol(_) | PeerError::Misbehaved(_))) => {
