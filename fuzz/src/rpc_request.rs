@@ -376,6 +376,10 @@ impl NetServer for Stub {
         Err(refused())
     }
 
+    async fn get_net_totals(&self) -> RpcResult<Value> {
+        Err(refused())
+    }
+
     async fn ping(&self) -> RpcResult<()> {
         Err(refused())
     }

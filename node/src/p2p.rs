@@ -19,6 +19,7 @@ pub mod download;
 pub use chaincore::p2p as message;
 pub mod outbox;
 mod peer;
+pub mod traffic;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -40,6 +41,7 @@ use addrbook::AddrBook;
 use bans::Bans;
 use message::{Codec, Inv, Message, Version, INV_BLOCK, INV_TX, MAX_HEADERS};
 use outbox::Outbox;
+use traffic::{Counted, Traffic};
 
 /// Blocks requested from one peer at a time.
 pub const MAX_IN_FLIGHT: usize = 16;
@@ -103,6 +105,8 @@ pub struct P2p {
     local_addrs: Mutex<HashSet<SocketAddr>>,
     /// Highest block height of valid headers any peer has sent us.
     best_seen_height: AtomicU64,
+    /// Bytes to and from peers.
+    traffic: Arc<Traffic>,
     /// Address book changes not yet written to the store (saved in batches).
     book_changes: Mutex<Vec<(SocketAddr, bool)>>,
     /// Blocks requested from some peer, by whom and when: peers fetching the same chain
@@ -147,6 +151,7 @@ impl P2p {
             addresses: Mutex::new(book),
             local_addrs: Mutex::new(HashSet::new()),
             best_seen_height: AtomicU64::new(0),
+            traffic: Arc::default(),
             requested: Mutex::new(HashMap::new()),
             book_changes: Mutex::new(Vec::new()),
             config,
@@ -528,6 +533,14 @@ impl P2p {
         self.bans().clear();
     }
 
+    /// Bytes received from and sent to peers since the node started.
+    pub fn traffic(&self) -> (u64, u64) {
+        (
+            self.traffic.received.load(Ordering::Relaxed),
+            self.traffic.sent.load(Ordering::Relaxed),
+        )
+    }
+
     /// Runs `task` until it ends or P2P shuts down, tracked so that shutdown can wait for it.
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         let stop = self.stop.clone();
@@ -565,7 +578,7 @@ impl P2p {
 }
 
 async fn next(
-    reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, Codec>,
+    reader: &mut FramedRead<Counted<tokio::net::tcp::OwnedReadHalf>, Codec>,
 ) -> Result<Message, PeerError> {
     match reader.next().await {
         Some(Ok(m)) => Ok(m),

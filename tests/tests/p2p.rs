@@ -310,6 +310,15 @@ fn peer_management_rpcs_and_a_persisted_address_book() {
     wait_for("c to connect", || {
         (c.rpc("getconnectioncount", json!([])).as_u64()? >= 1).then_some(())
     });
+    // Bytes crossed the wire both ways on both nodes (the handshake alone is a few hundred
+    // bytes each way).
+    let c_totals = c.rpc("getnettotals", json!([]));
+    let a_totals = nodes[0].rpc("getnettotals", json!([]));
+    for t in [&c_totals, &a_totals] {
+        assert!(t["totalbytesrecv"].as_u64().unwrap() > 100, "{t}");
+        assert!(t["totalbytessent"].as_u64().unwrap() > 100, "{t}");
+        assert!(t["timemillis"].as_u64().unwrap() > 1_700_000_000_000, "{t}");
+    }
     assert!(c.stop().success());
     c.restart();
     let known = c.rpc("getnodeaddresses", json!([10]));

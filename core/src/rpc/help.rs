@@ -241,6 +241,12 @@ pub const METHODS: &[Usage] = &[
     },
     Usage {
         category: "Network",
+        name: "getnettotals",
+        usage: "getnettotals",
+        summary: "Bytes received from and sent to peers since the node started, and the time (Core's shape, without `uploadtarget`).",
+    },
+    Usage {
+        category: "Network",
         name: "ping",
         usage: "ping",
         summary: "Sends a ping to every peer.",

@@ -44,6 +44,11 @@ pub trait Net {
     #[method(name = "clearbanned")]
     async fn clear_banned(&self) -> RpcResult<()>;
 
+    /// Bytes received from and sent to peers since the node started, and the time (Core's
+    /// shape, without `uploadtarget`).
+    #[method(name = "getnettotals")]
+    async fn get_net_totals(&self) -> RpcResult<Value>;
+
     /// Sends a ping to every peer.
     #[method(name = "ping")]
     async fn ping(&self) -> RpcResult<()>;

@@ -47,12 +47,14 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// An outbox whose frames a new task writes to `write`; `dead` is notified when that
-    /// writer stops because the peer took nothing for [`WRITE_TIMEOUT`] or the write failed.
+    /// An outbox whose frames a new task writes to `write`, counting what it writes in
+    /// `traffic`; `dead` is notified when that writer stops because the peer took nothing for
+    /// [`WRITE_TIMEOUT`] or the write failed.
     pub fn spawn(
         write: OwnedWriteHalf,
         magic: [u8; 4],
         dead: Arc<Notify>,
+        traffic: Arc<super::traffic::Traffic>,
     ) -> (Outbox, tokio::task::JoinHandle<()>) {
         let (frames, mut rx) = mpsc::channel::<Bytes>(SEND_QUEUE);
         let outbox = Outbox {
@@ -70,7 +72,10 @@ impl Outbox {
                 let mut rest = &frame[..];
                 while !rest.is_empty() {
                     match tokio::time::timeout(WRITE_TIMEOUT, write.write(rest)).await {
-                        Ok(Ok(n)) if n > 0 => rest = &rest[n..],
+                        Ok(Ok(n)) if n > 0 => {
+                            traffic.add_sent(n);
+                            rest = &rest[n..];
+                        }
                         _ => {
                             dead.notify_one();
                             return;

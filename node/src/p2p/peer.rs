@@ -20,6 +20,7 @@ use super::message::{
     self, Codec, Inv, Message, Version, INV_BLOCK, INV_TX, MAX_HEADERS, PROTOCOL_VERSION,
 };
 use super::outbox::{self, Outbox};
+use super::traffic::Counted;
 use super::{next, remember, P2p, Peer, PeerError, MAX_IN_FLIGHT};
 use crate::chain::{unix_now, ChainError};
 use crate::node::Relayed;
@@ -62,7 +63,12 @@ impl P2p {
         let (read, write) = stream.into_split();
         let kick = Arc::new(tokio::sync::Notify::new());
         let stopped_reading = Arc::new(tokio::sync::Notify::new());
-        let (send, writer_task) = Outbox::spawn(write, self.magic, stopped_reading.clone());
+        let (send, writer_task) = Outbox::spawn(
+            write,
+            self.magic,
+            stopped_reading.clone(),
+            self.traffic.clone(),
+        );
         // Ends with the session, also when shutdown cancels it.
         let writer_task = tokio_util::task::AbortOnDropHandle::new(writer_task);
         self.lock_peers().insert(
@@ -79,7 +85,10 @@ impl P2p {
                 kick: kick.clone(),
             },
         );
-        let mut reader = FramedRead::new(read, Codec::new(self.magic));
+        let mut reader = FramedRead::new(
+            Counted::new(read, self.traffic.clone()),
+            Codec::new(self.magic),
+        );
         let result = tokio::select! {
             r = self.session(id, &mut reader, &send) => r,
             _ = kick.notified() => Err(PeerError::Disconnect("disconnected by the operator".into())),
@@ -122,7 +131,7 @@ impl P2p {
     async fn session(
         &self,
         id: u64,
-        reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, Codec>,
+        reader: &mut FramedRead<Counted<tokio::net::tcp::OwnedReadHalf>, Codec>,
         send: &Outbox,
     ) -> Result<(), PeerError> {
         // Handshake.

@@ -123,6 +123,18 @@ impl NetServer for Rpc {
         Ok(())
     }
 
+    async fn get_net_totals(&self) -> RpcResult<Value> {
+        let (received, sent) = self.p2p.traffic();
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Ok(json!({
+            "totalbytesrecv": received,
+            "totalbytessent": sent,
+            "timemillis": millis,
+        }))
+    }
+
     async fn ping(&self) -> RpcResult<()> {
         self.p2p.ping_all();
         Ok(())
