@@ -196,6 +196,10 @@ impl BlockchainServer for Stub {
         Err(refused())
     }
 
+    async fn get_block_stats(&self, _hash_or_height: Value) -> RpcResult<Value> {
+        Err(refused())
+    }
+
     async fn get_tx_out_set_info(&self) -> RpcResult<Value> {
         Err(refused())
     }

@@ -151,6 +151,25 @@ fn mine_spend_and_balances() {
     assert_eq!(node.rpc("getrawmempool", json!([])), json!([]));
     let mined = node.rpc("getblock", json!([block[0], 1]));
     assert_eq!(mined["tx"][1], txid);
+    // Its statistics, by height and by hash alike.
+    let stats = node.rpc("getblockstats", json!([102]));
+    assert_eq!(stats, node.rpc("getblockstats", json!([block[0]])));
+    assert_eq!(stats["blockhash"], block[0]);
+    assert_eq!(stats["txs"], json!(2));
+    assert_eq!(stats["ins"], json!(1));
+    assert_eq!(stats["outs"], json!(3));
+    assert_eq!(stats["totalfee"], json!(fee));
+    assert_eq!(stats["subsidy"], json!(50 * 100_000_000i64));
+    assert_eq!(stats["total_out"], json!(to_b + change));
+    assert_eq!(stats["total_size"], json!(serialize(&tx).len()));
+    assert_eq!(stats["utxo_increase"], json!(3 - 1));
+    let beyond = node.call("getblockstats", json!([103])).unwrap_err();
+    assert_eq!(beyond["code"], json!(-8), "{beyond}");
+    let unknown = node
+        .call("getblockstats", json!(["00".repeat(32)]))
+        .unwrap_err();
+    assert_eq!(unknown["code"], json!(-5), "{unknown}");
+    assert_eq!(node.rpc("getblockstats", json!([0]))["txs"], json!(1));
 
     let bal_b = balance(&node, &addr_b);
     assert_eq!(bal_b["unconfirmed"], json!(0));

@@ -48,6 +48,12 @@ pub trait Blockchain {
         include_mempool: Option<bool>,
     ) -> RpcResult<Value>;
 
+    /// Statistics of one active-chain block, by hash or height: Bitcoin Core's fields that
+    /// apply to a chain without segwit (amounts in units, sizes in bytes, fee rates in units
+    /// per byte).
+    #[method(name = "getblockstats")]
+    async fn get_block_stats(&self, hash_or_height: Value) -> RpcResult<Value>;
+
     /// Statistics and a hash of the UTXO set.
     #[method(name = "gettxoutsetinfo")]
     async fn get_tx_out_set_info(&self) -> RpcResult<Value>;

@@ -73,6 +73,12 @@ pub const METHODS: &[Usage] = &[
     },
     Usage {
         category: "Blockchain",
+        name: "getblockstats",
+        usage: "getblockstats hash_or_height",
+        summary: "Statistics of one active-chain block, by hash or height: Bitcoin Core's fields that apply to a chain without segwit (amounts in units, sizes in bytes, fee rates in units per byte).",
+    },
+    Usage {
+        category: "Blockchain",
         name: "gettxoutsetinfo",
         usage: "gettxoutsetinfo",
         summary: "Statistics and a hash of the UTXO set.",

@@ -190,6 +190,70 @@ impl BlockchainServer for Rpc {
         })
     }
 
+    async fn get_block_stats(&self, hash_or_height: Value) -> RpcResult<Value> {
+        let node = self.node.clone();
+        blocking(move || {
+            let snap = node.snapshot();
+            let hash = match &hash_or_height {
+                Value::Number(n) => {
+                    let tip = snap.index.tip_height();
+                    let height = n
+                        .as_u64()
+                        .and_then(|h| u32::try_from(h).ok())
+                        .filter(|h| *h <= tip)
+                        .ok_or_error(
+                            code::INVALID_PARAMETER,
+                            format!("Target block height {n} after current tip {tip}"),
+                        )?;
+                    snap.index
+                        .active_hash(height)
+                        .ok_or_error(code::INVALID_PARAMETER, "Block height out of range")?
+                }
+                Value::String(s) => {
+                    let hash: BlockHash = parse_hash(s, "blockhash")?;
+                    if !snap.index.is_active(&hash) {
+                        return Err(err(
+                            code::INVALID_ADDRESS_OR_KEY,
+                            if snap.index.entry(&hash).is_some() {
+                                "Block is not in main chain"
+                            } else {
+                                "Block not found"
+                            },
+                        ));
+                    }
+                    hash
+                }
+                _ => {
+                    return Err(err(
+                        code::TYPE_ERROR,
+                        "hash_or_height must be a block hash or a height",
+                    ))
+                }
+            };
+            let entry = snap
+                .index
+                .entry(&hash)
+                .copied()
+                .ok_or_error(code::INVALID_ADDRESS_OR_KEY, "Block not found")?;
+            let block = store::read::block(&snap.rtx, &hash)
+                .map_misc()?
+                .ok_or_error(code::MISC_ERROR, "Block not available")?;
+            // Genesis spends nothing and has no undo data; every other block has some.
+            let undo = match store::read::undo(&snap.rtx, &hash).map_misc()? {
+                Some(undo) => undo,
+                None if entry.height == 0 => Vec::new(),
+                None => return Err(err(code::MISC_ERROR, "Undo data not available")),
+            };
+            Ok(block_stats(
+                &block,
+                &undo,
+                &entry,
+                snap.index.median_time_past(&hash),
+            ))
+        })
+        .await
+    }
+
     async fn get_tx_out_set_info(&self) -> RpcResult<Value> {
         let node = self.node.clone();
         blocking(move || {
@@ -294,4 +358,84 @@ impl Rpc {
         })
         .await
     }
+}
+
+/// `getblockstats` of `block` (its `undo` data: the coins it spent, in order).
+fn block_stats(
+    block: &Block,
+    undo: &[chaincore::validation::Coin],
+    entry: &store::IndexEntry,
+    median_time: i64,
+) -> Value {
+    let mut spent = undo.iter();
+    // Per non-coinbase transaction: (fee, size).
+    let mut txs: Vec<(i64, usize)> = Vec::new();
+    let mut ins = 0usize;
+    let mut outs = 0usize;
+    let mut total_out = 0i64;
+    let mut utxo_increase = 0i64;
+    for tx in &block.txdata {
+        let created = tx
+            .output
+            .iter()
+            .filter(|o| o.script_pubkey.op_return_data().is_none())
+            .count();
+        outs += tx.output.len();
+        utxo_increase += created as i64;
+        if tx.is_coinbase() {
+            continue;
+        }
+        ins += tx.input.len();
+        utxo_increase -= tx.input.len() as i64;
+        let inputs: i64 = spent
+            .by_ref()
+            .take(tx.input.len())
+            .map(|c| c.output.value.to_units())
+            .sum();
+        let out: i64 = tx.output.iter().map(|o| o.value.to_units()).sum();
+        total_out += out;
+        txs.push((inputs - out, tx.size()));
+    }
+    let n = txs.len() as i64;
+    let fees: Vec<i64> = txs.iter().map(|t| t.0).collect();
+    let sizes: Vec<usize> = txs.iter().map(|t| t.1).collect();
+    let rates: Vec<i64> = txs.iter().map(|(f, s)| f / (*s as i64).max(1)).collect();
+    let total_fee: i64 = fees.iter().sum();
+    let total_size: usize = sizes.iter().sum();
+    let median = |v: &[i64]| -> i64 {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        match v.len() {
+            0 => 0,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2,
+        }
+    };
+    let sizes_i: Vec<i64> = sizes.iter().map(|s| *s as i64).collect();
+    json!({
+        "blockhash": block.block_hash().to_string(),
+        "height": entry.height,
+        "time": block.header.time,
+        "mediantime": median_time,
+        "txs": block.txdata.len(),
+        "ins": ins,
+        "outs": outs,
+        "subsidy": chaincore::pow::block_subsidy(entry.height).to_units(),
+        "totalfee": total_fee,
+        "total_out": total_out,
+        "total_size": total_size,
+        "total_weight": total_size * 4,
+        "avgfee": if n > 0 { total_fee / n } else { 0 },
+        "avgfeerate": if total_size > 0 { total_fee / total_size as i64 } else { 0 },
+        "avgtxsize": if n > 0 { total_size as i64 / n } else { 0 },
+        "minfee": fees.iter().min().copied().unwrap_or(0),
+        "maxfee": fees.iter().max().copied().unwrap_or(0),
+        "medianfee": median(&fees),
+        "minfeerate": rates.iter().min().copied().unwrap_or(0),
+        "maxfeerate": rates.iter().max().copied().unwrap_or(0),
+        "mintxsize": sizes.iter().min().copied().unwrap_or(0),
+        "maxtxsize": sizes.iter().max().copied().unwrap_or(0),
+        "mediantxsize": median(&sizes_i),
+        "utxo_increase": utxo_increase,
+    })
 }
