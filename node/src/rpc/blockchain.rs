@@ -170,7 +170,10 @@ impl BlockchainServer for Rpc {
             return Ok(Value::Null);
         }
         let tip = snap.index.tip_height();
-        let coin = match store::read::coin(&snap.rtx, &outpoint).map_misc()? {
+        let read = snap.clone();
+        let confirmed =
+            blocking(move || store::read::coin(&read.rtx, &outpoint).map_misc()).await?;
+        let coin = match confirmed {
             Some(c) => Some((c, true)),
             None if include_mempool => snap.mempool.coin(&outpoint, tip + 1).map(|c| (c, false)),
             None => None,
