@@ -135,7 +135,8 @@ mod tests {
     }
 
     /// Found while writing the `rpc_request` fuzz target, whose check that an upgraded body is
-    /// no longer 1.0 style it fails (the inputs are in fuzz/regressions/rpc_request/): a number
+    /// no longer 1.0 style it fails, and by the target itself 70 s into its first run (the
+    /// inputs are in fuzz/regressions/rpc_request/): a number
     /// past `f64`'s range passes `is_legacy` (which skips values) but stopped the upgrade, which
     /// parsed the whole body into a `Value`, so jsonrpsee got the 1.0 body and answered with an
     /// invalid-request error instead of the method's answer.
