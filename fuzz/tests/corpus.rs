@@ -33,3 +33,28 @@ fn every_committed_input_runs_clean() {
     }
     assert!(failures.is_empty(), "inputs that panic: {failures:#?}");
 }
+
+/// The wallet corpus reaches the code behind the decryption: some file in it is encrypted and
+/// unlocks with the target's passphrase (mutations of a file's clear parts keep its ciphertext
+/// valid), so a minimization that dropped them all would show here.
+#[test]
+fn the_wallet_corpus_unlocks() {
+    use chaincore::Network;
+    use chaincore_fuzz::wallet_file::PASSPHRASE;
+    use chaincore_wallet::keystore::Keystore;
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/wallet_file");
+    let unlocked = inputs(&dir)
+        .unwrap()
+        .iter()
+        .filter(|file| {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            Network::ALL.iter().any(|&network| {
+                Keystore::from_json(&text, network, String::new())
+                    .is_ok_and(|mut w| w.is_encrypted() && w.unlock(PASSPHRASE).is_ok())
+            })
+        })
+        .count();
+    assert!(unlocked > 0, "no encrypted wallet in the corpus unlocks");
+    println!("{unlocked} encrypted wallet files unlock");
+}
