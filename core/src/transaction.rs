@@ -75,6 +75,24 @@ pub struct Transaction {
 impl_consensus_encoding!(Transaction, version, input, output, lock_time);
 
 impl Transaction {
+    /// An unsigned spend: one input per outpoint in `inputs` (empty scriptSig, final
+    /// sequence), `outputs`, version 1, lock time 0; sign it with [`crate::sign_p2pkh_input`].
+    pub fn new_unsigned(inputs: &[OutPoint], outputs: Vec<TxOut>) -> Transaction {
+        Transaction {
+            version: 1,
+            input: inputs
+                .iter()
+                .map(|o| TxIn {
+                    previous_output: *o,
+                    script_sig: Script::new(),
+                    sequence: u32::MAX,
+                })
+                .collect(),
+            output: outputs,
+            lock_time: 0,
+        }
+    }
+
     /// A coinbase: one input spending the null outpoint with `script_sig`, one output paying
     /// `value` to `script_pubkey`, version 1, lock time 0.
     pub fn new_coinbase(script_sig: Script, value: Amount, script_pubkey: Script) -> Transaction {

@@ -37,19 +37,11 @@ fn coinbase(height: u32, value: Amount) -> Transaction {
 fn spend(prev: OutPoint, value: Amount) -> (Transaction, Script) {
     let key = PrivateKey::from_bytes(&[0x42; 32]).unwrap();
     let prev_script = Script::new_p2pkh(&key.public_key().pubkey_hash());
-    let mut tx = Transaction {
-        version: 1,
-        input: vec![TxIn {
-            previous_output: prev,
-            script_sig: Script::new(),
-            sequence: u32::MAX,
-        }],
-        output: vec![TxOut {
-            value,
-            script_pubkey: Script::new_p2pkh(&[2; 20]),
-        }],
-        lock_time: 0,
+    let pay = TxOut {
+        value,
+        script_pubkey: Script::new_p2pkh(&[2; 20]),
     };
+    let mut tx = Transaction::new_unsigned(&[prev], vec![pay]);
     chaincore::sign_p2pkh_input(&mut tx, 0, &prev_script, &key).unwrap();
     (tx, prev_script)
 }

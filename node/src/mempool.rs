@@ -508,7 +508,7 @@ mod tests {
     use super::*;
     use chaincore::key::PrivateKey;
     use chaincore::validation::Coin;
-    use chaincore::{Script, TxIn, TxOut};
+    use chaincore::{Script, TxOut};
 
     fn key() -> PrivateKey {
         PrivateKey::from_bytes(&[5; 32]).unwrap()
@@ -541,19 +541,11 @@ mod tests {
     }
 
     fn spend(prev: OutPoint, value: i64) -> Transaction {
-        let mut tx = Transaction {
-            version: 1,
-            input: vec![TxIn {
-                previous_output: prev,
-                script_sig: Script::new(),
-                sequence: u32::MAX,
-            }],
-            output: vec![TxOut {
-                value: Amount::from_units(value),
-                script_pubkey: lock(),
-            }],
-            lock_time: 0,
+        let pay = TxOut {
+            value: Amount::from_units(value),
+            script_pubkey: lock(),
         };
+        let mut tx = Transaction::new_unsigned(&[prev], vec![pay]);
         chaincore::sign_p2pkh_input(&mut tx, 0, &lock(), &key()).unwrap();
         tx
     }

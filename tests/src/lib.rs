@@ -525,19 +525,7 @@ pub fn signed_spend(
     let lock =
         chaincore::Address::p2pkh(key.public_key().pubkey_hash(), chaincore::Network::Regtest)
             .script_pubkey();
-    let mut tx = chaincore::Transaction {
-        version: 1,
-        input: inputs
-            .iter()
-            .map(|o| chaincore::TxIn {
-                previous_output: *o,
-                script_sig: chaincore::Script::new(),
-                sequence: u32::MAX,
-            })
-            .collect(),
-        output: outputs,
-        lock_time: 0,
-    };
+    let mut tx = chaincore::Transaction::new_unsigned(inputs, outputs);
     for i in 0..tx.input.len() {
         chaincore::sign_p2pkh_input(&mut tx, i, &lock, key).unwrap();
     }

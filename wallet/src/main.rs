@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use chaincore::key::PrivateKey;
 use chaincore::rpc::NodeArgs;
-use chaincore::{Address, Amount, Script, Transaction, TxIn, TxOut};
+use chaincore::{Address, Amount, OutPoint, Script, Transaction, TxOut};
 use chaincore_wallet::{hd, keystore};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -847,20 +847,8 @@ fn build_and_sign(
     let paid: Amount = selection.outputs.iter().map(|o| o.value).sum();
     let mut fee = selection.fee;
     for attempt in 0..4 {
-        let mut tx = Transaction {
-            version: 1,
-            input: selection
-                .inputs
-                .iter()
-                .map(|c| TxIn {
-                    previous_output: c.outpoint,
-                    script_sig: Script::new(),
-                    sequence: u32::MAX,
-                })
-                .collect(),
-            output: selection.outputs.clone(),
-            lock_time: 0,
-        };
+        let outpoints: Vec<OutPoint> = selection.inputs.iter().map(|c| c.outpoint).collect();
+        let mut tx = Transaction::new_unsigned(&outpoints, selection.outputs.clone());
         if let Some(addr) = change {
             let a = Address::parse(addr, ks.network)?;
             tx.output.push(TxOut {

@@ -123,19 +123,11 @@ fn extend(f: &mut Fixture, n: usize, tag: u8) -> Vec<Block> {
 }
 
 fn spend(k: &PrivateKey, prev: OutPoint, value: Amount, to: Script) -> Transaction {
-    let mut tx = Transaction {
-        version: 1,
-        input: vec![TxIn {
-            previous_output: prev,
-            script_sig: Script::new(),
-            sequence: u32::MAX,
-        }],
-        output: vec![TxOut {
-            value,
-            script_pubkey: to,
-        }],
-        lock_time: 0,
+    let pay = TxOut {
+        value,
+        script_pubkey: to,
     };
+    let mut tx = Transaction::new_unsigned(&[prev], vec![pay]);
     chaincore::sign_p2pkh_input(&mut tx, 0, &script(k), k).unwrap();
     tx
 }

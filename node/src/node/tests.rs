@@ -3,7 +3,7 @@
 
 use chaincore::key::PrivateKey;
 use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
-use chaincore::{Amount, OutPoint, Script, TxIn, TxOut};
+use chaincore::{Amount, OutPoint, Script, TxOut};
 
 use super::*;
 
@@ -64,19 +64,11 @@ fn fixture(label: &str) -> Fixture {
 /// Spends `coin` to `key()` less a fee; `good` false signs the wrong digest (well-formed,
 /// fails only at verification).
 fn spend((prev, value): (OutPoint, Amount), good: bool) -> Transaction {
-    let mut tx = Transaction {
-        version: 1,
-        input: vec![TxIn {
-            previous_output: prev,
-            script_sig: Script::new(),
-            sequence: u32::MAX,
-        }],
-        output: vec![TxOut {
-            value: Amount::from_units(value.to_units() - 10_000),
-            script_pubkey: lock(),
-        }],
-        lock_time: 0,
+    let pay = TxOut {
+        value: Amount::from_units(value.to_units() - 10_000),
+        script_pubkey: lock(),
     };
+    let mut tx = Transaction::new_unsigned(&[prev], vec![pay]);
     let digest = if good {
         legacy_sighash(&tx, 0, &lock(), SIGHASH_ALL)
     } else {
