@@ -32,12 +32,17 @@ impl MiningServer for Rpc {
         blocking(move || {
             let tip = node.tip.borrow().hash;
             let seq = *node.mempool_seq.borrow();
-            let mut cached = cache.lock().unwrap_or_else(|p| p.into_inner());
-            let mut json = match &*cached {
-                Some(c) if c.tip == tip && c.mempool_seq == seq => c.json.clone(),
-                _ => {
+            let lock = || cache.lock().unwrap_or_else(|p| p.into_inner());
+            let hit = match &*lock() {
+                Some(c) if c.tip == tip && c.mempool_seq == seq => Some(c.json.clone()),
+                _ => None,
+            };
+            // Built without the cache's lock: building may wait for the writer.
+            let mut json = match hit {
+                Some(json) => json,
+                None => {
                     let json = template_json(&node)?;
-                    *cached = Some(CachedTemplate {
+                    *lock() = Some(CachedTemplate {
                         tip,
                         mempool_seq: seq,
                         json: json.clone(),
@@ -45,7 +50,6 @@ impl MiningServer for Rpc {
                     json
                 }
             };
-            drop(cached);
             // Time moves on even when nothing else does (miners without extranonce need it).
             let mintime = json["mintime"].as_u64().unwrap_or(0);
             json["curtime"] = json!(crate::chain::unix_now().max(mintime));
