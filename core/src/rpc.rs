@@ -2,9 +2,11 @@
 //! methods: the node implements each generated `*Server` trait (and merges them into one
 //! module), the miner and wallet call the generated `*Client` traits.
 //!
-//! Method names, parameter order, result shapes and error codes follow Bitcoin Core. Results
-//! are JSON values shaped like Core's; `docs/RPC.md` documents every method, and [`help`] holds
-//! what the `help` method says.
+//! Method names, parameter order, result shapes and error codes follow Bitcoin Core. Every
+//! result is a serde type declared next to its method (shaped like Core's, so the node answers
+//! with it and the miner and wallet read it: a renamed field breaks them at compile time); every
+//! parameter is a [`Param`], which turns a wrong JSON type into Core's `-3` "Expected type …".
+//! `docs/RPC.md` documents every method, and [`help`] holds what the `help` method says.
 
 pub mod address;
 pub mod blockchain;
@@ -14,6 +16,7 @@ pub mod legacy;
 pub mod mempool;
 pub mod mining;
 pub mod network;
+pub mod param;
 pub mod rawtx;
 
 pub use address::{AddressIndexClient, AddressIndexServer};
@@ -22,6 +25,7 @@ pub use control::{ControlClient, ControlServer};
 pub use mempool::{MempoolClient, MempoolServer};
 pub use mining::{MiningClient, MiningServer};
 pub use network::{NetClient, NetServer};
+pub use param::{JsonType, Param};
 pub use rawtx::{RawTransactionsClient, RawTransactionsServer};
 
 /// Bitcoin Core's RPC error codes that this interface uses.

@@ -25,6 +25,18 @@ use jsonrpsee::{Methods, PendingSubscriptionSink};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use chaincore::rpc::address::{AddressBalance, AddressUtxo, Addresses};
+use chaincore::rpc::blockchain::{
+    BlockStats, BlockchainInfo, ChainTip, GetBlock, GetBlockHeader, HashOrHeight, TxOutInfo,
+    TxOutSetInfo, Verbosity,
+};
+use chaincore::rpc::mempool::{FeeEstimate, MempoolEntry, MempoolInfo, RawMempool, SavedMempool};
+use chaincore::rpc::mining::{BlockTemplate, MiningInfo, TemplateRequest};
+use chaincore::rpc::network::{Ban, NetTotals, NetworkInfo, NodeAddress, PeerInfo};
+use chaincore::rpc::rawtx::{GetRawTransaction, MempoolAcceptance, TransactionInfo};
+use chaincore::rpc::Param;
+use chaincore::{BlockHash, Txid};
+
 /// Most calls in one batch (the node's `rpc::server::MAX_BATCH`).
 pub const MAX_BATCH: usize = 100;
 
@@ -141,7 +153,8 @@ fn stub_methods() -> Methods {
     methods
 }
 
-/// Every method's parameters have decoded when it is called; it then refuses.
+/// What every method answers once its parameters have decoded (each [`Param`] is checked
+/// first, so a wrong type answers Core's `-3` as the node's methods do).
 fn refused() -> ErrorObjectOwned {
     ErrorObjectOwned::owned(-1, "fuzz stub: parameters decoded", None::<()>)
 }
@@ -151,11 +164,11 @@ struct Stub;
 
 #[async_trait]
 impl BlockchainServer for Stub {
-    async fn get_blockchain_info(&self) -> RpcResult<Value> {
+    async fn get_blockchain_info(&self) -> RpcResult<BlockchainInfo> {
         Err(refused())
     }
 
-    async fn get_best_block_hash(&self) -> RpcResult<String> {
+    async fn get_best_block_hash(&self) -> RpcResult<BlockHash> {
         Err(refused())
     }
 
@@ -163,23 +176,32 @@ impl BlockchainServer for Stub {
         Err(refused())
     }
 
-    async fn get_block_hash(&self, _height: i64) -> RpcResult<String> {
+    async fn get_block_hash(&self, _height: Param<i64>) -> RpcResult<BlockHash> {
+        _height.get()?;
         Err(refused())
     }
 
-    async fn get_block(&self, _blockhash: String, _verbosity: Option<Value>) -> RpcResult<Value> {
+    async fn get_block(
+        &self,
+        _blockhash: Param<String>,
+        _verbosity: Option<Param<Verbosity>>,
+    ) -> RpcResult<GetBlock> {
+        _blockhash.get()?;
+        _verbosity.map(Param::get).transpose()?;
         Err(refused())
     }
 
     async fn get_block_header(
         &self,
-        _blockhash: String,
-        _verbose: Option<bool>,
-    ) -> RpcResult<Value> {
+        _blockhash: Param<String>,
+        _verbose: Option<Param<bool>>,
+    ) -> RpcResult<GetBlockHeader> {
+        _blockhash.get()?;
+        _verbose.map(Param::get).transpose()?;
         Err(refused())
     }
 
-    async fn get_chain_tips(&self) -> RpcResult<Value> {
+    async fn get_chain_tips(&self) -> RpcResult<Vec<ChainTip>> {
         Err(refused())
     }
 
@@ -189,34 +211,42 @@ impl BlockchainServer for Stub {
 
     async fn get_tx_out(
         &self,
-        _txid: String,
-        _n: u32,
-        _include_mempool: Option<bool>,
-    ) -> RpcResult<Value> {
+        _txid: Param<String>,
+        _n: Param<u32>,
+        _include_mempool: Option<Param<bool>>,
+    ) -> RpcResult<Option<TxOutInfo>> {
+        _txid.get()?;
+        _n.get()?;
+        _include_mempool.map(Param::get).transpose()?;
         Err(refused())
     }
 
-    async fn get_block_stats(&self, _hash_or_height: Value) -> RpcResult<Value> {
+    async fn get_block_stats(&self, _hash_or_height: Param<HashOrHeight>) -> RpcResult<BlockStats> {
+        _hash_or_height.get()?;
         Err(refused())
     }
 
-    async fn get_tx_out_set_info(&self) -> RpcResult<Value> {
+    async fn get_tx_out_set_info(&self) -> RpcResult<TxOutSetInfo> {
         Err(refused())
     }
 
     async fn verify_chain(
         &self,
-        _checklevel: Option<u32>,
-        _nblocks: Option<u32>,
+        _checklevel: Option<Param<u32>>,
+        _nblocks: Option<Param<u32>>,
     ) -> RpcResult<bool> {
+        _checklevel.map(Param::get).transpose()?;
+        _nblocks.map(Param::get).transpose()?;
         Err(refused())
     }
 
-    async fn invalidate_block(&self, _blockhash: String) -> RpcResult<()> {
+    async fn invalidate_block(&self, _blockhash: Param<String>) -> RpcResult<()> {
+        _blockhash.get()?;
         Err(refused())
     }
 
-    async fn reconsider_block(&self, _blockhash: String) -> RpcResult<()> {
+    async fn reconsider_block(&self, _blockhash: Param<String>) -> RpcResult<()> {
+        _blockhash.get()?;
         Err(refused())
     }
 
@@ -228,32 +258,46 @@ impl BlockchainServer for Stub {
 
 #[async_trait]
 impl MiningServer for Stub {
-    async fn get_block_template(&self, _template_request: Option<Value>) -> RpcResult<Value> {
+    async fn get_block_template(
+        &self,
+        _template_request: Option<Param<TemplateRequest>>,
+    ) -> RpcResult<BlockTemplate> {
+        _template_request.map(Param::get).transpose()?;
         Err(refused())
     }
 
-    async fn submit_block(&self, _hexdata: String, _dummy: Option<Value>) -> RpcResult<Value> {
+    async fn submit_block(
+        &self,
+        _hexdata: Param<String>,
+        _dummy: Option<Value>,
+    ) -> RpcResult<Option<String>> {
+        _hexdata.get()?;
         Err(refused())
     }
 
-    async fn get_mining_info(&self) -> RpcResult<Value> {
+    async fn get_mining_info(&self) -> RpcResult<MiningInfo> {
         Err(refused())
     }
 
     async fn get_network_hash_ps(
         &self,
-        _nblocks: Option<i64>,
-        _height: Option<i64>,
+        _nblocks: Option<Param<i64>>,
+        _height: Option<Param<i64>>,
     ) -> RpcResult<f64> {
+        _nblocks.map(Param::get).transpose()?;
+        _height.map(Param::get).transpose()?;
         Err(refused())
     }
 
     async fn generate_to_address(
         &self,
-        _nblocks: u32,
-        _address: String,
-        _maxtries: Option<u64>,
-    ) -> RpcResult<Vec<String>> {
+        _nblocks: Param<u32>,
+        _address: Param<String>,
+        _maxtries: Option<Param<u64>>,
+    ) -> RpcResult<Vec<BlockHash>> {
+        _nblocks.get()?;
+        _address.get()?;
+        _maxtries.map(Param::get).transpose()?;
         Err(refused())
     }
 }
@@ -262,57 +306,70 @@ impl MiningServer for Stub {
 impl RawTransactionsServer for Stub {
     async fn send_raw_transaction(
         &self,
-        _hexstring: String,
+        _hexstring: Param<String>,
         _maxfeerate: Option<Value>,
-    ) -> RpcResult<String> {
+    ) -> RpcResult<Txid> {
+        _hexstring.get()?;
         Err(refused())
     }
 
     async fn test_mempool_accept(
         &self,
-        _rawtxs: Vec<String>,
+        _rawtxs: Param<Vec<String>>,
         _maxfeerate: Option<Value>,
-    ) -> RpcResult<Value> {
+    ) -> RpcResult<Vec<MempoolAcceptance>> {
+        _rawtxs.get()?;
         Err(refused())
     }
 
     async fn get_raw_transaction(
         &self,
-        _txid: String,
-        _verbose: Option<Value>,
-        _blockhash: Option<String>,
-    ) -> RpcResult<Value> {
+        _txid: Param<String>,
+        _verbose: Option<Param<Verbosity>>,
+        _blockhash: Option<Param<String>>,
+    ) -> RpcResult<GetRawTransaction> {
+        _txid.get()?;
+        _verbose.map(Param::get).transpose()?;
+        _blockhash.map(Param::get).transpose()?;
         Err(refused())
     }
 
-    async fn decode_raw_transaction(&self, _hexstring: String) -> RpcResult<Value> {
+    async fn decode_raw_transaction(
+        &self,
+        _hexstring: Param<String>,
+    ) -> RpcResult<TransactionInfo> {
+        _hexstring.get()?;
         Err(refused())
     }
 }
 
 #[async_trait]
 impl MempoolServer for Stub {
-    async fn get_raw_mempool(&self, _verbose: Option<bool>) -> RpcResult<Value> {
+    async fn get_raw_mempool(&self, _verbose: Option<Param<bool>>) -> RpcResult<RawMempool> {
+        _verbose.map(Param::get).transpose()?;
         Err(refused())
     }
 
-    async fn get_mempool_info(&self) -> RpcResult<Value> {
+    async fn get_mempool_info(&self) -> RpcResult<MempoolInfo> {
         Err(refused())
     }
 
     async fn estimate_smart_fee(
         &self,
-        _conf_target: u32,
-        _estimate_mode: Option<String>,
-    ) -> RpcResult<Value> {
+        _conf_target: Param<u32>,
+        _estimate_mode: Option<Param<String>>,
+    ) -> RpcResult<FeeEstimate> {
+        _conf_target.get()?;
+        _estimate_mode.map(Param::get).transpose()?;
         Err(refused())
     }
 
-    async fn save_mempool(&self) -> RpcResult<Value> {
+    async fn save_mempool(&self) -> RpcResult<SavedMempool> {
         Err(refused())
     }
 
-    async fn get_mempool_entry(&self, _txid: String) -> RpcResult<Value> {
+    async fn get_mempool_entry(&self, _txid: Param<String>) -> RpcResult<MempoolEntry> {
+        _txid.get()?;
         Err(refused())
     }
 
@@ -324,22 +381,25 @@ impl MempoolServer for Stub {
 
 #[async_trait]
 impl AddressIndexServer for Stub {
-    async fn get_address_balance(&self, _addresses: Value) -> RpcResult<Value> {
+    async fn get_address_balance(&self, _addresses: Param<Addresses>) -> RpcResult<AddressBalance> {
+        _addresses.get()?;
         Err(refused())
     }
 
-    async fn get_address_utxos(&self, _addresses: Value) -> RpcResult<Value> {
+    async fn get_address_utxos(&self, _addresses: Param<Addresses>) -> RpcResult<Vec<AddressUtxo>> {
+        _addresses.get()?;
         Err(refused())
     }
 
-    async fn get_address_txids(&self, _addresses: Value) -> RpcResult<Value> {
+    async fn get_address_txids(&self, _addresses: Param<Addresses>) -> RpcResult<Vec<Txid>> {
+        _addresses.get()?;
         Err(refused())
     }
 }
 
 #[async_trait]
 impl NetServer for Stub {
-    async fn get_peer_info(&self) -> RpcResult<Value> {
+    async fn get_peer_info(&self) -> RpcResult<Vec<PeerInfo>> {
         Err(refused())
     }
 
@@ -347,32 +407,42 @@ impl NetServer for Stub {
         Err(refused())
     }
 
-    async fn add_node(&self, _node: String, _command: String) -> RpcResult<()> {
+    async fn add_node(&self, _node: Param<String>, _command: Param<String>) -> RpcResult<()> {
+        _node.get()?;
+        _command.get()?;
         Err(refused())
     }
 
-    async fn get_network_info(&self) -> RpcResult<Value> {
+    async fn get_network_info(&self) -> RpcResult<NetworkInfo> {
         Err(refused())
     }
 
-    async fn disconnect_node(&self, _address: String) -> RpcResult<()> {
+    async fn disconnect_node(&self, _address: Param<String>) -> RpcResult<()> {
+        _address.get()?;
         Err(refused())
     }
 
-    async fn get_node_addresses(&self, _count: Option<usize>) -> RpcResult<Value> {
+    async fn get_node_addresses(
+        &self,
+        _count: Option<Param<usize>>,
+    ) -> RpcResult<Vec<NodeAddress>> {
+        _count.map(Param::get).transpose()?;
         Err(refused())
     }
 
     async fn set_ban(
         &self,
-        _subnet: String,
-        _command: String,
-        _bantime: Option<u64>,
+        _subnet: Param<String>,
+        _command: Param<String>,
+        _bantime: Option<Param<u64>>,
     ) -> RpcResult<()> {
+        _subnet.get()?;
+        _command.get()?;
+        _bantime.map(Param::get).transpose()?;
         Err(refused())
     }
 
-    async fn list_banned(&self) -> RpcResult<Value> {
+    async fn list_banned(&self) -> RpcResult<Vec<Ban>> {
         Err(refused())
     }
 
@@ -380,7 +450,7 @@ impl NetServer for Stub {
         Err(refused())
     }
 
-    async fn get_net_totals(&self) -> RpcResult<Value> {
+    async fn get_net_totals(&self) -> RpcResult<NetTotals> {
         Err(refused())
     }
 
@@ -399,7 +469,8 @@ impl ControlServer for Stub {
         Err(refused())
     }
 
-    async fn help(&self, _command: Option<String>) -> RpcResult<String> {
+    async fn help(&self, _command: Option<Param<String>>) -> RpcResult<String> {
+        _command.map(Param::get).transpose()?;
         Err(refused())
     }
 }
@@ -409,7 +480,8 @@ mod tests {
     use super::*;
 
     /// The target reaches each method's parameter decoding: good parameters get to the stub,
-    /// bad ones get jsonrpsee's invalid-parameters error, and a 1.0 call is upgraded first.
+    /// a wrong type gets Core's type error, a missing one jsonrpsee's invalid-parameters
+    /// error, and a 1.0 call is upgraded first.
     #[test]
     fn calls_reach_parameter_decoding() {
         let answer = |body: &str| -> Value {
@@ -423,7 +495,9 @@ mod tests {
         let ok = answer(r#"{"jsonrpc":"2.0","method":"getblockhash","params":[1],"id":1}"#);
         assert_eq!(ok["error"]["code"], -1, "{ok}");
         let bad = answer(r#"{"jsonrpc":"2.0","method":"getblockhash","params":["x"],"id":1}"#);
-        assert_eq!(bad["error"]["code"], -32602, "{bad}");
+        assert_eq!(bad["error"]["code"], -3, "{bad}");
+        let missing = answer(r#"{"jsonrpc":"2.0","method":"getblockhash","params":[],"id":1}"#);
+        assert_eq!(missing["error"]["code"], -32602, "{missing}");
         let legacy = answer(r#"{"method":"gettxout","params":["ab",1,true],"id":2}"#);
         assert_eq!(legacy["error"]["code"], -1, "{legacy}");
         run(br#"[{"method":"uptime","id":1},{"jsonrpc":"2.0","method":"stop","id":2},7]"#);

@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use chaincore::pow::Target;
+use chaincore::rpc::mining::TemplateRequest;
 use chaincore::rpc::{http_client, is_auth_failure, MiningClient, NodeArgs};
 use chaincore::validation::MAX_FUTURE_BLOCK_TIME;
 use chaincore::Address;
 use clap::Parser;
 use jsonrpsee_http_client::HttpClient;
-use serde_json::json;
 
 use crate::kernel::{Job, Kernel};
 use crate::work::{Template, Work};
@@ -385,19 +385,19 @@ impl Controller {
         tokio::pin!(ctrl_c);
         loop {
             // Long poll while the work is fresh enough; a plain request when it is due.
-            let request = match &longpollid {
-                Some(id) if refreshed.elapsed() < self.scantime => {
-                    json!({"longpollid": id, "rules": ["segwit"]})
-                }
-                _ => json!({"rules": ["segwit"]}),
+            let request = TemplateRequest {
+                rules: vec!["segwit".to_string()],
+                longpollid: longpollid
+                    .clone()
+                    .filter(|_| refreshed.elapsed() < self.scantime),
             };
             let wait = self.scantime.saturating_sub(refreshed.elapsed());
             tokio::select! {
-                answer = self.client.get_block_template(Some(request)) => match answer {
+                answer = self.client.get_block_template(Some(request.into())) => match answer {
                     Ok(v) => {
                         backoff = BACKOFF_START;
                         attempt = 0;
-                        match Template::from_json(&v) {
+                        match Template::from_rpc(&v) {
                             Ok(t) if i64::from(t.curtime) > unix_now() + MAX_FUTURE_BLOCK_TIME - 5 => {
                                 // Blocks came faster than the median-time rule lets time advance:
                                 // a block now would be time-too-new. Wait for the clock.
@@ -510,14 +510,13 @@ impl Controller {
                 return false;
             }
         };
-        match self.client.submit_block(hex, None).await {
-            Ok(v) if v.is_null() => {
+        match self.client.submit_block(hex.into(), None).await {
+            Ok(None) => {
                 self.tally.accepted += 1;
                 tracing::info!(%hash, worker = s.worker, height = s.work.template.height, "accepted");
                 return true;
             }
-            Ok(v) => {
-                let reason = v.as_str().unwrap_or("unknown").to_string();
+            Ok(Some(reason)) => {
                 if reason == "duplicate"
                     || reason == "inconclusive"
                     || reason == "prev-blk-not-found"

@@ -7,9 +7,9 @@ use chaincore::block::Header;
 use chaincore::encode::{deserialize, serialize};
 use chaincore::hash::sha256d;
 use chaincore::pow::Target;
+use chaincore::rpc::mining::BlockTemplate;
 use chaincore::validation::coinbase_height_prefix;
 use chaincore::{Amount, Block, BlockHash, Script, Transaction, TxMerkleNode, Txid};
-use serde_json::Value;
 
 /// Text in every coinbase after the height and extranonce.
 const COINBASE_TAG: &[u8] = b"/chaincore-miner/";
@@ -40,47 +40,31 @@ pub struct Template {
 }
 
 impl Template {
-    /// Reads a BIP22 template as `chaincore-node` (or Bitcoin Core) returns it.
-    pub fn from_json(v: &Value) -> anyhow::Result<Template> {
-        let str_field = |k: &str| {
-            v[k].as_str()
-                .with_context(|| format!("template lacks '{k}'"))
-        };
-        let bits =
-            u32::from_str_radix(str_field("bits")?, 16).context("template 'bits' is not hex")?;
+    /// Reads a BIP22 template as `chaincore-node` (or Bitcoin Core) returns it: decodes the
+    /// hex fields the typed answer carries as text.
+    pub fn from_rpc(t: &BlockTemplate) -> anyhow::Result<Template> {
+        let bits = u32::from_str_radix(&t.bits, 16).context("template 'bits' is not hex")?;
         let target = Target::from_compact(bits).context("template 'bits' is not a valid target")?;
         let mut transactions = Vec::new();
         let mut txids = Vec::new();
-        for t in v["transactions"]
-            .as_array()
-            .context("template lacks 'transactions'")?
-        {
-            let data = t["data"]
-                .as_str()
-                .context("template transaction lacks 'data'")?;
+        for entry in &t.transactions {
             let tx: Transaction =
-                deserialize(&hex::decode(data).context("transaction data is not hex")?)
+                deserialize(&hex::decode(&entry.data).context("transaction data is not hex")?)
                     .context("template transaction does not decode")?;
             txids.push(tx.compute_txid());
             transactions.push(tx);
         }
         Ok(Template {
-            version: v["version"].as_i64().context("template lacks 'version'")? as i32,
-            prev_blockhash: str_field("previousblockhash")?
-                .parse()
-                .context("bad previousblockhash")?,
-            height: v["height"].as_u64().context("template lacks 'height'")? as u32,
+            version: t.version,
+            prev_blockhash: t.previousblockhash,
+            height: t.height,
             bits,
             target,
-            curtime: v["curtime"].as_u64().context("template lacks 'curtime'")? as u32,
-            coinbase_value: Amount::from_units(
-                v["coinbasevalue"]
-                    .as_i64()
-                    .context("template lacks 'coinbasevalue'")?,
-            ),
+            curtime: u32::try_from(t.curtime).context("template 'curtime' is past 2106")?,
+            coinbase_value: Amount::from_units(t.coinbasevalue),
             transactions,
             txids,
-            longpollid: v["longpollid"].as_str().map(str::to_owned),
+            longpollid: Some(t.longpollid.clone()),
         })
     }
 }
@@ -274,19 +258,28 @@ mod tests {
     fn templates_parse_and_bad_ones_are_refused() {
         let t = template(1);
         let v = json!({
-            "version": 1, "previousblockhash": t.prev_blockhash.to_string(), "height": 17,
-            "bits": "207fffff", "curtime": 1_800_000_000u32, "coinbasevalue": 5_000_000_000i64,
-            "transactions": [{"data": hex::encode(serialize(&t.transactions[0]))}],
-            "longpollid": "x",
+            "capabilities": ["proposal"], "version": 1, "rules": [], "vbavailable": {},
+            "vbrequired": 0, "previousblockhash": t.prev_blockhash.to_string(),
+            "transactions": [{
+                "data": hex::encode(serialize(&t.transactions[0])),
+                "txid": t.txids[0].to_string(), "hash": t.txids[0].to_string(),
+                "depends": [], "fee": 0, "sigops": 1, "weight": 400,
+            }],
+            "coinbaseaux": {}, "coinbasevalue": 5_000_000_000i64, "longpollid": "x",
+            "target": null, "mintime": 1_700_000_000u32, "mutable": [],
+            "noncerange": "00000000ffffffff", "sigoplimit": 20000, "sizelimit": 1_000_000,
+            "weightlimit": 4_000_000, "curtime": 1_800_000_000u32, "bits": "207fffff",
+            "height": 17,
         });
-        let parsed = Template::from_json(&v).unwrap();
+        let answer: BlockTemplate = serde_json::from_value(v).unwrap();
+        let parsed = Template::from_rpc(&answer).unwrap();
         assert_eq!(parsed.txids, t.txids);
         assert_eq!(parsed.longpollid.as_deref(), Some("x"));
-        let mut bad = v.clone();
-        bad["bits"] = json!("zz");
-        assert!(Template::from_json(&bad).is_err());
-        let mut bad = v;
-        bad["transactions"][0]["data"] = json!("00");
-        assert!(Template::from_json(&bad).is_err());
+        let mut bad = answer.clone();
+        bad.bits = "zz".into();
+        assert!(Template::from_rpc(&bad).is_err());
+        let mut bad = answer;
+        bad.transactions[0].data = "00".into();
+        assert!(Template::from_rpc(&bad).is_err());
     }
 }

@@ -106,7 +106,7 @@ pub fn run(nodes: u16, base_port: u16, mine: bool, dir: &Path) -> anyhow::Result
         loop {
             if mine && last_block.elapsed() >= MINE_EVERY {
                 let _ = clients[next_miner]
-                    .generate_to_address(1, payout.clone(), None)
+                    .generate_to_address(1.into(), payout.clone().into(), None)
                     .await;
                 next_miner = (next_miner + 1) % clients.len();
                 last_block = Instant::now();
@@ -120,7 +120,7 @@ pub fn run(nodes: u16, base_port: u16, mine: bool, dir: &Path) -> anyhow::Result
                     c.get_mempool_info().await,
                 ) {
                     (Ok(h), Ok(tip), Ok(peers), Ok(pool)) => {
-                        format!("node{i:<3} {h:>7}  {tip}  {peers:>5}  {:>7}", pool["size"])
+                        format!("node{i:<3} {h:>7}  {tip}  {peers:>5}  {:>7}", pool.size)
                     }
                     _ => format!("node{i:<3} (starting or unreachable)"),
                 };

@@ -27,9 +27,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chaincore::rpc::network::{ConnectionType, PeerInfo};
 use chaincore::BlockHash;
 use futures_util::StreamExt;
-use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -428,26 +428,30 @@ impl P2p {
     }
 
     /// Bitcoin Core's `getpeerinfo` shape.
-    pub fn peer_info(&self) -> Value {
+    pub fn peer_info(&self) -> Vec<PeerInfo> {
         let peers = self.lock_peers();
-        let mut out: Vec<(u64, Value)> = peers
+        let mut out: Vec<PeerInfo> = peers
             .iter()
-            .map(|(id, p)| {
-                (*id, json!({
-                    "id": id,
-                    "addr": p.addr.to_string(),
-                    "inbound": p.inbound,
-                    "addnode": p.operator,
-                    "conntime": unix_now().saturating_sub(p.connected.elapsed().as_secs()),
-                    "version": p.version.as_ref().map(|v| v.version),
-                    "subver": p.version.as_ref().map(|v| v.user_agent.clone()),
-                    "startingheight": p.version.as_ref().map(|v| v.start_height),
-                    "connection_type": if p.inbound { "inbound" } else if p.operator { "manual" } else { "outbound-full-relay" },
-                }))
+            .map(|(id, p)| PeerInfo {
+                id: *id,
+                addr: p.addr.to_string(),
+                inbound: p.inbound,
+                addnode: p.operator,
+                conntime: unix_now().saturating_sub(p.connected.elapsed().as_secs()),
+                version: p.version.as_ref().map(|v| v.version),
+                subver: p.version.as_ref().map(|v| v.user_agent.clone()),
+                startingheight: p.version.as_ref().map(|v| v.start_height),
+                connection_type: if p.inbound {
+                    ConnectionType::Inbound
+                } else if p.operator {
+                    ConnectionType::Manual
+                } else {
+                    ConnectionType::OutboundFullRelay
+                },
             })
             .collect();
-        out.sort_by_key(|(id, _)| *id);
-        json!(out.into_iter().map(|(_, v)| v).collect::<Vec<_>>())
+        out.sort_by_key(|p| p.id);
+        out
     }
 
     /// Number of connected peers.

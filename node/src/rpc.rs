@@ -20,13 +20,15 @@ pub mod server;
 use std::sync::Arc;
 
 use chaincore::encode::{deserialize, serialize};
+use chaincore::rpc::blockchain::{ScriptPubKeyInfo, Verbosity};
 use chaincore::rpc::code;
-use chaincore::{Address, Amount, Transaction};
+use chaincore::rpc::rawtx::{ScriptSigInfo, TransactionInfo, TxInInfo, TxOutEntry};
+use chaincore::rpc::Param;
+use chaincore::{Address, Transaction};
 use jsonrpsee::core::RpcResult;
-use serde_json::{json, Value};
 
 use crate::node::Node;
-use error::{err, MapError, OkOrError};
+use error::{err, MapError};
 
 /// Parses a 64-digit hex hash parameter, with Bitcoin Core's -8 messages for the wrong length
 /// and for digits that are not hex.
@@ -101,27 +103,10 @@ impl Rpc {
         Ok(module)
     }
 
-    fn addresses(&self, param: &Value) -> RpcResult<Vec<Address>> {
-        let list: Vec<&str> = match param {
-            Value::String(s) => vec![s.as_str()],
-            Value::Object(o) => match o.get("addresses") {
-                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-                _ => {
-                    return Err(err(
-                        code::TYPE_ERROR,
-                        "expected {\"addresses\": [\"address\", ...]}",
-                    ))
-                }
-            },
-            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-            _ => {
-                return Err(err(
-                    code::TYPE_ERROR,
-                    "expected an address or {\"addresses\": [...]}",
-                ))
-            }
-        };
-        list.into_iter()
+    fn addresses(&self, param: &chaincore::rpc::address::Addresses) -> RpcResult<Vec<Address>> {
+        param
+            .list()
+            .iter()
             .map(|a| {
                 Address::parse(a, self.node.network).map_err(|e| {
                     err(
@@ -134,73 +119,75 @@ impl Rpc {
     }
 }
 
-/// Core's JSON for a transaction.
-fn tx_json(tx: &Transaction, network: chaincore::Network) -> Value {
-    let vin: Vec<Value> = tx
+/// Core's JSON for a transaction (with its hex).
+fn tx_info(tx: &Transaction, network: chaincore::Network) -> TransactionInfo {
+    let coinbase = tx.is_coinbase();
+    let vin = tx
         .input
         .iter()
         .map(|i| {
-            if tx.is_coinbase() {
-                json!({"coinbase": hex::encode(i.script_sig.as_bytes()), "sequence": i.sequence})
-            } else {
-                json!({
-                    "txid": i.previous_output.txid.to_string(),
-                    "vout": i.previous_output.vout,
-                    "scriptSig": {"hex": hex::encode(i.script_sig.as_bytes())},
-                    "sequence": i.sequence,
-                })
+            let script = hex::encode(i.script_sig.as_bytes());
+            TxInInfo {
+                coinbase: coinbase.then(|| script.clone()),
+                txid: (!coinbase).then_some(i.previous_output.txid),
+                vout: (!coinbase).then_some(i.previous_output.vout),
+                scriptSig: (!coinbase).then_some(ScriptSigInfo { hex: script }),
+                sequence: i.sequence,
             }
         })
         .collect();
-    let vout: Vec<Value> = tx
+    let vout = tx
         .output
         .iter()
-        .enumerate()
-        .map(|(n, o)| {
-            let mut spk = json!({"hex": hex::encode(o.script_pubkey.as_bytes())});
-            if let Some(a) = Address::from_script(&o.script_pubkey, network) {
-                spk["type"] = json!("pubkeyhash");
-                spk["address"] = json!(a.to_string());
-            } else if o.script_pubkey.op_return_data().is_some() {
-                spk["type"] = json!("nulldata");
-            } else {
-                spk["type"] = json!("nonstandard");
-            }
-            json!({"value": coins(o.value), "n": n, "scriptPubKey": spk})
+        .zip(0..)
+        .map(|(o, n)| TxOutEntry {
+            value: o.value,
+            n,
+            scriptPubKey: script_info(&o.script_pubkey, network),
         })
         .collect();
     let size = tx.size();
-    json!({
-        "txid": tx.compute_txid().to_string(),
-        "hash": tx.compute_txid().to_string(),
-        "version": tx.version,
-        "size": size,
-        "vsize": size,
-        "weight": size * 4,
-        "locktime": tx.lock_time,
-        "vin": vin,
-        "vout": vout,
-        "hex": hex::encode(serialize(tx)),
-    })
-}
-
-/// An amount as a JSON number of coins (Core prints 8 decimals).
-fn coins(a: Amount) -> Value {
-    serde_json::from_str(&a.to_string()).unwrap_or(Value::Null)
-}
-
-fn verbosity(v: Option<Value>, default: u8) -> RpcResult<u8> {
-    match v {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(u8::from(b)),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .filter(|n| *n <= 2)
-            .map(|n| n as u8)
-            .ok_or_error(code::INVALID_PARAMETER, "verbosity must be 0, 1 or 2"),
-        Some(_) => Err(err(
-            code::TYPE_ERROR,
-            "verbosity must be a number or a boolean",
-        )),
+    TransactionInfo {
+        txid: tx.compute_txid(),
+        hash: tx.compute_txid(),
+        version: tx.version,
+        size,
+        vsize: size,
+        weight: size * 4,
+        locktime: tx.lock_time,
+        vin,
+        vout,
+        hex: Some(hex::encode(serialize(tx))),
+        blockhash: None,
+        confirmations: None,
+        time: None,
+        blocktime: None,
     }
+}
+
+/// An output script as Core describes it.
+fn script_info(script: &chaincore::Script, network: chaincore::Network) -> ScriptPubKeyInfo {
+    let address = Address::from_script(script, network);
+    let kind = if address.is_some() {
+        "pubkeyhash"
+    } else if script.op_return_data().is_some() {
+        "nulldata"
+    } else {
+        "nonstandard"
+    };
+    ScriptPubKeyInfo {
+        hex: hex::encode(script.as_bytes()),
+        kind: kind.to_string(),
+        address: address.map(|a| a.to_string()),
+    }
+}
+
+/// A verbosity parameter's level: `default` when absent, else 0, 1 or 2.
+fn verbosity(v: Option<Param<Verbosity>>, default: u64) -> RpcResult<u64> {
+    let Some(v) = v else { return Ok(default) };
+    let level = v.get()?.level();
+    if level > 2 {
+        return Err(err(code::INVALID_PARAMETER, "verbosity must be 0, 1 or 2"));
+    }
+    Ok(level)
 }

@@ -108,8 +108,18 @@ fn every_method_answers_as_pinned() {
     snap!(node, "getbestblockhash", "getbestblockhash", json!([]));
     snap!(node, "getblockcount", "getblockcount", json!([]));
     snap!(node, "getblockhash", "getblockhash", json!([101]));
-    snap!(node, "getblockhash_out_of_range", "getblockhash", json!([500]));
-    snap!(node, "getblockhash_wrong_type", "getblockhash", json!(["1"]));
+    snap!(
+        node,
+        "getblockhash_out_of_range",
+        "getblockhash",
+        json!([500])
+    );
+    snap!(
+        node,
+        "getblockhash_wrong_type",
+        "getblockhash",
+        json!(["1"])
+    );
     snap!(node, "getblock_0", "getblock", json!([tip, 0]));
     snap!(node, "getblock_1", "getblock", json!([tip]));
     snap!(node, "getblock_2", "getblock", json!([tip, 2]));
@@ -139,12 +149,7 @@ fn every_method_answers_as_pinned() {
     );
     snap!(node, "gettxout_mempool", "gettxout", json!([txid, 0]));
     snap!(node, "getblockstats", "getblockstats", json!([102]));
-    snap!(
-        node,
-        "getblockstats_future",
-        "getblockstats",
-        json!([1000])
-    );
+    snap!(node, "getblockstats_future", "getblockstats", json!([1000]));
     snap!(node, "gettxoutsetinfo", "gettxoutsetinfo", json!([]));
     snap!(node, "verifychain", "verifychain", json!([4, 10]));
     snap!(
@@ -175,7 +180,12 @@ fn every_method_answers_as_pinned() {
 
     // Mempool.
     snap!(node, "getrawmempool", "getrawmempool", json!([]));
-    snap!(node, "getrawmempool_verbose", "getrawmempool", json!([true]));
+    snap!(
+        node,
+        "getrawmempool_verbose",
+        "getrawmempool",
+        json!([true])
+    );
     snap!(node, "getmempoolinfo", "getmempoolinfo", json!([]));
     insta::assert_json_snapshot!(
         "getmempoolentry",
@@ -222,7 +232,12 @@ fn every_method_answers_as_pinned() {
         "testmempoolaccept",
         json!([[raw_tx]])
     );
-    snap!(node, "getrawtransaction", "getrawtransaction", json!([txid]));
+    snap!(
+        node,
+        "getrawtransaction",
+        "getrawtransaction",
+        json!([txid])
+    );
     snap!(
         node,
         "getrawtransaction_verbose",
@@ -267,7 +282,12 @@ fn every_method_answers_as_pinned() {
         "getaddressbalance",
         json!(["nonsense"])
     );
-    snap!(node, "getaddressutxos", "getaddressutxos", json!([ELSEWHERE]));
+    snap!(
+        node,
+        "getaddressutxos",
+        "getaddressutxos",
+        json!([ELSEWHERE])
+    );
     snap!(
         node,
         "getaddresstxids",
@@ -304,12 +324,7 @@ fn every_method_answers_as_pinned() {
     snap!(node, "getconnectioncount", "getconnectioncount", json!([]));
     snap!(node, "getnetworkinfo", "getnetworkinfo", json!([]));
     snap!(node, "getnodeaddresses", "getnodeaddresses", json!([]));
-    snap!(
-        node,
-        "addnode_bad",
-        "addnode",
-        json!(["nonsense", "add"])
-    );
+    snap!(node, "addnode_bad", "addnode", json!(["nonsense", "add"]));
     snap!(
         node,
         "addnode_bad_command",
@@ -322,12 +337,7 @@ fn every_method_answers_as_pinned() {
         "disconnectnode",
         json!(["127.0.0.1:1"])
     );
-    snap!(
-        node,
-        "setban",
-        "setban",
-        json!(["192.0.2.1", "add", 3600])
-    );
+    snap!(node, "setban", "setban", json!(["192.0.2.1", "add", 3600]));
     snap!(node, "setban_bad", "setban", json!(["nonsense", "add"]));
     snap!(node, "listbanned", "listbanned", json!([]));
     snap!(node, "clearbanned", "clearbanned", json!([]));
@@ -340,12 +350,7 @@ fn every_method_answers_as_pinned() {
     snap!(node, "help_unknown", "help", json!(["nosuchmethod"]));
     snap!(node, "unknown_method", "nosuchmethod", json!([]));
     snap!(node, "missing_parameter", "getblockhash", json!([]));
-    snap!(
-        node,
-        "too_many_parameters",
-        "getblockcount",
-        json!([1, 2])
-    );
+    snap!(node, "too_many_parameters", "getblockcount", json!([1, 2]));
     insta::assert_json_snapshot!("uptime", answer(&node, "uptime", json!([])), {
         ".result" => insta::dynamic_redaction(|value, _| {
             assert!(value.as_u64().is_some(), "uptime is whole seconds: {value:?}");

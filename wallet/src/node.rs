@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use chaincore::encode::{deserialize, serialize};
+use chaincore::rpc::address::Addresses;
+use chaincore::rpc::blockchain::Verbosity;
+use chaincore::rpc::rawtx::GetRawTransaction;
 use chaincore::rpc::{
     http_client, is_auth_failure, AddressIndexClient, MempoolClient, RawTransactionsClient,
 };
@@ -14,7 +17,14 @@ use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::params::BatchRequestBuilder;
 use jsonrpsee::rpc_params;
 use jsonrpsee_http_client::HttpClient;
-use serde_json::{json, Value};
+
+/// `{"addresses": [...]}` for the address index methods.
+fn addresses_param(addresses: &[String]) -> chaincore::rpc::Param<Addresses> {
+    Addresses::Object {
+        addresses: addresses.to_vec(),
+    }
+    .into()
+}
 
 /// Most calls the wallet puts in one JSON-RPC batch (the node's limit is 100).
 pub const MAX_BATCH: usize = 100;
@@ -109,43 +119,37 @@ impl NodeClient {
 
     /// Balance of `addresses`.
     pub async fn balance(&self, addresses: &[String]) -> anyhow::Result<Balance> {
-        let v = self
+        let b = self
             .client
-            .get_address_balance(json!({"addresses": addresses}))
+            .get_address_balance(addresses_param(addresses))
             .await
             .map_err(|e| self.explain(e))?;
-        let field = |k: &str| {
-            v[k].as_i64()
-                .with_context(|| format!("node answer lacks {k}"))
-        };
         Ok(Balance {
-            balance: field("balance")?,
-            immature: field("immature")?,
-            unconfirmed: field("unconfirmed")?,
+            balance: b.balance,
+            immature: b.immature,
+            unconfirmed: b.unconfirmed,
         })
     }
 
     /// Coins of `addresses`, confirmed then mempool.
     pub async fn utxos(&self, addresses: &[String]) -> anyhow::Result<Vec<Utxo>> {
-        let v = self
+        let rows = self
             .client
-            .get_address_utxos(json!({"addresses": addresses}))
+            .get_address_utxos(addresses_param(addresses))
             .await
             .map_err(|e| self.explain(e))?;
-        let rows = v.as_array().context("node answer is not a list")?;
-        rows.iter()
-            .map(|u| {
-                Ok(Utxo {
-                    txid: u["txid"].as_str().context("txid")?.to_string(),
-                    vout: u["outputIndex"].as_u64().context("outputIndex")? as u32,
-                    value: u["satoshis"].as_i64().context("satoshis")?,
-                    address: u["address"].as_str().context("address")?.to_string(),
-                    confirmations: u["confirmations"].as_u64().unwrap_or(0),
-                    coinbase: u["coinbase"].as_bool().unwrap_or(false),
-                    spent_in_mempool: u["spentInMempool"].as_bool().unwrap_or(false),
-                })
+        Ok(rows
+            .into_iter()
+            .map(|u| Utxo {
+                txid: u.txid.to_string(),
+                vout: u.outputIndex,
+                value: u.satoshis,
+                address: u.address,
+                confirmations: u64::from(u.confirmations),
+                coinbase: u.coinbase,
+                spent_in_mempool: u.spentInMempool,
             })
-            .collect()
+            .collect())
     }
 
     /// For each of `addresses`, whether the node's address index has any transaction paying or
@@ -160,7 +164,7 @@ impl NodeClient {
             }
             let answers = self
                 .client
-                .batch_request::<Value>(batch)
+                .batch_request::<Vec<Txid>>(batch)
                 .await
                 .map_err(|e| self.explain(e))?;
             if answers.len() != chunk.len() {
@@ -178,9 +182,6 @@ impl NodeClient {
                         e.code()
                     )
                 })?;
-                let txids = txids
-                    .as_array()
-                    .with_context(|| format!("getaddresstxids for {address}: not a list"))?;
                 used.push(!txids.is_empty());
             }
         }
@@ -190,39 +191,47 @@ impl NodeClient {
     /// The node's `estimatesmartfee` for `target` blocks, in coins per 1,000 bytes; `None`
     /// when the node has no data yet.
     pub async fn fee_estimate(&self, target: u32) -> anyhow::Result<Option<f64>> {
-        let v: Value = self
+        let estimate = self
             .client
-            .estimate_smart_fee(target, None)
+            .estimate_smart_fee(target.into(), None)
             .await
             .map_err(|e| self.explain(e))?;
-        Ok(v.get("feerate").and_then(Value::as_f64))
+        Ok(estimate.feerate)
     }
 
     /// Broadcasts a signed transaction; returns its txid.
     pub async fn send_raw(&self, tx: &Transaction) -> anyhow::Result<String> {
         self.client
-            .send_raw_transaction(hex::encode(serialize(tx)), None)
+            .send_raw_transaction(hex::encode(serialize(tx)).into(), None)
             .await
+            .map(|txid| txid.to_string())
             .map_err(|e| self.explain(e))
     }
 
     async fn raw_tx(&self, txid: &Txid) -> anyhow::Result<(Transaction, u64)> {
-        let v: Value = self
+        let answer = self
             .client
-            .get_raw_transaction(txid.to_string(), Some(json!(true)), None)
+            .get_raw_transaction(
+                txid.to_string().into(),
+                Some(Verbosity::Bool(true).into()),
+                None,
+            )
             .await
             .map_err(|e| self.explain(e))?;
-        let bytes = hex::decode(v["hex"].as_str().context("node answer lacks hex")?)?;
+        let GetRawTransaction::Json(info) = answer else {
+            bail!("the node answered getrawtransaction {txid} with hex, not JSON");
+        };
+        let hex = info.hex.context("node answer lacks hex")?;
         let tx: Transaction =
-            deserialize(&bytes).context("node sent an undecodable transaction")?;
-        Ok((tx, v["confirmations"].as_u64().unwrap_or(0)))
+            deserialize(&hex::decode(hex)?).context("node sent an undecodable transaction")?;
+        Ok((tx, u64::from(info.confirmations.unwrap_or(0))))
     }
 
     /// Every transaction touching `addresses`, oldest first, with its net effect.
     pub async fn history(&self, addresses: &[String]) -> anyhow::Result<Vec<HistoryRow>> {
         let txids = self
             .client
-            .get_address_txids(json!({"addresses": addresses}))
+            .get_address_txids(addresses_param(addresses))
             .await
             .map_err(|e| self.explain(e))?;
         let network_addresses: Vec<chaincore::Script> = addresses
@@ -236,8 +245,7 @@ impl NodeClient {
         let ours = |s: &chaincore::Script| network_addresses.contains(s);
         let mut cache: HashMap<Txid, Transaction> = HashMap::new();
         let mut rows = Vec::new();
-        for id in txids.as_array().context("node answer is not a list")? {
-            let txid: Txid = id.as_str().context("txid")?.parse()?;
+        for txid in txids {
             let (tx, confirmations) = self.raw_tx(&txid).await?;
             let mut delta: i64 = tx
                 .output

@@ -2,20 +2,88 @@
 
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+
+use super::param::{JsonType, Param};
+use crate::Txid;
 
 /// The address index: balances, unspent outputs and history by address.
 #[rpc(server, client)]
 pub trait AddressIndex {
     /// Confirmed and unconfirmed balance of addresses (`{"addresses": [...]}` or one address).
     #[method(name = "getaddressbalance")]
-    async fn get_address_balance(&self, addresses: Value) -> RpcResult<Value>;
+    async fn get_address_balance(&self, addresses: Param<Addresses>) -> RpcResult<AddressBalance>;
 
     /// Unspent outputs of addresses, confirmed and in the mempool.
     #[method(name = "getaddressutxos")]
-    async fn get_address_utxos(&self, addresses: Value) -> RpcResult<Value>;
+    async fn get_address_utxos(&self, addresses: Param<Addresses>) -> RpcResult<Vec<AddressUtxo>>;
 
     /// Txids touching addresses, oldest first, then mempool ones.
     #[method(name = "getaddresstxids")]
-    async fn get_address_txids(&self, addresses: Value) -> RpcResult<Value>;
+    async fn get_address_txids(&self, addresses: Param<Addresses>) -> RpcResult<Vec<Txid>>;
+}
+
+/// The addresses an address-index method reads: one address, a list, or (as the insight and
+/// Bitcoin Core address-index forks take them) `{"addresses": [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Addresses {
+    /// One address.
+    One(String),
+    /// A list.
+    List(Vec<String>),
+    /// `{"addresses": [...]}`.
+    Object {
+        /// The addresses.
+        addresses: Vec<String>,
+    },
+}
+
+impl JsonType for Addresses {
+    const JSON_TYPE: &'static str = "string or array or object";
+}
+
+impl Addresses {
+    /// The addresses, in the order given.
+    pub fn list(&self) -> &[String] {
+        match self {
+            Addresses::One(a) => std::slice::from_ref(a),
+            Addresses::List(l) | Addresses::Object { addresses: l } => l,
+        }
+    }
+}
+
+/// `getaddressbalance`, in units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressBalance {
+    /// Confirmed balance, immature coinbases included.
+    pub balance: i64,
+    /// Confirmed coinbase outputs not yet spendable.
+    pub immature: i64,
+    /// Mempool effect: received minus spent.
+    pub unconfirmed: i64,
+}
+
+/// One unspent output in `getaddressutxos` (the insight address-index shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(non_snake_case)] // the address index's field names `outputIndex`, `spentInMempool`
+pub struct AddressUtxo {
+    /// The address it pays.
+    pub address: String,
+    /// The transaction that created it.
+    pub txid: Txid,
+    /// Its index there.
+    pub outputIndex: u32,
+    /// Its script as hex.
+    pub script: String,
+    /// Its value in units.
+    pub satoshis: i64,
+    /// Its block's height (null in the mempool).
+    pub height: Option<u32>,
+    /// True if a coinbase created it.
+    pub coinbase: bool,
+    /// Its confirmations (0 in the mempool).
+    pub confirmations: u32,
+    /// True if a mempool transaction spends it.
+    pub spentInMempool: bool,
 }

@@ -3,6 +3,8 @@
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
 
+use super::param::Param;
+
 /// The node itself: uptime, stop and help.
 #[rpc(server, client)]
 pub trait Control {
@@ -16,5 +18,5 @@ pub trait Control {
 
     /// Lists the methods, or describes one.
     #[method(name = "help")]
-    async fn help(&self, command: Option<String>) -> RpcResult<String>;
+    async fn help(&self, command: Option<Param<String>>) -> RpcResult<String>;
 }

@@ -1,10 +1,10 @@
 //! Address index methods: balances, unspent outputs and txids by address, confirmed and in the
 //! mempool.
 
-use chaincore::rpc::AddressIndexServer;
+use chaincore::rpc::address::{AddressBalance, AddressUtxo, Addresses};
+use chaincore::rpc::{AddressIndexServer, Param};
 use chaincore::{Address, Amount, OutPoint, Txid};
 use jsonrpsee::core::{async_trait, RpcResult};
-use serde_json::{json, Value};
 
 use super::{blocking, Rpc};
 use crate::node::Node;
@@ -14,8 +14,8 @@ use super::error::MapError;
 
 #[async_trait]
 impl AddressIndexServer for Rpc {
-    async fn get_address_balance(&self, addresses: Value) -> RpcResult<Value> {
-        let addrs = self.addresses(&addresses)?;
+    async fn get_address_balance(&self, addresses: Param<Addresses>) -> RpcResult<AddressBalance> {
+        let addrs = self.addresses(&addresses.get()?)?;
         let node = self.node.clone();
         blocking(move || {
             let view = AddressView::collect(&node, &addrs)?;
@@ -31,36 +31,40 @@ impl AddressIndexServer for Rpc {
                 .sum();
             let received: Amount = view.pending_in.iter().map(|u| u.2.output.value).sum();
             let spent: Amount = view.pending_spent.iter().map(|c| c.output.value).sum();
-            Ok(json!({
-                "balance": confirmed.to_units(),
-                "immature": immature.to_units(),
-                "unconfirmed": (received - spent).to_units(),
-            }))
+            Ok(AddressBalance {
+                balance: confirmed.to_units(),
+                immature: immature.to_units(),
+                unconfirmed: (received - spent).to_units(),
+            })
         })
         .await
     }
 
-    async fn get_address_utxos(&self, addresses: Value) -> RpcResult<Value> {
-        let addrs = self.addresses(&addresses)?;
+    async fn get_address_utxos(&self, addresses: Param<Addresses>) -> RpcResult<Vec<AddressUtxo>> {
+        let addrs = self.addresses(&addresses.get()?)?;
         let node = self.node.clone();
         blocking(move || {
             let view = AddressView::collect(&node, &addrs)?;
             let row = |(addr, op, coin): &(Address, OutPoint, chaincore::validation::Coin),
                        confirmed: bool,
                        spent: bool| {
-                json!({
-                    "address": addr.to_string(),
-                    "txid": op.txid.to_string(),
-                    "outputIndex": op.vout,
-                    "script": hex::encode(coin.output.script_pubkey.as_bytes()),
-                    "satoshis": coin.output.value.to_units(),
-                    "height": if confirmed { Some(coin.height) } else { None },
-                    "coinbase": coin.is_coinbase,
-                    "confirmations": if confirmed { view.tip + 1 - coin.height } else { 0 },
-                    "spentInMempool": spent,
-                })
+                AddressUtxo {
+                    address: addr.to_string(),
+                    txid: op.txid,
+                    outputIndex: op.vout,
+                    script: hex::encode(coin.output.script_pubkey.as_bytes()),
+                    satoshis: coin.output.value.to_units(),
+                    height: confirmed.then_some(coin.height),
+                    coinbase: coin.is_coinbase,
+                    confirmations: if confirmed {
+                        view.tip + 1 - coin.height
+                    } else {
+                        0
+                    },
+                    spentInMempool: spent,
+                }
             };
-            let mut out: Vec<Value> = view
+            let mut out: Vec<AddressUtxo> = view
                 .confirmed
                 .iter()
                 .map(|u| row(u, true, view.spent_outpoints.contains(&u.1)))
@@ -70,13 +74,13 @@ impl AddressIndexServer for Rpc {
                     .iter()
                     .map(|u| row(u, false, view.spent_outpoints.contains(&u.1))),
             );
-            Ok(json!(out))
+            Ok(out)
         })
         .await
     }
 
-    async fn get_address_txids(&self, addresses: Value) -> RpcResult<Value> {
-        let addrs = self.addresses(&addresses)?;
+    async fn get_address_txids(&self, addresses: Param<Addresses>) -> RpcResult<Vec<Txid>> {
+        let addrs = self.addresses(&addresses.get()?)?;
         let node = self.node.clone();
         blocking(move || {
             let snap = node.snapshot();
@@ -107,9 +111,9 @@ impl AddressIndexServer for Rpc {
             }
             rows.sort();
             rows.dedup();
-            let mut out: Vec<String> = rows.into_iter().map(|(_, t)| t.to_string()).collect();
-            out.extend(pool_txids.iter().map(|t| t.to_string()));
-            Ok(json!(out))
+            let mut out: Vec<Txid> = rows.into_iter().map(|(_, t)| t).collect();
+            out.extend(pool_txids);
+            Ok(out)
         })
         .await
     }

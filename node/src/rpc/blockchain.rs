@@ -3,67 +3,70 @@
 
 use chaincore::encode::deserialize;
 use chaincore::pow::{difficulty, Target};
-use chaincore::rpc::{code, BlockchainServer};
-use chaincore::{Address, Block, BlockHash, OutPoint, Txid};
+use chaincore::rpc::blockchain::{
+    BlockHeaderInfo, BlockInfo, BlockStats, BlockTransactions, BlockchainInfo, ChainTip, GetBlock,
+    GetBlockHeader, HashOrHeight, NewTip, TipStatus, TxOutInfo, TxOutSetInfo, Verbosity,
+};
+use chaincore::rpc::{code, BlockchainServer, Param};
+use chaincore::{Block, BlockHash, OutPoint, Txid};
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::PendingSubscriptionSink;
-use serde_json::{json, Value};
 
-use super::{blocking, coins, parse_hash, tx_json, verbosity, Rpc};
+use super::{blocking, parse_hash, script_info, tx_info, verbosity, Rpc};
 use crate::store::{self, Status};
 
 use super::error::{err, MapError, OkOrError, ToRpcError};
 
 #[async_trait]
 impl BlockchainServer for Rpc {
-    async fn get_blockchain_info(&self) -> RpcResult<Value> {
+    async fn get_blockchain_info(&self) -> RpcResult<BlockchainInfo> {
         let snap = self.node.snapshot();
         let chain = &snap.index;
         let tip = chain.tip();
         // Best height any peer showed us (we fetch blocks right behind their headers).
         let headers = self.p2p.best_seen_height().max(u64::from(tip.height));
-        Ok(json!({
-            "chain": self.node.network.to_string(),
-            "blocks": tip.height,
-            "headers": headers,
-            "bestblockhash": chain.tip_hash().to_string(),
-            "bits": format!("{:08x}", tip.header.bits),
-            "target": Target::from_compact(tip.header.bits).map(|t| t.to_string()),
-            "difficulty": difficulty(tip.header.bits),
-            "time": tip.header.time,
-            "mediantime": chain.median_time_past(&chain.tip_hash()),
-            "verificationprogress": f64::from(tip.height) / headers.max(1) as f64,
-            "initialblockdownload": headers > u64::from(tip.height) + 6,
-            "chainwork": tip.chainwork.to_string(),
-            "size_on_disk": self.node.size_on_disk(),
-            "pruned": false,
-            "warnings": [],
-        }))
+        Ok(BlockchainInfo {
+            chain: self.node.network.to_string(),
+            blocks: tip.height,
+            headers,
+            bestblockhash: chain.tip_hash(),
+            bits: format!("{:08x}", tip.header.bits),
+            target: Target::from_compact(tip.header.bits).map(|t| t.to_string()),
+            difficulty: difficulty(tip.header.bits),
+            time: tip.header.time,
+            mediantime: chain.median_time_past(&chain.tip_hash()),
+            verificationprogress: f64::from(tip.height) / headers.max(1) as f64,
+            initialblockdownload: headers > u64::from(tip.height) + 6,
+            chainwork: tip.chainwork.to_string(),
+            size_on_disk: self.node.size_on_disk(),
+            pruned: false,
+            warnings: Vec::new(),
+        })
     }
 
-    async fn get_best_block_hash(&self) -> RpcResult<String> {
-        Ok(self.node.tip.borrow().hash.to_string())
+    async fn get_best_block_hash(&self) -> RpcResult<BlockHash> {
+        Ok(self.node.tip.borrow().hash)
     }
 
     async fn get_block_count(&self) -> RpcResult<u32> {
         Ok(self.node.tip.borrow().height)
     }
 
-    async fn get_block_hash(&self, height: i64) -> RpcResult<String> {
+    async fn get_block_hash(&self, height: Param<i64>) -> RpcResult<BlockHash> {
+        let height = height.get()?;
         let snap = self.node.snapshot();
         u32::try_from(height)
             .ok()
             .and_then(|h| snap.index.active_hash(h))
-            .map(|h| h.to_string())
             .ok_or_error(code::INVALID_PARAMETER, "Block height out of range")
     }
 
     async fn get_block(
         &self,
-        blockhash: String,
-        verbosity_param: Option<Value>,
-    ) -> RpcResult<Value> {
-        let hash: BlockHash = parse_hash(&blockhash, "blockhash")?;
+        blockhash: Param<String>,
+        verbosity_param: Option<Param<Verbosity>>,
+    ) -> RpcResult<GetBlock> {
+        let hash: BlockHash = parse_hash(&blockhash.get()?, "blockhash")?;
         let level = verbosity(verbosity_param, 1)?;
         let node = self.node.clone();
         blocking(move || {
@@ -71,38 +74,43 @@ impl BlockchainServer for Rpc {
             let Some(entry) = snap.index.entry(&hash).copied() else {
                 return Err(err(code::INVALID_ADDRESS_OR_KEY, "Block not found"));
             };
-            let header_json = header_json(&snap.index, &hash, &entry);
+            let header = header_info(&snap.index, &hash, &entry);
             let bytes = store::read::block_bytes(&snap.rtx, &hash)
                 .map_misc()?
                 .ok_or_error(code::MISC_ERROR, "Block not available")?;
             if level == 0 {
-                return Ok(json!(hex::encode(bytes)));
+                return Ok(GetBlock::Hex(hex::encode(bytes)));
             }
             let block: Block = deserialize(&bytes).map_misc()?;
-            let mut out = header_json;
-            out["size"] = json!(bytes.len());
-            out["strippedsize"] = json!(bytes.len());
-            out["weight"] = json!(bytes.len() * 4);
-            out["tx"] = if level == 1 {
-                json!(block
-                    .compute_txids()
-                    .iter()
-                    .map(|t| t.to_string())
-                    .collect::<Vec<_>>())
+            let tx = if level == 1 {
+                BlockTransactions::Ids(block.compute_txids())
             } else {
-                json!(block
-                    .txdata
-                    .iter()
-                    .map(|t| tx_json(t, node.network))
-                    .collect::<Vec<_>>())
+                BlockTransactions::Full(
+                    block
+                        .txdata
+                        .iter()
+                        .map(|t| tx_info(t, node.network))
+                        .collect(),
+                )
             };
-            Ok(out)
+            Ok(GetBlock::Json(Box::new(BlockInfo {
+                header,
+                size: bytes.len(),
+                strippedsize: bytes.len(),
+                weight: bytes.len() * 4,
+                tx,
+            })))
         })
         .await
     }
 
-    async fn get_block_header(&self, blockhash: String, verbose: Option<bool>) -> RpcResult<Value> {
-        let hash: BlockHash = parse_hash(&blockhash, "blockhash")?;
+    async fn get_block_header(
+        &self,
+        blockhash: Param<String>,
+        verbose: Option<Param<bool>>,
+    ) -> RpcResult<GetBlockHeader> {
+        let hash: BlockHash = parse_hash(&blockhash.get()?, "blockhash")?;
+        let verbose = verbose.map(Param::get).transpose()?;
         let snap = self.node.snapshot();
         let entry = snap
             .index
@@ -110,12 +118,16 @@ impl BlockchainServer for Rpc {
             .copied()
             .ok_or_error(code::INVALID_ADDRESS_OR_KEY, "Block not found")?;
         if verbose == Some(false) {
-            return Ok(json!(hex::encode(entry.header.to_bytes())));
+            return Ok(GetBlockHeader::Hex(hex::encode(entry.header.to_bytes())));
         }
-        Ok(header_json(&snap.index, &hash, &entry))
+        Ok(GetBlockHeader::Json(Box::new(header_info(
+            &snap.index,
+            &hash,
+            &entry,
+        ))))
     }
 
-    async fn get_chain_tips(&self) -> RpcResult<Value> {
+    async fn get_chain_tips(&self) -> RpcResult<Vec<ChainTip>> {
         let snap = self.node.snapshot();
         let chain = &snap.index;
         let parents: std::collections::HashSet<BlockHash> = chain
@@ -124,7 +136,7 @@ impl BlockchainServer for Rpc {
             .collect();
         let tip = chain.tip_hash();
         // Blocks with no children, and the active tip (which may have invalid children).
-        let mut tips: Vec<Value> = chain
+        let mut tips: Vec<ChainTip> = chain
             .entries()
             .filter(|(h, _)| !parents.contains(h) || **h == tip)
             .map(|(h, e)| {
@@ -139,17 +151,22 @@ impl BlockchainServer for Rpc {
                     }
                 }
                 let status = if chain.is_active(h) {
-                    "active"
+                    TipStatus::Active
                 } else if e.status == Status::Invalid {
-                    "invalid"
+                    TipStatus::Invalid
                 } else {
-                    "valid-fork"
+                    TipStatus::ValidFork
                 };
-                json!({"height": e.height, "hash": h.to_string(), "branchlen": len, "status": status})
+                ChainTip {
+                    height: e.height,
+                    hash: *h,
+                    branchlen: len,
+                    status,
+                }
             })
             .collect();
-        tips.sort_by_key(|t| std::cmp::Reverse(t["height"].as_u64()));
-        Ok(json!(tips))
+        tips.sort_by_key(|t| std::cmp::Reverse(t.height));
+        Ok(tips)
     }
 
     async fn get_difficulty(&self) -> RpcResult<f64> {
@@ -158,16 +175,20 @@ impl BlockchainServer for Rpc {
 
     async fn get_tx_out(
         &self,
-        txid: String,
-        n: u32,
-        include_mempool: Option<bool>,
-    ) -> RpcResult<Value> {
-        let txid: Txid = parse_hash(&txid, "txid")?;
-        let outpoint = OutPoint { txid, vout: n };
+        txid: Param<String>,
+        n: Param<u32>,
+        include_mempool: Option<Param<bool>>,
+    ) -> RpcResult<Option<TxOutInfo>> {
+        let txid: Txid = parse_hash(&txid.get()?, "txid")?;
+        let outpoint = OutPoint {
+            txid,
+            vout: n.get()?,
+        };
+        let include_mempool = include_mempool.map(Param::get).transpose()?;
         let snap = self.node.snapshot();
         let include_mempool = include_mempool.unwrap_or(true);
         if include_mempool && snap.mempool.spender(&outpoint).is_some() {
-            return Ok(Value::Null);
+            return Ok(None);
         }
         let tip = snap.index.tip_height();
         let read = snap.clone();
@@ -178,41 +199,32 @@ impl BlockchainServer for Rpc {
             None if include_mempool => snap.mempool.coin(&outpoint, tip + 1).map(|c| (c, false)),
             None => None,
         };
-        Ok(match coin {
-            None => Value::Null,
-            Some((c, confirmed)) => json!({
-                "bestblock": snap.index.tip_hash().to_string(),
-                "confirmations": if confirmed { tip + 1 - c.height } else { 0 },
-                "value": coins(c.output.value),
-                "scriptPubKey": {
-                    "hex": hex::encode(c.output.script_pubkey.as_bytes()),
-                    "address": Address::from_script(&c.output.script_pubkey, self.node.network).map(|a| a.to_string()),
-                },
-                "coinbase": c.is_coinbase,
-            }),
-        })
+        Ok(coin.map(|(c, confirmed)| TxOutInfo {
+            bestblock: snap.index.tip_hash(),
+            confirmations: if confirmed { tip + 1 - c.height } else { 0 },
+            value: c.output.value,
+            scriptPubKey: script_info(&c.output.script_pubkey, self.node.network),
+            coinbase: c.is_coinbase,
+        }))
     }
 
-    async fn get_block_stats(&self, hash_or_height: Value) -> RpcResult<Value> {
+    async fn get_block_stats(&self, hash_or_height: Param<HashOrHeight>) -> RpcResult<BlockStats> {
+        let hash_or_height = hash_or_height.get()?;
         let node = self.node.clone();
         blocking(move || {
             let snap = node.snapshot();
             let hash = match &hash_or_height {
-                Value::Number(n) => {
+                HashOrHeight::Height(n) => {
                     let tip = snap.index.tip_height();
-                    let height = n
-                        .as_u64()
-                        .and_then(|h| u32::try_from(h).ok())
-                        .filter(|h| *h <= tip)
-                        .ok_or_error(
-                            code::INVALID_PARAMETER,
-                            format!("Target block height {n} after current tip {tip}"),
-                        )?;
+                    let height = u32::try_from(*n).ok().filter(|h| *h <= tip).ok_or_error(
+                        code::INVALID_PARAMETER,
+                        format!("Target block height {n} after current tip {tip}"),
+                    )?;
                     snap.index
                         .active_hash(height)
                         .ok_or_error(code::INVALID_PARAMETER, "Block height out of range")?
                 }
-                Value::String(s) => {
+                HashOrHeight::Hash(s) => {
                     let hash: BlockHash = parse_hash(s, "blockhash")?;
                     if !snap.index.is_active(&hash) {
                         return Err(err(
@@ -225,12 +237,6 @@ impl BlockchainServer for Rpc {
                         ));
                     }
                     hash
-                }
-                _ => {
-                    return Err(err(
-                        code::TYPE_ERROR,
-                        "hash_or_height must be a block hash or a height",
-                    ))
                 }
             };
             let entry = snap
@@ -257,23 +263,29 @@ impl BlockchainServer for Rpc {
         .await
     }
 
-    async fn get_tx_out_set_info(&self) -> RpcResult<Value> {
+    async fn get_tx_out_set_info(&self) -> RpcResult<TxOutSetInfo> {
         let node = self.node.clone();
         blocking(move || {
             let snap = node.snapshot();
             let stats = crate::verify::utxo_stats(&snap.rtx).map_misc()?;
-            Ok(json!({
-                "height": snap.index.tip_height(),
-                "bestblock": snap.index.tip_hash().to_string(),
-                "txouts": stats.count,
-                "total_amount": coins(stats.total),
-                "hash_serialized": hex::encode(stats.hash),
-            }))
+            Ok(TxOutSetInfo {
+                height: snap.index.tip_height(),
+                bestblock: snap.index.tip_hash(),
+                txouts: stats.count,
+                total_amount: stats.total,
+                hash_serialized: hex::encode(stats.hash),
+            })
         })
         .await
     }
 
-    async fn verify_chain(&self, checklevel: Option<u32>, nblocks: Option<u32>) -> RpcResult<bool> {
+    async fn verify_chain(
+        &self,
+        checklevel: Option<Param<u32>>,
+        nblocks: Option<Param<u32>>,
+    ) -> RpcResult<bool> {
+        let checklevel = checklevel.map(Param::get).transpose()?;
+        let nblocks = nblocks.map(Param::get).transpose()?;
         let node = self.node.clone();
         blocking(move || {
             match crate::verify::verify_chain(&node, checklevel.unwrap_or(4), nblocks.unwrap_or(0))
@@ -288,12 +300,12 @@ impl BlockchainServer for Rpc {
         .await
     }
 
-    async fn invalidate_block(&self, blockhash: String) -> RpcResult<()> {
-        self.set_validity(blockhash, false).await
+    async fn invalidate_block(&self, blockhash: Param<String>) -> RpcResult<()> {
+        self.set_validity(blockhash.get()?, false).await
     }
 
-    async fn reconsider_block(&self, blockhash: String) -> RpcResult<()> {
-        self.set_validity(blockhash, true).await
+    async fn reconsider_block(&self, blockhash: Param<String>) -> RpcResult<()> {
+        self.set_validity(blockhash.get()?, true).await
     }
 
     async fn subscribe_new_tip(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
@@ -307,9 +319,10 @@ impl BlockchainServer for Rpc {
                         return Ok(());
                     }
                     let tip = *tips.borrow_and_update();
-                    let msg = serde_json::value::to_raw_value(
-                        &json!({"hash": tip.hash.to_string(), "height": tip.height}),
-                    )?;
+                    let msg = serde_json::value::to_raw_value(&NewTip {
+                        hash: tip.hash,
+                        height: tip.height,
+                    })?;
                     if sink.send(msg).await.is_err() {
                         return Ok(());
                     }
@@ -319,36 +332,37 @@ impl BlockchainServer for Rpc {
     }
 }
 
-fn header_json(chain: &crate::chain::BlockIndex, hash: &BlockHash, e: &store::IndexEntry) -> Value {
-    let confirmations: i64 = if chain.is_active(hash) {
-        i64::from(chain.tip_height() - e.height) + 1
-    } else {
-        -1
-    };
-    let mut out = json!({
-        "hash": hash.to_string(),
-        "confirmations": confirmations,
-        "height": e.height,
-        "version": e.header.version,
-        "versionHex": format!("{:08x}", e.header.version),
-        "merkleroot": e.header.merkle_root.to_string(),
-        "time": e.header.time,
-        "mediantime": chain.median_time_past(hash),
-        "nonce": e.header.nonce,
-        "bits": format!("{:08x}", e.header.bits),
-        "target": Target::from_compact(e.header.bits).map(|t| t.to_string()),
-        "difficulty": difficulty(e.header.bits),
-        "chainwork": e.chainwork.to_string(),
-    });
-    if e.height > 0 {
-        out["previousblockhash"] = json!(e.header.prev_blockhash.to_string());
+fn header_info(
+    chain: &crate::chain::BlockIndex,
+    hash: &BlockHash,
+    e: &store::IndexEntry,
+) -> BlockHeaderInfo {
+    let active = chain.is_active(hash);
+    BlockHeaderInfo {
+        hash: *hash,
+        confirmations: if active {
+            i64::from(chain.tip_height() - e.height) + 1
+        } else {
+            -1
+        },
+        height: e.height,
+        version: e.header.version,
+        versionHex: format!("{:08x}", e.header.version),
+        merkleroot: e.header.merkle_root.to_string(),
+        time: e.header.time,
+        mediantime: chain.median_time_past(hash),
+        nonce: e.header.nonce,
+        bits: format!("{:08x}", e.header.bits),
+        target: Target::from_compact(e.header.bits).map(|t| t.to_string()),
+        difficulty: difficulty(e.header.bits),
+        chainwork: e.chainwork.to_string(),
+        previousblockhash: (e.height > 0).then_some(e.header.prev_blockhash),
+        nextblockhash: if active {
+            chain.active_hash(e.height + 1)
+        } else {
+            None
+        },
     }
-    if chain.is_active(hash) {
-        if let Some(next) = chain.active_hash(e.height + 1) {
-            out["nextblockhash"] = json!(next.to_string());
-        }
-    }
-    out
 }
 
 impl Rpc {
@@ -369,7 +383,7 @@ fn block_stats(
     undo: &[chaincore::validation::Coin],
     entry: &store::IndexEntry,
     median_time: i64,
-) -> Value {
+) -> BlockStats {
     let mut spent = undo.iter();
     // Per non-coinbase transaction: (fee, size).
     let mut txs: Vec<(i64, usize)> = Vec::new();
@@ -415,30 +429,34 @@ fn block_stats(
         }
     };
     let sizes_i: Vec<i64> = sizes.iter().map(|s| *s as i64).collect();
-    json!({
-        "blockhash": block.block_hash().to_string(),
-        "height": entry.height,
-        "time": block.header.time,
-        "mediantime": median_time,
-        "txs": block.txdata.len(),
-        "ins": ins,
-        "outs": outs,
-        "subsidy": chaincore::pow::block_subsidy(entry.height).to_units(),
-        "totalfee": total_fee,
-        "total_out": total_out,
-        "total_size": total_size,
-        "total_weight": total_size * 4,
-        "avgfee": if n > 0 { total_fee / n } else { 0 },
-        "avgfeerate": if total_size > 0 { total_fee / total_size as i64 } else { 0 },
-        "avgtxsize": if n > 0 { total_size as i64 / n } else { 0 },
-        "minfee": fees.iter().min().copied().unwrap_or(0),
-        "maxfee": fees.iter().max().copied().unwrap_or(0),
-        "medianfee": median(&fees),
-        "minfeerate": rates.iter().min().copied().unwrap_or(0),
-        "maxfeerate": rates.iter().max().copied().unwrap_or(0),
-        "mintxsize": sizes.iter().min().copied().unwrap_or(0),
-        "maxtxsize": sizes.iter().max().copied().unwrap_or(0),
-        "mediantxsize": median(&sizes_i),
-        "utxo_increase": utxo_increase,
-    })
+    BlockStats {
+        blockhash: block.block_hash(),
+        height: entry.height,
+        time: block.header.time,
+        mediantime: median_time,
+        txs: block.txdata.len(),
+        ins,
+        outs,
+        subsidy: chaincore::pow::block_subsidy(entry.height).to_units(),
+        totalfee: total_fee,
+        total_out,
+        total_size,
+        total_weight: total_size * 4,
+        avgfee: if n > 0 { total_fee / n } else { 0 },
+        avgfeerate: if total_size > 0 {
+            total_fee / total_size as i64
+        } else {
+            0
+        },
+        avgtxsize: if n > 0 { total_size as i64 / n } else { 0 },
+        minfee: fees.iter().min().copied().unwrap_or(0),
+        maxfee: fees.iter().max().copied().unwrap_or(0),
+        medianfee: median(&fees),
+        minfeerate: rates.iter().min().copied().unwrap_or(0),
+        maxfeerate: rates.iter().max().copied().unwrap_or(0),
+        mintxsize: sizes.iter().min().copied().unwrap_or(0),
+        maxtxsize: sizes.iter().max().copied().unwrap_or(0),
+        mediantxsize: median(&sizes_i),
+        utxo_increase,
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use chaincore::rpc::{help, ControlServer};
+use chaincore::rpc::{help, ControlServer, Param};
 use jsonrpsee::core::{async_trait, RpcResult};
 
 use super::Rpc;
@@ -19,8 +19,8 @@ impl ControlServer for Rpc {
         Ok("ChainCore server stopping".to_string())
     }
 
-    async fn help(&self, command: Option<String>) -> RpcResult<String> {
-        Ok(match command {
+    async fn help(&self, command: Option<Param<String>>) -> RpcResult<String> {
+        Ok(match command.map(Param::get).transpose()? {
             None => help::overview(),
             Some(c) => help::describe(&c).unwrap_or_else(|| format!("help: unknown command: {c}")),
         })

@@ -1,41 +1,42 @@
 //! Mempool methods: contents, entries, limits, fee estimates, saving, and the new-transaction
 //! subscription.
 
-use chaincore::rpc::{code, MempoolServer};
+use chaincore::rpc::mempool::{
+    FeeEstimate, MempoolEntry, MempoolFees, MempoolInfo, RawMempool, SavedMempool,
+};
+use chaincore::rpc::{code, MempoolServer, Param};
 use chaincore::{Amount, Txid};
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::PendingSubscriptionSink;
-use serde_json::{json, Value};
 
-use super::{blocking, coins, parse_hash, Rpc};
+use super::{blocking, parse_hash, Rpc};
 
 use super::error::{err, OkOrError};
 
 #[async_trait]
 impl MempoolServer for Rpc {
-    async fn get_raw_mempool(&self, verbose: Option<bool>) -> RpcResult<Value> {
+    async fn get_raw_mempool(&self, verbose: Option<Param<bool>>) -> RpcResult<RawMempool> {
+        let verbose = verbose.map(Param::get).transpose()?.unwrap_or(false);
         let snap = self.node.snapshot();
-        if verbose.unwrap_or(false) {
-            let map: serde_json::Map<String, Value> = snap
-                .mempool
-                .entries()
-                .map(|e| (e.txid.to_string(), mempool_entry_json(&snap.mempool, e)))
-                .collect();
-            Ok(Value::Object(map))
+        Ok(if verbose {
+            RawMempool::Verbose(
+                snap.mempool
+                    .entries()
+                    .map(|e| (e.txid, mempool_entry(&snap.mempool, e)))
+                    .collect(),
+            )
         } else {
-            Ok(json!(snap
-                .mempool
-                .entries()
-                .map(|e| e.txid.to_string())
-                .collect::<Vec<_>>()))
-        }
+            RawMempool::Ids(snap.mempool.entries().map(|e| e.txid).collect())
+        })
     }
 
     async fn estimate_smart_fee(
         &self,
-        conf_target: u32,
-        estimate_mode: Option<String>,
-    ) -> RpcResult<Value> {
+        conf_target: Param<u32>,
+        estimate_mode: Option<Param<String>>,
+    ) -> RpcResult<FeeEstimate> {
+        let conf_target = conf_target.get()?;
+        let estimate_mode = estimate_mode.map(Param::get).transpose()?;
         if !(1..=crate::fees::MAX_TARGET).contains(&conf_target) {
             return Err(err(
                 code::INVALID_PARAMETER,
@@ -60,47 +61,58 @@ impl MempoolServer for Rpc {
             })?;
             Ok(match rate {
                 // Units per byte → coins per 1,000 bytes.
-                Some(r) => json!({"feerate": r * 1000.0 / 100_000_000.0, "blocks": conf_target}),
-                None => json!({"errors": ["Insufficient data or no feerate found"], "blocks": 0}),
+                Some(r) => FeeEstimate {
+                    feerate: Some(r * 1000.0 / 100_000_000.0),
+                    errors: None,
+                    blocks: conf_target,
+                },
+                None => FeeEstimate {
+                    feerate: None,
+                    errors: Some(vec!["Insufficient data or no feerate found".to_string()]),
+                    blocks: 0,
+                },
             })
         })
         .await
     }
 
-    async fn save_mempool(&self) -> RpcResult<Value> {
+    async fn save_mempool(&self) -> RpcResult<SavedMempool> {
         let node = self.node.clone();
         blocking(move || {
             let path = node
                 .save_mempool()
                 .map_err(|e| err(code::MISC_ERROR, e.to_string()))?;
-            Ok(json!({ "filename": path.display().to_string() }))
+            Ok(SavedMempool {
+                filename: path.display().to_string(),
+            })
         })
         .await
     }
 
-    async fn get_mempool_info(&self) -> RpcResult<Value> {
+    async fn get_mempool_info(&self) -> RpcResult<MempoolInfo> {
         let snap = self.node.snapshot();
         let m = &snap.mempool;
-        Ok(json!({
-            "loaded": true,
-            "size": m.len(),
-            "bytes": m.bytes(),
-            "usage": m.bytes(),
-            "maxmempool": m.max_bytes(),
-            "mempoolminfee": coins(Amount::from_units(crate::mempool::MIN_RELAY_FEE_RATE * 1000)),
-            "minrelaytxfee": coins(Amount::from_units(crate::mempool::MIN_RELAY_FEE_RATE * 1000)),
-            "orphans": self.node.orphan_count(),
-        }))
+        let min_fee = Amount::from_units(crate::mempool::MIN_RELAY_FEE_RATE * 1000);
+        Ok(MempoolInfo {
+            loaded: true,
+            size: m.len(),
+            bytes: m.bytes(),
+            usage: m.bytes(),
+            maxmempool: m.max_bytes(),
+            mempoolminfee: min_fee,
+            minrelaytxfee: min_fee,
+            orphans: self.node.orphan_count(),
+        })
     }
 
-    async fn get_mempool_entry(&self, txid: String) -> RpcResult<Value> {
-        let txid: Txid = parse_hash(&txid, "txid")?;
+    async fn get_mempool_entry(&self, txid: Param<String>) -> RpcResult<MempoolEntry> {
+        let txid: Txid = parse_hash(&txid.get()?, "txid")?;
         let snap = self.node.snapshot();
         let e = snap
             .mempool
             .get(&txid)
             .ok_or_error(code::INVALID_ADDRESS_OR_KEY, "Transaction not in mempool")?;
-        Ok(mempool_entry_json(&snap.mempool, e))
+        Ok(mempool_entry(&snap.mempool, e))
     }
 
     async fn subscribe_new_tx(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
@@ -111,7 +123,7 @@ impl MempoolServer for Rpc {
                 _ = sink.closed() => return Ok(()),
                 next = txs.recv() => match next {
                     Ok(txid) => {
-                        let msg = serde_json::value::to_raw_value(&txid.to_string())?;
+                        let msg = serde_json::value::to_raw_value(&txid)?;
                         if sink.send(msg).await.is_err() {
                             return Ok(());
                         }
@@ -126,13 +138,13 @@ impl MempoolServer for Rpc {
     }
 }
 
-fn mempool_entry_json(pool: &crate::mempool::Mempool, e: &crate::mempool::Entry) -> Value {
-    json!({
-        "vsize": e.size,
-        "weight": e.size * 4,
-        "time": e.time,
-        "fees": {"base": coins(e.fee)},
-        "depends": e.parents.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-        "spentby": pool.children_of(&e.txid).map(|c| c.to_string()).collect::<Vec<_>>(),
-    })
+fn mempool_entry(pool: &crate::mempool::Mempool, e: &crate::mempool::Entry) -> MempoolEntry {
+    MempoolEntry {
+        vsize: e.size,
+        weight: e.size * 4,
+        time: e.time,
+        fees: MempoolFees { base: e.fee },
+        depends: e.parents.iter().copied().collect(),
+        spentby: pool.children_of(&e.txid).copied().collect(),
+    }
 }

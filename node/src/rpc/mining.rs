@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use chaincore::encode::serialize;
 use chaincore::pow::{difficulty, Target};
-use chaincore::rpc::{code, MiningServer};
+use chaincore::rpc::mining::{BlockTemplate, MiningInfo, TemplateRequest, TemplateTransaction};
+use chaincore::rpc::{code, MiningServer, Param};
 use chaincore::{Address, Block, BlockHash, Txid};
 use jsonrpsee::core::{async_trait, RpcResult};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{blocking, decode_hex, Rpc};
 use crate::chain::{Accepted, ChainError};
@@ -18,13 +19,12 @@ use super::error::{err, ToRpcError};
 
 #[async_trait]
 impl MiningServer for Rpc {
-    async fn get_block_template(&self, request: Option<Value>) -> RpcResult<Value> {
-        let longpollid = request
-            .as_ref()
-            .and_then(|r| r.get("longpollid"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if let Some(id) = longpollid {
+    async fn get_block_template(
+        &self,
+        request: Option<Param<TemplateRequest>>,
+    ) -> RpcResult<BlockTemplate> {
+        let request = request.map(Param::get).transpose()?.unwrap_or_default();
+        if let Some(id) = request.longpollid {
             self.wait_for_change(&id).await;
         }
         let node = self.node.clone();
@@ -34,32 +34,35 @@ impl MiningServer for Rpc {
             let seq = *node.mempool_seq.borrow();
             let lock = || cache.lock().unwrap_or_else(|p| p.into_inner());
             let hit = match &*lock() {
-                Some(c) if c.tip == tip && c.mempool_seq == seq => Some(c.json.clone()),
+                Some(c) if c.tip == tip && c.mempool_seq == seq => Some(c.template.clone()),
                 _ => None,
             };
             // Built without the cache's lock: building may wait for the writer.
-            let mut json = match hit {
-                Some(json) => json,
+            let mut template = match hit {
+                Some(template) => template,
                 None => {
-                    let json = template_json(&node)?;
+                    let template = block_template(&node)?;
                     *lock() = Some(CachedTemplate {
                         tip,
                         mempool_seq: seq,
-                        json: json.clone(),
+                        template: template.clone(),
                     });
-                    json
+                    template
                 }
             };
             // Time moves on even when nothing else does (miners without extranonce need it).
-            let mintime = json["mintime"].as_u64().unwrap_or(0);
-            json["curtime"] = json!(crate::chain::unix_now().max(mintime));
-            Ok(json)
+            template.curtime = crate::chain::unix_now().max(u64::from(template.mintime));
+            Ok(template)
         })
         .await
     }
 
-    async fn submit_block(&self, hexdata: String, _dummy: Option<Value>) -> RpcResult<Value> {
-        let block: Block = decode_hex(&hexdata, "Block")?;
+    async fn submit_block(
+        &self,
+        hexdata: Param<String>,
+        _dummy: Option<Value>,
+    ) -> RpcResult<Option<String>> {
+        let block: Block = decode_hex(&hexdata.get()?, "Block")?;
         if block.txdata.first().is_none_or(|t| !t.is_coinbase()) {
             return Err(err(
                 code::DESERIALIZATION_ERROR,
@@ -69,12 +72,12 @@ impl MiningServer for Rpc {
         let node = self.node.clone();
         blocking(move || {
             Ok(match node.submit_block(block) {
-                Ok(Accepted::BestChain) => Value::Null,
-                Ok(Accepted::SideChain) => json!("inconclusive"),
-                Err(ChainError::Duplicate) => json!("duplicate"),
-                Err(ChainError::DuplicateInvalid) => json!("duplicate-invalid"),
-                Err(ChainError::Rule(r)) => json!(r.to_string()),
-                Err(ChainError::BlockNotFound(_)) => json!("rejected"),
+                Ok(Accepted::BestChain) => None,
+                Ok(Accepted::SideChain) => Some("inconclusive".to_string()),
+                Err(ChainError::Duplicate) => Some("duplicate".to_string()),
+                Err(ChainError::DuplicateInvalid) => Some("duplicate-invalid".to_string()),
+                Err(ChainError::Rule(r)) => Some(r.to_string()),
+                Err(ChainError::BlockNotFound(_)) => Some("rejected".to_string()),
                 // The node shuts down on these.
                 Err(e @ (ChainError::Store(_) | ChainError::Stopping)) => {
                     return Err(e.to_rpc_error());
@@ -84,27 +87,28 @@ impl MiningServer for Rpc {
         .await
     }
 
-    async fn get_mining_info(&self) -> RpcResult<Value> {
+    async fn get_mining_info(&self) -> RpcResult<MiningInfo> {
         let snap = self.node.snapshot();
         let tip = snap.index.tip();
-        Ok(json!({
-            "blocks": tip.height,
-            "bits": format!("{:08x}", tip.header.bits),
-            "difficulty": difficulty(tip.header.bits),
-            "target": Target::from_compact(tip.header.bits).map(|t| t.to_string()),
-            "networkhashps": network_hash_ps(&snap.index, 120),
-            "pooledtx": snap.mempool.len(),
-            "chain": self.node.network.to_string(),
-            "warnings": [],
-        }))
+        Ok(MiningInfo {
+            blocks: tip.height,
+            bits: format!("{:08x}", tip.header.bits),
+            difficulty: difficulty(tip.header.bits),
+            target: Target::from_compact(tip.header.bits).map(|t| t.to_string()),
+            networkhashps: network_hash_ps(&snap.index, 120),
+            pooledtx: snap.mempool.len(),
+            chain: self.node.network.to_string(),
+            warnings: Vec::new(),
+        })
     }
 
     async fn get_network_hash_ps(
         &self,
-        nblocks: Option<i64>,
-        _height: Option<i64>,
+        nblocks: Option<Param<i64>>,
+        height: Option<Param<i64>>,
     ) -> RpcResult<f64> {
-        let n = nblocks.unwrap_or(120);
+        let n = nblocks.map(Param::get).transpose()?.unwrap_or(120);
+        height.map(Param::get).transpose()?;
         let snap = self.node.snapshot();
         Ok(network_hash_ps(
             &snap.index,
@@ -114,10 +118,13 @@ impl MiningServer for Rpc {
 
     async fn generate_to_address(
         &self,
-        nblocks: u32,
-        address: String,
-        _maxtries: Option<u64>,
-    ) -> RpcResult<Vec<String>> {
+        nblocks: Param<u32>,
+        address: Param<String>,
+        maxtries: Option<Param<u64>>,
+    ) -> RpcResult<Vec<BlockHash>> {
+        let nblocks = nblocks.get()?;
+        let address = address.get()?;
+        maxtries.map(Param::get).transpose()?;
         let address = Address::parse(&address, self.node.network).map_err(|e| {
             err(
                 code::INVALID_ADDRESS_OR_KEY,
@@ -126,10 +133,8 @@ impl MiningServer for Rpc {
         })?;
         let node = self.node.clone();
         blocking(move || {
-            let hashes = node
-                .generate_blocks(nblocks, &address.script_pubkey())
-                .map_err(|e| e.to_rpc_error())?;
-            Ok(hashes.iter().map(|h| h.to_string()).collect())
+            node.generate_blocks(nblocks, &address.script_pubkey())
+                .map_err(|e| e.to_rpc_error())
         })
         .await
     }
@@ -145,14 +150,14 @@ const LONGPOLL_MAX_WAIT: Duration = Duration::from_secs(60);
 pub(super) struct CachedTemplate {
     tip: BlockHash,
     mempool_seq: u64,
-    json: Value,
+    template: BlockTemplate,
 }
 
 fn longpoll_id(tip: crate::node::Tip, mempool_seq: u64) -> String {
     format!("{}{}", tip.hash, mempool_seq)
 }
 
-fn template_json(node: &Node) -> RpcResult<Value> {
+fn block_template(node: &Node) -> RpcResult<BlockTemplate> {
     let t = node
         .template()
         .map_err(|e| err(code::MISC_ERROR, e.to_string()))?;
@@ -167,7 +172,7 @@ fn template_json(node: &Node) -> RpcResult<Value> {
         .enumerate()
         .map(|(i, e)| (e.txid, i + 1))
         .collect();
-    let txs: Vec<Value> = t
+    let transactions = t
         .transactions
         .iter()
         .map(|e| {
@@ -177,39 +182,40 @@ fn template_json(node: &Node) -> RpcResult<Value> {
                 .filter_map(|p| index.get(p).copied())
                 .collect();
             depends.sort_unstable();
-            json!({
-                "data": hex::encode(serialize(&e.tx)),
-                "txid": e.txid.to_string(),
-                "hash": e.txid.to_string(),
-                "depends": depends,
-                "fee": e.fee.to_units(),
-                "sigops": e.tx.output.len(),
-                "weight": e.size * 4,
-            })
+            TemplateTransaction {
+                data: hex::encode(serialize(&e.tx)),
+                txid: e.txid,
+                hash: e.txid,
+                depends,
+                fee: e.fee.to_units(),
+                sigops: e.tx.output.len(),
+                weight: e.size * 4,
+            }
         })
         .collect();
-    Ok(json!({
-        "capabilities": ["proposal"],
-        "version": t.version,
-        "rules": [],
-        "vbavailable": {},
-        "vbrequired": 0,
-        "previousblockhash": t.prev_blockhash.to_string(),
-        "transactions": txs,
-        "coinbaseaux": {},
-        "coinbasevalue": t.coinbase_value.to_units(),
-        "longpollid": longpoll_id(tip, seq),
-        "target": t.target().map(|x| x.to_string()),
-        "mintime": t.mintime,
-        "mutable": ["time", "transactions", "prevblock"],
-        "noncerange": "00000000ffffffff",
-        "sigoplimit": 20000,
-        "sizelimit": chaincore::validation::MAX_BLOCK_SIZE,
-        "weightlimit": chaincore::validation::MAX_BLOCK_SIZE * 4,
-        "curtime": t.curtime,
-        "bits": format!("{:08x}", t.bits),
-        "height": t.height,
-    }))
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    Ok(BlockTemplate {
+        capabilities: strings(&["proposal"]),
+        version: t.version,
+        rules: Vec::new(),
+        vbavailable: Default::default(),
+        vbrequired: 0,
+        previousblockhash: t.prev_blockhash,
+        transactions,
+        coinbaseaux: Default::default(),
+        coinbasevalue: t.coinbase_value.to_units(),
+        longpollid: longpoll_id(tip, seq),
+        target: t.target().map(|x| x.to_string()),
+        mintime: t.mintime,
+        mutable: strings(&["time", "transactions", "prevblock"]),
+        noncerange: "00000000ffffffff".to_string(),
+        sigoplimit: 20000,
+        sizelimit: chaincore::validation::MAX_BLOCK_SIZE,
+        weightlimit: chaincore::validation::MAX_BLOCK_SIZE * 4,
+        curtime: u64::from(t.curtime),
+        bits: format!("{:08x}", t.bits),
+        height: t.height,
+    })
 }
 
 fn network_hash_ps(chain: &crate::chain::BlockIndex, nblocks: u32) -> f64 {

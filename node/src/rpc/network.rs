@@ -2,18 +2,18 @@
 
 use std::time::Duration;
 
-use chaincore::rpc::{code, NetServer};
+use chaincore::rpc::network::{Ban, NetTotals, NetworkInfo, NodeAddress, PeerInfo};
+use chaincore::rpc::{code, NetServer, Param};
 use chaincore::Amount;
 use jsonrpsee::core::{async_trait, RpcResult};
-use serde_json::{json, Value};
 
-use super::{coins, Rpc};
+use super::Rpc;
 
 use super::error::{err, OkOrError};
 
 #[async_trait]
 impl NetServer for Rpc {
-    async fn get_peer_info(&self) -> RpcResult<Value> {
+    async fn get_peer_info(&self) -> RpcResult<Vec<PeerInfo>> {
         Ok(self.p2p.peer_info())
     }
 
@@ -21,7 +21,8 @@ impl NetServer for Rpc {
         Ok(self.p2p.connection_count())
     }
 
-    async fn add_node(&self, node: String, command: String) -> RpcResult<()> {
+    async fn add_node(&self, node: Param<String>, command: Param<String>) -> RpcResult<()> {
+        let (node, command) = (node.get()?, command.get()?);
         let addr: std::net::SocketAddr = node
             .parse()
             .map_err(|_| err(code::INVALID_PARAMETER, format!("'{node}' is not IP:PORT")))?;
@@ -38,20 +39,21 @@ impl NetServer for Rpc {
         Ok(())
     }
 
-    async fn get_network_info(&self) -> RpcResult<Value> {
-        Ok(json!({
-            "version": 10000,
-            "subversion": format!("/chaincore:{}/", env!("CARGO_PKG_VERSION")),
-            "protocolversion": crate::p2p::message::PROTOCOL_VERSION,
-            "localservices": "0000000000000000",
-            "networkactive": true,
-            "connections": self.p2p.connection_count(),
-            "relayfee": coins(Amount::from_units(crate::mempool::MIN_RELAY_FEE_RATE * 1000)),
-            "warnings": [],
-        }))
+    async fn get_network_info(&self) -> RpcResult<NetworkInfo> {
+        Ok(NetworkInfo {
+            version: 10000,
+            subversion: format!("/chaincore:{}/", env!("CARGO_PKG_VERSION")),
+            protocolversion: crate::p2p::message::PROTOCOL_VERSION,
+            localservices: "0000000000000000".to_string(),
+            networkactive: true,
+            connections: self.p2p.connection_count(),
+            relayfee: Amount::from_units(crate::mempool::MIN_RELAY_FEE_RATE * 1000),
+            warnings: Vec::new(),
+        })
     }
 
-    async fn disconnect_node(&self, address: String) -> RpcResult<()> {
+    async fn disconnect_node(&self, address: Param<String>) -> RpcResult<()> {
+        let address = address.get()?;
         let addr: std::net::SocketAddr = address.parse().map_err(|_| {
             err(
                 code::INVALID_PARAMETER,
@@ -68,20 +70,27 @@ impl NetServer for Rpc {
         }
     }
 
-    async fn get_node_addresses(&self, count: Option<usize>) -> RpcResult<Value> {
-        let list = self.p2p.known_addresses(count.unwrap_or(1).min(1000));
-        Ok(json!(list
+    async fn get_node_addresses(&self, count: Option<Param<usize>>) -> RpcResult<Vec<NodeAddress>> {
+        let count = count.map(Param::get).transpose()?.unwrap_or(1);
+        let list = self.p2p.known_addresses(count.min(1000));
+        Ok(list
             .iter()
-            .map(|a| json!({"address": a.ip().to_string(), "port": a.port(), "services": 0}))
-            .collect::<Vec<_>>()))
+            .map(|a| NodeAddress {
+                address: a.ip().to_string(),
+                port: a.port(),
+                services: 0,
+            })
+            .collect())
     }
 
     async fn set_ban(
         &self,
-        subnet: String,
-        command: String,
-        bantime: Option<u64>,
+        subnet: Param<String>,
+        command: Param<String>,
+        bantime: Option<Param<u64>>,
     ) -> RpcResult<()> {
+        let (subnet, command) = (subnet.get()?, command.get()?);
+        let bantime = bantime.map(Param::get).transpose()?;
         let ip: std::net::IpAddr = subnet
             .split('/')
             .next()
@@ -108,14 +117,18 @@ impl NetServer for Rpc {
         Ok(())
     }
 
-    async fn list_banned(&self) -> RpcResult<Value> {
+    async fn list_banned(&self) -> RpcResult<Vec<Ban>> {
         let now = crate::chain::unix_now();
-        Ok(json!(self
+        Ok(self
             .p2p
             .list_banned()
             .iter()
-            .map(|(ip, left)| json!({"address": format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 }), "banned_until": now + left, "time_remaining": left}))
-            .collect::<Vec<_>>()))
+            .map(|(ip, left)| Ban {
+                address: format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 }),
+                banned_until: now + left,
+                time_remaining: *left,
+            })
+            .collect())
     }
 
     async fn clear_banned(&self) -> RpcResult<()> {
@@ -123,16 +136,16 @@ impl NetServer for Rpc {
         Ok(())
     }
 
-    async fn get_net_totals(&self) -> RpcResult<Value> {
+    async fn get_net_totals(&self) -> RpcResult<NetTotals> {
         let (received, sent) = self.p2p.traffic();
         let millis = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        Ok(json!({
-            "totalbytesrecv": received,
-            "totalbytessent": sent,
-            "timemillis": millis,
-        }))
+        Ok(NetTotals {
+            totalbytesrecv: received,
+            totalbytessent: sent,
+            timemillis: millis,
+        })
     }
 
     async fn ping(&self) -> RpcResult<()> {

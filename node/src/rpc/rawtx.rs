@@ -1,12 +1,14 @@
 //! Raw transaction methods: send, test, look up and decode.
 
 use chaincore::encode::serialize;
-use chaincore::rpc::{code, RawTransactionsServer};
+use chaincore::rpc::blockchain::Verbosity;
+use chaincore::rpc::rawtx::{GetRawTransaction, MempoolAcceptance, TransactionInfo};
+use chaincore::rpc::{code, Param, RawTransactionsServer};
 use chaincore::{Transaction, Txid};
 use jsonrpsee::core::{async_trait, RpcResult};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::{blocking, decode_hex, parse_hash, tx_json, verbosity, Rpc};
+use super::{blocking, decode_hex, parse_hash, tx_info, verbosity, Rpc};
 use crate::store::{self};
 
 use super::error::{err, MapError, OkOrError, ToRpcError};
@@ -15,44 +17,52 @@ use super::error::{err, MapError, OkOrError, ToRpcError};
 impl RawTransactionsServer for Rpc {
     async fn send_raw_transaction(
         &self,
-        hexstring: String,
+        hexstring: Param<String>,
         _maxfeerate: Option<Value>,
-    ) -> RpcResult<String> {
-        let tx: Transaction = decode_hex(&hexstring, "TX")?;
+    ) -> RpcResult<Txid> {
+        let tx: Transaction = decode_hex(&hexstring.get()?, "TX")?;
         self.node
             .accept_transaction(tx, false)
             .await
-            .map(|t| t.to_string())
             .map_err(|e| e.to_rpc_error())
     }
 
     async fn test_mempool_accept(
         &self,
-        rawtxs: Vec<String>,
+        rawtxs: Param<Vec<String>>,
         _maxfeerate: Option<Value>,
-    ) -> RpcResult<Value> {
+    ) -> RpcResult<Vec<MempoolAcceptance>> {
         let mut out = Vec::new();
-        for raw in rawtxs {
+        for raw in rawtxs.get()? {
             let tx: Transaction = decode_hex(&raw, "TX")?;
-            let txid = tx.compute_txid().to_string();
+            let txid = tx.compute_txid();
             let res = self.node.accept_transaction(tx, true).await;
             out.push(match res {
-                Ok(_) => json!({"txid": txid, "allowed": true}),
+                Ok(_) => MempoolAcceptance {
+                    txid,
+                    allowed: true,
+                    reject_reason: None,
+                },
                 Err(e) if e.is_fatal() => return Err(err(code::DATABASE_ERROR, e.to_string())),
-                Err(e) => json!({"txid": txid, "allowed": false, "reject-reason": e.to_string()}),
+                Err(e) => MempoolAcceptance {
+                    txid,
+                    allowed: false,
+                    reject_reason: Some(e.to_string()),
+                },
             });
         }
-        Ok(json!(out))
+        Ok(out)
     }
 
     async fn get_raw_transaction(
         &self,
-        txid: String,
-        verbose: Option<Value>,
-        _blockhash: Option<String>,
-    ) -> RpcResult<Value> {
-        let txid: Txid = parse_hash(&txid, "txid")?;
+        txid: Param<String>,
+        verbose: Option<Param<Verbosity>>,
+        blockhash: Option<Param<String>>,
+    ) -> RpcResult<GetRawTransaction> {
+        let txid: Txid = parse_hash(&txid.get()?, "txid")?;
         let verbose = verbosity(verbose, 0)? > 0;
+        blockhash.map(Param::get).transpose()?;
         let node = self.node.clone();
         blocking(move || {
             let snap = node.snapshot();
@@ -81,27 +91,26 @@ impl RawTransactionsServer for Rpc {
                 }
             };
             if !verbose {
-                return Ok(json!(hex::encode(serialize(&tx))));
+                return Ok(GetRawTransaction::Hex(hex::encode(serialize(&tx))));
             }
-            let mut out = tx_json(&tx, node.network);
+            let mut out = tx_info(&tx, node.network);
             if let Some((hash, time)) = block {
                 let height = snap.index.entry(&hash).map(|e| e.height).unwrap_or(0);
-                out["blockhash"] = json!(hash.to_string());
-                out["confirmations"] = json!(tip + 1 - height);
-                out["time"] = json!(time);
-                out["blocktime"] = json!(time);
+                out.blockhash = Some(hash);
+                out.confirmations = Some(tip + 1 - height);
+                out.time = Some(time);
+                out.blocktime = Some(time);
             }
-            Ok(out)
+            Ok(GetRawTransaction::Json(Box::new(out)))
         })
         .await
     }
 
-    async fn decode_raw_transaction(&self, hexstring: String) -> RpcResult<Value> {
-        let tx: Transaction = decode_hex(&hexstring, "TX")?;
-        let mut out = tx_json(&tx, self.node.network);
-        if let Some(o) = out.as_object_mut() {
-            o.remove("hex");
-        }
-        Ok(out)
+    async fn decode_raw_transaction(&self, hexstring: Param<String>) -> RpcResult<TransactionInfo> {
+        let tx: Transaction = decode_hex(&hexstring.get()?, "TX")?;
+        Ok(TransactionInfo {
+            hex: None,
+            ..tx_info(&tx, self.node.network)
+        })
     }
 }
