@@ -1,13 +1,15 @@
 //! The JSON-RPC methods, shaped like Bitcoin Core's: one file per topic, each implementing
 //! that topic's `chaincore::rpc::*Server` trait for [`Rpc`] (`blockchain`, `mining`, `rawtx`,
 //! `mempool`, `address`, `network`, `control`), merged into one module by [`Rpc::into_module`];
-//! the shared parameter parsing and JSON shapes stay here; `server` is the HTTP side.
+//! the shared parameter parsing and JSON shapes stay here; `arity` checks parameter counts
+//! against each method's usage before it runs; `server` is the HTTP side.
 //!
 //! Reads take the node's latest snapshot (`crate::snapshot`) and never wait for the writer;
 //! changes (blocks, transactions, invalidations, templates, mining) go to the writer through
 //! `crate::node`. Blocking work runs in `spawn_blocking`.
 
 mod address;
+mod arity;
 mod blockchain;
 mod control;
 mod error;

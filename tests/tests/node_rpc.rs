@@ -357,7 +357,21 @@ fn bad_input_gets_clear_errors_and_the_node_keeps_serving() {
     let node = Node::start(&dir.0, &[]);
     let code = |r: Result<Value, Value>| r.unwrap_err()["code"].as_i64().unwrap();
     assert_eq!(code(node.call("nosuchmethod", json!([]))), -32601);
-    assert_eq!(code(node.call("getblockhash", json!(["ten"]))), -32602);
+    let wrong_type = node.call("getblockhash", json!(["ten"])).unwrap_err();
+    assert_eq!(wrong_type["code"], json!(-3));
+    assert_eq!(
+        wrong_type["message"],
+        json!("Expected type number, got string")
+    );
+    let too_many = node.call("getblockcount", json!([1])).unwrap_err();
+    assert_eq!(too_many["code"], json!(-1));
+    assert!(
+        too_many["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("getblockcount\n"),
+        "{too_many}"
+    );
     assert_eq!(code(node.call("getblockhash", json!([99]))), -8);
     assert_eq!(code(node.call("getblock", json!(["zz"]))), -8);
     assert_eq!(code(node.call("getblock", json!(["00".repeat(32)]))), -5);

@@ -301,6 +301,29 @@ pub const METHODS: &[Usage] = &[
     },
 ];
 
+impl Usage {
+    /// How many parameters the method takes: `(required, most)`, read from its usage line
+    /// (the words before the parenthesis are required, those inside it optional).
+    pub fn arity(&self) -> (usize, usize) {
+        let args = self.usage.split_whitespace().skip(1);
+        let (mut required, mut optional, mut in_optional) = (0, 0, false);
+        for word in args {
+            match word {
+                "(" => in_optional = true,
+                ")" => in_optional = false,
+                _ if in_optional => optional += 1,
+                _ => required += 1,
+            }
+        }
+        (required, required + optional)
+    }
+}
+
+/// The method named `name`.
+pub fn find(name: &str) -> Option<&'static Usage> {
+    METHODS.iter().find(|m| m.name == name)
+}
+
 /// `help` without a method: every usage line under its category heading.
 pub fn overview() -> String {
     let mut out = String::new();
@@ -321,8 +344,22 @@ pub fn overview() -> String {
 
 /// `help <method>`: its usage line and summary, or `None` for an unknown method.
 pub fn describe(name: &str) -> Option<String> {
-    METHODS
-        .iter()
-        .find(|m| m.name == name)
-        .map(|m| format!("{}\n\n{}\n", m.usage, m.summary))
+    find(name).map(|m| format!("{}\n\n{}\n", m.usage, m.summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arity_is_read_from_the_usage_line() {
+        let arity = |name| find(name).map(Usage::arity);
+        assert_eq!(arity("getblockcount"), Some((0, 0)));
+        assert_eq!(arity("getblockhash"), Some((1, 1)));
+        assert_eq!(arity("gettxout"), Some((2, 3)));
+        assert_eq!(arity("verifychain"), Some((0, 2)));
+        assert_eq!(arity("testmempoolaccept"), Some((1, 2)));
+        assert_eq!(arity("getrawtransaction"), Some((1, 3)));
+        assert_eq!(arity("nosuchmethod"), None);
+    }
 }

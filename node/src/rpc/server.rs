@@ -22,17 +22,19 @@ use anyhow::Context;
 use base64::Engine;
 use chaincore::rpc::legacy::{downgrade_response, is_legacy, upgrade_legacy};
 use http_body_util::{BodyExt, Limited};
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{
     serve_with_graceful_shutdown, stop_channel, BatchRequestConfig, HttpBody, Methods, Server,
     ServerConfig, ServerHandle, StopHandle, TowerServiceBuilder,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
-use tower::layer::util::Identity;
+use tower::layer::util::{Identity, Stack};
 use tower::Service;
 
 use crate::config::{Config, IpNet, RpcAuth};
 use crate::node::Node;
+use crate::rpc::arity::ArityLayer;
 use crate::rpc::Rpc;
 
 /// Largest request body accepted.
@@ -117,6 +119,7 @@ pub async fn start(
         .build();
     let builder = Server::builder()
         .set_config(server_config)
+        .set_rpc_middleware(RpcServiceBuilder::new().layer(ArityLayer))
         .to_service_builder();
     let methods: Methods = Rpc::new(node, p2p)
         .into_module()
@@ -305,7 +308,7 @@ impl Drop for InFlight {
 /// One client connection's HTTP service.
 #[derive(Clone)]
 struct Connection {
-    builder: TowerServiceBuilder<Identity, Identity>,
+    builder: TowerServiceBuilder<Stack<ArityLayer, Identity>, Identity>,
     methods: Methods,
     stop: StopHandle,
     secret: Arc<[u8]>,
