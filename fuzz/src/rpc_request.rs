@@ -27,8 +27,8 @@ use serde_json::Value;
 
 use chaincore::rpc::address::{AddressBalance, AddressUtxo, Addresses};
 use chaincore::rpc::blockchain::{
-    BlockStats, BlockchainInfo, ChainTip, GetBlock, GetBlockHeader, HashOrHeight, TxOutInfo,
-    TxOutSetInfo, Verbosity,
+    BlockStats, BlockchainInfo, ChainTip, ChainTxStats, GetBlock, GetBlockHeader, HashOrHeight,
+    TxOutInfo, TxOutSetInfo, Verbosity,
 };
 use chaincore::rpc::mempool::{FeeEstimate, MempoolEntry, MempoolInfo, RawMempool, SavedMempool};
 use chaincore::rpc::mining::{BlockTemplate, MiningInfo, TemplateRequest};
@@ -202,6 +202,16 @@ impl BlockchainServer for Stub {
     }
 
     async fn get_chain_tips(&self) -> RpcResult<Vec<ChainTip>> {
+        Err(refused())
+    }
+
+    async fn get_chain_tx_stats(
+        &self,
+        _nblocks: Option<Param<i64>>,
+        _blockhash: Option<Param<String>>,
+    ) -> RpcResult<ChainTxStats> {
+        _nblocks.map(Param::get).transpose()?;
+        _blockhash.map(Param::get).transpose()?;
         Err(refused())
     }
 

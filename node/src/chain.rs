@@ -572,6 +572,7 @@ impl Chain {
             height,
             chainwork: prev.chainwork + work,
             status: Status::Valid,
+            chain_tx: prev.chain_tx + block.txdata.len() as u64,
         };
         Ok((entry, txids))
     }

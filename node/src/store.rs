@@ -8,6 +8,7 @@
 
 pub mod connect;
 pub mod tables;
+mod upgrade;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -24,8 +25,10 @@ use redb::{
 
 use tables::*;
 
-/// Version of the table layout; a database with another version is refused.
-pub const SCHEMA_VERSION: u32 = 3;
+/// Version of the table layout. Version 4 added [`IndexEntry::chain_tx`]: a version-3 store is
+/// upgraded in place when opened (one pass over its blocks, in one transaction); any other
+/// version is refused.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +112,8 @@ pub struct IndexEntry {
     pub chainwork: Work,
     /// Validation state.
     pub status: Status,
+    /// Transactions in the chain up to and including this block (Bitcoin Core's `nChainTx`).
+    pub chain_tx: u64,
 }
 
 impl Encodable for IndexEntry {
@@ -116,7 +121,8 @@ impl Encodable for IndexEntry {
         Ok(self.header.consensus_encode(w)?
             + self.height.consensus_encode(w)?
             + self.chainwork.to_be_bytes().consensus_encode(w)?
-            + u8::from(self.status == Status::Invalid).consensus_encode(w)?)
+            + u8::from(self.status == Status::Invalid).consensus_encode(w)?
+            + self.chain_tx.consensus_encode(w)?)
     }
 }
 
@@ -131,6 +137,7 @@ impl Decodable for IndexEntry {
                 1 => Status::Invalid,
                 _ => return Err(encode::Error::Invalid("block status")),
             },
+            chain_tx: u64::consensus_decode(r)?,
         })
     }
 }
@@ -229,6 +236,11 @@ impl Store {
                 None => None,
             };
             match found {
+                Some(3) => {
+                    upgrade::from_3(&wtx)?;
+                    meta.insert("schema", SCHEMA_VERSION.to_le_bytes().as_slice())?;
+                    tracing::info!("upgraded the store from schema 3 to {SCHEMA_VERSION}");
+                }
                 Some(v) if v != SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
                 Some(_) => {}
                 None => {

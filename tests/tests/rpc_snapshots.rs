@@ -134,6 +134,25 @@ fn every_method_answers_as_pinned() {
         json!([tip, false])
     );
     snap!(node, "getchaintips", "getchaintips", json!([]));
+    snap!(node, "getchaintxstats", "getchaintxstats", json!([]));
+    snap!(
+        node,
+        "getchaintxstats_window",
+        "getchaintxstats",
+        json!([10, chain[100].to_string()])
+    );
+    snap!(
+        node,
+        "getchaintxstats_bad_count",
+        "getchaintxstats",
+        json!([102])
+    );
+    snap!(
+        node,
+        "getchaintxstats_side_chain",
+        "getchaintxstats",
+        json!([1, fork.block_hash().to_string()])
+    );
     snap!(node, "getdifficulty", "getdifficulty", json!([]));
     snap!(
         node,

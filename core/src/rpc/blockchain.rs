@@ -47,6 +47,16 @@ pub trait Blockchain {
     #[method(name = "getchaintips")]
     async fn get_chain_tips(&self) -> RpcResult<Vec<ChainTip>>;
 
+    /// Transaction counts and rate over the `nblocks` blocks (default: a month of blocks, at
+    /// most the block's height - 1) ending at the active-chain block `blockhash` (default: the
+    /// tip).
+    #[method(name = "getchaintxstats")]
+    async fn get_chain_tx_stats(
+        &self,
+        nblocks: Option<Param<i64>>,
+        blockhash: Option<Param<String>>,
+    ) -> RpcResult<ChainTxStats>;
+
     /// Difficulty of the best block relative to `0x1d00ffff`.
     #[method(name = "getdifficulty")]
     async fn get_difficulty(&self) -> RpcResult<f64>;
@@ -271,6 +281,30 @@ pub struct ChainTip {
     pub branchlen: u32,
     /// The branch's state.
     pub status: TipStatus,
+}
+
+/// `getchaintxstats` (Core's shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainTxStats {
+    /// Time of the window's final block.
+    pub time: u32,
+    /// Transactions in the chain up to and including the final block.
+    pub txcount: u64,
+    /// Hash of the final block.
+    pub window_final_block_hash: BlockHash,
+    /// Height of the final block.
+    pub window_final_block_height: u32,
+    /// Blocks in the window.
+    pub window_block_count: u32,
+    /// Transactions in the window (absent when the window is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_tx_count: Option<u64>,
+    /// Seconds between the median times of the window's ends (absent when it is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_interval: Option<i64>,
+    /// Transactions per second in the window (absent unless `window_interval` > 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txrate: Option<f64>,
 }
 
 /// The output script in `gettxout` and decoded transactions.

@@ -61,6 +61,12 @@ pub const METHODS: &[Usage] = &[
     },
     Usage {
         category: "Blockchain",
+        name: "getchaintxstats",
+        usage: "getchaintxstats ( nblocks \"blockhash\" )",
+        summary: "Transaction counts and rate over the `nblocks` blocks (default: a month of blocks, at most the block's height - 1) ending at the active-chain block `blockhash` (default: the tip).",
+    },
+    Usage {
+        category: "Blockchain",
         name: "getdifficulty",
         usage: "getdifficulty",
         summary: "Difficulty of the best block relative to `0x1d00ffff`.",

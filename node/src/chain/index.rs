@@ -133,5 +133,6 @@ pub(super) fn genesis_entry(network: Network) -> IndexEntry {
             .map(|t| t.work())
             .unwrap_or_default(),
         status: crate::store::Status::Valid,
+        chain_tx: genesis.txdata.len() as u64,
     }
 }

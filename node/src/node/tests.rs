@@ -234,3 +234,77 @@ fn a_child_relayed_while_its_parent_gets_in_is_accepted_not_remembered_as_refuse
         Relayed::Rejected(MempoolError::AlreadyInMempool)
     ));
 }
+
+/// A version-3 store (index entries without `chain_tx`) opens as version 4 with the same
+/// transaction counts a version-4 node wrote, and keeps working.
+#[test]
+fn a_version_3_store_is_upgraded_in_place() {
+    use crate::store::tables::{BLOCK_INDEX, META};
+    use redb::{ReadableDatabase, ReadableTable};
+
+    let f = fixture("upgrade");
+    f.rt.block_on(f.node.accept_transaction(spend(f.coin, true), false))
+        .unwrap();
+    f.node.generate_blocks(1, &lock()).unwrap();
+    let written: std::collections::BTreeMap<BlockHash, u64> = f
+        .node
+        .snapshot()
+        .index
+        .entries()
+        .map(|(h, e)| (*h, e.chain_tx))
+        .collect();
+    assert_eq!(
+        written.values().max(),
+        Some(&(1 + 102 + 1)),
+        "genesis, 102 coinbases, a spend"
+    );
+    // A copy of the data directory, so the fixture's node (still holding the store) is left
+    // alone.
+    let dir = f.dir.with_extension("v3");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(f.dir.join("chain.redb"), dir.join("chain.redb")).unwrap();
+    let path = dir.join("chain.redb");
+    {
+        // Rewrite it as version 3 wrote it.
+        let db = redb::Database::create(&path).unwrap();
+        let wtx = db.begin_write().unwrap();
+        {
+            let mut index = wtx.open_table(BLOCK_INDEX).unwrap();
+            let rows: Vec<([u8; 32], Vec<u8>)> = index
+                .iter()
+                .unwrap()
+                .map(|r| {
+                    let (k, v) = r.unwrap();
+                    (k.value(), v.value()[..117].to_vec())
+                })
+                .collect();
+            for (k, v) in rows {
+                index.insert(k, v.as_slice()).unwrap();
+            }
+            let mut meta = wtx.open_table(META).unwrap();
+            meta.insert("schema", 3u32.to_le_bytes().as_slice())
+                .unwrap();
+        }
+        wtx.commit().unwrap();
+    }
+    let node = Node::open(Network::Regtest, &dir).unwrap();
+    let upgraded: std::collections::BTreeMap<BlockHash, u64> = node
+        .snapshot()
+        .index
+        .entries()
+        .map(|(h, e)| (*h, e.chain_tx))
+        .collect();
+    assert_eq!(upgraded, written);
+    node.generate_blocks(1, &lock()).unwrap();
+    assert_eq!(node.snapshot().index.tip().chain_tx, 1 + 102 + 1 + 1);
+    node.stop_writer();
+    drop(node);
+    let db = redb::Database::open(&path).unwrap();
+    let rtx = db.begin_read().unwrap();
+    let meta = rtx.open_table(META).unwrap();
+    let schema = meta.get("schema").unwrap().unwrap();
+    assert_eq!(schema.value(), 4u32.to_le_bytes().as_slice());
+    drop((schema, meta, rtx, db));
+    let _ = std::fs::remove_dir_all(&dir);
+}

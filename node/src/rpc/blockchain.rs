@@ -4,8 +4,9 @@
 use chaincore::encode::deserialize;
 use chaincore::pow::{difficulty, Target};
 use chaincore::rpc::blockchain::{
-    BlockHeaderInfo, BlockInfo, BlockStats, BlockTransactions, BlockchainInfo, ChainTip, GetBlock,
-    GetBlockHeader, HashOrHeight, NewTip, TipStatus, TxOutInfo, TxOutSetInfo, Verbosity,
+    BlockHeaderInfo, BlockInfo, BlockStats, BlockTransactions, BlockchainInfo, ChainTip,
+    ChainTxStats, GetBlock, GetBlockHeader, HashOrHeight, NewTip, TipStatus, TxOutInfo,
+    TxOutSetInfo, Verbosity,
 };
 use chaincore::rpc::{code, BlockchainServer, Param};
 use chaincore::{Block, BlockHash, OutPoint, Txid};
@@ -167,6 +168,71 @@ impl BlockchainServer for Rpc {
             .collect();
         tips.sort_by_key(|t| std::cmp::Reverse(t.height));
         Ok(tips)
+    }
+
+    async fn get_chain_tx_stats(
+        &self,
+        nblocks: Option<Param<i64>>,
+        blockhash: Option<Param<String>>,
+    ) -> RpcResult<ChainTxStats> {
+        let nblocks = nblocks.map(Param::get).transpose()?;
+        let blockhash = blockhash.map(Param::get).transpose()?;
+        let snap = self.node.snapshot();
+        let chain = &snap.index;
+        let hash = match blockhash {
+            None => chain.tip_hash(),
+            Some(s) => {
+                let hash: BlockHash = parse_hash(&s, "blockhash")?;
+                if chain.entry(&hash).is_none() {
+                    return Err(err(code::INVALID_ADDRESS_OR_KEY, "Block not found"));
+                }
+                if !chain.is_active(&hash) {
+                    return Err(err(code::INVALID_PARAMETER, "Block is not in main chain"));
+                }
+                hash
+            }
+        };
+        let end = *chain
+            .entry(&hash)
+            .ok_or_error(code::INVALID_ADDRESS_OR_KEY, "Block not found")?;
+        let most = i64::from(end.height.saturating_sub(1));
+        let count = match nblocks {
+            None => {
+                let month = 30 * 24 * 60 * 60 / self.node.network.params().asert.target_spacing;
+                month.min(most)
+            }
+            Some(n) if n < 0 || n > most => {
+                return Err(err(
+                    code::INVALID_PARAMETER,
+                    "Invalid block count: should be between 0 and the block's height - 1",
+                ))
+            }
+            Some(n) => n,
+        };
+        // At most the height - 1, so it fits.
+        let count = u32::try_from(count).unwrap_or(0);
+        let start = chain
+            .active_hash(end.height - count)
+            .and_then(|h| chain.entry(&h).copied().map(|e| (h, e)))
+            .ok_or_error(code::MISC_ERROR, "window start not on the active chain")?;
+        let (window_tx_count, window_interval, txrate) = if count == 0 {
+            (None, None, None)
+        } else {
+            let txs = end.chain_tx - start.1.chain_tx;
+            let interval = chain.median_time_past(&hash) - chain.median_time_past(&start.0);
+            let rate = (interval > 0).then(|| txs as f64 / interval as f64);
+            (Some(txs), Some(interval), rate)
+        };
+        Ok(ChainTxStats {
+            time: end.header.time,
+            txcount: end.chain_tx,
+            window_final_block_hash: hash,
+            window_final_block_height: end.height,
+            window_block_count: count,
+            window_tx_count,
+            window_interval,
+            txrate,
+        })
     }
 
     async fn get_difficulty(&self) -> RpcResult<f64> {
