@@ -6,8 +6,9 @@
 //! sends commands on a bounded channel; a query carries a oneshot sender for its answer.
 //! Commands are served one at a time, in the order they were sent, so a session that records
 //! something and then asks sees its own change, and nobody waits on a lock. Serving a command
-//! never waits: a message for a peer goes to its [`Outbox`] with `try_send` (dropped if the
-//! peer's queue is full, as before), so the manager cannot block on a slow peer.
+//! never waits ([`Manager::handle`] is not async): what the manager sends a peer (an `inv`,
+//! a relayed `addr`, a `ping`) is queued on its [`Outbox`] without waiting, and dropped if
+//! that queue is full, so a slow peer cannot hold the manager up.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
