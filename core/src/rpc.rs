@@ -52,6 +52,8 @@ pub mod code {
     pub const CLIENT_NODE_NOT_CONNECTED: i32 = -29;
     /// An invalid IP or subnet.
     pub const CLIENT_INVALID_IP_OR_SUBNET: i32 = -30;
+    /// Peer-to-peer networking is not running (the node is shutting down).
+    pub const CLIENT_P2P_DISABLED: i32 = -31;
 }
 
 /// Connects to a node's RPC over HTTP with Basic credentials (`user:password`).

@@ -78,7 +78,7 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
         let tip = *node.tip.borrow();
         tracing::info!(height = tip.height, tip = %tip.hash, "chain loaded");
     }
-    let p2p = p2p::P2p::start(node.clone(), config.p2p.clone()).await?;
+    let p2p = p2p::P2pHandle::start(node.clone(), config.p2p.clone()).await?;
     if config.persist_mempool {
         tokio::spawn(save_mempool_loop(node.clone()));
     }
@@ -94,11 +94,11 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     }
     node.stopping.store(true, Ordering::Release);
     server.stop().await;
+    // Ends every P2P task, the manager last (it saves the address book on its way out).
     let running = p2p.shutdown(std::time::Duration::from_secs(10)).await;
     if running > 0 {
         tracing::warn!(running, "P2P tasks still running at shutdown");
     }
-    tokio::task::spawn_blocking(move || p2p.save_book()).await?;
     if config.persist_mempool {
         let node3 = node.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || node3.save_mempool()).await? {

@@ -7,41 +7,52 @@
 //! have them. A peer that breaks the protocol or sends an invalid block is disconnected and,
 //! unless it is on loopback or named by the operator, its IP is banned for 24 hours.
 //!
-//! Here: the manager (listening, outbound connections, discovery, relay, bans and peer
-//! lists for RPC). By topic: `peer` (one connection: handshake, session, every message's
-//! answer), [`addrbook`] (known addresses), [`bans`] (banned IPs), [`download`] (one peer's
-//! block download state), [`outbox`] (one peer's send queue), and the codec in
-//! `chaincore::p2p` ([`message`]).
+//! The network's shared state (peer table, bans, address book, blocks in flight, our nonces
+//! and addresses) belongs to one task, the [`manager`]. Peer sessions, the loops below, RPC and
+//! `main` reach it through a [`P2pHandle`], which is cheap to clone (a channel sender and an
+//! `Arc`) and sends it commands on a bounded channel, as Zebra's and reth's network managers
+//! are reached.
+//!
+//! Here: the handle and the tasks it starts (listening, outbound connections, discovery,
+//! relay, saving the address book) and shutdown. By topic: [`manager`] (the state and the
+//! commands), `peer` (one connection: handshake, session, every message's answer),
+//! [`addrbook`] (known addresses), [`bans`] (banned IPs), [`download`] (one peer's block
+//! download state, and the blocks requested from all), [`outbox`] (one peer's send queue),
+//! [`traffic`] (byte counters), and the codec in `chaincore::p2p` ([`message`]).
+//!
+//! # Shutdown
+//!
+//! Every task P2P spawns is tracked. [`P2pHandle::shutdown`] works in two steps: it cancels
+//! every task but the manager (each ends at its next await point; a session's socket closes)
+//! and waits for them; then it tells the manager to finish, which serves the commands already
+//! queued (what the last sessions reported), saves the address book and ends. Once the
+//! manager has ended, handle methods that need it return [`P2pStopped`].
 
 pub mod addrbook;
 pub mod bans;
 pub mod download;
+pub mod manager;
 pub use chaincore::p2p as message;
 pub mod outbox;
 mod peer;
 pub mod traffic;
 
-use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chaincore::rpc::network::{ConnectionType, PeerInfo};
-use chaincore::BlockHash;
-use futures_util::StreamExt;
+use chaincore::rpc::network::PeerInfo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::FramedRead;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::chain::unix_now;
 use crate::node::Node;
 use addrbook::AddrBook;
-use bans::Bans;
-use message::{Codec, Inv, Message, Version, INV_BLOCK, INV_TX, MAX_HEADERS};
-use outbox::Outbox;
-use traffic::{Counted, Traffic};
+use manager::{BookChange, Command, Manager};
+use message::{Inv, INV_BLOCK, INV_TX, MAX_HEADERS};
+use traffic::Traffic;
 
 /// Blocks requested from one peer at a time.
 pub const MAX_IN_FLIGHT: usize = 16;
@@ -49,12 +60,14 @@ pub const MAX_IN_FLIGHT: usize = 16;
 pub const MAX_PENDING_HEADERS: usize = 10 * MAX_HEADERS;
 /// Outbound connections kept from discovered addresses (without `--connect`).
 const OUTBOUND_TARGET: usize = 8;
-/// Own addresses remembered, as peers we dialled reported them.
-const MAX_LOCAL_ADDRS: usize = 16;
-/// Peers a fresh address is relayed to.
-const ADDR_RELAY_PEERS: usize = 2;
-/// Inventory hashes remembered per peer (older ones are forgotten).
-const KNOWN_INVENTORY: usize = 50_000;
+/// Commands queued for the manager at most; past it a sender waits until there is room.
+const COMMAND_QUEUE: usize = 1_024;
+/// How often discovery looks for an address to dial.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
+/// How often address book changes are written to the store.
+const SAVE_BOOK_INTERVAL: Duration = Duration::from_secs(5);
+/// Time allowed for dialling a discovered address.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// P2P settings.
 #[derive(Debug, Clone)]
@@ -73,49 +86,40 @@ pub struct P2pConfig {
     pub max_pending_headers: usize,
 }
 
-/// What we know about a connected peer.
-struct Peer {
-    addr: SocketAddr,
-    inbound: bool,
-    operator: bool,
-    version: Option<Version>,
-    connected: Instant,
-    send: Outbox,
-    /// Where an inbound peer says it listens (its first `addr` naming its own IP), so we do
-    /// not dial it a second time.
-    listen: Option<SocketAddr>,
-    known: HashSet<[u8; 32]>,
-    /// Woken by `disconnectnode`/`setban` to end the session.
-    kick: Arc<tokio::sync::Notify>,
+/// P2P has shut down (its manager has ended): the request was not carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("P2P networking has stopped")]
+pub struct P2pStopped;
+
+/// A handle to the P2P network, shared by peer tasks, RPC and `main`; clones are cheap and
+/// all reach the same manager. Methods that ask the manager wait for its answer and return
+/// [`P2pStopped`] once it has ended (after [`P2pHandle::shutdown`]), never panic.
+#[derive(Clone)]
+pub struct P2pHandle {
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
 }
 
-/// The P2P network manager, shared by peer tasks and RPC.
-pub struct P2p {
+/// What every handle shares without asking the manager: settings, two counters too hot for a
+/// round trip, and the shutdown machinery.
+struct Shared {
     node: Arc<Node>,
     config: P2pConfig,
     magic: [u8; 4],
-    peers: Mutex<HashMap<u64, Peer>>,
-    next_id: AtomicU64,
-    /// Nonces of our own outgoing version messages, to detect connecting to ourselves.
-    our_nonces: Mutex<HashSet<u64>>,
-    banned: Mutex<Bans>,
-    /// Addresses heard of through `addr` or connections.
-    addresses: Mutex<AddrBook>,
-    /// Our own reachable addresses, as peers told us in `version` (`addr_recv`).
-    local_addrs: Mutex<HashSet<SocketAddr>>,
-    /// Highest block height of valid headers any peer has sent us.
+    /// Highest block height of valid headers any peer has sent us. An atomic: every
+    /// `getblockchaininfo` reads it, and it only ever grows.
     best_seen_height: AtomicU64,
-    /// Bytes to and from peers.
+    /// Bytes to and from peers. Atomics: every read and write on every socket adds to them.
     traffic: Arc<Traffic>,
-    /// Address book changes not yet written to the store (saved in batches).
-    book_changes: Mutex<Vec<(SocketAddr, bool)>>,
-    /// Blocks requested from some peer, by whom and when: peers fetching the same chain
-    /// split the work instead of downloading every block from everyone.
-    requested: Mutex<HashMap<BlockHash, (u64, Instant)>>,
-    /// Every task P2P spawned (loops, peer sessions, connection attempts).
+    /// Every task P2P spawned but the manager (loops, peer sessions, connection attempts).
     tasks: TaskTracker,
     /// Fires at shutdown: every task in `tasks` ends.
     stop: CancellationToken,
+    /// The manager task.
+    manager: TaskTracker,
+    /// Fires once `tasks` have ended (or shutdown ran out of patience): the manager serves
+    /// what is queued, saves the address book, and ends.
+    finish: CancellationToken,
 }
 
 /// Why a peer was dropped.
@@ -127,11 +131,13 @@ enum PeerError {
     Misbehaved(String),
     #[error("{0}")]
     Disconnect(String),
+    #[error(transparent)]
+    Stopped(#[from] P2pStopped),
 }
 
-impl P2p {
-    /// Starts listening and connecting as `config` says.
-    pub async fn start(node: Arc<Node>, config: P2pConfig) -> anyhow::Result<Arc<P2p>> {
+impl P2pHandle {
+    /// Starts the manager, then listening and connecting as `config` says.
+    pub async fn start(node: Arc<Node>, config: P2pConfig) -> anyhow::Result<P2pHandle> {
         // Saved and configured addresses vouch for themselves (their own network group).
         let mut book = AddrBook::new();
         let saved = node.saved_peers()?;
@@ -141,224 +147,100 @@ impl P2p {
         for a in &config.peers {
             book.good(*a);
         }
-        let p2p = Arc::new(P2p {
-            magic: node.network.params().magic,
-            node,
-            peers: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
-            our_nonces: Mutex::new(HashSet::new()),
-            banned: Mutex::new(Bans::default()),
-            addresses: Mutex::new(book),
-            local_addrs: Mutex::new(HashSet::new()),
-            best_seen_height: AtomicU64::new(0),
-            traffic: Arc::default(),
-            requested: Mutex::new(HashMap::new()),
-            book_changes: Mutex::new(Vec::new()),
-            config,
-            tasks: TaskTracker::new(),
-            stop: CancellationToken::new(),
+        let listener = match config.listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen for peers on {addr}: {e}"))?;
+                tracing::info!("P2P listening on {}", listener.local_addr()?);
+                Some(listener)
+            }
+            None => None,
+        };
+        let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
+        let p2p = P2pHandle {
+            commands,
+            shared: Arc::new(Shared {
+                magic: node.network.params().magic,
+                node: node.clone(),
+                config: config.clone(),
+                best_seen_height: AtomicU64::new(0),
+                traffic: Arc::default(),
+                tasks: TaskTracker::new(),
+                stop: CancellationToken::new(),
+                manager: TaskTracker::new(),
+                finish: CancellationToken::new(),
+            }),
+        };
+        let manager = Manager::new(config, book);
+        let finish = p2p.shared.finish.clone();
+        p2p.shared.manager.spawn(async move {
+            let unsaved = manager.run(queue, finish).await;
+            save_book(node, unsaved).await;
         });
-        if let Some(addr) = p2p.config.listen {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen for peers on {addr}: {e}"))?;
-            tracing::info!("P2P listening on {}", listener.local_addr()?);
+        if let Some(listener) = listener {
             p2p.spawn(p2p.clone().accept_loop(listener));
         }
-        for addr in p2p.config.peers.clone() {
+        for addr in p2p.shared.config.peers.clone() {
             p2p.spawn(p2p.clone().keep_connected(addr, true));
         }
         p2p.spawn(p2p.clone().relay_loop());
         p2p.spawn(p2p.clone().save_book_loop());
-        if !p2p.config.connect_only {
+        if !p2p.shared.config.connect_only {
             p2p.spawn(p2p.clone().discovery_loop());
         }
         Ok(p2p)
     }
 
+    /// Queues `command` for the manager, waiting while its queue is full.
+    async fn send(&self, command: Command) -> Result<(), P2pStopped> {
+        self.commands.send(command).await.map_err(|_| P2pStopped)
+    }
+
+    /// Asks the manager `query` and waits for the answer.
+    async fn ask<T>(
+        &self,
+        query: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, P2pStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.send(query(reply)).await?;
+        answer.await.map_err(|_| P2pStopped)
+    }
+
     /// Keeps up to [`OUTBOUND_TARGET`] outbound connections using addresses from the book.
-    async fn discovery_loop(self: Arc<Self>) {
+    async fn discovery_loop(self) {
         loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            let (outbound, connected): (usize, HashSet<SocketAddr>) = {
-                let peers = self.lock_peers();
-                (
-                    peers.values().filter(|p| !p.inbound).count(),
-                    peers
-                        .values()
-                        .flat_map(|p| std::iter::once(p.addr).chain(p.listen))
-                        .collect(),
-                )
+            tokio::time::sleep(DISCOVERY_INTERVAL).await;
+            let Ok(candidate) = self.ask(Command::DialCandidate).await else {
+                return;
             };
-            if outbound >= OUTBOUND_TARGET || self.lock_peers().len() >= self.config.max_connections
-            {
-                continue;
-            }
-            let seed = self.next_id.load(Ordering::Relaxed);
-            let sample = self
-                .addresses
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .sample(64, seed);
-            let candidate = sample.into_iter().find(|a| {
-                !connected.contains(a)
-                    && Some(*a) != self.config.listen
-                    && !self.is_local(a)
-                    && !self.is_banned(a.ip())
-            });
             let Some(addr) = candidate else {
                 continue;
             };
             let me = self.clone();
             self.spawn(async move {
-                match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await
-                {
+                match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(addr)).await {
                     Ok(Ok(stream)) => me.run_peer(stream, addr, false, false).await,
-                    _ => me.forget(&addr),
+                    _ => {
+                        let _ = me.send(Command::Forget(addr)).await;
+                    }
                 }
             });
         }
     }
 
     /// Writes address book changes to the store every few seconds, in one transaction.
-    async fn save_book_loop(self: Arc<Self>) {
+    async fn save_book_loop(self) {
         loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            let changes =
-                std::mem::take(&mut *self.book_changes.lock().unwrap_or_else(|p| p.into_inner()));
-            if changes.is_empty() {
-                continue;
-            }
-            let node = self.node.clone();
-            let saved = tokio::task::spawn_blocking(move || node.save_peers(&changes)).await;
-            if let Ok(Err(e)) = saved {
-                tracing::warn!("cannot save the address book: {e}");
-            }
+            tokio::time::sleep(SAVE_BOOK_INTERVAL).await;
+            let Ok(changes) = self.ask(Command::TakeBookChanges).await else {
+                return;
+            };
+            save_book(self.shared.node.clone(), changes).await;
         }
     }
 
-    /// Writes pending address book changes now (at shutdown).
-    pub fn save_book(&self) {
-        let changes =
-            std::mem::take(&mut *self.book_changes.lock().unwrap_or_else(|p| p.into_inner()));
-        if !changes.is_empty() {
-            if let Err(e) = self.node.save_peers(&changes) {
-                tracing::warn!("cannot save the address book: {e}");
-            }
-        }
-    }
-
-    /// Records an address a peer at `source` told us about (saved to the store with the next
-    /// batch); true if it is new to the book.
-    fn learn(&self, addr: SocketAddr, source: IpAddr) -> bool {
-        let new = self
-            .addresses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .add(addr, source);
-        if new {
-            self.book_changes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((addr, true));
-        }
-        new
-    }
-
-    /// Records an address we completed a handshake with (the tried table).
-    fn learn_good(&self, addr: SocketAddr) {
-        let known = {
-            let mut book = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
-            let known = book.contains(&addr);
-            book.good(addr);
-            known
-        };
-        if !known {
-            self.book_changes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((addr, true));
-        }
-    }
-
-    /// True if `addr` is one of ours, as peers reported.
-    fn is_local(&self, addr: &SocketAddr) -> bool {
-        self.local_addrs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(addr)
-    }
-
-    /// Our reachable address as the peer `version` says it sees us, with our listening port:
-    /// recorded, and returned if worth advertising to that peer (we listen, and the address is
-    /// one the peer would keep from us).
-    fn local_address(&self, seen: Option<SocketAddr>, peer: IpAddr) -> Option<SocketAddr> {
-        let port = self.config.listen?.port();
-        let ours = SocketAddr::new(seen?.ip(), port);
-        if !addrbook::acceptable(&ours, peer) {
-            return None;
-        }
-        let mut locals = self.local_addrs.lock().unwrap_or_else(|p| p.into_inner());
-        if locals.len() < MAX_LOCAL_ADDRS || locals.contains(&ours) {
-            locals.insert(ours);
-        }
-        Some(ours)
-    }
-
-    /// Sends fresh addresses to up to [`ADDR_RELAY_PEERS`] handshaken peers other than `from`.
-    fn relay_addrs(&self, from: u64, addrs: &[SocketAddr]) {
-        if addrs.is_empty() {
-            return;
-        }
-        let peers = self.lock_peers();
-        let mut others: Vec<(&u64, &Peer)> = peers
-            .iter()
-            .filter(|(id, p)| **id != from && p.version.is_some())
-            .collect();
-        // A different pair each time, so gossip spreads through the whole network.
-        let n = others.len();
-        let start = std::hash::BuildHasher::hash_one(
-            &std::collections::hash_map::RandomState::new(),
-            addrs,
-        ) as usize
-            % n.max(1);
-        others.rotate_left(start);
-        for (_, p) in others.into_iter().take(ADDR_RELAY_PEERS) {
-            let _ = p.send.push(Message::Addr(addrs.to_vec()));
-        }
-    }
-
-    /// Drops an address that did not answer or turned out to be ourselves.
-    fn forget(&self, addr: &SocketAddr) {
-        if self.config.peers.contains(addr) {
-            return;
-        }
-        if self
-            .addresses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(addr)
-        {
-            self.book_changes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((*addr, false));
-        }
-    }
-
-    fn lock_peers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Peer>> {
-        self.peers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn bans(&self) -> std::sync::MutexGuard<'_, Bans> {
-        self.banned.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn is_banned(&self, ip: IpAddr) -> bool {
-        self.bans().is_banned(ip)
-    }
-
-    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+    async fn accept_loop(self, listener: TcpListener) {
         loop {
             let (stream, addr) = match listener.accept().await {
                 Ok(s) => s,
@@ -368,22 +250,19 @@ impl P2p {
                     continue;
                 }
             };
-            if self.is_banned(addr.ip()) {
-                tracing::debug!(%addr, "refused: banned");
-                continue;
+            match self
+                .ask(|reply| Command::AdmitInbound { addr, reply })
+                .await
+            {
+                Ok(true) => self.spawn(self.clone().run_peer(stream, addr, true, false)),
+                Ok(false) => {} // the manager says why
+                Err(P2pStopped) => return,
             }
-            // Inbound peers never take the slots kept for our own outbound connections.
-            let inbound = self.lock_peers().values().filter(|p| p.inbound).count();
-            if inbound >= self.config.max_connections.saturating_sub(OUTBOUND_TARGET) {
-                tracing::debug!(%addr, "refused: inbound connection limit");
-                continue;
-            }
-            self.spawn(self.clone().run_peer(stream, addr, true, false));
         }
     }
 
     /// Keeps a connection to an operator-named peer, reconnecting with backoff.
-    async fn keep_connected(self: Arc<Self>, addr: SocketAddr, operator: bool) {
+    async fn keep_connected(self, addr: SocketAddr, operator: bool) {
         let mut backoff = Duration::from_millis(250);
         loop {
             match TcpStream::connect(addr).await {
@@ -402,9 +281,9 @@ impl P2p {
     }
 
     /// Announces new tips and new mempool transactions to peers that lack them.
-    async fn relay_loop(self: Arc<Self>) {
-        let mut tips = self.node.tip.subscribe();
-        let mut txs = self.node.new_tx.subscribe();
+    async fn relay_loop(self) {
+        let mut tips = self.shared.node.tip.subscribe();
+        let mut txs = self.shared.node.new_tx.subscribe();
         loop {
             let inv = tokio::select! {
                 changed = tips.changed() => {
@@ -418,51 +297,31 @@ impl P2p {
                     Err(_) => return,
                 },
             };
-            let mut peers = self.lock_peers();
-            for peer in peers.values_mut().filter(|p| p.version.is_some()) {
-                if remember(&mut peer.known, inv.hash) {
-                    let _ = peer.send.push(Message::Inv(vec![inv]));
-                }
+            if self.send(Command::Announce(inv)).await.is_err() {
+                return;
             }
         }
     }
 
     /// Bitcoin Core's `getpeerinfo` shape.
-    pub fn peer_info(&self) -> Vec<PeerInfo> {
-        let peers = self.lock_peers();
-        let mut out: Vec<PeerInfo> = peers
-            .iter()
-            .map(|(id, p)| PeerInfo {
-                id: *id,
-                addr: p.addr.to_string(),
-                inbound: p.inbound,
-                addnode: p.operator,
-                conntime: unix_now().saturating_sub(p.connected.elapsed().as_secs()),
-                version: p.version.as_ref().map(|v| v.version),
-                subver: p.version.as_ref().map(|v| v.user_agent.clone()),
-                startingheight: p.version.as_ref().map(|v| v.start_height),
-                connection_type: if p.inbound {
-                    ConnectionType::Inbound
-                } else if p.operator {
-                    ConnectionType::Manual
-                } else {
-                    ConnectionType::OutboundFullRelay
-                },
-            })
-            .collect();
-        out.sort_by_key(|p| p.id);
-        out
+    pub async fn peer_info(&self) -> Result<Vec<PeerInfo>, P2pStopped> {
+        self.ask(Command::PeerInfo).await
     }
 
-    /// Number of connected peers.
-    pub fn connection_count(&self) -> usize {
-        self.lock_peers().len()
+    /// Number of connected peers (counted from the moment a connection opens).
+    pub async fn connection_count(&self) -> Result<usize, P2pStopped> {
+        self.ask(Command::ConnectionCount).await
     }
 
     /// Records the height of a valid, heavier header chain a peer sent; logs sync progress.
     fn note_best_height(&self, best: u64) {
-        if best > self.best_seen_height.fetch_max(best, Ordering::Relaxed) {
-            let ours = u64::from(self.node.tip.borrow().height);
+        if best
+            > self
+                .shared
+                .best_seen_height
+                .fetch_max(best, Ordering::Relaxed)
+        {
+            let ours = u64::from(self.shared.node.tip.borrow().height);
             if best > ours + 100 {
                 tracing::info!(
                     "syncing: {ours} of {best} blocks ({:.1}%)",
@@ -472,83 +331,71 @@ impl P2p {
         }
     }
 
-    /// Highest block height seen from any peer.
+    /// Highest block height seen from any peer (a shared counter: works after shutdown too).
     pub fn best_seen_height(&self) -> u64 {
-        self.best_seen_height.load(Ordering::Relaxed)
+        self.shared.best_seen_height.load(Ordering::Relaxed)
     }
 
-    /// `disconnectnode`: drops the peers at `addr`; false if none is connected.
-    pub fn disconnect(&self, addr: &SocketAddr) -> bool {
-        let peers = self.lock_peers();
-        let ids: Vec<u64> = peers
-            .iter()
-            .filter(|(_, p)| p.addr == *addr)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &ids {
-            if let Some(p) = peers.get(id) {
-                p.kick.notify_one();
-            }
-        }
-        !ids.is_empty()
+    /// `disconnectnode`: ends the sessions of the peers at `addr`; `Ok(false)` if none is
+    /// connected.
+    pub async fn disconnect(&self, addr: SocketAddr) -> Result<bool, P2pStopped> {
+        self.ask(|reply| Command::Disconnect { addr, reply }).await
     }
 
     /// Sends a ping to every peer.
-    pub fn ping_all(&self) {
-        for p in self.lock_peers().values() {
-            let _ = p.send.push(Message::Ping(unix_now()));
-        }
+    pub async fn ping_all(&self) -> Result<(), P2pStopped> {
+        self.send(Command::PingAll).await
     }
 
     /// Known peer addresses, up to `count`, tried ones first.
-    pub fn known_addresses(&self, count: usize) -> Vec<SocketAddr> {
-        self.addresses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .sample(count, 0)
+    pub async fn known_addresses(&self, count: usize) -> Result<Vec<SocketAddr>, P2pStopped> {
+        self.ask(|reply| Command::Sample {
+            count,
+            seed: 0,
+            reply,
+        })
+        .await
     }
 
-    /// `setban <ip> add|remove [seconds]`.
-    pub fn set_ban(&self, ip: IpAddr, ban: Option<Duration>) {
+    /// `setban <ip> add|remove [seconds]`: `Some(time)` bans `ip` and ends its peers'
+    /// sessions, `None` lifts its ban. Queued for the manager: any later request sees it.
+    pub async fn set_ban(&self, ip: IpAddr, ban: Option<Duration>) -> Result<(), P2pStopped> {
         match ban {
-            Some(d) => {
-                self.bans().ban(ip, d);
-                let addrs: Vec<SocketAddr> = self
-                    .lock_peers()
-                    .values()
-                    .filter(|p| p.addr.ip() == ip)
-                    .map(|p| p.addr)
-                    .collect();
-                for a in addrs {
-                    self.disconnect(&a);
-                }
+            Some(time) => {
+                self.send(Command::Ban {
+                    ip,
+                    time,
+                    disconnect: true,
+                })
+                .await
             }
-            None => self.bans().unban(ip),
+            None => self.send(Command::Unban(ip)).await,
         }
     }
 
     /// Current bans as (ip, seconds left).
-    pub fn list_banned(&self) -> Vec<(IpAddr, u64)> {
-        self.bans().list()
+    pub async fn list_banned(&self) -> Result<Vec<(IpAddr, u64)>, P2pStopped> {
+        self.ask(Command::ListBans).await
     }
 
     /// Lifts every ban.
-    pub fn clear_banned(&self) {
-        self.bans().clear();
+    pub async fn clear_banned(&self) -> Result<(), P2pStopped> {
+        self.send(Command::ClearBans).await
     }
 
-    /// Bytes received from and sent to peers since the node started.
+    /// Bytes received from and sent to peers since the node started (shared counters: works
+    /// after shutdown too).
     pub fn traffic(&self) -> (u64, u64) {
         (
-            self.traffic.received.load(Ordering::Relaxed),
-            self.traffic.sent.load(Ordering::Relaxed),
+            self.shared.traffic.received.load(Ordering::Relaxed),
+            self.shared.traffic.sent.load(Ordering::Relaxed),
         )
     }
 
     /// Runs `task` until it ends or P2P shuts down, tracked so that shutdown can wait for it.
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        let stop = self.stop.clone();
-        self.tasks.spawn(async move {
+        let stop = self.shared.stop.clone();
+        self.shared.tasks.spawn(async move {
             tokio::select! {
                 _ = stop.cancelled() => {}
                 _ = task => {}
@@ -557,17 +404,27 @@ impl P2p {
     }
 
     /// Stops every P2P task (listening, connecting, relaying, every peer session, whose
-    /// sockets close) and waits up to `patience` for them to end; returns how many are still
-    /// running (0 unless one is stuck outside an await point).
+    /// sockets close) and waits up to `patience` for them to end; then lets the manager serve
+    /// what was queued, save the address book and end, waiting up to `patience` again.
+    /// Returns how many tasks are still running (0 unless one is stuck outside an await
+    /// point).
     pub async fn shutdown(&self, patience: Duration) -> usize {
-        self.stop.cancel();
-        self.tasks.close();
-        let _ = tokio::time::timeout(patience, self.tasks.wait()).await;
-        self.tasks.len()
+        let shared = &self.shared;
+        shared.stop.cancel();
+        shared.tasks.close();
+        let _ = tokio::time::timeout(patience, shared.tasks.wait()).await;
+        shared.finish.cancel();
+        shared.manager.close();
+        let _ = tokio::time::timeout(patience, shared.manager.wait()).await;
+        shared.tasks.len() + shared.manager.len()
     }
 
-    /// `addnode <addr> add|onetry`: connect to a peer (kept, or once).
-    pub fn add_node(self: &Arc<Self>, addr: SocketAddr, keep: bool) {
+    /// `addnode <addr> add|onetry`: connect to a peer (kept, or once). After shutdown, does
+    /// nothing and returns [`P2pStopped`].
+    pub fn add_node(&self, addr: SocketAddr, keep: bool) -> Result<(), P2pStopped> {
+        if self.shared.stop.is_cancelled() {
+            return Err(P2pStopped);
+        }
         if keep {
             self.spawn(self.clone().keep_connected(addr, true));
         } else {
@@ -578,25 +435,19 @@ impl P2p {
                 }
             });
         }
+        Ok(())
     }
 }
 
-async fn next(
-    reader: &mut FramedRead<Counted<tokio::net::tcp::OwnedReadHalf>, Codec>,
-) -> Result<Message, PeerError> {
-    match reader.next().await {
-        Some(Ok(m)) => Ok(m),
-        Some(Err(e)) => Err(e.into()),
-        None => Err(PeerError::Disconnect("connection closed".into())),
+/// Writes address book changes to the store in one transaction, off the async executor.
+async fn save_book(node: Arc<Node>, changes: Vec<BookChange>) {
+    if changes.is_empty() {
+        return;
     }
-}
-
-/// Remembers `hash` as known to a peer; false if it already was.
-fn remember(known: &mut HashSet<[u8; 32]>, hash: [u8; 32]) -> bool {
-    if known.len() >= KNOWN_INVENTORY {
-        known.clear();
+    let saved = tokio::task::spawn_blocking(move || node.save_peers(&changes)).await;
+    if let Ok(Err(e)) = saved {
+        tracing::warn!("cannot save the address book: {e}");
     }
-    known.insert(hash)
 }
 
 #[cfg(test)]
@@ -605,8 +456,9 @@ mod tests {
 
     use super::*;
 
-    /// `shutdown` ends every task P2P started: the listener, the loops, and a peer's session,
-    /// whose socket closes.
+    /// `shutdown` ends every task P2P started: the listener, the loops, a peer's session,
+    /// whose socket closes, and last the manager, which first saves what it was told; after
+    /// it, the handle answers [`P2pStopped`].
     #[test]
     fn no_task_outlives_shutdown() {
         let dir = std::env::temp_dir().join(format!("cc-p2p-stop-{}", std::process::id()));
@@ -628,25 +480,36 @@ mod tests {
             max_pending_headers: MAX_PENDING_HEADERS,
         };
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let p2p = rt.block_on(P2p::start(node.clone(), config)).unwrap();
+        let p2p = rt.block_on(P2pHandle::start(node.clone(), config)).unwrap();
         let mut peer = std::net::TcpStream::connect(listen).unwrap();
         peer.set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while p2p.connection_count() == 0 {
+        while rt.block_on(p2p.connection_count()) == Ok(0) {
             assert!(Instant::now() < deadline, "the peer was never registered");
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(
-            p2p.tasks.len() >= 4,
+            p2p.shared.tasks.len() >= 4,
             "listener, relay, book, discovery, the peer"
         );
+        assert_eq!(p2p.shared.manager.len(), 1, "the manager");
+        // Told to the manager just before shutdown: in the store afterwards.
+        let learned: SocketAddr = "10.7.7.7:18744".parse().unwrap();
+        rt.block_on(p2p.send(Command::Good(learned))).unwrap();
         let running = rt.block_on(p2p.shutdown(Duration::from_secs(60)));
         assert_eq!(running, 0);
-        assert!(p2p.tasks.is_empty());
+        assert!(p2p.shared.tasks.is_empty());
+        assert!(p2p.shared.manager.is_empty(), "the manager ended too");
         // The session ended: its socket is closed (whatever it had sent before).
         let mut rest = Vec::new();
         assert!(peer.read_to_end(&mut rest).is_ok(), "closed, not timed out");
+        assert!(node.saved_peers().unwrap().contains(&learned));
+        // A stopped manager is an error, not a panic or a hang.
+        assert_eq!(rt.block_on(p2p.connection_count()), Err(P2pStopped));
+        assert_eq!(rt.block_on(p2p.ping_all()), Err(P2pStopped));
+        assert_eq!(p2p.add_node(listen, false), Err(P2pStopped));
+        assert!(p2p.shared.tasks.is_empty());
         node.stop_writer();
         let _ = std::fs::remove_dir_all(&dir);
     }

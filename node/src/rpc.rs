@@ -71,14 +71,14 @@ async fn blocking<T: Send + 'static>(
 #[derive(Clone)]
 pub struct Rpc {
     node: Arc<Node>,
-    p2p: Arc<crate::p2p::P2p>,
+    p2p: crate::p2p::P2pHandle,
     /// The last template's JSON, valid while the tip and the mempool are unchanged.
     template_cache: Arc<std::sync::Mutex<Option<mining::CachedTemplate>>>,
 }
 
 impl Rpc {
     /// Serves `node`.
-    pub fn new(node: Arc<Node>, p2p: Arc<crate::p2p::P2p>) -> Rpc {
+    pub fn new(node: Arc<Node>, p2p: crate::p2p::P2pHandle) -> Rpc {
         Rpc {
             node,
             p2p,

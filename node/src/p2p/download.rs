@@ -12,14 +12,15 @@ use super::addrbook::AddrRate;
 use super::message::MAX_HEADERS;
 use super::MAX_IN_FLIGHT;
 
+/// A block requested from one peer is asked of no other for this long.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Blocks one peer may have queued for download.
 pub const MAX_QUEUED_BLOCKS: usize = 4 * MAX_HEADERS;
 
 /// Per-peer block download state.
 #[derive(Default)]
 pub struct Download {
-    /// The peer this state belongs to.
-    pub peer: u64,
     /// Blocks to fetch, in order.
     pub queue: VecDeque<BlockHash>,
     /// Requested and not yet received, with when.
@@ -78,37 +79,117 @@ impl Download {
         self.in_flight.remove(hash);
     }
 
-    /// Blocks to request now: queued ones that are not known yet and not being fetched from
-    /// another peer (a request older than 60 s is up for grabs), up to [`MAX_IN_FLIGHT`].
-    pub fn next_batch(
-        &mut self,
-        requested: &mut HashMap<BlockHash, (u64, Instant)>,
-        known: impl Fn(&BlockHash) -> bool,
-    ) -> Vec<BlockHash> {
+    /// Drops queued blocks that `known` says we have.
+    pub fn prune(&mut self, known: impl Fn(&BlockHash) -> bool) {
         self.queue.retain(|h| !known(h));
-        let mut batch = Vec::new();
-        let mut i = 0;
-        while self.in_flight.len() < MAX_IN_FLIGHT && i < self.queue.len() {
-            let h = self.queue[i];
-            let taken = requested
-                .get(&h)
-                .is_some_and(|(p, t)| *p != self.peer && t.elapsed() < Duration::from_secs(60));
-            if taken {
-                i += 1;
-                continue;
-            }
-            self.queue.remove(i);
-            self.in_flight.insert(h, Instant::now());
-            requested.insert(h, (self.peer, Instant::now()));
-            batch.push(h);
+    }
+
+    /// How many more blocks may be requested from this peer now (up to [`MAX_IN_FLIGHT`]).
+    pub fn room(&self) -> usize {
+        MAX_IN_FLIGHT.saturating_sub(self.in_flight.len())
+    }
+
+    /// The blocks in `claimed` were requested: they leave the queue and are in flight.
+    pub fn requested(&mut self, claimed: &[BlockHash]) {
+        let now = Instant::now();
+        self.queue.retain(|h| !claimed.contains(h));
+        for h in claimed {
+            self.in_flight.insert(*h, now);
         }
-        batch
     }
 
     /// True if a requested block is overdue.
     pub fn stalled(&self) -> bool {
         self.in_flight
             .values()
-            .any(|t| t.elapsed() > Duration::from_secs(60))
+            .any(|t| t.elapsed() > REQUEST_TIMEOUT)
+    }
+}
+
+/// Blocks requested from some peer, by whom and when, for all peers together (the manager
+/// holds it): peers fetching the same chain split the work instead of downloading every block
+/// from everyone. An entry goes when its block arrives or its peer disconnects.
+#[derive(Default)]
+pub struct Requested {
+    by: HashMap<BlockHash, (u64, Instant)>,
+}
+
+impl Requested {
+    /// Of `candidates`, in order, up to `room` that no other peer was asked for in the last
+    /// [`REQUEST_TIMEOUT`] (an older request is up for grabs): recorded as requested from
+    /// `peer`, and returned.
+    pub fn claim(&mut self, peer: u64, candidates: &[BlockHash], room: usize) -> Vec<BlockHash> {
+        let mut claimed = Vec::new();
+        for h in candidates {
+            if claimed.len() >= room {
+                break;
+            }
+            let taken = self
+                .by
+                .get(h)
+                .is_some_and(|(p, t)| *p != peer && t.elapsed() < REQUEST_TIMEOUT);
+            if !taken {
+                self.by.insert(*h, (peer, Instant::now()));
+                claimed.push(*h);
+            }
+        }
+        claimed
+    }
+
+    /// `hash` arrived, from whichever peer.
+    pub fn arrived(&mut self, hash: &BlockHash) {
+        self.by.remove(hash);
+    }
+
+    /// Forgets what `peer` was asked for (it disconnected): others may fetch it at once.
+    pub fn release(&mut self, peer: u64) {
+        self.by.retain(|_, (p, _)| *p != peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hashes(n: u8) -> Vec<BlockHash> {
+        (1..=n).map(|i| BlockHash([i; 32])).collect()
+    }
+
+    /// Two peers offered the same blocks split them; a block that arrived, or whose peer
+    /// left, can be claimed again; a peer may claim again what it was asked for.
+    #[test]
+    fn peers_split_requested_blocks() {
+        let mut requested = Requested::default();
+        let all = hashes(6);
+        assert_eq!(requested.claim(1, &all, 4), all[..4]);
+        assert_eq!(requested.claim(2, &all, 4), all[4..]);
+        assert_eq!(
+            requested.claim(1, &all[..1], 4),
+            all[..1],
+            "its own request"
+        );
+        requested.arrived(&all[0]);
+        assert_eq!(requested.claim(2, &all[..1], 4), all[..1]);
+        requested.release(1);
+        assert_eq!(requested.claim(2, &all, 16), all);
+        assert!(requested.claim(1, &all, 16).is_empty());
+        assert!(requested.claim(2, &all, 0).is_empty(), "no room");
+    }
+
+    #[test]
+    fn requested_blocks_move_from_the_queue_to_in_flight() {
+        let mut sync = Download::default();
+        let all = hashes(3);
+        for h in &all {
+            assert!(sync.want(*h));
+        }
+        sync.prune(|h| *h == all[0]);
+        assert_eq!(sync.queue, &all[1..]);
+        sync.requested(&all[2..]);
+        assert_eq!(sync.queue, &all[1..2]);
+        assert!(sync.in_flight.contains_key(&all[2]));
+        assert_eq!(sync.room(), MAX_IN_FLIGHT - 1);
+        sync.received(&all[2]);
+        assert_eq!(sync.room(), MAX_IN_FLIGHT);
     }
 }

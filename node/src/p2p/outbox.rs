@@ -127,3 +127,18 @@ impl Outbox {
         }
     }
 }
+
+#[cfg(test)]
+impl Outbox {
+    /// An outbox without a writer task: its frames wait in the returned receiver.
+    pub fn for_test(magic: [u8; 4]) -> (Outbox, mpsc::Receiver<Bytes>) {
+        let (frames, rx) = mpsc::channel(SEND_QUEUE);
+        let outbox = Outbox {
+            frames,
+            magic,
+            queued: Arc::new(AtomicUsize::new(0)),
+            drained: Arc::new(Notify::new()),
+        };
+        (outbox, rx)
+    }
+}

@@ -1,27 +1,30 @@
 //! One peer connection: the handshake, the session loop, and the answer to every message
 //! (headers-first sync through [`super::download::Download`], block and transaction relay,
-//! `getdata` within the send budget, `addr` gossip).
+//! `getdata` within the send budget, `addr` gossip). What the network shares (the peer
+//! table, known inventory, addresses, bans, blocks in flight) is the manager's: a session
+//! tells it and asks it through its [`P2pHandle`], and keeps only its own peer's state.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chaincore::pow::Work;
 use chaincore::validation::{self, RuleError};
 use chaincore::{BlockHash, Txid};
+use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
 use super::bans::BAN_TIME;
 use super::download::{Download, MAX_QUEUED_BLOCKS};
+use super::manager::{self, Command};
 use super::message::{
     self, Codec, Inv, Message, Version, INV_BLOCK, INV_TX, MAX_HEADERS, PROTOCOL_VERSION,
 };
 use super::outbox::{self, Outbox};
 use super::traffic::Counted;
-use super::{next, remember, P2p, Peer, PeerError, MAX_IN_FLIGHT};
+use super::{P2pHandle, PeerError, MAX_IN_FLIGHT};
 use crate::chain::{unix_now, ChainError};
 use crate::node::Relayed;
 
@@ -50,70 +53,69 @@ const ADDR_RELAY_MAX: usize = 10;
 /// Most blocks served for one `getdata` (a peer asks for more in later messages).
 const MAX_BLOCKS_PER_GETDATA: usize = 2 * MAX_IN_FLIGHT;
 
-impl P2p {
+/// Queued blocks offered to the manager per [`Command::Claim`] (most are free: one round
+/// trip usually fills the peer's room).
+const CLAIM_CHUNK: usize = 4 * MAX_IN_FLIGHT;
+
+/// The socket a session reads from.
+type Reader = FramedRead<Counted<tokio::net::tcp::OwnedReadHalf>, Codec>;
+
+impl P2pHandle {
+    /// Runs one connection from start to end: registers it with the manager, runs the
+    /// session until it fails, the operator ends it, or the peer stops reading, then
+    /// unregisters it and, for misbehaviour, bans its IP (not on loopback or named by the
+    /// operator).
     pub(super) async fn run_peer(
-        self: Arc<Self>,
+        self,
         stream: TcpStream,
         addr: SocketAddr,
         inbound: bool,
         operator: bool,
     ) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let kick = Arc::new(tokio::sync::Notify::new());
         let stopped_reading = Arc::new(tokio::sync::Notify::new());
         let (send, writer_task) = Outbox::spawn(
             write,
-            self.magic,
+            self.shared.magic,
             stopped_reading.clone(),
-            self.traffic.clone(),
+            self.shared.traffic.clone(),
         );
         // Ends with the session, also when shutdown cancels it.
         let writer_task = tokio_util::task::AbortOnDropHandle::new(writer_task);
-        self.lock_peers().insert(
-            id,
-            Peer {
+        let registered = self
+            .ask(|reply| Command::Register {
                 addr,
                 inbound,
                 operator,
-                version: None,
-                connected: Instant::now(),
                 send: send.clone(),
-                listen: None,
-                known: HashSet::new(),
                 kick: kick.clone(),
-            },
-        );
+                reply,
+            })
+            .await;
+        let Ok(id) = registered else {
+            return; // P2P is shutting down
+        };
         let mut reader = FramedRead::new(
-            Counted::new(read, self.traffic.clone()),
-            Codec::new(self.magic),
+            Counted::new(read, self.shared.traffic.clone()),
+            Codec::new(self.shared.magic),
         );
         let result = tokio::select! {
-            r = self.session(id, &mut reader, &send) => r,
+            r = self.session(id, addr, inbound, &mut reader, &send) => r,
             _ = kick.notified() => Err(PeerError::Disconnect("disconnected by the operator".into())),
             _ = stopped_reading.notified() => Err(PeerError::Disconnect(format!(
                 "peer stopped reading: nothing written for {} s",
                 outbox::WRITE_TIMEOUT.as_secs()
             ))),
         };
-        let handshaken = self
-            .lock_peers()
-            .get(&id)
-            .is_some_and(|p| p.version.is_some());
-        if !inbound && !operator && !handshaken {
-            // A discovered address that does not complete a handshake is not worth retrying.
-            self.forget(&addr);
-        }
-        self.lock_peers().remove(&id);
-        self.node.forget_orphans_from(id);
-        self.requested
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, (peer, _)| *peer != id);
+        // Fails only if the manager has ended, and then the peer table is gone anyway.
+        let _ = self.send(Command::Unregister(id)).await;
+        self.shared.node.forget_orphans_from(id);
         drop(writer_task);
         match result {
             Err(PeerError::Disconnect(why)) => tracing::info!(%addr, "peer disconnected: {why}"),
+            Err(PeerError::Stopped(e)) => tracing::info!(%addr, "peer disconnected: {e}"),
             Err(e @ (PeerError::Protocol(_) | PeerError::Misbehaved(_))) => {
                 if matches!(&e, PeerError::Protocol(message::ProtocolError::Io(_))) {
                     tracing::debug!(%addr, "peer connection closed: {e}");
@@ -121,29 +123,35 @@ impl P2p {
                     tracing::warn!(%addr, "disconnecting peer: {e}");
                 } else {
                     tracing::warn!(%addr, "banning peer for 24 h: {e}");
-                    self.bans().ban(addr.ip(), BAN_TIME);
+                    let ban = Command::Ban {
+                        ip: addr.ip(),
+                        time: BAN_TIME,
+                        disconnect: false,
+                    };
+                    let _ = self.send(ban).await;
                 }
             }
             Ok(()) => {}
         }
     }
 
+    /// The handshake, then the peer's messages and our timers until something ends it.
     async fn session(
         &self,
         id: u64,
-        reader: &mut FramedRead<Counted<tokio::net::tcp::OwnedReadHalf>, Codec>,
+        addr: SocketAddr,
+        inbound: bool,
+        reader: &mut Reader,
         send: &Outbox,
     ) -> Result<(), PeerError> {
-        // Handshake.
+        // Handshake. Our nonce is known to the manager before our `version` leaves, so if
+        // this connection loops back to us the other side recognises it.
         let nonce: u64 = {
             use rand_core::RngCore;
             rand_core::OsRng.next_u64()
         };
-        self.our_nonces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(nonce);
-        let height = self.node.tip.borrow().height;
+        self.send(Command::OurNonce(nonce)).await?;
+        let height = self.shared.node.tip.borrow().height;
         let version = Version {
             version: PROTOCOL_VERSION,
             services: 0,
@@ -151,40 +159,41 @@ impl P2p {
             nonce,
             user_agent: format!("/chaincore:{}/", env!("CARGO_PKG_VERSION")),
             start_height: height as i32,
-            addr_recv: Some(self.peer_socket(id)),
+            addr_recv: Some(addr),
             relay: true,
-            genesis: Some(self.node.network.genesis_hash()),
+            genesis: Some(self.shared.node.network.genesis_hash()),
         };
         self.queue(send, Message::Version(version))?;
         let handshake = async {
-            let mut got_version = false;
+            let mut seen_as = None;
             loop {
                 match next(reader).await? {
-                    Message::Version(v) if !got_version => {
+                    Message::Version(v) if seen_as.is_none() => {
                         if v.genesis
-                            .is_some_and(|g| g != self.node.network.genesis_hash())
+                            .is_some_and(|g| g != self.shared.node.network.genesis_hash())
                         {
                             return Err(PeerError::Misbehaved(
                                 "peer is on another chain (genesis differs)".into(),
                             ));
                         }
-                        if self
-                            .our_nonces
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .contains(&v.nonce)
-                        {
+                        let theirs = v.addr_recv;
+                        let recorded = self
+                            .ask(|reply| Command::Version {
+                                id,
+                                version: Box::new(v),
+                                reply,
+                            })
+                            .await?;
+                        if !recorded {
                             return Err(PeerError::Disconnect("connected to ourselves".into()));
                         }
-                        if let Some(p) = self.lock_peers().get_mut(&id) {
-                            p.version = Some(v);
-                        }
-                        got_version = true;
+                        seen_as = Some(theirs);
                         self.queue(send, Message::Verack)?;
                     }
-                    Message::Verack if got_version => return Ok(()),
+                    Message::Verack if seen_as.is_some() => return Ok(seen_as.flatten()),
                     Message::Unknown(c)
-                        if got_version && message::HANDSHAKE_FEATURES.contains(&c.as_str()) => {}
+                        if seen_as.is_some()
+                            && message::HANDSHAKE_FEATURES.contains(&c.as_str()) => {}
                     other => {
                         return Err(PeerError::Misbehaved(format!(
                             "{} before the handshake",
@@ -195,39 +204,26 @@ impl P2p {
             }
         };
         let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await;
-        self.our_nonces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&nonce);
-        done.map_err(|_| PeerError::Disconnect("handshake timed out".into()))??;
+        self.send(Command::NonceDone(nonce)).await?;
+        let seen_as = done.map_err(|_| PeerError::Disconnect("handshake timed out".into()))??;
         reader.decoder_mut().handshake_done = true;
-        tracing::info!(peer = %self.peer_addr(id), "peer connected");
-        let mut sync = Download {
-            peer: id,
-            ..Download::default()
-        };
-        let (outbound, peer_ip, seen_as) = {
-            let peers = self.lock_peers();
-            let p = peers.get(&id);
-            (
-                p.filter(|p| !p.inbound).map(|p| p.addr),
-                p.map(|p| p.addr.ip()),
-                p.and_then(|p| p.version.as_ref()).and_then(|v| v.addr_recv),
-            )
-        };
-        if let Some(addr) = outbound {
+        tracing::info!(peer = %addr, "peer connected");
+        let mut sync = Download::default();
+        if !inbound {
             // Reachable: remember it, and ask it for more addresses.
-            self.learn_good(addr);
+            self.send(Command::Good(addr)).await?;
             sync.addr_rate.asked();
             self.queue(send, Message::GetAddr)?;
         }
         // Tell the peer where we can be reached, as a peer we dialled sees us (Core's
         // AdvertiseLocal). Inbound peers could claim anything, so they teach us nothing.
-        let local = match (outbound, peer_ip) {
-            (Some(_), Some(ip)) => self.local_address(seen_as, ip),
-            _ => None,
+        let local = if inbound {
+            None
+        } else {
+            manager::local_address(self.shared.config.listen, seen_as, addr.ip())
         };
         if let Some(ours) = local {
+            self.send(Command::LocalAddr(ours)).await?;
             self.queue(send, Message::Addr(vec![ours]))?;
         }
         let mut advertised = Instant::now();
@@ -248,7 +244,7 @@ impl P2p {
                         return Err(PeerError::Disconnect("block download stalled".into()));
                     }
                     // Blocks another peer was fetching may be free again.
-                    self.request_blocks(send, &mut sync)?;
+                    self.request_blocks(id, send, &mut sync).await?;
                     // Blocks from the future whose time has come: ask again.
                     if sync.future_due() {
                         self.queue(send, self.get_headers())?;
@@ -262,7 +258,7 @@ impl P2p {
                 }
             };
             last_heard = Instant::now();
-            self.handle(id, msg, send, &mut sync).await?;
+            self.handle(id, addr, msg, send, &mut sync).await?;
         }
     }
 
@@ -278,6 +274,7 @@ impl P2p {
                 INV_TX => {
                     send.below_budget().await;
                     let tx = self
+                        .shared
                         .node
                         .snapshot()
                         .mempool
@@ -291,7 +288,7 @@ impl P2p {
                 INV_BLOCK if blocks < MAX_BLOCKS_PER_GETDATA => {
                     blocks += 1;
                     send.below_budget().await;
-                    let node = self.node.clone();
+                    let node = self.shared.node.clone();
                     let read = tokio::task::spawn_blocking(move || {
                         let snap = node.snapshot();
                         crate::store::read::block(&snap.rtx, &BlockHash(inv.hash))
@@ -303,7 +300,7 @@ impl P2p {
                         Ok(None) => missing.push(inv),
                         // Not the peer's business: the node stops.
                         Err(e) => {
-                            self.node.store_failed(&e);
+                            self.shared.node.store_failed(&e);
                             return Err(PeerError::Disconnect(format!("store failure: {e}")));
                         }
                     }
@@ -317,20 +314,6 @@ impl P2p {
         Ok(())
     }
 
-    /// The address we are connected to peer `id` at (unspecified if it is gone).
-    fn peer_socket(&self, id: u64) -> SocketAddr {
-        self.lock_peers().get(&id).map_or(
-            SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0),
-            |p| p.addr,
-        )
-    }
-
-    fn peer_addr(&self, id: u64) -> String {
-        self.lock_peers()
-            .get(&id)
-            .map_or_else(String::new, |p| p.addr.to_string())
-    }
-
     fn queue(&self, send: &Outbox, msg: Message) -> Result<(), PeerError> {
         send.push(msg)
             .map_err(|e| PeerError::Disconnect(e.to_string()))
@@ -338,7 +321,7 @@ impl P2p {
 
     /// `getheaders` from our block locator.
     fn get_headers(&self) -> Message {
-        let snap = self.node.snapshot();
+        let snap = self.shared.node.snapshot();
         let chain = &snap.index;
         let mut locator = Vec::new();
         let mut height = i64::from(chain.tip_height());
@@ -352,7 +335,7 @@ impl P2p {
             }
             height -= step;
         }
-        locator.push(self.node.network.genesis_hash());
+        locator.push(self.shared.node.network.genesis_hash());
         Message::GetHeaders {
             version: PROTOCOL_VERSION as u32,
             locator,
@@ -360,15 +343,17 @@ impl P2p {
         }
     }
 
-    fn mark_known(&self, id: u64, hash: [u8; 32]) {
-        if let Some(p) = self.lock_peers().get_mut(&id) {
-            remember(&mut p.known, hash);
-        }
+    /// Tells the manager that peer `id` has these blocks or transactions, so they are never
+    /// announced to it.
+    async fn mark_known(&self, id: u64, hashes: Vec<[u8; 32]>) -> Result<(), PeerError> {
+        Ok(self.send(Command::Known { id, hashes }).await?)
     }
 
+    /// Answers one message from peer `id` at `addr`.
     async fn handle(
         &self,
         id: u64,
+        addr: SocketAddr,
         msg: Message,
         send: &Outbox,
         sync: &mut Download,
@@ -384,37 +369,36 @@ impl P2p {
             }
             Message::GetAddr => {
                 let addrs = self
-                    .addresses
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .sample(message::MAX_ADDR, id);
+                    .ask(|reply| Command::Sample {
+                        count: message::MAX_ADDR,
+                        seed: id,
+                        reply,
+                    })
+                    .await?;
                 self.queue(send, Message::Addr(addrs))?;
             }
-            Message::Addr(addrs) => {
-                let source = self.peer_socket(id).ip();
+            Message::Addr(mut addrs) => {
+                let source = addr.ip();
                 let gossip = addrs.len() <= ADDR_RELAY_MAX;
-                if let [own] = addrs[..] {
-                    if own.ip() == source {
-                        if let Some(p) = self.lock_peers().get_mut(&id) {
-                            p.listen.get_or_insert(own);
-                        }
-                    }
-                }
-                let mut fresh = Vec::new();
-                for a in addrs {
-                    // Past the peer's allowance the rest is dropped: not stored, not relayed.
-                    if !sync.addr_rate.take() {
-                        break;
-                    }
-                    if self.learn(a, source) && gossip && !self.is_local(&a) {
-                        fresh.push(a);
-                    }
-                }
-                self.relay_addrs(id, &fresh);
+                let listen = match addrs[..] {
+                    [own] if own.ip() == source => Some(own),
+                    _ => None,
+                };
+                // Past the peer's allowance the rest is dropped: not stored, not relayed.
+                let allowed = addrs.iter().take_while(|_| sync.addr_rate.take()).count();
+                addrs.truncate(allowed);
+                self.send(Command::Addrs {
+                    from: id,
+                    source,
+                    addrs,
+                    gossip,
+                    listen,
+                })
+                .await?;
             }
             Message::GetHeaders { locator, .. } => {
                 let headers = {
-                    let snap = self.node.snapshot();
+                    let snap = self.shared.node.snapshot();
                     let chain = &snap.index;
                     let start = locator
                         .iter()
@@ -433,15 +417,17 @@ impl P2p {
                 };
                 self.queue(send, Message::Headers(headers))?;
             }
-            Message::Headers(headers) => self.on_headers(id, headers, send, sync)?,
+            Message::Headers(headers) => self.on_headers(id, headers, send, sync).await?,
             Message::Inv(items) => {
+                self.mark_known(id, items.iter().map(|i| i.hash).collect())
+                    .await?;
                 let mut want_headers = false;
                 let mut want_txs = Vec::new();
                 for inv in items {
-                    self.mark_known(id, inv.hash);
                     match inv.kind {
                         INV_BLOCK
                             if self
+                                .shared
                                 .node
                                 .snapshot()
                                 .index
@@ -450,7 +436,9 @@ impl P2p {
                         {
                             want_headers = true
                         }
-                        INV_TX if !self.node.has_transaction(&Txid(inv.hash)) => want_txs.push(inv),
+                        INV_TX if !self.shared.node.has_transaction(&Txid(inv.hash)) => {
+                            want_txs.push(inv)
+                        }
                         _ => {}
                     }
                 }
@@ -465,19 +453,16 @@ impl P2p {
             Message::Block(block) => {
                 let hash = block.block_hash();
                 let header_time = block.header.time;
-                self.mark_known(id, hash.to_byte_array());
+                self.mark_known(id, vec![hash.to_byte_array()]).await?;
                 let requested = sync.in_flight.contains_key(&hash);
-                if !requested && block.header.prev_blockhash != self.node.tip.borrow().hash {
+                if !requested && block.header.prev_blockhash != self.shared.node.tip.borrow().hash {
                     // Unsolicited and not extending our tip: ignored, so a peer cannot make
                     // us store blocks of a chain lighter than ours.
                     return Ok(());
                 }
                 sync.received(&hash);
-                self.requested
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&hash);
-                let node = self.node.clone();
+                self.send(Command::Arrived(hash)).await?;
+                let node = self.shared.node.clone();
                 let result = tokio::task::spawn_blocking(move || node.submit_block(block))
                     .await
                     .map_err(|e| PeerError::Disconnect(e.to_string()))?;
@@ -513,7 +498,7 @@ impl P2p {
                     }
                     Err(e) => return Err(PeerError::Disconnect(format!("store failure: {e}"))),
                 }
-                self.request_blocks(send, sync)?;
+                self.request_blocks(id, send, sync).await?;
                 if sync.queue.is_empty() && sync.in_flight.is_empty() {
                     // Caught up with what we queued: ask whether the peer has more.
                     self.queue(send, self.get_headers())?;
@@ -521,10 +506,10 @@ impl P2p {
             }
             Message::Tx(tx) => {
                 let txid = tx.compute_txid();
-                self.mark_known(id, txid.to_byte_array());
+                self.mark_known(id, vec![txid.to_byte_array()]).await?;
                 // As Bitcoin Core: a consensus-invalid transaction is misbehaviour; policy
                 // rejects, missing inputs and resends of one refused before are not.
-                let relayed = self.node.accept_relayed(tx, id).await;
+                let relayed = self.shared.node.accept_relayed(tx, id).await;
                 match relayed {
                     Relayed::Orphan(parents) => {
                         // Ask the peer that sent the child for its parents.
@@ -556,7 +541,9 @@ impl P2p {
         Ok(())
     }
 
-    fn on_headers(
+    /// Checks a `headers` message and decides what to fetch: held back while the chain it
+    /// extends has no more work than ours, requested once it has.
+    async fn on_headers(
         &self,
         id: u64,
         headers: Vec<chaincore::block::Header>,
@@ -575,14 +562,14 @@ impl P2p {
             }
         }
         for h in &headers {
-            validation::check_proof_of_work(h, self.node.network).map_err(|e| {
+            validation::check_proof_of_work(h, self.shared.node.network).map_err(|e| {
                 PeerError::Misbehaved(format!("header {}: {e}", h.compute_block_hash()))
             })?;
         }
         // Where these headers attach: a block we have, a block already queued (its chain had
         // more work than our tip), or the end of a lighter fork this peer is still sending.
         let (parent, tip_work) = {
-            let snap = self.node.snapshot();
+            let snap = self.shared.node.snapshot();
             let parent = snap
                 .index
                 .entry(&first.prev_blockhash)
@@ -624,11 +611,12 @@ impl P2p {
                 // fork's work, so memory stays bounded and a deep fork is still followed:
                 // once it is heavier the held part is fetched, and the rest asked for again.
                 let room = self
+                    .shared
                     .config
                     .max_pending_headers
                     .saturating_sub(sync.pending.len());
                 let lacking: Vec<BlockHash> = {
-                    let snap = self.node.snapshot();
+                    let snap = self.shared.node.snapshot();
                     headers
                         .iter()
                         .map(|h| h.compute_block_hash())
@@ -666,15 +654,14 @@ impl P2p {
         if gap {
             // Headers between the held part and these were only counted: fetch the held part,
             // then (once the queue drains) ask again from what we then have.
-            self.request_blocks(send, sync)?;
+            self.request_blocks(id, send, sync).await?;
             return Ok(());
         }
         let hashes: Vec<BlockHash> = headers.iter().map(|h| h.compute_block_hash()).collect();
-        for hash in &hashes {
-            self.mark_known(id, hash.to_byte_array());
-        }
+        self.mark_known(id, hashes.iter().map(|h| h.to_byte_array()).collect())
+            .await?;
         let unknown: Vec<BlockHash> = {
-            let snap = self.node.snapshot();
+            let snap = self.shared.node.snapshot();
             hashes
                 .into_iter()
                 .filter(|h| snap.index.entry(h).is_none() && !sync.waiting_for_time(h))
@@ -685,7 +672,7 @@ impl P2p {
                 break;
             }
         }
-        self.request_blocks(send, sync)?;
+        self.request_blocks(id, send, sync).await?;
         if headers.len() == MAX_HEADERS && sync.queue.len() < MAX_QUEUED_BLOCKS {
             // More may follow: continue from the last one.
             self.queue(send, headers_after(&headers))?;
@@ -693,12 +680,46 @@ impl P2p {
         Ok(())
     }
 
-    fn request_blocks(&self, send: &Outbox, sync: &mut Download) -> Result<(), PeerError> {
-        let batch = {
-            let snap = self.node.snapshot();
-            let mut requested = self.requested.lock().unwrap_or_else(|p| p.into_inner());
-            sync.next_batch(&mut requested, |h| snap.index.entry(h).is_some())
-        };
+    /// Requests the next blocks from peer `id`: queued ones we lack and no other peer is
+    /// fetching (the manager decides), up to [`MAX_IN_FLIGHT`] in flight.
+    async fn request_blocks(
+        &self,
+        id: u64,
+        send: &Outbox,
+        sync: &mut Download,
+    ) -> Result<(), PeerError> {
+        {
+            let snap = self.shared.node.snapshot();
+            sync.prune(|h| snap.index.entry(h).is_some());
+        }
+        let mut batch = Vec::new();
+        // Queued blocks, from the front, that other peers are fetching: skipped.
+        let mut taken = 0;
+        while sync.room() > 0 && taken < sync.queue.len() {
+            let candidates: Vec<BlockHash> = sync
+                .queue
+                .iter()
+                .skip(taken)
+                .take(CLAIM_CHUNK)
+                .copied()
+                .collect();
+            let offered = candidates.len();
+            let room = sync.room();
+            let claimed = self
+                .ask(|reply| Command::Claim {
+                    peer: id,
+                    candidates,
+                    room,
+                    reply,
+                })
+                .await?;
+            sync.requested(&claimed);
+            if claimed.len() < room {
+                // Every candidate was looked at: the ones not claimed stay queued.
+                taken += offered - claimed.len();
+            }
+            batch.extend(claimed);
+        }
         if !batch.is_empty() {
             self.queue(
                 send,
@@ -727,5 +748,14 @@ fn headers_after(headers: &[chaincore::block::Header]) -> Message {
             .into_iter()
             .collect(),
         stop: BlockHash::ZERO,
+    }
+}
+
+/// The next message from the peer; its end is an error too.
+async fn next(reader: &mut Reader) -> Result<Message, PeerError> {
+    match reader.next().await {
+        Some(Ok(m)) => Ok(m),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(PeerError::Disconnect("connection closed".into())),
     }
 }

@@ -48,7 +48,7 @@ mod tests {
         };
         let rt = tokio::runtime::Runtime::new().unwrap();
         let p2p = rt
-            .block_on(crate::p2p::P2p::start(node.clone(), config))
+            .block_on(crate::p2p::P2pHandle::start(node.clone(), config))
             .unwrap();
         let module = super::Rpc::new(node.clone(), p2p).into_module().unwrap();
         let mut registered: Vec<&str> = module

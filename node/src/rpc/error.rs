@@ -12,6 +12,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 
 use crate::chain::ChainError;
 use crate::mempool::MempoolError;
+use crate::p2p::P2pStopped;
 
 /// An RPC error with Bitcoin Core's `code`.
 pub fn err(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
@@ -90,6 +91,16 @@ impl ToRpcError for MempoolError {
     }
 }
 
+impl ToRpcError for P2pStopped {
+    fn to_rpc_error(&self) -> ErrorObjectOwned {
+        // Bitcoin Core's answer when it has no connection manager.
+        err(
+            code::CLIENT_P2P_DISABLED,
+            "Error: Peer-to-peer functionality missing or disabled",
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +118,7 @@ mod tests {
         );
         assert_eq!(code_of(&MempoolError::TxSize), -26);
         assert_eq!(code_of(&MempoolError::Stopping), -20);
+        assert_eq!(code_of(&P2pStopped), -31);
         let missing: RpcResult<()> = None.ok_or_error(-8, "no");
         assert_eq!(missing.unwrap_err().message(), "no");
     }

@@ -1,4 +1,5 @@
-//! Network methods: peers, connections, addresses and bans.
+//! Network methods: peers, connections, addresses and bans. Each asks the P2P manager through
+//! the handle; once P2P has stopped (the node is shutting down) they answer Core's -31.
 
 use std::time::Duration;
 
@@ -9,16 +10,19 @@ use jsonrpsee::core::{async_trait, RpcResult};
 
 use super::Rpc;
 
-use super::error::{err, OkOrError};
+use super::error::{err, OkOrError, ToRpcError};
 
 #[async_trait]
 impl NetServer for Rpc {
     async fn get_peer_info(&self) -> RpcResult<Vec<PeerInfo>> {
-        Ok(self.p2p.peer_info())
+        self.p2p.peer_info().await.map_err(|e| e.to_rpc_error())
     }
 
     async fn get_connection_count(&self) -> RpcResult<usize> {
-        Ok(self.p2p.connection_count())
+        self.p2p
+            .connection_count()
+            .await
+            .map_err(|e| e.to_rpc_error())
     }
 
     async fn add_node(&self, node: Param<String>, command: Param<String>) -> RpcResult<()> {
@@ -26,27 +30,32 @@ impl NetServer for Rpc {
         let addr: std::net::SocketAddr = node
             .parse()
             .map_err(|_| err(code::INVALID_PARAMETER, format!("'{node}' is not IP:PORT")))?;
-        match command.as_str() {
-            "add" => self.p2p.add_node(addr, true),
-            "onetry" => self.p2p.add_node(addr, false),
+        let keep = match command.as_str() {
+            "add" => true,
+            "onetry" => false,
             _ => {
                 return Err(err(
                     code::INVALID_PARAMETER,
                     "command must be 'add' or 'onetry'",
                 ))
             }
-        }
-        Ok(())
+        };
+        self.p2p.add_node(addr, keep).map_err(|e| e.to_rpc_error())
     }
 
     async fn get_network_info(&self) -> RpcResult<NetworkInfo> {
+        let connections = self
+            .p2p
+            .connection_count()
+            .await
+            .map_err(|e| e.to_rpc_error())?;
         Ok(NetworkInfo {
             version: 10000,
             subversion: format!("/chaincore:{}/", env!("CARGO_PKG_VERSION")),
             protocolversion: crate::p2p::message::PROTOCOL_VERSION,
             localservices: "0000000000000000".to_string(),
             networkactive: true,
-            connections: self.p2p.connection_count(),
+            connections,
             relayfee: Amount::from_units(crate::mempool::MIN_RELAY_FEE_RATE * 1000),
             warnings: Vec::new(),
         })
@@ -60,7 +69,12 @@ impl NetServer for Rpc {
                 format!("'{address}' is not IP:PORT"),
             )
         })?;
-        if self.p2p.disconnect(&addr) {
+        if self
+            .p2p
+            .disconnect(addr)
+            .await
+            .map_err(|e| e.to_rpc_error())?
+        {
             Ok(())
         } else {
             Err(err(
@@ -72,7 +86,11 @@ impl NetServer for Rpc {
 
     async fn get_node_addresses(&self, count: Option<Param<usize>>) -> RpcResult<Vec<NodeAddress>> {
         let count = count.map(Param::get).transpose()?.unwrap_or(1);
-        let list = self.p2p.known_addresses(count.min(1000));
+        let list = self
+            .p2p
+            .known_addresses(count.min(1000))
+            .await
+            .map_err(|e| e.to_rpc_error())?;
         Ok(list
             .iter()
             .map(|a| NodeAddress {
@@ -99,29 +117,28 @@ impl NetServer for Rpc {
                 code::CLIENT_INVALID_IP_OR_SUBNET,
                 format!("Error: Invalid IP/Subnet '{subnet}'"),
             )?;
-        match command.as_str() {
-            "add" => self.p2p.set_ban(
-                ip,
-                Some(Duration::from_secs(
-                    bantime.filter(|t| *t > 0).unwrap_or(24 * 3600),
-                )),
-            ),
-            "remove" => self.p2p.set_ban(ip, None),
+        let ban = match command.as_str() {
+            "add" => Some(Duration::from_secs(
+                bantime.filter(|t| *t > 0).unwrap_or(24 * 3600),
+            )),
+            "remove" => None,
             _ => {
                 return Err(err(
                     code::INVALID_PARAMETER,
                     "command must be 'add' or 'remove'",
                 ))
             }
-        }
-        Ok(())
+        };
+        self.p2p
+            .set_ban(ip, ban)
+            .await
+            .map_err(|e| e.to_rpc_error())
     }
 
     async fn list_banned(&self) -> RpcResult<Vec<Ban>> {
         let now = crate::chain::unix_now();
-        Ok(self
-            .p2p
-            .list_banned()
+        let banned = self.p2p.list_banned().await.map_err(|e| e.to_rpc_error())?;
+        Ok(banned
             .iter()
             .map(|(ip, left)| Ban {
                 address: format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 }),
@@ -132,8 +149,7 @@ impl NetServer for Rpc {
     }
 
     async fn clear_banned(&self) -> RpcResult<()> {
-        self.p2p.clear_banned();
-        Ok(())
+        self.p2p.clear_banned().await.map_err(|e| e.to_rpc_error())
     }
 
     async fn get_net_totals(&self) -> RpcResult<NetTotals> {
@@ -149,7 +165,6 @@ impl NetServer for Rpc {
     }
 
     async fn ping(&self) -> RpcResult<()> {
-        self.p2p.ping_all();
-        Ok(())
+        self.p2p.ping_all().await.map_err(|e| e.to_rpc_error())
     }
 }

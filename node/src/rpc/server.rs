@@ -79,7 +79,7 @@ impl RpcServerHandle {
 /// Binds the RPC addresses, writes the cookie if cookie auth is used, and serves `node`.
 pub async fn start(
     node: Arc<Node>,
-    p2p: Arc<crate::p2p::P2p>,
+    p2p: crate::p2p::P2pHandle,
     config: &Config,
 ) -> anyhow::Result<RpcServerHandle> {
     let mut listeners = Vec::new();
