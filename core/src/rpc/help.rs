@@ -57,7 +57,7 @@ pub const METHODS: &[Usage] = &[
         category: "Blockchain",
         name: "getchaintips",
         usage: "getchaintips",
-        summary: "Every known branch tip.",
+        summary: "Every known branch tip, the active one first.",
     },
     Usage {
         category: "Blockchain",
@@ -356,6 +356,95 @@ pub fn describe(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One method as its trait declares it: name, doc comment, and parameters (name, optional).
+    struct Declared {
+        name: String,
+        doc: String,
+        params: Vec<(String, bool)>,
+    }
+
+    /// Every `#[method]` and `#[subscription]` in the topic traits' source.
+    fn declared() -> Vec<Declared> {
+        let sources = [
+            include_str!("address.rs"),
+            include_str!("blockchain.rs"),
+            include_str!("control.rs"),
+            include_str!("mempool.rs"),
+            include_str!("mining.rs"),
+            include_str!("network.rs"),
+            include_str!("rawtx.rs"),
+        ];
+        let mut out = Vec::new();
+        for source in sources {
+            let lines: Vec<&str> = source.lines().map(str::trim).collect();
+            for (i, line) in lines.iter().enumerate() {
+                let Some(rest) = line
+                    .strip_prefix("#[method(name = \"")
+                    .or_else(|| line.strip_prefix("#[subscription(name = \""))
+                else {
+                    continue;
+                };
+                let name = rest.split('"').next().unwrap().to_string();
+                let doc: Vec<&str> = lines[..i]
+                    .iter()
+                    .rev()
+                    .take_while(|l| l.starts_with("///"))
+                    .map(|l| l.trim_start_matches("///").trim())
+                    .collect();
+                let doc = doc.into_iter().rev().collect::<Vec<_>>().join(" ");
+                // The signature runs from `async fn` to the line ending in `;`.
+                let signature: String = lines[i + 1..]
+                    .iter()
+                    .take_while(|l| !l.ends_with(';'))
+                    .chain(lines[i + 1..].iter().find(|l| l.ends_with(';')))
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let inside = signature
+                    .split_once('(')
+                    .and_then(|(_, r)| r.rsplit_once(')'))
+                    .map(|(args, _)| args)
+                    .unwrap_or("");
+                let inside = inside.rsplit_once(')').map_or(inside, |(a, _)| a);
+                let params = inside
+                    .split(", ")
+                    .filter_map(|p| p.split_once(": "))
+                    .map(|(n, t)| (n.trim().to_string(), t.trim().starts_with("Option<")))
+                    .collect();
+                out.push(Declared { name, doc, params });
+            }
+        }
+        out
+    }
+
+    /// `help` says what the traits declare: each method's summary is its doc comment, and its
+    /// usage names its parameters in order, the optional ones in parentheses.
+    #[test]
+    fn help_matches_the_method_declarations() {
+        let declared = declared();
+        assert_eq!(declared.len(), METHODS.len());
+        for d in declared {
+            let usage = find(&d.name).unwrap_or_else(|| panic!("{} not in help", d.name));
+            assert_eq!(usage.summary, d.doc, "summary of {}", d.name);
+            let mut words = Vec::new();
+            let mut optional = false;
+            for word in usage.usage.split_whitespace().skip(1) {
+                match word {
+                    "(" => optional = true,
+                    ")" => optional = false,
+                    w => {
+                        let name: String = w
+                            .chars()
+                            .filter(|c| c.is_alphanumeric() || *c == '_')
+                            .collect();
+                        words.push((name, optional));
+                    }
+                }
+            }
+            assert_eq!(words, d.params, "usage of {}", d.name);
+        }
+    }
 
     #[test]
     fn arity_is_read_from_the_usage_line() {
