@@ -427,6 +427,7 @@ impl Chain {
                 self.index.push_active(hash);
                 self.add_entry(hash, entry);
                 mempool.remove_for_block(&block.txdata, txids);
+                self.log_new_tip(block, &hash);
                 Ok(Accepted::BestChain)
             }
             Err(ChainError::Rule(reason)) => {
@@ -605,6 +606,7 @@ impl Chain {
     ) -> Result<(), ChainError> {
         let mut disconnected: Vec<Vec<Transaction>> = Vec::new();
         let mut moved = false;
+        let old_tip = (self.tip_hash(), self.tip_height());
         loop {
             let best = self.best_candidate();
             if best == self.tip_hash() {
@@ -661,9 +663,21 @@ impl Chain {
             // Oldest block first, so parents re-enter the pool before their children; then the
             // old pool, re-checked too: some of it may now spend coins that no longer exist.
             disconnected.reverse();
+            let depth = disconnected.len();
+            let returned = disconnected.iter().map(Vec::len).sum::<usize>();
             let mut txs = disconnected.concat();
             txs.extend(mempool.drain_in_order());
             self.return_to_mempool(txs, mempool)?;
+            tracing::info!(
+                depth,
+                old_tip = %old_tip.0,
+                old_height = old_tip.1,
+                new_tip = %self.tip_hash(),
+                new_height = self.tip_height(),
+                "reorg: {depth} blocks disconnected, {returned} of their transactions back to \
+                 the mempool (pool now {})",
+                mempool.len()
+            );
         }
         Ok(())
     }
@@ -813,7 +827,32 @@ impl Chain {
         connect_checked(&wtx, block, hash, txids, height, None, verified)?;
         wtx.commit().map_err(StoreError::from)?;
         self.index.push_active(*hash);
+        self.log_new_tip(block, hash);
         Ok(())
+    }
+
+    /// Core's `UpdateTip` line, at info: the new tip's height, hash, transactions, size, the
+    /// seconds since its parent's time, the chain's transaction count, and sync progress as
+    /// the share of time since genesis the chain covers (1.0 once the tip is recent).
+    fn log_new_tip(&self, block: &Block, hash: &BlockHash) {
+        let tip = self.index.tip();
+        let parent_time = self
+            .index
+            .entry(&block.header.prev_blockhash)
+            .map_or(block.header.time, |p| p.header.time);
+        let genesis = f64::from(self.index.network().params().genesis_time);
+        let span = (unix_now() as f64 - genesis).max(1.0);
+        let progress = ((f64::from(block.header.time) - genesis) / span).clamp(0.0, 1.0);
+        tracing::info!(
+            height = tip.height,
+            hash = %hash,
+            txs = block.txdata.len(),
+            size = block.size(),
+            since_parent = i64::from(block.header.time) - i64::from(parent_time),
+            chain_txs = tip.chain_tx,
+            progress = format_args!("{progress:.6}"),
+            "new tip"
+        );
     }
 
     /// Disconnects the tip in one write transaction using its undo data (not waiting for the

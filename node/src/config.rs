@@ -70,6 +70,12 @@ pub struct Args {
     /// Log filter: error, warn, info, debug, trace, or a RUST_LOG-style directive.
     #[arg(long, env = "CHAINCORE_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Log lines as text or as JSON objects [default: text].
+    #[arg(long, env = "CHAINCORE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<crate::logging::LogFormat>,
+    /// Log to the terminal only, not to <datadir>/<network>/debug.log.
+    #[arg(long, env = "CHAINCORE_NODEBUGLOGFILE")]
+    pub nodebuglogfile: bool,
     /// Run something other than a single node.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -110,6 +116,8 @@ struct FileConfig {
     rpcpassword: Option<String>,
     port: Option<u16>,
     log_level: Option<String>,
+    log_format: Option<crate::logging::LogFormat>,
+    nodebuglogfile: Option<bool>,
     persistmempool: Option<bool>,
     #[serde(default)]
     connect: Vec<SocketAddr>,
@@ -150,8 +158,8 @@ pub struct Config {
     pub rpc_auth: RpcAuth,
     /// P2P settings.
     pub p2p: crate::p2p::P2pConfig,
-    /// Log filter.
-    pub log_level: String,
+    /// Logging: filter, format, and `debug.log` unless `--nodebuglogfile`.
+    pub log: crate::logging::LogSettings,
     /// Keep the mempool in `mempool.dat` across restarts.
     pub persist_mempool: bool,
 }
@@ -259,9 +267,9 @@ impl Args {
             (None, None) => RpcAuth::Cookie,
             _ => bail!("--rpcuser and --rpcpassword go together: give both, or neither to use the cookie file"),
         };
+        let data_dir = base.join(network.to_string());
         Ok(Config {
             network,
-            data_dir: base.join(network.to_string()),
             rpc_addrs: binds
                 .into_iter()
                 .map(|ip| SocketAddr::new(ip, rpc_port))
@@ -293,10 +301,16 @@ impl Args {
                     None => crate::p2p::MAX_PENDING_HEADERS,
                 },
             },
-            log_level: self
-                .log_level
-                .or(file.log_level)
-                .unwrap_or_else(|| "info".to_string()),
+            log: crate::logging::LogSettings {
+                level: self
+                    .log_level
+                    .or(file.log_level)
+                    .unwrap_or_else(|| "info".to_string()),
+                format: self.log_format.or(file.log_format).unwrap_or_default(),
+                file: (!self.nodebuglogfile && !file.nodebuglogfile.unwrap_or(false))
+                    .then(|| data_dir.join("debug.log")),
+            },
+            data_dir,
             persist_mempool: self.persistmempool.or(file.persistmempool).unwrap_or(true),
         })
     }

@@ -13,12 +13,14 @@
 //! - [`signatures`]: the signature pools and their checks.
 //! - [`p2p`]: peers, headers-first sync and relay.
 //! - [`rpc`]: the JSON-RPC methods and server.
+//! - [`logging`]: the terminal, `debug.log` and their format.
 //! - [`verify`]: UTXO-set statistics and `verifychain`.
 
 mod chain;
 mod config;
 mod devnet;
 mod fees;
+mod logging;
 mod mempool;
 mod mining;
 mod node;
@@ -51,9 +53,8 @@ fn main() -> anyhow::Result<()> {
         return devnet::run(nodes, base_port, mine, &dir);
     }
     let config = args.resolve()?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .with_context(|| format!("invalid --log-level '{}'", config.log_level))?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Held to the end: dropping it flushes debug.log.
+    let _log = logging::init(&config.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -432,7 +432,14 @@ fn accept_tx(
     }
     let txid = entry.txid;
     if !test_only {
-        state.mempool.insert(entry)?;
+        let evicted = state.mempool.insert(entry)?;
+        if !evicted.is_empty() {
+            tracing::info!(
+                evicted = evicted.len(),
+                pool = state.mempool.len(),
+                "mempool full: evicted the lowest fee rates"
+            );
+        }
     }
     Ok(Admission::Valid(txid))
 }
