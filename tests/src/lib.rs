@@ -174,8 +174,23 @@ impl Node {
         Node::start_on(datadir, args, host, Some(netns.to_string()))
     }
 
+    /// Starts a regtest node like [`Node::start`] with RPC on `rpc_port` (for a client started
+    /// before the node).
+    pub fn start_with_rpc_port(datadir: &Path, rpc_port: u16, args: &[&str]) -> Node {
+        let mut node = Node::unstarted(datadir, args, "127.0.0.1", None);
+        node.rpc_port = rpc_port;
+        node.spawn();
+        node
+    }
+
     fn start_on(datadir: &Path, args: &[&str], host: &str, netns: Option<String>) -> Node {
-        let mut node = Node {
+        let mut node = Node::unstarted(datadir, args, host, netns);
+        node.spawn();
+        node
+    }
+
+    fn unstarted(datadir: &Path, args: &[&str], host: &str, netns: Option<String>) -> Node {
+        Node {
             child: None,
             datadir: datadir.to_path_buf(),
             rpc_port: free_port(),
@@ -184,9 +199,7 @@ impl Node {
             log: datadir.join("node.log"),
             host: host.to_string(),
             netns,
-        };
-        node.spawn();
-        node
+        }
     }
 
     /// A handle that talks to the same node but owns no process (dropping it kills nothing),
