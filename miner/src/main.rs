@@ -20,9 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use chaincore::config::RpcArgs;
 use chaincore::pow::Target;
 use chaincore::rpc::mining::TemplateRequest;
-use chaincore::rpc::{http_client, is_auth_failure, MiningClient, NodeArgs};
+use chaincore::rpc::{http_client, is_auth_failure, MiningClient};
 use chaincore::validation::MAX_FUTURE_BLOCK_TIME;
 use chaincore::Address;
 use clap::Parser;
@@ -39,8 +40,9 @@ struct Args {
     /// Address the block rewards go to (required unless --benchmark).
     #[arg(long, env = "CHAINCORE_ADDRESS", required_unless_present = "benchmark")]
     address: Option<String>,
+    /// How to reach the node (also from chaincore.conf).
     #[command(flatten)]
-    node: NodeArgs,
+    node: RpcArgs,
     /// Worker threads [default: one per CPU].
     #[arg(long, env = "CHAINCORE_THREADS")]
     threads: Option<usize>,
@@ -85,10 +87,22 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const RPC_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // The benchmark needs no node, so neither the config file.
+    let config_file = if args.benchmark {
+        None
+    } else {
+        args.node.load().unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        })
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
+    if let Some(file) = config_file {
+        tracing::info!(file = %file.display(), "config file read");
+    }
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -208,7 +222,7 @@ impl Auth {
 
     /// After a 401: a restarted node writes a new cookie. True if it changed.
     fn refresh(&mut self) -> bool {
-        match self.cookie.as_deref().map(chaincore::rpc::read_cookie) {
+        match self.cookie.as_deref().map(chaincore::config::read_cookie) {
             Some(Ok(new)) if new != self.current => {
                 self.current = new;
                 true
@@ -564,7 +578,19 @@ mod tests {
         assert!(a.benchmark && a.threads == Some(2));
         assert!(Args::try_parse_from(["m", "--address", "x", "--cpu-affinity", "maybe"]).is_err());
         assert!(Args::try_parse_from(["m", "--address", "x", "--kernel", "gpu"]).is_err());
-        assert!(Args::try_parse_from(["m", "--address", "x", "--rpc-user", "u"]).is_err());
+        // The password may come from chaincore.conf, so the pair is checked once the file is
+        // read (none in a data directory that does not exist).
+        let mut a = Args::try_parse_from([
+            "m",
+            "--address",
+            "x",
+            "--datadir",
+            "/nonexistent/cc",
+            "--rpc-user",
+            "u",
+        ])
+        .unwrap();
+        assert!(a.node.load().is_err(), "user needs password");
     }
 
     #[test]

@@ -25,16 +25,7 @@ pub const ROTATE_BYTES: usize = 10 * 1024 * 1024;
 /// Rotated files kept (`debug.log.1` … `debug.log.5`).
 pub const KEEP_ROTATED: usize = 5;
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+pub use chaincore::config::LogFormat;
 
 /// What [`init`] sets up.
 #[derive(Debug, Clone)]

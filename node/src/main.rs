@@ -39,6 +39,10 @@ use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     let args = config::Args::parse();
+    if args.print_default_config {
+        print!("{}", config::default_config_text()?);
+        return Ok(());
+    }
     if let Some(config::Command::Devnet {
         nodes,
         base_port,
@@ -66,6 +70,9 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     tracing::info!(network = %config.network, datadir = %config.data_dir.display(), "starting");
+    if let Some(file) = &config.config_file {
+        tracing::info!(file = %file.display(), "config file read");
+    }
     let dir = config.data_dir.clone();
     let network = config.network;
     let persist = config.persist_mempool;

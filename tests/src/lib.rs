@@ -414,6 +414,8 @@ pub struct Wallet {
     pub node_url: String,
     /// The cookie file to authenticate with.
     pub cookie: PathBuf,
+    /// The node's data directory (passed as `--datadir`).
+    pub datadir: PathBuf,
 }
 
 impl Wallet {
@@ -423,6 +425,7 @@ impl Wallet {
             path: dir.join(format!("{name}.json")),
             node_url: node.url(),
             cookie: node.datadir.join("regtest").join(".cookie"),
+            datadir: node.datadir.clone(),
         }
     }
 
@@ -430,6 +433,9 @@ impl Wallet {
     pub fn run(&self, args: &[&str]) -> CliOutput {
         let out = Command::new(binary("chaincore-wallet"))
             .args(["--network", "regtest", "--rpc-url", &self.node_url])
+            // The node's data directory: never a chaincore.conf of the machine's user.
+            .arg("--datadir")
+            .arg(&self.datadir)
             .arg("--wallet")
             .arg(&self.path)
             .arg("--rpc-cookie")
@@ -482,6 +488,8 @@ impl Miner {
             "--rpc-url",
             &node.url(),
         ]);
+        // The node's data directory: never a chaincore.conf of the machine's user.
+        cmd.arg("--datadir").arg(&node.datadir);
         if !args.contains(&"--rpc-user") {
             cmd.arg("--rpc-cookie")
                 .arg(node.datadir.join("regtest").join(".cookie"));

@@ -81,6 +81,21 @@ fn calls_print_results_and_errors_as_bitcoin_cli_does() {
     assert!(ping.status.success());
     assert_eq!(stdout(&ping), "");
 
+    // The port from the data directory's chaincore.conf, as the node, miner and wallet read it.
+    std::fs::write(
+        node.datadir.join("chaincore.conf"),
+        format!("[regtest]\nrpcport = {}\n", node.rpc_port),
+    )
+    .unwrap();
+    let from_conf = Command::new(binary("chaincore-cli"))
+        .args(["-regtest", "-datadir"])
+        .arg(&node.datadir)
+        .arg("getblockcount")
+        .output()
+        .unwrap();
+    assert!(from_conf.status.success(), "{from_conf:?}");
+    assert_eq!(stdout(&from_conf), "0");
+
     // Errors: Core's code and message on stderr, exit status 1.
     let unknown = cli(&node, &["nosuchmethod"]);
     assert_eq!(unknown.status.code(), Some(1));

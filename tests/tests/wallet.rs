@@ -262,6 +262,7 @@ fn errors_name_the_fix_and_leave_the_file_alone() {
         path: w.path.clone(),
         node_url: format!("http://127.0.0.1:{}", chaincore_tests::free_port()),
         cookie: w.cookie.clone(),
+        datadir: w.datadir.clone(),
     };
     let out = away.run(&["balance"]);
     assert!(
@@ -274,6 +275,7 @@ fn errors_name_the_fix_and_leave_the_file_alone() {
         path: w.path.clone(),
         node_url: w.node_url.clone(),
         cookie: bad_cookie,
+        datadir: w.datadir.clone(),
     };
     let out = refused.run(&["balance"]);
     assert!(
@@ -649,6 +651,7 @@ fn a_held_wallet_makes_other_commands_wait_then_give_up() {
         path: dir.0.join("w.json"),
         node_url: format!("http://127.0.0.1:{}", chaincore_tests::free_port()),
         cookie: dir.0.join("no.cookie"),
+        datadir: dir.0.clone(),
     };
     create(&w);
     let before = std::fs::read(&w.path).unwrap();

@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use chaincore::config::RpcArgs;
 use chaincore::key::PrivateKey;
-use chaincore::rpc::NodeArgs;
 use chaincore::{Address, Amount, OutPoint, Script, Transaction, TxOut};
 use chaincore_wallet::{hd, keystore};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -39,8 +39,9 @@ struct Args {
     /// Wallet file [default: <datadir>/<network>/wallet.json].
     #[arg(long, env = "CHAINCORE_WALLET")]
     wallet: Option<PathBuf>,
+    /// How to reach the node (also from chaincore.conf).
     #[command(flatten)]
-    node: NodeArgs,
+    node: RpcArgs,
     /// Read the passphrase of an encrypted wallet from this file instead of the terminal.
     #[arg(long, env = "CHAINCORE_PASSPHRASE_FILE", global = true)]
     passphrase_file: Option<PathBuf>,
@@ -314,7 +315,8 @@ impl Args {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<Output> {
+async fn run(mut args: Args) -> anyhow::Result<Output> {
+    args.node.load()?;
     match &args.command {
         Command::Create {
             encrypt,
@@ -930,10 +932,18 @@ mod tests {
             "amount or --send-all"
         );
         assert!(Args::try_parse_from(["w", "send", "rADDR", "--send-all"]).is_ok());
-        assert!(
-            Args::try_parse_from(["w", "--rpc-user", "u", "balance"]).is_err(),
-            "user needs password"
-        );
+        // The password may come from chaincore.conf, so the pair is checked once the file is
+        // read (none in a data directory that does not exist).
+        let mut a = Args::try_parse_from([
+            "w",
+            "--datadir",
+            "/nonexistent/cc",
+            "--rpc-user",
+            "u",
+            "balance",
+        ])
+        .unwrap();
+        assert!(a.node.load().is_err(), "user needs password");
         assert!(Args::try_parse_from(["w", "--network", "nope", "info"]).is_err());
     }
 

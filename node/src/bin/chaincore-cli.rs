@@ -2,19 +2,19 @@
 //!
 //! It finds the node the way the node finds its own files: the cookie in
 //! `<datadir>/<network>/.cookie` and the network's RPC port, unless `--rpcport`,
-//! `--rpcconnect`, `--rpcuser`/`--rpcpassword` say otherwise. Each argument is read as JSON
+//! `--rpcconnect`, `--rpcuser`/`--rpcpassword` (or the same keys in `chaincore.conf`, read
+//! as the miner and wallet read it: `chaincore::config::RpcArgs`) say otherwise. Each argument is read as JSON
 //! when it parses as JSON and as a string otherwise; with `-named`, arguments are
 //! `name=value` pairs. A result is printed as `bitcoin-cli` prints it: a string bare, anything
 //! else as indented JSON, `null` as nothing. An error prints Core's code and message on stderr
 //! and exits with status 1. Core's single-dash spellings (`-rpcwait`, `-regtest`, `-named`)
 //! work too.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use chaincore::rpc::{http_client, is_auth_failure, read_cookie};
-use chaincore::Network;
+use chaincore::config::RpcArgs;
+use chaincore::rpc::{http_client, is_auth_failure};
 use clap::Parser;
 use jsonrpsee::core::client::{ClientT, Error};
 use jsonrpsee::core::params::{ArrayParams, ObjectParams};
@@ -24,29 +24,9 @@ use serde_json::Value;
 #[derive(Parser, Debug)]
 #[command(name = "chaincore-cli", version)]
 struct Args {
-    /// Network: main, test or regtest [default: main].
-    #[arg(long, env = "CHAINCORE_NETWORK", default_value = "main")]
-    network: Network,
-    /// The node's data directory [default: ~/.chaincore].
-    #[arg(long, env = "CHAINCORE_DATADIR")]
-    datadir: Option<PathBuf>,
-    /// The node's RPC port [default: the network's, 8732 / 18732 / 18743].
-    #[arg(long, env = "CHAINCORE_RPCPORT")]
-    rpcport: Option<u16>,
-    /// The node's address [default: 127.0.0.1].
-    #[arg(long, env = "CHAINCORE_RPCCONNECT", default_value = "127.0.0.1")]
-    rpcconnect: String,
-    /// RPC user (with --rpcpassword) instead of the cookie.
-    #[arg(long, env = "CHAINCORE_RPCUSER", requires = "rpcpassword")]
-    rpcuser: Option<String>,
-    /// RPC password (with --rpcuser).
-    #[arg(
-        long,
-        env = "CHAINCORE_RPCPASSWORD",
-        requires = "rpcuser",
-        hide_env_values = true
-    )]
-    rpcpassword: Option<String>,
+    /// Where the node is and how to authenticate (flags, environment, then chaincore.conf).
+    #[command(flatten)]
+    rpc: RpcArgs,
     /// Wait for the node to answer, at most SECS seconds (without SECS: as long as it takes).
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "0")]
     rpcwait: Option<u64>,
@@ -133,41 +113,14 @@ enum Failure {
 }
 
 impl Args {
-    fn network_dir(&self) -> Result<PathBuf, String> {
-        let base = match &self.datadir {
-            Some(d) => d.clone(),
-            None => match std::env::var_os("HOME") {
-                Some(h) if !h.is_empty() => PathBuf::from(h).join(".chaincore"),
-                _ => return Err("HOME is not set: give --datadir".into()),
-            },
-        };
-        Ok(base.join(self.network.to_string()))
-    }
-
-    fn credentials(&self) -> Result<String, String> {
-        match (&self.rpcuser, &self.rpcpassword) {
-            (Some(u), Some(p)) => Ok(format!("{u}:{p}")),
-            _ => read_cookie(&self.network_dir()?.join(".cookie")),
-        }
-    }
-
-    fn url(&self) -> String {
-        let port = self
-            .rpcport
-            .unwrap_or_else(|| self.network.params().rpc_port);
-        let host = if self.rpcconnect.contains(':') && !self.rpcconnect.starts_with('[') {
-            format!("[{}]", self.rpcconnect)
-        } else {
-            self.rpcconnect.clone()
-        };
-        format!("http://{host}:{port}/")
-    }
-
     /// One attempt at the call.
     async fn call(&self) -> Result<Value, (Failure, bool)> {
         // A missing cookie while waiting means the node has not started yet.
-        let credentials = self.credentials().map_err(|e| (Failure::Other(e), true))?;
-        let url = self.url();
+        let credentials = self
+            .rpc
+            .credentials()
+            .map_err(|e| (Failure::Other(e), true))?;
+        let url = self.rpc.url();
         let client = http_client(&url, &credentials, Duration::from_secs(900))
             .map_err(|e| (Failure::Other(e), false))?;
         let declared = parameters(&self.method);
@@ -234,7 +187,7 @@ fn print(result: &Value) {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse_from(cores_spellings(std::env::args())) {
+    let mut args = match Args::try_parse_from(cores_spellings(std::env::args())) {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
@@ -245,6 +198,10 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let Err(e) = args.rpc.load() {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
