@@ -161,7 +161,12 @@ impl P2p {
         if let Some(addr) = p2p.config.listen {
             let listener = TcpListener::bind(addr)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot listen for peers on {addr}: {e}"))?;
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+                        "cannot listen for peers on {addr}: the port is in use (another chaincore-node?); choose another with --port"
+                    ),
+                    _ => anyhow::anyhow!("cannot listen for peers on {addr}: {e}"),
+                })?;
             tracing::info!("P2P listening on {}", listener.local_addr()?);
             p2p.spawn(p2p.clone().accept_loop(listener));
         }
