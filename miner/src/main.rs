@@ -472,15 +472,20 @@ impl Controller {
         self.shared.paused.store(true, Ordering::Release);
     }
 
-    /// The RPC client, made once the credentials are known.
-    fn client(&mut self) -> Result<HttpClient, String> {
+    /// The RPC client, made once the credentials are known: `Ok(Err(why))` while the cookie
+    /// cannot be read yet (the node has not started), an error if the URL is unusable.
+    fn client(&mut self) -> anyhow::Result<Result<HttpClient, String>> {
         if let Some(c) = &self.client {
-            return Ok(c.clone());
+            return Ok(Ok(c.clone()));
         }
-        let credentials = self.auth.credentials()?;
-        let c = http_client(&self.url, &credentials, RPC_TIMEOUT)?;
+        let credentials = match self.auth.credentials() {
+            Ok(c) => c,
+            Err(why) => return Ok(Err(why)),
+        };
+        let c =
+            http_client(&self.url, &credentials, RPC_TIMEOUT).map_err(|e| anyhow::anyhow!(e))?;
         self.client = Some(c.clone());
-        Ok(c)
+        Ok(Ok(c))
     }
 
     async fn run(mut self) -> anyhow::Result<()> {
@@ -505,7 +510,7 @@ impl Controller {
         let started = Instant::now();
         let mut cookie_warned = false;
         let signal = 'mine: loop {
-            let client = match self.client() {
+            let client = match self.client()? {
                 Ok(c) => c,
                 Err(e) => {
                     // No cookie yet: the node has not started (or not written it). Wait for it.
