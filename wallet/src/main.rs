@@ -236,14 +236,22 @@ struct Output {
     text: String,
 }
 
+/// Prints the result. A reader that goes away early (`wallet utxos | head`) is not an error:
+/// `println!` would panic on the broken pipe.
 fn print_output(out: &Output, json_output: bool) {
-    if json_output {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out.json).unwrap_or_default()
-        );
+    use std::io::Write;
+    let text = if json_output {
+        serde_json::to_string_pretty(&out.json).unwrap_or_default()
     } else {
-        println!("{}", out.text.trim_end());
+        out.text.trim_end().to_string()
+    };
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: cannot write the output: {e}");
+            std::process::exit(1);
+        }
+        _ => {}
     }
 }
 
@@ -455,6 +463,7 @@ async fn run(args: Args) -> anyhow::Result<Output> {
                 .iter()
                 .map(|u| {
                     let coinbase = match immature_for(u) {
+                        Some(1) => "  coinbase, immature: spendable in 1 block".to_string(),
                         Some(blocks) => {
                             format!("  coinbase, immature: spendable in {blocks} blocks")
                         }
