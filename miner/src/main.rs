@@ -579,14 +579,16 @@ impl Controller {
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                     }
                 },
-                Some(solution) = solutions.recv() => {
-                    if self.submit(solution).await {
+                Some(solution) = solutions.recv() => match self.submit(solution).await {
+                    Ok(true) => {
                         // Our block is the new tip: stop hashing on its parent and fetch
                         // fresh work at once.
                         self.shared.clear_work();
                         longpollid = None;
                     }
-                }
+                    Ok(false) => {}
+                    Err(s) => break 'mine s,
+                },
                 _ = tokio::time::sleep(wait) => {}
                 _ = report.tick() => {
                     let now: Vec<u64> = self.shared.hashes.iter().map(|h| h.load(Ordering::Relaxed)).collect();
@@ -657,26 +659,31 @@ impl Controller {
     }
 
     /// Submits a solution if it still builds on the current tip; logs the node's answer.
-    /// Returns true if the node accepted it.
-    async fn submit(&mut self, s: Solution) -> bool {
+    /// Returns true if the node accepted it, or the signal that came while the node was
+    /// answering (a slow node does not hold up Ctrl-C either).
+    async fn submit(&mut self, s: Solution) -> Result<bool, &'static str> {
         let hash = kernel::block_hash(&s.header);
         let current_prev = self.shared.work().map(|w| w.template.prev_blockhash);
         if current_prev != Some(s.work.template.prev_blockhash) {
             self.tally.stale += 1;
             tracing::info!(%hash, "stale: the tip moved before submission");
-            return false;
+            return Ok(false);
         }
         let hex = match s.work.block_hex(s.extranonce, &s.header) {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!("cannot build the solved block: {e:#}");
-                return false;
+                return Ok(false);
             }
         };
         let Some(client) = self.client.clone() else {
-            return false;
+            return Ok(false);
         };
-        match client.submit_block(hex, None).await {
+        let answer = tokio::select! {
+            answer = client.submit_block(hex, None) => answer,
+            signal = self.signals.recv() => return Err(signal),
+        };
+        match answer {
             Ok(v) if v.is_null() => {
                 let height = s.work.template.height;
                 self.tally.accepted += 1;
@@ -686,7 +693,7 @@ impl Controller {
                 // One line per block would flood the log on regtest (hundreds a second): each
                 // at debug, a count per report at info.
                 tracing::debug!(%hash, worker = s.worker, height, "accepted");
-                return true;
+                return Ok(true);
             }
             Ok(v) => {
                 let reason = v.as_str().unwrap_or("unknown").to_string();
@@ -706,7 +713,7 @@ impl Controller {
                 tracing::warn!(%hash, "submitblock failed: {e}");
             }
         }
-        false
+        Ok(false)
     }
 }
 
