@@ -37,7 +37,35 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+/// Runs the node; an error is printed as one line of causes and exits with status 1. Not
+/// through `main`'s `Result`, which prints `Debug`: with `RUST_BACKTRACE=1` (common among
+/// Rust users) that adds a backtrace to every port in use or permission denied. Panics keep
+/// theirs.
+fn main() {
+    if let Err(e) = start() {
+        eprintln!("error: {}", causes(&e));
+        std::process::exit(1);
+    }
+}
+
+/// `e` and its causes, joined by `: `, leaving out a cause whose text is already said (error
+/// types that show their source in their own message would otherwise repeat it).
+fn causes(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out += ": ";
+        }
+        out += &text;
+    }
+    out
+}
+
+fn start() -> anyhow::Result<()> {
     let args = config::Args::parse();
     if args.print_default_config {
         print!("{}", config::default_config_text()?);
@@ -78,7 +106,14 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     let persist = config.persist_mempool;
     let node = tokio::task::spawn_blocking(move || node::Node::open(network, &dir))
         .await?
-        .with_context(|| format!("cannot open the chain in {}", config.data_dir.display()))?;
+        .map_err(|e| match e {
+            // Says the directory already, and there is nothing to open.
+            chain::ChainError::Store(e @ store::StoreError::InUse(_)) => anyhow::Error::new(e),
+            e => anyhow::Error::new(e).context(format!(
+                "cannot open the chain in {}",
+                config.data_dir.display()
+            )),
+        })?;
     if persist {
         node.load_mempool().await;
     }

@@ -521,6 +521,20 @@ impl Miner {
         wait_for("the miner to exit", || child.try_wait().unwrap()).code()
     }
 
+    /// Sends `signal` (`INT`, `TERM`, …) and waits for the miner to exit; returns its exit
+    /// code and how long it took to exit after the signal was sent.
+    pub fn signal(&mut self, signal: &str) -> (Option<i32>, Duration) {
+        let Some(mut child) = self.child.take() else {
+            return (None, Duration::ZERO);
+        };
+        let sent = std::time::Instant::now();
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status();
+        let status = wait_for("the miner to exit", || child.try_wait().unwrap());
+        (status.code(), sent.elapsed())
+    }
+
     /// Waits for the miner to exit by itself; returns its exit code.
     pub fn wait_exit(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;

@@ -41,7 +41,10 @@ fn debug_log_tells_new_tips_and_reorgs() {
     assert!(!log.contains('\u{1b}'), "escape codes in debug.log:\n{log}");
     // Its terminal output went to a file here, not a terminal: no colours there either.
     let output = node.log_text();
-    assert!(output.contains("new tip") && !output.contains('\u{1b}'), "{output}");
+    assert!(
+        output.contains("new tip") && !output.contains('\u{1b}'),
+        "{output}"
+    );
     let tips: Vec<&str> = log.lines().filter(|l| l.contains("new tip")).collect();
     assert_eq!(tips.len(), 5 + 4, "{log}");
     let last = tips.last().unwrap();

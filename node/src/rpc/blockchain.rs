@@ -18,6 +18,14 @@ use crate::store::{self, Status};
 
 use super::error::{err, MapError, OkOrError, ToRpcError};
 
+/// Bitcoin Core's `verificationprogress`: the share of the known chain verified, blocks
+/// counted from genesis, so 1.0 at the best known tip (a fresh node with nothing to sync is
+/// done, not at 0.0) and below it while headers are ahead of the blocks.
+fn verification_progress(blocks: u32, headers: u64) -> f64 {
+    let known = headers.max(u64::from(blocks)) + 1;
+    (u64::from(blocks) + 1) as f64 / known as f64
+}
+
 #[async_trait]
 impl BlockchainServer for Rpc {
     async fn get_blockchain_info(&self) -> RpcResult<BlockchainInfo> {
@@ -36,7 +44,7 @@ impl BlockchainServer for Rpc {
             difficulty: difficulty(tip.header.bits),
             time: tip.header.time,
             mediantime: chain.median_time_past(&chain.tip_hash()),
-            verificationprogress: f64::from(tip.height) / headers.max(1) as f64,
+            verificationprogress: verification_progress(tip.height, headers),
             initialblockdownload: headers > u64::from(tip.height) + 6,
             chainwork: tip.chainwork.to_string(),
             size_on_disk: self.node.size_on_disk(),
@@ -524,5 +532,22 @@ fn block_stats(
         maxtxsize: sizes.iter().max().copied().unwrap_or(0),
         mediantxsize: median(&sizes_i),
         utxo_increase,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_progress_is_the_share_of_the_known_chain() {
+        assert_eq!(
+            verification_progress(0, 0),
+            1.0,
+            "a fresh node has nothing to sync"
+        );
+        assert_eq!(verification_progress(101, 101), 1.0);
+        assert_eq!(verification_progress(0, 9), 0.1);
+        assert_eq!(verification_progress(49, 99), 0.5);
     }
 }

@@ -83,20 +83,31 @@ pub async fn start(
     config: &Config,
 ) -> anyhow::Result<RpcServerHandle> {
     let mut listeners = Vec::new();
+    let mut in_use = false;
+    let mut failures = Vec::new();
     for addr in &config.rpc_addrs {
         match TcpListener::bind(addr).await {
             Ok(l) => listeners.push(l),
             // ::1 may be missing on some machines; one loopback is enough.
             Err(e) if addr.ip().is_loopback() && config.rpc_addrs.len() > 1 => {
                 tracing::warn!("cannot listen for RPC on {addr}: {e}");
+                in_use |= e.kind() == std::io::ErrorKind::AddrInUse;
+                failures.push(format!("{addr} ({e})"));
             }
-            Err(e) => {
-                anyhow::bail!("cannot listen for RPC on {addr}: {e} (is another node running?)")
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+                "cannot listen for RPC on {addr}: the port is in use (another chaincore-node?); choose another with --rpcport"
+            ),
+            Err(e) => anyhow::bail!("cannot listen for RPC on {addr}: {e}"),
         }
     }
     if listeners.is_empty() {
-        anyhow::bail!("no RPC address could be bound");
+        if in_use {
+            anyhow::bail!(
+                "cannot listen for RPC: port {} is in use (another chaincore-node?); choose another with --rpcport",
+                config.rpc_addrs.first().map_or(0, |a| a.port())
+            );
+        }
+        anyhow::bail!("cannot listen for RPC on {}", failures.join(", "));
     }
     // Only once the port is ours: a second node must not overwrite the first one's cookie.
     let (secret, cookie) = match &config.rpc_auth {
