@@ -279,8 +279,9 @@ impl MiningServer for Stub {
     async fn submit_block(
         &self,
         _hexdata: Param<String>,
-        _dummy: Option<Value>,
+        _dummy: Option<Param<String>>,
     ) -> RpcResult<Option<String>> {
+        _dummy.map(Param::get).transpose()?;
         _hexdata.get()?;
         Err(refused())
     }
@@ -317,8 +318,9 @@ impl RawTransactionsServer for Stub {
     async fn send_raw_transaction(
         &self,
         _hexstring: Param<String>,
-        _maxfeerate: Option<Value>,
+        _maxfeerate: Option<Param<f64>>,
     ) -> RpcResult<Txid> {
+        _maxfeerate.map(Param::get).transpose()?;
         _hexstring.get()?;
         Err(refused())
     }
@@ -326,8 +328,9 @@ impl RawTransactionsServer for Stub {
     async fn test_mempool_accept(
         &self,
         _rawtxs: Param<Vec<String>>,
-        _maxfeerate: Option<Value>,
+        _maxfeerate: Option<Param<f64>>,
     ) -> RpcResult<Vec<MempoolAcceptance>> {
+        _maxfeerate.map(Param::get).transpose()?;
         _rawtxs.get()?;
         Err(refused())
     }

@@ -664,18 +664,18 @@ impl Chain {
             // old pool, re-checked too: some of it may now spend coins that no longer exist.
             disconnected.reverse();
             let depth = disconnected.len();
-            let returned = disconnected.iter().map(Vec::len).sum::<usize>();
             let mut txs = disconnected.concat();
+            let candidates = txs.len();
             txs.extend(mempool.drain_in_order());
-            self.return_to_mempool(txs, mempool)?;
+            let returned = self.return_to_mempool(txs, candidates, mempool)?;
             tracing::info!(
                 depth,
                 old_tip = %old_tip.0,
                 old_height = old_tip.1,
                 new_tip = %self.tip_hash(),
                 new_height = self.tip_height(),
-                "reorg: {depth} blocks disconnected, {returned} of their transactions back to \
-                 the mempool (pool now {})",
+                "reorg: {depth} blocks disconnected, {returned} of their {candidates} \
+                 transactions back in the mempool (pool now {})",
                 mempool.len()
             );
         }
@@ -683,17 +683,19 @@ impl Chain {
     }
 
     /// Re-validates transactions from disconnected blocks (and the old pool) into the mempool;
-    /// those now confirmed or invalid are dropped. Their signatures are not checked again: each
+    /// those now confirmed or invalid are dropped. Returns how many of the first `from_blocks`
+    /// (the disconnected blocks' own) were admitted. Their signatures are not checked again: each
     /// was verified when its block connected or when it entered the pool, and a txid commits
     /// to the signatures and the outpoints whose scripts they sign. Only a store failure is an
     /// error.
     fn return_to_mempool(
         &self,
         txs: Vec<Transaction>,
+        from_blocks: usize,
         mempool: &mut Mempool,
-    ) -> Result<(), ChainError> {
+    ) -> Result<usize, ChainError> {
         if txs.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let rtx = self.store.begin_read()?;
         let coin = |o: &OutPoint| store::read::coin(&rtx, o);
@@ -703,16 +705,27 @@ impl Chain {
             median_time_past: self.index.median_time_past(&self.tip_hash()),
         };
         let now = unix_now();
-        for tx in txs {
+        let mut returned = 0;
+        for (i, tx) in txs.into_iter().enumerate() {
             match mempool.check(tx, &view, now, &|_| true) {
-                Ok(entry) => {
-                    let _ = mempool.insert(entry);
-                }
+                Ok(entry) => match mempool.insert(entry) {
+                    Ok(evicted) => {
+                        returned += usize::from(i < from_blocks);
+                        if !evicted.is_empty() {
+                            tracing::info!(
+                                evicted = evicted.len(),
+                                pool = mempool.len(),
+                                "mempool full: evicted the lowest fee rates"
+                            );
+                        }
+                    }
+                    Err(e) => tracing::debug!("not returned to the mempool: {e}"),
+                },
                 Err(crate::mempool::MempoolError::Store(e)) => return Err(e.into()),
                 Err(_) => {}
             }
         }
-        Ok(())
+        Ok(returned)
     }
 
     /// Marks `hash` and every known descendant invalid, in memory and in one durable write

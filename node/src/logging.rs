@@ -4,8 +4,8 @@
 //!
 //! `debug.log` rotates by size with the `file-rotate` crate: past [`ROTATE_BYTES`] it is
 //! renamed `debug.log.1` (older ones shift to `.2` …), and at most [`KEEP_ROTATED`] old files
-//! are kept. Writes go through `tracing-appender`'s background writer, so a slow disk never
-//! stalls the thread that logs.
+//! are kept. Writes go through `tracing-appender`'s background writer (not lossy: when its
+//! queue is full, the thread that logs waits rather than a line being dropped).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -72,7 +72,10 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<Option<WorkerGuard>> {
                 Compression::None,
                 None,
             );
-            let (writer, guard) = tracing_appender::non_blocking(rotating);
+            // Never drop lines: a burst waits for the disk instead.
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .finish(rotating);
             let layer = tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_writer(writer);

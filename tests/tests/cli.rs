@@ -6,7 +6,7 @@
 
 use std::process::{Command, Output, Stdio};
 
-use chaincore_tests::{binary, free_port, Node, TempDir};
+use chaincore_tests::{binary, free_port, wait_for, Node, TempDir};
 
 /// A process killed when dropped (a failed assertion must not leave it waiting).
 struct Killed(Option<std::process::Child>);
@@ -143,5 +143,26 @@ fn rpcwait_waits_for_a_node_started_after_it() {
     let out = waiting.0.take().unwrap().wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(stdout(&out), "0");
+    // Refused credentials end the wait at once, with status 1.
+    let mut refused = Killed(Some(
+        Command::new(binary("chaincore-cli"))
+            .args([
+                "-regtest",
+                "-rpcwait",
+                "-rpcuser=nobody",
+                "-rpcpassword=wrong",
+            ])
+            .args(["-rpcport", &port.to_string(), "getblockcount"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let status = wait_for("the refused cli to exit", || {
+        refused.0.as_mut().unwrap().try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(1));
+    let out = refused.0.take().unwrap().wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the credentials"));
     drop(node);
 }

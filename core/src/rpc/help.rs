@@ -57,7 +57,7 @@ pub const METHODS: &[Usage] = &[
         category: "Blockchain",
         name: "getchaintips",
         usage: "getchaintips",
-        summary: "Every known branch tip, the active one first.",
+        summary: "Every known branch tip, highest first; always the active one.",
     },
     Usage {
         category: "Blockchain",
@@ -81,7 +81,7 @@ pub const METHODS: &[Usage] = &[
         category: "Blockchain",
         name: "getblockstats",
         usage: "getblockstats hash_or_height",
-        summary: "Statistics of one active-chain block, by hash or height: Bitcoin Core's fields that apply to a chain without segwit (amounts in units, sizes in bytes, fee rates in units per byte).",
+        summary: "Statistics of one active-chain block, by hash or height: Bitcoin Core's fields except `feerate_percentiles`, the `utxo_size_inc` pair and the `stats` selection (amounts in units, sizes in bytes, fee rates in units per byte).",
     },
     Usage {
         category: "Blockchain",
@@ -307,21 +307,45 @@ pub const METHODS: &[Usage] = &[
     },
 ];
 
+/// One parameter as a usage line names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parameter {
+    /// Its name.
+    pub name: String,
+    /// Quoted in the usage (`"blockhash"`): a string, never read as JSON by the cli.
+    pub string: bool,
+    /// Inside the parentheses: may be left out.
+    pub optional: bool,
+}
+
 impl Usage {
-    /// How many parameters the method takes: `(required, most)`, read from its usage line
-    /// (the words before the parenthesis are required, those inside it optional).
-    pub fn arity(&self) -> (usize, usize) {
-        let args = self.usage.split_whitespace().skip(1);
-        let (mut required, mut optional, mut in_optional) = (0, 0, false);
-        for word in args {
+    /// The parameters, in order, read from the usage line: the words after the method's name,
+    /// those inside the parentheses optional, quoted ones strings.
+    pub fn params(&self) -> Vec<Parameter> {
+        let mut out = Vec::new();
+        let mut optional = false;
+        for word in self.usage.split_whitespace().skip(1) {
             match word {
-                "(" => in_optional = true,
-                ")" => in_optional = false,
-                _ if in_optional => optional += 1,
-                _ => required += 1,
+                "(" => optional = true,
+                ")" => optional = false,
+                w => out.push(Parameter {
+                    name: w
+                        .chars()
+                        .filter(|c| c.is_alphanumeric() || *c == '_')
+                        .collect(),
+                    string: w.starts_with('"'),
+                    optional,
+                }),
             }
         }
-        (required, required + optional)
+        out
+    }
+
+    /// How many parameters the method takes: `(required, most)`.
+    pub fn arity(&self) -> (usize, usize) {
+        let params = self.params();
+        let required = params.iter().filter(|p| !p.optional).count();
+        (required, params.len())
     }
 }
 
@@ -427,21 +451,11 @@ mod tests {
         for d in declared {
             let usage = find(&d.name).unwrap_or_else(|| panic!("{} not in help", d.name));
             assert_eq!(usage.summary, d.doc, "summary of {}", d.name);
-            let mut words = Vec::new();
-            let mut optional = false;
-            for word in usage.usage.split_whitespace().skip(1) {
-                match word {
-                    "(" => optional = true,
-                    ")" => optional = false,
-                    w => {
-                        let name: String = w
-                            .chars()
-                            .filter(|c| c.is_alphanumeric() || *c == '_')
-                            .collect();
-                        words.push((name, optional));
-                    }
-                }
-            }
+            let words: Vec<(String, bool)> = usage
+                .params()
+                .into_iter()
+                .map(|p| (p.name, p.optional))
+                .collect();
             assert_eq!(words, d.params, "usage of {}", d.name);
         }
     }

@@ -28,7 +28,13 @@ struct Args {
     #[command(flatten)]
     rpc: RpcArgs,
     /// Wait for the node to answer, at most SECS seconds (without SECS: as long as it takes).
-    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "0")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "0"
+    )]
     rpcwait: Option<u64>,
     /// Arguments are name=value pairs (named parameters).
     #[arg(long)]
@@ -89,19 +95,15 @@ fn value_of(arg: &str, quoted: bool) -> Value {
 
 /// The parameters of `method` as its usage line names them: (name, quoted as a string).
 fn parameters(method: &str) -> Vec<(String, bool)> {
-    let Some(usage) = chaincore::rpc::help::find(method) else {
-        return Vec::new();
-    };
-    usage
-        .usage
-        .split_whitespace()
-        .skip(1)
-        .filter(|w| *w != "(" && *w != ")")
-        .map(|w| {
-            let name = w.chars().filter(|c| c.is_alphanumeric() || *c == '_');
-            (name.collect(), w.starts_with('"'))
+    chaincore::rpc::help::find(method)
+        .map(|usage| {
+            usage
+                .params()
+                .into_iter()
+                .map(|p| (p.name, p.string))
+                .collect()
         })
-        .collect()
+        .unwrap_or_default()
 }
 
 /// Why a call failed, printed as bitcoin-cli prints it.
@@ -161,8 +163,9 @@ impl Args {
                 Failure::Other(format!(
                     "the node at {url} refused the credentials (check --datadir and --network, or --rpcuser/--rpcpassword)"
                 )),
-                // The cookie may be a stale one the restarting node is replacing.
-                true,
+                // As bitcoin-cli: waiting is for a node that is not up yet, never for
+                // credentials it refuses.
+                false,
             ),
             Error::Transport(t) => (
                 Failure::Other(format!(

@@ -288,6 +288,12 @@ impl BlockchainServer for Rpc {
         blocking(move || {
             let snap = node.snapshot();
             let hash = match &hash_or_height {
+                HashOrHeight::Height(n) if *n < 0 => {
+                    return Err(err(
+                        code::INVALID_PARAMETER,
+                        format!("Target block height {n} is negative"),
+                    ))
+                }
                 HashOrHeight::Height(n) => {
                     let tip = snap.index.tip_height();
                     let height = u32::try_from(*n).ok().filter(|h| *h <= tip).ok_or_error(
@@ -300,14 +306,13 @@ impl BlockchainServer for Rpc {
                 }
                 HashOrHeight::Hash(s) => {
                     let hash: BlockHash = parse_hash(s, "blockhash")?;
+                    if snap.index.entry(&hash).is_none() {
+                        return Err(err(code::INVALID_ADDRESS_OR_KEY, "Block not found"));
+                    }
                     if !snap.index.is_active(&hash) {
                         return Err(err(
-                            code::INVALID_ADDRESS_OR_KEY,
-                            if snap.index.entry(&hash).is_some() {
-                                "Block is not in main chain"
-                            } else {
-                                "Block not found"
-                            },
+                            code::INVALID_PARAMETER,
+                            format!("Block is not in chain {}", node.network),
                         ));
                     }
                     hash
@@ -345,9 +350,12 @@ impl BlockchainServer for Rpc {
             Ok(TxOutSetInfo {
                 height: snap.index.tip_height(),
                 bestblock: snap.index.tip_hash(),
+                transactions: stats.transactions,
                 txouts: stats.count,
+                bogosize: stats.bogosize,
                 total_amount: stats.total,
                 hash_serialized: hex::encode(stats.hash),
+                disk_size: node.size_on_disk(),
             })
         })
         .await
@@ -464,20 +472,18 @@ fn block_stats(
     let mut ins = 0usize;
     let mut outs = 0usize;
     let mut total_out = 0i64;
-    let mut utxo_increase = 0i64;
+    let mut unspendable = 0i64;
     for tx in &block.txdata {
-        let created = tx
+        unspendable += tx
             .output
             .iter()
-            .filter(|o| o.script_pubkey.op_return_data().is_none())
-            .count();
+            .filter(|o| o.script_pubkey.op_return_data().is_some())
+            .count() as i64;
         outs += tx.output.len();
-        utxo_increase += created as i64;
         if tx.is_coinbase() {
             continue;
         }
         ins += tx.input.len();
-        utxo_increase -= tx.input.len() as i64;
         let inputs: i64 = spent
             .by_ref()
             .take(tx.input.len())
@@ -531,7 +537,8 @@ fn block_stats(
         mintxsize: sizes.iter().min().copied().unwrap_or(0),
         maxtxsize: sizes.iter().max().copied().unwrap_or(0),
         mediantxsize: median(&sizes_i),
-        utxo_increase,
+        utxo_increase: outs as i64 - ins as i64,
+        utxo_increase_actual: outs as i64 - ins as i64 - unspendable,
     }
 }
 

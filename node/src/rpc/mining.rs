@@ -9,7 +9,6 @@ use chaincore::rpc::mining::{BlockTemplate, MiningInfo, TemplateRequest, Templat
 use chaincore::rpc::{code, MiningServer, Param};
 use chaincore::{Address, Block, BlockHash, Txid};
 use jsonrpsee::core::{async_trait, RpcResult};
-use serde_json::Value;
 
 use super::{blocking, decode_hex, Rpc};
 use crate::chain::{Accepted, ChainError};
@@ -60,8 +59,9 @@ impl MiningServer for Rpc {
     async fn submit_block(
         &self,
         hexdata: Param<String>,
-        _dummy: Option<Value>,
+        dummy: Option<Param<String>>,
     ) -> RpcResult<Option<String>> {
+        dummy.map(Param::get).transpose()?;
         let block: Block = decode_hex(&hexdata.get()?, "Block")?;
         if block.txdata.first().is_none_or(|t| !t.is_coinbase()) {
             return Err(err(
