@@ -119,7 +119,7 @@ impl BlockchainServer for Rpc {
         verbose: Option<Param<bool>>,
     ) -> RpcResult<GetBlockHeader> {
         let hash: BlockHash = parse_hash(&blockhash.get()?, "blockhash")?;
-        let verbose = verbose.map(Param::get).transpose()?;
+        let verbose = Param::optional(verbose)?;
         let snap = self.node.snapshot();
         let entry = snap
             .index
@@ -183,8 +183,8 @@ impl BlockchainServer for Rpc {
         nblocks: Option<Param<i64>>,
         blockhash: Option<Param<String>>,
     ) -> RpcResult<ChainTxStats> {
-        let nblocks = nblocks.map(Param::get).transpose()?;
-        let blockhash = blockhash.map(Param::get).transpose()?;
+        let nblocks = Param::optional(nblocks)?;
+        let blockhash = Param::optional(blockhash)?;
         let snap = self.node.snapshot();
         let chain = &snap.index;
         let hash = match blockhash {
@@ -258,7 +258,7 @@ impl BlockchainServer for Rpc {
             txid,
             vout: n.get()?,
         };
-        let include_mempool = include_mempool.map(Param::get).transpose()?;
+        let include_mempool = Param::optional(include_mempool)?;
         let snap = self.node.snapshot();
         let include_mempool = include_mempool.unwrap_or(true);
         if include_mempool && snap.mempool.spender(&outpoint).is_some() {
@@ -366,8 +366,8 @@ impl BlockchainServer for Rpc {
         checklevel: Option<Param<u32>>,
         nblocks: Option<Param<u32>>,
     ) -> RpcResult<bool> {
-        let checklevel = checklevel.map(Param::get).transpose()?;
-        let nblocks = nblocks.map(Param::get).transpose()?;
+        let checklevel = Param::optional(checklevel)?;
+        let nblocks = Param::optional(nblocks)?;
         let node = self.node.clone();
         blocking(move || {
             match crate::verify::verify_chain(&node, checklevel.unwrap_or(4), nblocks.unwrap_or(0))

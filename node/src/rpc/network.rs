@@ -86,7 +86,7 @@ impl NetServer for Rpc {
 
     async fn get_node_addresses(&self, count: Option<Param<usize>>) -> RpcResult<Vec<NodeAddress>> {
         // As Core: 0 means all of them.
-        let count = match count.map(Param::get).transpose()?.unwrap_or(1) {
+        let count = match Param::optional(count)?.unwrap_or(1) {
             0 => usize::MAX,
             n => n,
         };
@@ -112,7 +112,7 @@ impl NetServer for Rpc {
         bantime: Option<Param<u64>>,
     ) -> RpcResult<()> {
         let (subnet, command) = (subnet.get()?, command.get()?);
-        let bantime = bantime.map(Param::get).transpose()?;
+        let bantime = Param::optional(bantime)?;
         let (address, prefix) = match subnet.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (subnet.as_str(), None),

@@ -20,7 +20,7 @@ impl RawTransactionsServer for Rpc {
         maxfeerate: Option<Param<f64>>,
     ) -> RpcResult<Txid> {
         // Type-checked as Core does; the fee-rate cap itself is not enforced (docs/RPC.md).
-        maxfeerate.map(Param::get).transpose()?;
+        Param::optional(maxfeerate)?;
         let tx: Transaction = decode_hex(&hexstring.get()?, "TX")?;
         self.node
             .accept_transaction(tx, false)
@@ -33,7 +33,7 @@ impl RawTransactionsServer for Rpc {
         rawtxs: Param<Vec<String>>,
         maxfeerate: Option<Param<f64>>,
     ) -> RpcResult<Vec<MempoolAcceptance>> {
-        maxfeerate.map(Param::get).transpose()?;
+        Param::optional(maxfeerate)?;
         let mut out = Vec::new();
         for raw in rawtxs.get()? {
             let tx: Transaction = decode_hex(&raw, "TX")?;
@@ -64,7 +64,7 @@ impl RawTransactionsServer for Rpc {
     ) -> RpcResult<GetRawTransaction> {
         let txid: Txid = parse_hash(&txid.get()?, "txid")?;
         let verbose = verbosity(verbose, 0)? > 0;
-        blockhash.map(Param::get).transpose()?;
+        Param::optional(blockhash)?;
         let node = self.node.clone();
         blocking(move || {
             let snap = node.snapshot();
