@@ -64,6 +64,10 @@ pub struct Args {
     /// [default: true].
     #[arg(long, env = "CHAINCORE_PERSISTMEMPOOL")]
     pub persistmempool: Option<bool>,
+    /// Serve the unauthenticated read-only REST interface, event stream and /metrics on the RPC
+    /// port (`--rest=false` turns them off) [default: true while RPC is bound to loopback only].
+    #[arg(long, env = "CHAINCORE_REST", num_args = 0..=1, default_missing_value = "true")]
+    pub rest: Option<bool>,
     /// TOML file with any of these settings (same names, e.g. `rpcport = 18743`).
     #[arg(long, env = "CHAINCORE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -93,6 +97,22 @@ pub enum Command {
         #[arg(long)]
         datadir: Option<PathBuf>,
     },
+    /// Write active-chain blocks FROM..=TO from the data directory while the node is stopped
+    /// (the running node locks its store; use /rest/blocks/FROM/TO.jsonl then).
+    Export {
+        /// First height.
+        #[arg(long)]
+        from: u32,
+        /// Last height.
+        #[arg(long)]
+        to: u32,
+        /// jsonl: `getblock <hash> 1` per line; csv: one row per block; json: one array.
+        #[arg(long, value_enum, default_value_t = crate::web::export::Format::Jsonl)]
+        format: crate::web::export::Format,
+        /// File to write [default: standard output].
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 /// The subset of settings a config file may hold.
@@ -119,6 +139,7 @@ struct FileConfig {
     bind: Option<IpAddr>,
     maxconnections: Option<usize>,
     discover_local: Option<String>,
+    rest: Option<bool>,
 }
 
 /// How RPC clients authenticate.
@@ -154,6 +175,8 @@ pub struct Config {
     pub log_level: String,
     /// Keep the mempool in `mempool.dat` across restarts.
     pub persist_mempool: bool,
+    /// Serve REST, `/rest/events` and `/metrics` without authentication on the RPC port.
+    pub rest: bool,
 }
 
 /// An IP network (address and prefix length), from `1.2.3.4`, `10.0.0.0/8` or `::1/128`.
@@ -246,6 +269,12 @@ impl Args {
         if binds.iter().any(|ip| !ip.is_loopback()) && rpc_allow.is_empty() {
             bail!("--rpcbind on a non-loopback address needs --rpcallowip naming the clients allowed to connect");
         }
+        // On by default only while every RPC bind is loopback, as the issue and Core's
+        // -rest advice ask; an explicit --rest=true with other binds reaches --rpcallowip only.
+        let rest = self
+            .rest
+            .or(file.rest)
+            .unwrap_or_else(|| binds.iter().all(|ip| ip.is_loopback()));
         let rpc_auth = match (self.rpcuser.or(file.rpcuser), self.rpcpassword.or(file.rpcpassword)) {
             (Some(user), Some(password)) => {
                 if user.contains(':') {
@@ -298,6 +327,7 @@ impl Args {
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".to_string()),
             persist_mempool: self.persistmempool.or(file.persistmempool).unwrap_or(true),
+            rest,
         })
     }
 }
@@ -385,6 +415,17 @@ mod tests {
         std::fs::write(&file, "rpcprot = 1\n").unwrap();
         assert!(parse(&["--config", f]).is_err(), "unknown keys are refused");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rest_is_on_only_for_loopback_binds_unless_set() {
+        assert!(parse(&["--datadir", "/tmp/x"]).unwrap().rest);
+        assert!(!parse(&["--datadir", "/tmp/x", "--rest=false"]).unwrap().rest);
+        assert!(parse(&["--datadir", "/tmp/x", "--rest"]).unwrap().rest);
+        let open = ["--datadir", "/tmp/x", "--rpcbind", "0.0.0.0", "--rpcallowip", "10.0.0.0/8"];
+        assert!(!parse(&open).unwrap().rest);
+        assert!(parse(&[&open[..], &["--rest=true"]].concat()).unwrap().rest);
+        assert!(parse(&["--datadir", "/tmp/x", "--rest=maybe"]).is_err());
     }
 
     #[test]
