@@ -420,9 +420,20 @@ mod tests {
     #[test]
     fn rest_is_on_only_for_loopback_binds_unless_set() {
         assert!(parse(&["--datadir", "/tmp/x"]).unwrap().rest);
-        assert!(!parse(&["--datadir", "/tmp/x", "--rest=false"]).unwrap().rest);
+        assert!(
+            !parse(&["--datadir", "/tmp/x", "--rest=false"])
+                .unwrap()
+                .rest
+        );
         assert!(parse(&["--datadir", "/tmp/x", "--rest"]).unwrap().rest);
-        let open = ["--datadir", "/tmp/x", "--rpcbind", "0.0.0.0", "--rpcallowip", "10.0.0.0/8"];
+        let open = [
+            "--datadir",
+            "/tmp/x",
+            "--rpcbind",
+            "0.0.0.0",
+            "--rpcallowip",
+            "10.0.0.0/8",
+        ];
         assert!(!parse(&open).unwrap().rest);
         assert!(parse(&[&open[..], &["--rest=true"]].concat()).unwrap().rest);
         assert!(parse(&["--datadir", "/tmp/x", "--rest=maybe"]).is_err());

@@ -16,11 +16,25 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-/// A label naming a P2P message type, an RPC method, or a reason.
+/// `message="<command>"`: a P2P message type (from a fixed set; never peer text).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Label {
-    /// The `message`, `method` or `reason` label's value (from a fixed set; never peer text).
-    pub name: &'static str,
+pub struct MessageLabel {
+    /// The command.
+    pub message: &'static str,
+}
+
+/// `method="<name>"`: a known RPC method, or `unknown`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabel {
+    /// The method.
+    pub method: &'static str,
+}
+
+/// `reason="<why>"`: why a peer session ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// The reason.
+    pub reason: &'static str,
 }
 
 /// `direction="inbound"` or `"outbound"`.
@@ -30,7 +44,7 @@ pub struct Direction {
     pub direction: &'static str,
 }
 
-type Timings = Family<Label, Histogram, fn() -> Histogram>;
+type Timings = Family<MethodLabel, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
     // 50 µs … ~26 s.
@@ -51,11 +65,11 @@ pub struct Metrics {
     mempool_evictions: Counter,
     orphans: Gauge,
     peers: Family<Direction, Gauge>,
-    bytes_sent: Family<Label, Counter>,
-    bytes_received: Family<Label, Counter>,
-    bans: Family<Label, Counter>,
-    disconnects: Family<Label, Counter>,
-    rpc_requests: Family<Label, Counter>,
+    bytes_sent: Family<MessageLabel, Counter>,
+    bytes_received: Family<MessageLabel, Counter>,
+    bans: Family<ReasonLabel, Counter>,
+    disconnects: Family<ReasonLabel, Counter>,
+    rpc_requests: Family<MethodLabel, Counter>,
     rpc_seconds: Timings,
     template_build: Histogram,
     memory: Gauge,
@@ -237,30 +251,29 @@ impl Metrics {
     /// `bytes` of a `message` queued to a peer.
     pub fn sent(&self, message: &'static str, bytes: usize) {
         self.bytes_sent
-            .get_or_create(&Label { name: message })
+            .get_or_create(&MessageLabel { message })
             .inc_by(bytes as u64);
     }
 
     /// `bytes` of a `message` read from a peer.
     pub fn received(&self, message: &'static str, bytes: usize) {
         self.bytes_received
-            .get_or_create(&Label { name: message })
+            .get_or_create(&MessageLabel { message })
             .inc_by(bytes as u64);
     }
 
     /// A peer session ended for `reason`; `banned` if its IP was banned for it.
     pub fn disconnected(&self, reason: &'static str, banned: bool) {
-        self.disconnects
-            .get_or_create(&Label { name: reason })
-            .inc();
+        let label = ReasonLabel { reason };
+        self.disconnects.get_or_create(&label).inc();
         if banned {
-            self.bans.get_or_create(&Label { name: reason }).inc();
+            self.bans.get_or_create(&label).inc();
         }
     }
 
     /// One RPC call to `method` (a known method's name, or `unknown`) that took `took`.
     pub fn rpc_call(&self, method: &'static str, took: Duration) {
-        let label = Label { name: method };
+        let label = MethodLabel { method };
         self.rpc_requests.get_or_create(&label).inc();
         self.rpc_seconds
             .get_or_create(&label)

@@ -126,7 +126,11 @@ pub async fn start(
         .build();
     let builder = Server::builder()
         .set_config(server_config)
-        .set_rpc_middleware(RpcServiceBuilder::new().layer(TimingLayer).layer(ArityLayer))
+        .set_rpc_middleware(
+            RpcServiceBuilder::new()
+                .layer(TimingLayer)
+                .layer(ArityLayer),
+        )
         .to_service_builder();
     let rpc = Rpc::new(node.clone(), p2p.clone());
     let web = config.rest.then(|| Web::new(rpc.clone(), node, p2p));

@@ -56,7 +56,9 @@ pub fn check_range(snap: &Snapshot, from: u32, to: u32) -> Result<(), String> {
         return Err(format!("Invalid range: from {from} is above to {to}"));
     }
     if to > tip {
-        return Err(format!("Invalid range: to {to} is above the tip's height {tip}"));
+        return Err(format!(
+            "Invalid range: to {to} is above the tip's height {tip}"
+        ));
     }
     Ok(())
 }
@@ -109,7 +111,9 @@ pub fn write_range(
                     "{},{},{},{},{},{},{},{},{},{},{},{}",
                     h.height,
                     h.hash,
-                    h.previousblockhash.map(|p| p.to_string()).unwrap_or_default(),
+                    h.previousblockhash
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
                     h.merkleroot,
                     h.time,
                     h.mediantime,

@@ -78,7 +78,10 @@ fn json<T: Serialize>(value: &T) -> Result<Reply, RestError> {
 }
 
 fn hex_reply(bytes: &[u8]) -> Reply {
-    Reply::Full("text/plain", format!("{}\n", hex::encode(bytes)).into_bytes())
+    Reply::Full(
+        "text/plain",
+        format!("{}\n", hex::encode(bytes)).into_bytes(),
+    )
 }
 
 fn bin_reply(bytes: Vec<u8>) -> Reply {
@@ -164,11 +167,15 @@ async fn block(web: &Web, name: &str, level: u64) -> Result<Reply, RestError> {
     .await
     .map_err(|e| RestError::internal(e.to_string()))?
     .map_err(|e| match e.code() {
-        chaincore::rpc::code::INVALID_ADDRESS_OR_KEY => RestError::not_found(format!("{hash} not found")),
+        chaincore::rpc::code::INVALID_ADDRESS_OR_KEY => {
+            RestError::not_found(format!("{hash} not found"))
+        }
         _ => from_rpc(e),
     })?;
     match (answer, data) {
-        (GetBlock::Hex(h), Data::Hex) => Ok(Reply::Full("text/plain", format!("{h}\n").into_bytes())),
+        (GetBlock::Hex(h), Data::Hex) => {
+            Ok(Reply::Full("text/plain", format!("{h}\n").into_bytes()))
+        }
         (GetBlock::Hex(h), _) => Ok(bin_reply(
             hex::decode(h).map_err(|e| RestError::internal(e.to_string()))?,
         )),
@@ -193,12 +200,13 @@ async fn headers(web: &Web, name: &str, count: &str) -> Result<Reply, RestError>
     // As Core: from `hash` forward on the active chain; nothing if it is unknown or off it.
     let mut hashes = Vec::new();
     if let Some(start) = chain.entry(&hash).filter(|_| chain.is_active(&hash)) {
-        let end = start.height.saturating_add(count - 1).min(chain.tip_height());
+        let end = start
+            .height
+            .saturating_add(count - 1)
+            .min(chain.tip_height());
         hashes.extend((start.height..=end).filter_map(|h| chain.active_hash(h)));
     }
-    let entries = hashes
-        .iter()
-        .filter_map(|h| chain.entry(h).map(|e| (h, e)));
+    let entries = hashes.iter().filter_map(|h| chain.entry(h).map(|e| (h, e)));
     match data {
         Data::Json => json(
             &entries
@@ -230,7 +238,10 @@ async fn block_hash_by_height(web: &Web, name: &str) -> Result<Reply, RestError>
         .map_err(|e| RestError::not_found(e.message().to_string()))?;
     match data {
         Data::Json => json(&BlockHashByHeight { blockhash }),
-        Data::Hex => Ok(Reply::Full("text/plain", format!("{blockhash}\n").into_bytes())),
+        Data::Hex => Ok(Reply::Full(
+            "text/plain",
+            format!("{blockhash}\n").into_bytes(),
+        )),
         Data::Bin => Ok(bin_reply(blockhash.to_byte_array().to_vec())),
     }
 }
@@ -241,14 +252,22 @@ async fn tx(web: &Web, name: &str) -> Result<Reply, RestError> {
     let verbose = Verbosity::Bool(data == Data::Json);
     let answer = web
         .rpc
-        .get_raw_transaction(Param::from(id.to_string()), Some(Param::from(verbose)), None)
+        .get_raw_transaction(
+            Param::from(id.to_string()),
+            Some(Param::from(verbose)),
+            None,
+        )
         .await
         .map_err(|e| match e.code() {
-            chaincore::rpc::code::INVALID_ADDRESS_OR_KEY => RestError::not_found(format!("{id} not found")),
+            chaincore::rpc::code::INVALID_ADDRESS_OR_KEY => {
+                RestError::not_found(format!("{id} not found"))
+            }
             _ => from_rpc(e),
         })?;
     match (answer, data) {
-        (GetRawTransaction::Hex(h), Data::Hex) => Ok(Reply::Full("text/plain", format!("{h}\n").into_bytes())),
+        (GetRawTransaction::Hex(h), Data::Hex) => {
+            Ok(Reply::Full("text/plain", format!("{h}\n").into_bytes()))
+        }
         (GetRawTransaction::Hex(h), _) => Ok(bin_reply(
             hex::decode(h).map_err(|e| RestError::internal(e.to_string()))?,
         )),
@@ -351,8 +370,14 @@ async fn utxos(web: &Web, parts: &[&str]) -> Result<Reply, RestError> {
 fn utxos_bytes(answer: &GetUtxos, coins: &[(u32, chaincore::TxOut)]) -> Result<Vec<u8>, RestError> {
     let fail = |e: std::io::Error| RestError::internal(e.to_string());
     let mut out = Vec::new();
-    answer.chainHeight.consensus_encode(&mut out).map_err(fail)?;
-    answer.chaintipHash.consensus_encode(&mut out).map_err(fail)?;
+    answer
+        .chainHeight
+        .consensus_encode(&mut out)
+        .map_err(fail)?;
+    answer
+        .chaintipHash
+        .consensus_encode(&mut out)
+        .map_err(fail)?;
     let mut bits = vec![0u8; answer.bitmap.len().div_ceil(8)];
     for (i, c) in answer.bitmap.chars().enumerate() {
         if c == '1' {
@@ -378,9 +403,24 @@ async fn address_info(web: &Web, address: &str, what: &str) -> Result<Reply, Res
     let param = || Param::from(Addresses::One(address.to_string()));
     let bad_address = |e: ErrorObjectOwned| RestError::bad_request(e.message().to_string());
     match what {
-        "balance.json" => json(&web.rpc.get_address_balance(param()).await.map_err(bad_address)?),
-        "utxos.json" => json(&web.rpc.get_address_utxos(param()).await.map_err(bad_address)?),
-        "txids.json" => json(&web.rpc.get_address_txids(param()).await.map_err(bad_address)?),
+        "balance.json" => json(
+            &web.rpc
+                .get_address_balance(param())
+                .await
+                .map_err(bad_address)?,
+        ),
+        "utxos.json" => json(
+            &web.rpc
+                .get_address_utxos(param())
+                .await
+                .map_err(bad_address)?,
+        ),
+        "txids.json" => json(
+            &web.rpc
+                .get_address_txids(param())
+                .await
+                .map_err(bad_address)?,
+        ),
         _ => Err(RestError::not_found(
             "address endpoints: balance.json, utxos.json, txids.json",
         )),
@@ -391,7 +431,9 @@ async fn blocks(web: &Web, from: &str, name: &str, keep: Keep) -> Result<Reply, 
     let (to, format) = name
         .rsplit_once('.')
         .and_then(|(to, ext)| Some((to, Format::from_extension(ext)?)))
-        .ok_or_else(|| RestError::not_found("output format not found (available: json, jsonl, csv)"))?;
+        .ok_or_else(|| {
+            RestError::not_found("output format not found (available: json, jsonl, csv)")
+        })?;
     let parse = |s: &str| {
         s.parse::<u32>()
             .map_err(|_| RestError::bad_request(format!("Invalid height: {s}")))
