@@ -451,3 +451,28 @@ async fn blocks(web: &Web, from: &str, name: &str, keep: Keep) -> Result<Reply, 
     });
     Ok(Reply::Stream(format.content_type(), chunks))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_queries_parse_as_core_does() {
+        let (name, data) = data_format("00ab.bin", ALL).unwrap();
+        assert_eq!((name, data), ("00ab", Data::Bin));
+        assert_eq!(data_format("a.b.json", ALL).unwrap(), ("a.b", Data::Json));
+        for bad in ["00ab", "00ab.xml", "00ab."] {
+            let e = data_format(bad, ALL).unwrap_err();
+            assert_eq!(e.status, http::StatusCode::NOT_FOUND, "{bad}");
+            assert!(e.message.contains("available: json, hex, bin"));
+        }
+        assert_eq!(
+            query_value("count=7&verbose=false", "verbose"),
+            Some("false")
+        );
+        assert_eq!(query_value("count", "count"), None);
+        assert_eq!(query_value("", "count"), None);
+        let e = parse_hash::<BlockHash>("zz").unwrap_err();
+        assert_eq!(e.status, http::StatusCode::BAD_REQUEST);
+    }
+}
