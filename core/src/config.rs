@@ -96,6 +96,15 @@ pub struct NodeSettings {
     /// Log filter: error, warn, info, debug, trace, or a RUST_LOG-style directive [default: info].
     #[arg(long, env = "CHAINCORE_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Serve the unauthenticated read-only REST interface, event stream and /metrics on the RPC
+    /// port (`--rest=false` turns them off) [default: true while RPC is bound to loopback only].
+    #[arg(
+        long,
+        env = "CHAINCORE_REST",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub rest: Option<bool>,
     /// Log lines as text or as JSON objects [default: text].
     #[arg(long, env = "CHAINCORE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -774,6 +783,7 @@ rpcport = 9999
             pending_headers: Some(4),
             persistmempool: Some(false),
             log_level: Some("info".into()),
+            rest: Some(true),
             log_format: Some(LogFormat::Json),
             nodebuglogfile: Some(true),
         };

@@ -18,6 +18,7 @@ pub mod mining;
 pub mod network;
 pub mod param;
 pub mod rawtx;
+pub mod rest;
 
 pub use address::{AddressIndexClient, AddressIndexServer};
 pub use blockchain::{BlockchainClient, BlockchainServer};

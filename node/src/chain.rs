@@ -631,9 +631,13 @@ impl Chain {
                 .entry(&cur)
                 .ok_or_else(|| missing("the block index entry of", &cur))?
                 .height;
+            let depth = self.tip_height() - fork_height;
             while self.tip_height() > fork_height {
                 let block = self.disconnect_tip()?;
                 disconnected.push(block.txdata.into_iter().skip(1).collect());
+            }
+            if depth > 0 {
+                crate::metrics::get().reorg(depth as usize);
             }
             for hash in path {
                 let block = {
@@ -892,6 +896,7 @@ fn connect_checked(
     new: Option<&IndexEntry>,
     verified: Verified<'_>,
 ) -> Result<(), ChainError> {
+    let started = std::time::Instant::now();
     let checks = BlockChecks::default();
     let result = signatures::block_pool().in_place_scope(|scope| {
         let mut fees = chaincore::Amount::ZERO;
@@ -923,7 +928,9 @@ fn connect_checked(
     });
     result
         .and_then(|()| checks.outcome())
-        .map_err(|e| e.in_block(*hash, height))
+        .map_err(|e| e.in_block(*hash, height))?;
+    crate::metrics::get().block_connected(started.elapsed());
+    Ok(())
 }
 
 /// Seconds since the Unix epoch.

@@ -49,6 +49,22 @@ pub enum Command {
         #[arg(long)]
         datadir: Option<PathBuf>,
     },
+    /// Write active-chain blocks FROM..=TO from the data directory while the node is stopped
+    /// (the running node locks its store; use /rest/blocks/FROM/TO.jsonl then).
+    Export {
+        /// First height.
+        #[arg(long)]
+        from: u32,
+        /// Last height.
+        #[arg(long)]
+        to: u32,
+        /// jsonl: `getblock <hash> 1` per line; csv: one row per block; json: one array.
+        #[arg(long, value_enum, default_value_t = crate::web::export::Format::Jsonl)]
+        format: crate::web::export::Format,
+        /// File to write [default: standard output].
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 /// How RPC clients authenticate.
@@ -86,6 +102,8 @@ pub struct Config {
     pub log: crate::logging::LogSettings,
     /// Keep the mempool in `mempool.dat` across restarts.
     pub persist_mempool: bool,
+    /// Serve REST, `/rest/events` and `/metrics` without authentication on the RPC port.
+    pub rest: bool,
 }
 
 /// An IP network (address and prefix length), from `1.2.3.4`, `10.0.0.0/8` or `::1/128`.
@@ -182,6 +200,11 @@ pub fn resolve(settings: NodeSettings) -> anyhow::Result<Config> {
         .iter()
         .map(|s| IpNet::parse(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // REST is on by default only while every RPC bind is loopback (Core's -rest advice); an
+    // explicit rest = true with other binds reaches --rpcallowip clients only.
+    let rest = s
+        .rest
+        .unwrap_or_else(|| binds.iter().all(|ip| ip.is_loopback()));
     if binds.iter().any(|ip| !ip.is_loopback()) && rpc_allow.is_empty() {
         bail!("--rpcbind on a non-loopback address needs --rpcallowip naming the clients allowed to connect");
     }
@@ -241,6 +264,7 @@ pub fn resolve(settings: NodeSettings) -> anyhow::Result<Config> {
         },
         data_dir,
         persist_mempool: s.persistmempool.unwrap_or(true),
+        rest,
     })
 }
 
@@ -267,6 +291,7 @@ pub fn defaults(network: Network) -> anyhow::Result<NodeSettings> {
         addnode: Some(c.p2p.peers.clone()),
         maxconnections: Some(c.p2p.max_connections),
         persistmempool: Some(c.persist_mempool),
+        rest: Some(c.rest),
         log_level: Some(c.log.level),
         log_format: Some(c.log.format),
         nodebuglogfile: Some(c.log.file.is_none()),
@@ -493,6 +518,28 @@ mod tests {
             block, text,
             "docs/CONFIG.md's example is what --print-default-config prints"
         );
+    }
+
+    #[test]
+    fn rest_is_on_only_for_loopback_binds_unless_set() {
+        assert!(parse(&["--datadir", "/tmp/x"]).unwrap().rest);
+        assert!(
+            !parse(&["--datadir", "/tmp/x", "--rest=false"])
+                .unwrap()
+                .rest
+        );
+        assert!(parse(&["--datadir", "/tmp/x", "--rest"]).unwrap().rest);
+        let open = [
+            "--datadir",
+            "/tmp/x",
+            "--rpcbind",
+            "0.0.0.0",
+            "--rpcallowip",
+            "10.0.0.0/8",
+        ];
+        assert!(!parse(&open).unwrap().rest);
+        assert!(parse(&[&open[..], &["--rest=true"]].concat()).unwrap().rest);
+        assert!(parse(&["--datadir", "/tmp/x", "--rest=maybe"]).is_err());
     }
 
     #[test]

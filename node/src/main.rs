@@ -15,6 +15,8 @@
 //! - [`rpc`]: the JSON-RPC methods and server.
 //! - [`logging`]: the terminal, `debug.log` and their format.
 //! - [`verify`]: UTXO-set statistics and `verifychain`.
+//! - [`web`]: unauthenticated read-only REST, the event stream, `/metrics`, block export.
+//! - [`metrics`]: the Prometheus metrics.
 
 mod chain;
 mod config;
@@ -22,6 +24,7 @@ mod devnet;
 mod fees;
 mod logging;
 mod mempool;
+mod metrics;
 mod mining;
 mod node;
 mod p2p;
@@ -30,6 +33,7 @@ mod signatures;
 mod snapshot;
 mod store;
 mod verify;
+mod web;
 mod writer;
 
 use std::sync::atomic::Ordering;
@@ -83,6 +87,15 @@ fn start() -> anyhow::Result<()> {
             None => args.clone().resolve()?.data_dir.with_file_name("devnet"),
         };
         return devnet::run(nodes, base_port, mine, &dir);
+    }
+    if let Some(config::Command::Export {
+        from,
+        to,
+        format,
+        output,
+    }) = args.command.clone()
+    {
+        return export(args.resolve()?, from, to, format, output);
     }
     let config = args.resolve()?;
     // Held to the end: dropping it flushes debug.log.
@@ -153,6 +166,42 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || node2.stop_writer()).await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// `chaincore-node export`: opens the stopped node's store and writes blocks `from..=to`.
+fn export(
+    config: config::Config,
+    from: u32,
+    to: u32,
+    format: web::export::Format,
+    output: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let node = node::Node::open(config.network, &config.data_dir).with_context(|| {
+        format!(
+            "cannot open the chain in {} (stop the node first: it locks its store; \
+             a running node serves the same at /rest/blocks/FROM/TO.jsonl)",
+            config.data_dir.display()
+        )
+    })?;
+    let snap = node.snapshot();
+    let written = match &output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            web::export::write_range(&snap, config.network, from, to, format, &mut out)
+                .and_then(|()| out.into_inner().map_err(|e| e.into_error())?.sync_all())
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            web::export::write_range(&snap, config.network, from, to, format, &mut out)
+                .and_then(|()| out.flush())
+        }
+    };
+    drop(snap);
+    node.stop_writer();
+    written.context("export failed")
 }
 
 /// Saves the mempool every [`mempool::persist::SAVE_INTERVAL`], so a crash loses at most

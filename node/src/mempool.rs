@@ -330,6 +330,7 @@ impl Mempool {
         self.bytes += entry.size;
         self.entries.insert(txid, Arc::new(entry));
         let evicted = self.trim();
+        crate::metrics::get().evicted(evicted.len());
         if evicted.contains(&txid) {
             return Err(MempoolError::Full);
         }

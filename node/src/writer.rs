@@ -345,12 +345,14 @@ fn handle(
             let built = match template {
                 Some((t, seq, built)) if *t == tip && *seq == mempool_seq => built.clone(),
                 _ => {
+                    let started = std::time::Instant::now();
                     let built = Arc::new(Template::new(
                         state.chain.index(),
                         &state.mempool,
                         mempool_seq,
                         unix_now(),
                     ));
+                    crate::metrics::get().template_built(started.elapsed());
                     *template = Some((tip, mempool_seq, built.clone()));
                     built
                 }

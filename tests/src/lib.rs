@@ -301,6 +301,22 @@ impl Node {
         Ok(Answer { status, body })
     }
 
+    /// `GET <path>` without credentials (REST, `/metrics`): the status and the body's bytes,
+    /// or why no HTTP answer came (a refused or dropped connection).
+    pub fn get(&self, path: &str) -> Result<(u16, Vec<u8>), String> {
+        let url = format!("http://{}:{}{path}", self.host, self.rpc_port);
+        let response = match ureq::get(&url).timeout(DEADLINE).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return Err(e.to_string()),
+        };
+        let status = response.status();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut body)
+            .map_err(|e| e.to_string())?;
+        Ok((status, body))
+    }
+
     /// Calls `method` with the node's credentials (JSON-RPC 1.0 style, like Bitcoin tools);
     /// returns the result or the error object.
     pub fn call(&self, method: &str, params: Value) -> Result<Value, Value> {

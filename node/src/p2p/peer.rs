@@ -113,15 +113,29 @@ impl P2pHandle {
         let _ = self.send(Command::Unregister(id)).await;
         self.shared.node.forget_orphans_from(id);
         drop(writer_task);
+        let metrics = crate::metrics::get();
         match result {
-            Err(PeerError::Disconnect(why)) => tracing::info!(%addr, "peer disconnected: {why}"),
-            Err(PeerError::Stopped(e)) => tracing::info!(%addr, "peer disconnected: {e}"),
+            Err(PeerError::Disconnect(why)) => {
+                metrics.disconnected("disconnect", false);
+                tracing::info!(%addr, "peer disconnected: {why}")
+            }
+            Err(PeerError::Stopped(e)) => {
+                metrics.disconnected("shutdown", false);
+                tracing::info!(%addr, "peer disconnected: {e}")
+            }
             Err(e @ (PeerError::Protocol(_) | PeerError::Misbehaved(_))) => {
+                let reason = match &e {
+                    PeerError::Misbehaved(_) => "misbehaved",
+                    _ => "protocol",
+                };
                 if matches!(&e, PeerError::Protocol(message::ProtocolError::Io(_))) {
+                    metrics.disconnected("io", false);
                     tracing::debug!(%addr, "peer connection closed: {e}");
                 } else if addr.ip().is_loopback() || operator {
+                    metrics.disconnected(reason, false);
                     tracing::warn!(%addr, "disconnecting peer: {e}");
                 } else {
+                    metrics.disconnected(reason, true);
                     tracing::warn!(%addr, "banning peer for 24 h: {e}");
                     let ban = Command::Ban {
                         ip: addr.ip(),
@@ -131,7 +145,7 @@ impl P2pHandle {
                     let _ = self.send(ban).await;
                 }
             }
-            Ok(()) => {}
+            Ok(()) => metrics.disconnected("ended", false),
         }
     }
 
@@ -753,8 +767,15 @@ fn headers_after(headers: &[chaincore::block::Header]) -> Message {
 
 /// The next message from the peer; its end is an error too.
 async fn next(reader: &mut Reader) -> Result<Message, PeerError> {
+    // Bytes read minus bytes still buffered: what the decoder took for this message.
+    let taken = |r: &Reader| r.get_ref().total() - r.read_buffer().len() as u64;
+    let before = taken(reader);
     match reader.next().await {
-        Some(Ok(m)) => Ok(m),
+        Some(Ok(m)) => {
+            let bytes = taken(reader) - before;
+            crate::metrics::get().received(crate::metrics::message_label(&m), bytes as usize);
+            Ok(m)
+        }
         Some(Err(e)) => Err(e.into()),
         None => Err(PeerError::Disconnect("connection closed".into())),
     }

@@ -78,39 +78,7 @@ impl BlockchainServer for Rpc {
         let hash: BlockHash = parse_hash(&blockhash.get()?, "blockhash")?;
         let level = verbosity(verbosity_param, 1)?;
         let node = self.node.clone();
-        blocking(move || {
-            let snap = node.snapshot();
-            let Some(entry) = snap.index.entry(&hash).copied() else {
-                return Err(err(code::INVALID_ADDRESS_OR_KEY, "Block not found"));
-            };
-            let header = header_info(&snap.index, &hash, &entry);
-            let bytes = store::read::block_bytes(&snap.rtx, &hash)
-                .map_misc()?
-                .ok_or_error(code::MISC_ERROR, "Block not available")?;
-            if level == 0 {
-                return Ok(GetBlock::Hex(hex::encode(bytes)));
-            }
-            let block: Block = deserialize(&bytes).map_misc()?;
-            let tx = if level == 1 {
-                BlockTransactions::Ids(block.compute_txids())
-            } else {
-                BlockTransactions::Full(
-                    block
-                        .txdata
-                        .iter()
-                        .map(|t| tx_info(t, node.network))
-                        .collect(),
-                )
-            };
-            Ok(GetBlock::Json(Box::new(BlockInfo {
-                header,
-                size: bytes.len(),
-                strippedsize: bytes.len(),
-                weight: bytes.len() * 4,
-                tx,
-            })))
-        })
-        .await
+        blocking(move || block_answer(&node.snapshot(), node.network, &hash, level)).await
     }
 
     async fn get_block_header(
@@ -414,7 +382,41 @@ impl BlockchainServer for Rpc {
     }
 }
 
-fn header_info(
+/// `getblock` of `hash` at verbosity `level` (0: hex, 1: txids, 2: decoded transactions), read
+/// from `snap`; REST's block endpoints and the block-range export answer with it too.
+pub(crate) fn block_answer(
+    snap: &crate::snapshot::Snapshot,
+    network: chaincore::Network,
+    hash: &BlockHash,
+    level: u64,
+) -> RpcResult<GetBlock> {
+    let Some(entry) = snap.index.entry(hash).copied() else {
+        return Err(err(code::INVALID_ADDRESS_OR_KEY, "Block not found"));
+    };
+    let header = header_info(&snap.index, hash, &entry);
+    let bytes = store::read::block_bytes(&snap.rtx, hash)
+        .map_misc()?
+        .ok_or_error(code::MISC_ERROR, "Block not available")?;
+    if level == 0 {
+        return Ok(GetBlock::Hex(hex::encode(bytes)));
+    }
+    let block: Block = deserialize(&bytes).map_misc()?;
+    let tx = if level == 1 {
+        BlockTransactions::Ids(block.compute_txids())
+    } else {
+        BlockTransactions::Full(block.txdata.iter().map(|t| tx_info(t, network)).collect())
+    };
+    Ok(GetBlock::Json(Box::new(BlockInfo {
+        header,
+        size: bytes.len(),
+        strippedsize: bytes.len(),
+        weight: bytes.len() * 4,
+        tx,
+    })))
+}
+
+/// `getblockheader`'s JSON for the indexed block `hash` (REST's headers endpoint too).
+pub(crate) fn header_info(
     chain: &crate::chain::BlockIndex,
     hash: &BlockHash,
     e: &store::IndexEntry,
