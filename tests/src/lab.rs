@@ -27,9 +27,10 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
     ONE_LAB.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A regtest address no test spends from, for `generatetoaddress`.
-pub fn payout() -> String {
-    let key = PrivateKey::from_bytes(&[0x31; 32]).unwrap();
+/// A regtest address no test spends from, for `generatetoaddress` on node `miner`: one per
+/// node, so two nodes mining on one parent in the same second make different blocks.
+pub fn payout(miner: usize) -> String {
+    let key = PrivateKey::from_bytes(&[0x31 + (miner % 200) as u8; 32]).unwrap();
     Address::p2pkh(key.public_key().pubkey_hash(), Network::Regtest).to_string()
 }
 
@@ -154,7 +155,7 @@ impl Net {
     /// Mines `n` blocks on node `i` (regtest: `generatetoaddress`); their hashes.
     pub fn mine(&self, i: usize, n: u32) -> Vec<String> {
         self.node(i)
-            .rpc("generatetoaddress", json!([n, payout()]))
+            .rpc("generatetoaddress", json!([n, payout(i)]))
             .as_array()
             .unwrap()
             .iter()

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chaincore::encode::serialize;
 use chaincore::{Amount, BlockHash, OutPoint, Transaction, TxOut};
 use chaincore_tests::builder::Builder;
-use chaincore_tests::lab::{exclusive, Net};
+use chaincore_tests::lab::{exclusive, payout, Net};
 use chaincore_tests::{signed_spend, wait_for};
 use serde_json::json;
 
@@ -95,17 +95,9 @@ fn twelve_nodes_two_miners_every_active_block_reaches_every_node_and_stales_are_
     for _ in 0..20 {
         let other = std::thread::spawn({
             let b = b.client();
-            move || {
-                b.rpc(
-                    "generatetoaddress",
-                    json!([1, chaincore_tests::lab::payout()]),
-                )
-            }
+            move || b.rpc("generatetoaddress", json!([1, payout(9)]))
         });
-        let ours = a.rpc(
-            "generatetoaddress",
-            json!([1, chaincore_tests::lab::payout()]),
-        );
+        let ours = a.rpc("generatetoaddress", json!([1, payout(4)]));
         for h in [ours, other.join().unwrap()] {
             mined.push(h[0].as_str().unwrap().to_string());
         }
