@@ -1,6 +1,7 @@
 //! The network lab's figures (issue #19), with release binaries, at 12 and then 30 nodes (each
 //! on its own host, a network namespace): empty-block propagation to 50 / 90 / 100 % of the
-//! nodes, bytes sent per node per block, convergence after a half-and-half split heals, and a
+//! nodes, the same for blocks of about 1 MB of unseen transactions, bytes sent per node per
+//! block, convergence after a half-and-half split heals, and a
 //! late joiner's sync of 2,000 blocks. Root only. Run with
 //! `cargo bench -p chaincore-tests --bench netlab` (`NETLAB_SIZES=12,30` by default).
 
@@ -70,6 +71,43 @@ fn run(n: usize, subnet: u8) {
     let hashes = builder.submit_chain(net.node(0), &genesis, 2_000);
     let tip = hashes.last().unwrap().to_string();
     net.wait_tip(&all, &tip, "the 2,000 pre-built blocks on every node");
+
+    // About 1 MB blocks of unseen transactions, each submitted to another node.
+    let rounds = 3;
+    let (parent, coins) = builder.submit_coins(net.node(0), &hashes[1_999], 16_500, 100_000);
+    net.wait_tip(&all, &parent.to_string(), "the coins on every node");
+    let mut parent = parent;
+    let mut coins = &coins[..];
+    let (mut p50, mut p90, mut p100) = (Vec::new(), Vec::new(), Vec::new());
+    let before = bytes_sent(&net, &all);
+    let mut size = 0;
+    for r in 0..rounds {
+        let (block, used) = builder.build_full(&parent, coins, 1_000_000);
+        coins = &coins[used..];
+        parent = block.block_hash();
+        size = block.size();
+        let raw = hex::encode(chaincore::encode::serialize(&block));
+        let miner = (r * 7 + 3) % n;
+        let start = Instant::now();
+        assert_eq!(
+            net.node(miner).rpc("submitblock", json!([raw])),
+            serde_json::Value::Null
+        );
+        let others: Vec<usize> = all.iter().copied().filter(|&i| i != miner).collect();
+        let times = arrivals(&net, &others, &parent.to_string(), start);
+        p50.push(pct(&times, 50));
+        p90.push(pct(&times, 90));
+        p100.push(pct(&times, 100));
+    }
+    let per_node_block = (bytes_sent(&net, &all) - before) as f64 / (rounds * n) as f64;
+    println!(
+        "{n} nodes: {size}-byte block propagation (median of {rounds}, from submitblock): \
+         50% {:.0} ms, 90% {:.0} ms, 100% {:.0} ms; {:.0} bytes sent per node per block",
+        median(p50),
+        median(p90),
+        median(p100),
+        per_node_block
+    );
 
     // Empty blocks, each from another miner, one at a time.
     let rounds = 10;
