@@ -186,6 +186,8 @@ pub enum Message {
     Tx(Transaction),
     /// Prefer `headers` to `inv` for new blocks.
     SendHeaders,
+    /// Ask for the inventory of the peer's mempool (BIP35); empty payload.
+    MemPool,
     /// A command we do not know (ignored).
     Unknown(String),
 }
@@ -208,6 +210,7 @@ impl Message {
             Message::Block(_) => "block",
             Message::Tx(_) => "tx",
             Message::SendHeaders => "sendheaders",
+            Message::MemPool => "mempool",
             Message::Unknown(c) => c,
         }
     }
@@ -233,9 +236,11 @@ impl Message {
                 }
                 Ok(n)
             })(),
-            Message::Verack | Message::GetAddr | Message::SendHeaders | Message::Unknown(_) => {
-                Ok(0)
-            }
+            Message::Verack
+            | Message::GetAddr
+            | Message::SendHeaders
+            | Message::MemPool
+            | Message::Unknown(_) => Ok(0),
             Message::Ping(n) | Message::Pong(n) => n.consensus_encode(w),
             Message::Addr(addrs) => (|| {
                 let mut n = CompactSize(addrs.len() as u64).consensus_encode(w)?;
@@ -332,6 +337,7 @@ impl Message {
             "verack" => Message::Verack,
             "getaddr" => Message::GetAddr,
             "sendheaders" => Message::SendHeaders,
+            "mempool" => Message::MemPool,
             "ping" => Message::Ping(u64::consensus_decode(r).map_err(bad)?),
             "pong" => Message::Pong(u64::consensus_decode(r).map_err(bad)?),
             "addr" => {
@@ -633,9 +639,9 @@ mod tests {
     #[test]
     fn arbitrary_payloads_never_panic() {
         use proptest::prelude::*;
-        proptest!(|(cmd in 0usize..14, payload in proptest::collection::vec(any::<u8>(), 0..300))| {
+        proptest!(|(cmd in 0usize..15, payload in proptest::collection::vec(any::<u8>(), 0..300))| {
             let commands = ["version", "verack", "ping", "pong", "getaddr", "addr", "inv", "getdata",
-                "notfound", "getheaders", "headers", "block", "tx", "sendheaders"];
+                "notfound", "getheaders", "headers", "block", "tx", "sendheaders", "mempool"];
             let _ = Message::parse(commands[cmd], &payload);
         });
     }

@@ -99,6 +99,7 @@ pub fn message_label(msg: &chaincore::p2p::Message) -> &'static str {
         Message::Block(_) => "block",
         Message::Tx(_) => "tx",
         Message::SendHeaders => "sendheaders",
+        Message::MemPool => "mempool",
         Message::Unknown(_) => "other",
     }
 }

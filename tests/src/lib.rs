@@ -12,6 +12,7 @@
 //! - [`peer`]: a raw P2P peer on a socket.
 //! - [`replay`]: a node's active chain replayed from its blocks (UTXO set, its hash, spends).
 //! - [`crash_loop`], [`netns`]: the kill -9 loop and network namespaces.
+//! - [`lab`]: the network lab, many nodes on their own hosts (namespaces), and its checks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a panic is a failed test
 
@@ -28,6 +29,7 @@ pub mod builder;
 pub mod client;
 pub mod coins;
 pub mod crash_loop;
+pub mod lab;
 pub mod netns;
 pub mod peer;
 pub mod replay;

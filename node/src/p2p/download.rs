@@ -41,6 +41,8 @@ pub struct Download {
     pub pending_work: Work,
     /// Height of `pending_tip`.
     pub pending_height: u32,
+    /// The peer's `mempool` request was answered (once per connection, as it can be large).
+    pub mempool_served: bool,
 }
 
 impl Download {

@@ -190,7 +190,7 @@ impl P2pHandle {
                                 "peer is on another chain (genesis differs)".into(),
                             ));
                         }
-                        let theirs = v.addr_recv;
+                        let theirs = (v.addr_recv, v.start_height);
                         let recorded = self
                             .ask(|reply| Command::Version {
                                 id,
@@ -204,7 +204,7 @@ impl P2pHandle {
                         seen_as = Some(theirs);
                         self.queue(send, Message::Verack)?;
                     }
-                    Message::Verack if seen_as.is_some() => return Ok(seen_as.flatten()),
+                    Message::Verack if seen_as.is_some() => return Ok(seen_as),
                     Message::Unknown(c)
                         if seen_as.is_some()
                             && message::HANDSHAKE_FEATURES.contains(&c.as_str()) => {}
@@ -219,7 +219,9 @@ impl P2pHandle {
         };
         let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await;
         self.send(Command::NonceDone(nonce)).await?;
-        let seen_as = done.map_err(|_| PeerError::Disconnect("handshake timed out".into()))??;
+        let (seen_as, their_height) = done
+            .map_err(|_| PeerError::Disconnect("handshake timed out".into()))??
+            .unwrap_or_default();
         reader.decoder_mut().handshake_done = true;
         tracing::info!(peer = %addr, "peer connected");
         let mut sync = Download::default();
@@ -242,6 +244,9 @@ impl P2pHandle {
         }
         let mut advertised = Instant::now();
         self.queue(send, self.get_headers())?;
+        // BIP35: a node that joins or reconnects asks for the transactions it missed once it
+        // has the blocks the peer had (before, their inputs would be unknown to it).
+        let mut mempool_asked = false;
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.tick().await;
         let mut last_heard = Instant::now();
@@ -273,6 +278,11 @@ impl P2pHandle {
             };
             last_heard = Instant::now();
             self.handle(id, addr, msg, send, &mut sync).await?;
+            let height = i64::from(self.shared.node.tip.borrow().height);
+            if !mempool_asked && height >= i64::from(their_height) {
+                mempool_asked = true;
+                self.queue(send, Message::MemPool)?;
+            }
         }
     }
 
@@ -324,6 +334,31 @@ impl P2pHandle {
         }
         if !missing.is_empty() {
             self.queue(send, Message::NotFound(missing))?;
+        }
+        Ok(())
+    }
+
+    /// Answers a `mempool` request (BIP35): every pool transaction by `inv`, parents first,
+    /// in messages of at most [`message::MAX_INV`]; they count as known to the peer so they
+    /// are not announced to it again.
+    async fn serve_mempool(&self, id: u64, send: &Outbox) -> Result<(), PeerError> {
+        let txids: Vec<[u8; 32]> = self
+            .shared
+            .node
+            .snapshot()
+            .mempool
+            .in_order()
+            .iter()
+            .map(|tx| tx.compute_txid().to_byte_array())
+            .collect();
+        for chunk in txids.chunks(message::MAX_INV) {
+            send.below_budget().await;
+            self.mark_known(id, chunk.to_vec()).await?;
+            let items = chunk
+                .iter()
+                .map(|&hash| Inv { kind: INV_TX, hash })
+                .collect();
+            self.queue(send, Message::Inv(items))?;
         }
         Ok(())
     }
@@ -464,6 +499,11 @@ impl P2pHandle {
                 }
             }
             Message::GetData(items) => self.serve_getdata(items, send).await?,
+            Message::MemPool if !sync.mempool_served => {
+                sync.mempool_served = true;
+                self.serve_mempool(id, send).await?;
+            }
+            Message::MemPool => {}
             Message::Block(block) => {
                 let hash = block.block_hash();
                 let header_time = block.header.time;
