@@ -196,6 +196,14 @@ impl Message {
     /// The 12-byte command name.
     pub fn command(&self) -> &str {
         match self {
+            Message::Unknown(c) => c,
+            known => known.known_command().unwrap_or_default(),
+        }
+    }
+
+    /// The command name of a message this codec knows; `None` for [`Message::Unknown`].
+    pub fn known_command(&self) -> Option<&'static str> {
+        Some(match self {
             Message::Version(_) => "version",
             Message::Verack => "verack",
             Message::Ping(_) => "ping",
@@ -211,8 +219,8 @@ impl Message {
             Message::Tx(_) => "tx",
             Message::SendHeaders => "sendheaders",
             Message::MemPool => "mempool",
-            Message::Unknown(c) => c,
-        }
+            Message::Unknown(_) => return None,
+        })
     }
 
     fn payload(&self) -> Vec<u8> {

@@ -83,25 +83,7 @@ pub fn get() -> &'static Metrics {
 
 /// A message command as a label: ours are a fixed set, a peer's unknown command is `other`.
 pub fn message_label(msg: &chaincore::p2p::Message) -> &'static str {
-    use chaincore::p2p::Message;
-    match msg {
-        Message::Version(_) => "version",
-        Message::Verack => "verack",
-        Message::Ping(_) => "ping",
-        Message::Pong(_) => "pong",
-        Message::GetAddr => "getaddr",
-        Message::Addr(_) => "addr",
-        Message::Inv(_) => "inv",
-        Message::GetData(_) => "getdata",
-        Message::NotFound(_) => "notfound",
-        Message::GetHeaders { .. } => "getheaders",
-        Message::Headers(_) => "headers",
-        Message::Block(_) => "block",
-        Message::Tx(_) => "tx",
-        Message::SendHeaders => "sendheaders",
-        Message::MemPool => "mempool",
-        Message::Unknown(_) => "other",
-    }
+    msg.known_command().unwrap_or("other")
 }
 
 impl Metrics {
