@@ -4,7 +4,7 @@
 //! and scans a nonce range: per nonce only the header's second block and the outer hash are
 //! computed. Kernels:
 //! - `portable`: `sha2`'s compression function (which picks SHA-NI by itself at run time);
-//! - `shani`: the SHA extensions, two nonces interleaved (see [`shani`]);
+//! - `shani`: the SHA extensions, three nonces interleaved (see [`shani`]);
 //! - `avx2` (8 lanes) and `avx512` (16 lanes): SHA-256 across nonces in SIMD registers, with
 //!   the nonce-independent first rounds precomputed, zero padding words skipped, and the outer
 //!   hash stopped after round 60, where word 7 of the result is already known.
@@ -137,7 +137,7 @@ pub const PICK_ROUNDS: usize = 3;
 pub enum Kernel {
     /// `sha2` compression with a midstate.
     Portable,
-    /// SHA-NI, two nonces interleaved.
+    /// SHA-NI, three nonces interleaved.
     Shani,
     /// 8 nonces at once in AVX2 registers.
     Avx2,
