@@ -50,7 +50,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::node::Node;
 use addrbook::AddrBook;
+use chaincore::BlockHash;
 use manager::{BookChange, Command, Manager};
+use message::compact::CompactBlock;
 use message::{Inv, INV_BLOCK, INV_TX, MAX_HEADERS};
 use traffic::Traffic;
 
@@ -297,10 +299,41 @@ impl P2pHandle {
                     Err(_) => return,
                 },
             };
-            if self.send(Command::Announce(inv)).await.is_err() {
+            let compact = match inv.kind {
+                INV_BLOCK => match self.compact_for_announce(BlockHash(inv.hash)).await {
+                    Ok(c) => c,
+                    Err(P2pStopped) => return,
+                },
+                _ => None,
+            };
+            if self.send(Command::Announce { inv, compact }).await.is_err() {
                 return;
             }
         }
+    }
+
+    /// The compact form of block `hash` (read from the store) if a peer in high-bandwidth
+    /// mode still lacks it: a block we mined, or one whose relay before validation did not
+    /// reach everyone.
+    async fn compact_for_announce(
+        &self,
+        hash: BlockHash,
+    ) -> Result<Option<Arc<CompactBlock>>, P2pStopped> {
+        if !self
+            .ask(|reply| Command::WantsCompact { hash, reply })
+            .await?
+        {
+            return Ok(None);
+        }
+        let node = self.shared.node.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            crate::store::read::block(&node.snapshot().rtx, &hash)
+        })
+        .await;
+        Ok(match read {
+            Ok(Ok(Some(block))) => Some(Arc::new(CompactBlock::from_block(&block, random_nonce()))),
+            _ => None,
+        })
     }
 
     /// Bitcoin Core's `getpeerinfo` shape.
@@ -437,6 +470,12 @@ impl P2pHandle {
         }
         Ok(())
     }
+}
+
+/// A random nonce (a `version` nonce, a compact block's short ID salt).
+fn random_nonce() -> u64 {
+    use rand_core::RngCore;
+    rand_core::OsRng.next_u64()
 }
 
 /// Writes address book changes to the store in one transaction, off the async executor.

@@ -133,15 +133,20 @@ impl CompactBlock {
     /// The compact form of `block` with `nonce`: the coinbase prefilled, every other
     /// transaction by short ID (as Bitcoin Core sends them).
     pub fn from_block(block: &Block, nonce: u64) -> CompactBlock {
+        CompactBlock::with_txids(block, &block.compute_txids(), nonce)
+    }
+
+    /// [`CompactBlock::from_block`] for a block whose txids (`txids`, in block order) are
+    /// known already.
+    pub fn with_txids(block: &Block, txids: &[Txid], nonce: u64) -> CompactBlock {
         let keys = short_id_keys(&block.header, nonce);
         CompactBlock {
             header: block.header,
             nonce,
-            short_ids: block
-                .txdata
+            short_ids: txids
                 .iter()
                 .skip(1)
-                .map(|tx| short_id(keys, &tx.compute_txid()))
+                .map(|txid| short_id(keys, txid))
                 .collect(),
             prefilled: block
                 .txdata
@@ -244,10 +249,10 @@ impl PartialBlock {
         self.slots.len()
     }
 
-    /// The block, with `txs` (the answer to `getblocktxn`, in its order) in the missing
-    /// places; its merkle root checked against the header (which also rejects the
+    /// The block and its txids, with `txs` (the answer to `getblocktxn`, in its order) in the
+    /// missing places; its merkle root checked against the header (which also rejects the
     /// CVE-2012-2459 mutation). `WrongBlockTxn` if `txs` are more or fewer than missing.
-    pub fn fill(self, txs: Vec<Transaction>) -> Result<Block, CompactError> {
+    pub fn fill(self, txs: Vec<Transaction>) -> Result<(Block, Vec<Txid>), CompactError> {
         let missing = self.slots.iter().filter(|s| s.is_none()).count();
         if txs.len() != missing {
             return Err(CompactError::WrongBlockTxn);
@@ -270,10 +275,13 @@ impl PartialBlock {
         if mutated || root != self.header.merkle_root {
             return Err(CompactError::MerkleMismatch);
         }
-        Ok(Block {
-            header: self.header,
-            txdata,
-        })
+        Ok((
+            Block {
+                header: self.header,
+                txdata,
+            },
+            txids,
+        ))
     }
 }
 
