@@ -113,6 +113,10 @@ struct Shared {
     best_seen_height: AtomicU64,
     /// Bytes to and from peers. Atomics: every read and write on every socket adds to them.
     traffic: Arc<Traffic>,
+    /// The last block pushed to high-bandwidth peers before validation (Core's
+    /// `m_most_recent_block`): their `getblocktxn` and `getdata` for it are served from here,
+    /// since it may not be stored yet. A lock held only to swap or clone the `Arc`.
+    recent_block: std::sync::Mutex<Option<Arc<chaincore::Block>>>,
     /// Every task P2P spawned but the manager (loops, peer sessions, connection attempts).
     tasks: TaskTracker,
     /// Fires at shutdown: every task in `tasks` ends.
@@ -168,6 +172,7 @@ impl P2pHandle {
                 config: config.clone(),
                 best_seen_height: AtomicU64::new(0),
                 traffic: Arc::default(),
+                recent_block: std::sync::Mutex::new(None),
                 tasks: TaskTracker::new(),
                 stop: CancellationToken::new(),
                 manager: TaskTracker::new(),
@@ -334,6 +339,26 @@ impl P2pHandle {
             Ok(Ok(Some(block))) => Some(Arc::new(CompactBlock::from_block(&block, random_nonce()))),
             _ => None,
         })
+    }
+
+    /// Keeps `block` as the one most recently relayed before validation.
+    fn set_recent_block(&self, block: Arc<chaincore::Block>) {
+        *self
+            .shared
+            .recent_block
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(block);
+    }
+
+    /// The block most recently relayed before validation, if it is `hash`.
+    fn recent_block(&self, hash: &BlockHash) -> Option<Arc<chaincore::Block>> {
+        self.shared
+            .recent_block
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|b| b.block_hash() == *hash)
+            .cloned()
     }
 
     /// Bitcoin Core's `getpeerinfo` shape.

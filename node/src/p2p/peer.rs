@@ -345,10 +345,13 @@ impl P2pHandle {
         Ok(())
     }
 
-    /// A stored block and how deep it is below our tip (0: the tip; a block off the active
+    /// A stored block, or the one just relayed before validation, and how deep it is below our tip (0: the tip; a block off the active
     /// chain counts from its height); `None` if we do not have it. A store failure stops the
     /// node (it is not the peer's business).
     async fn read_block(&self, hash: BlockHash) -> Result<Option<(Block, u32)>, PeerError> {
+        if let Some(recent) = self.recent_block(&hash) {
+            return Ok(Some((Block::clone(&recent), 0)));
+        }
         let node = self.shared.node.clone();
         let read = tokio::task::spawn_blocking(move || {
             let snap = node.snapshot();
@@ -371,12 +374,19 @@ impl P2pHandle {
     /// have is ignored.
     async fn serve_block_txn(&self, req: GetBlockTxn, send: &Outbox) -> Result<(), PeerError> {
         send.below_budget().await;
-        let Some((block, depth)) = self.read_block(req.block_hash).await? else {
+        let found = match self.recent_block(&req.block_hash) {
+            Some(recent) => Some((recent, 0)),
+            None => self
+                .read_block(req.block_hash)
+                .await?
+                .map(|(b, depth)| (Arc::new(b), depth)),
+        };
+        let Some((block, depth)) = found else {
             tracing::debug!(hash = %req.block_hash, "getblocktxn for a block we lack");
             return Ok(());
         };
         if depth > MAX_BLOCKTXN_DEPTH {
-            return self.queue(send, Message::Block(block));
+            return self.queue(send, Message::Block(Block::clone(&block)));
         }
         let mut txs = Vec::with_capacity(req.indexes.len().min(block.txdata.len()));
         for i in req.indexes {
@@ -696,6 +706,8 @@ impl P2pHandle {
             Source::Full => block.compute_txids(),
         };
         let compact = CompactBlock::with_txids(block, &txids, super::random_nonce());
+        // Their `getblocktxn` may come before the block is stored.
+        self.set_recent_block(Arc::new(block.clone()));
         self.send(Command::RelayCompact(Arc::new(compact))).await
     }
 
