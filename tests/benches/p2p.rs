@@ -1,6 +1,8 @@
 //! P2P benchmarks with release binaries on loopback: block propagation along a line of 5
-//! nodes (empty and ~1 MB blocks), and a fresh node syncing full blocks from one peer and from
-//! three, against connecting the same blocks locally through `submitblock`.
+//! nodes (an empty block; a ~1 MB block whose transactions no mempool has; a ~1 MB block
+//! whose transactions every mempool has, the compact block case), with the P2P bytes sent per
+//! hop, and a fresh node syncing full blocks from one peer and from three, against connecting
+//! the same blocks locally through `submitblock`.
 //!
 //! Run: `cargo bench -p chaincore-tests --bench p2p`.
 
@@ -91,6 +93,32 @@ fn full_block(node: &Node, coins: &mut Vec<(OutPoint, i64)>, n: usize) -> Block 
     chaincore_tests::solve_block(node, &lock(), spends, n as i64 * 1_000)
 }
 
+/// P2P bytes sent so far by each node (`getnettotals`).
+fn bytes_sent(nodes: &[Node]) -> Vec<u64> {
+    nodes
+        .iter()
+        .map(|n| {
+            n.rpc("getnettotals", json!([]))["totalbytessent"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Bytes all `nodes` sent since `before`, per hop of the line.
+fn per_hop(nodes: &[Node], before: &[u64]) -> f64 {
+    let after = bytes_sent(nodes);
+    let total: u64 = after.iter().zip(before).map(|(a, b)| a - b).sum();
+    total as f64 / (nodes.len() - 1) as f64
+}
+
+/// Number of transactions in `node`'s mempool.
+fn mempool_size(node: &Node) -> u64 {
+    node.rpc("getmempoolinfo", json!([]))["size"]
+        .as_u64()
+        .unwrap()
+}
+
 /// Time until every node in `nodes` has `hash` as its tip.
 fn until_all_have(nodes: &[Node], hash: &Value, since: Instant) -> Duration {
     loop {
@@ -134,10 +162,13 @@ fn main() {
         ms(t),
         ms(t) / 4.0
     );
-    let mut coins = make_coins(&line[0], 1..=2);
+    let mut coins = make_coins(&line[0], 1..=4);
     until_all_have(&line, &tip(&line[0]), Instant::now());
+
+    // Transactions no mempool has: each hop asks for all of them and checks every signature.
     let block = full_block(&line[0], &mut coins, FULL_BLOCK_TXS);
     let size = block.size();
+    let before = bytes_sent(&line);
     let start = Instant::now();
     assert_eq!(
         line[0].rpc("submitblock", json!([hex::encode(serialize(&block))])),
@@ -145,9 +176,52 @@ fn main() {
     );
     let t = until_all_have(&line, &json!(block.block_hash().to_string()), start);
     println!(
-        "propagation, {size}-byte block of {FULL_BLOCK_TXS} spends: {:.0} ms in all ({:.0} ms per hop, including validation at every node)",
+        "propagation, {size}-byte block of {FULL_BLOCK_TXS} spends in no mempool: {:.0} ms in all ({:.0} ms per hop, including validation at every node), {:.0} bytes sent per hop",
         ms(t),
-        ms(t) / 4.0
+        ms(t) / 4.0,
+        per_hop(&line, &before)
+    );
+
+    // Transactions every mempool has (relayed first): a compact block per hop, rebuilt from
+    // the mempool, relayed before validation, signatures not checked again.
+    let spends: Vec<Transaction> = coins
+        .drain(..FULL_BLOCK_TXS)
+        .map(|(o, v)| {
+            tx(
+                vec![o],
+                vec![TxOut {
+                    value: Amount::from_units(v - 1_000),
+                    script_pubkey: lock(),
+                }],
+            )
+        })
+        .collect();
+    for t in &spends {
+        line[0].rpc("sendrawtransaction", json!([hex::encode(serialize(t))]));
+    }
+    let relayed = Instant::now();
+    while line.iter().any(|n| mempool_size(n) < FULL_BLOCK_TXS as u64) {
+        assert!(
+            relayed.elapsed() < Duration::from_secs(600),
+            "transactions did not reach every mempool"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Fees are in the template's coinbase value already.
+    let block = chaincore_tests::solve_block(&line[0], &lock(), spends, 0);
+    let size = block.size();
+    let before = bytes_sent(&line);
+    let start = Instant::now();
+    assert_eq!(
+        line[0].rpc("submitblock", json!([hex::encode(serialize(&block))])),
+        Value::Null
+    );
+    let t = until_all_have(&line, &json!(block.block_hash().to_string()), start);
+    println!(
+        "propagation, {size}-byte block of {FULL_BLOCK_TXS} spends in every mempool: {:.1} ms in all ({:.1} ms per hop), {:.0} bytes sent per hop",
+        ms(t),
+        ms(t) / 4.0,
+        per_hop(&line, &before)
     );
     drop(line);
 
