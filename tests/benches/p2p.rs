@@ -18,6 +18,8 @@ use serde_json::{json, Value};
 
 const FULL_BLOCK_TXS: usize = 5_100;
 const SYNC_FULL_BLOCKS: usize = 8;
+/// Outputs of one coinbase split: as many as stay within the 100,000-byte standard size.
+const SPLIT: usize = 2_500;
 
 fn key() -> PrivateKey {
     PrivateKey::from_bytes(&[0x3c; 32]).unwrap()
@@ -39,14 +41,14 @@ fn tip(n: &Node) -> Value {
     n.rpc("getbestblockhash", json!([]))
 }
 
-/// Splits the coinbases of heights `heights` into 3,000 outputs each (mined in one block);
+/// Splits the coinbases of heights `heights` into [`SPLIT`] outputs each (mined in one block);
 /// returns the new coins.
 fn make_coins(node: &Node, heights: std::ops::RangeInclusive<u64>) -> Vec<(OutPoint, i64)> {
     let mut coins = Vec::new();
     for h in heights {
         let block = node.rpc("getblock", json!([node.rpc("getblockhash", json!([h])), 2]));
         let txid = block["tx"][0]["txid"].as_str().unwrap().parse().unwrap();
-        let each = (50 * 100_000_000 - 200_000) / 3_000;
+        let each = (50 * 100_000_000 - 200_000) / SPLIT as i64;
         let split = tx(
             vec![OutPoint { txid, vout: 0 }],
             vec![
@@ -54,7 +56,7 @@ fn make_coins(node: &Node, heights: std::ops::RangeInclusive<u64>) -> Vec<(OutPo
                     value: Amount::from_units(each),
                     script_pubkey: lock()
                 };
-                3_000
+                SPLIT
             ],
         );
         node.rpc(
@@ -62,7 +64,7 @@ fn make_coins(node: &Node, heights: std::ops::RangeInclusive<u64>) -> Vec<(OutPo
             json!([hex::encode(serialize(&split))]),
         );
         let id = split.compute_txid();
-        coins.extend((0..3_000).map(|vout| (OutPoint { txid: id, vout }, each)));
+        coins.extend((0..SPLIT as u32).map(|vout| (OutPoint { txid: id, vout }, each)));
     }
     // The splits may need more than one block.
     while !node
@@ -152,7 +154,8 @@ fn main() {
         };
         line.push(node);
     }
-    line[0].rpc("generatetoaddress", json!([101, addr()]));
+    // 104: the coinbases of heights 1 to 5 are mature once the empty block is in.
+    line[0].rpc("generatetoaddress", json!([104, addr()]));
     until_all_have(&line, &tip(&line[0]), Instant::now());
     let start = Instant::now();
     let mined = line[0].rpc("generatetoaddress", json!([1, addr()]));
@@ -162,7 +165,7 @@ fn main() {
         ms(t),
         ms(t) / 4.0
     );
-    let mut coins = make_coins(&line[0], 1..=4);
+    let mut coins = make_coins(&line[0], 1..=5);
     until_all_have(&line, &tip(&line[0]), Instant::now());
 
     // Transactions no mempool has: each hop asks for all of them and checks every signature.
@@ -227,7 +230,7 @@ fn main() {
 
     // A source chain with full blocks.
     let source = Node::start(&dir.0.join("source").tap(), &[]);
-    let splits = ((SYNC_FULL_BLOCKS * FULL_BLOCK_TXS) as u64).div_ceil(3_000);
+    let splits = ((SYNC_FULL_BLOCKS * FULL_BLOCK_TXS) as u64).div_ceil(SPLIT as u64);
     source.rpc("generatetoaddress", json!([100 + splits, addr()]));
     let mut coins = make_coins(&source, 1..=splits);
     let mut raw_blocks = Vec::new();
