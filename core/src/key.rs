@@ -4,6 +4,7 @@
 use k256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use k256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use rand_core::OsRng;
+use zeroize::Zeroizing;
 
 use crate::address::{base58check_decode, base58check_encode};
 use crate::hash::hash160;
@@ -90,7 +91,8 @@ impl PrivateKey {
 
     /// Wallet Import Format for `network` (compressed).
     pub fn to_wif(&self, network: Network) -> String {
-        let mut payload = Vec::with_capacity(34);
+        // The payload holds the secret: wiped when dropped.
+        let mut payload = Zeroizing::new(Vec::with_capacity(34));
         payload.push(network.params().wif_version);
         payload.extend_from_slice(&self.to_bytes());
         payload.push(0x01);
@@ -99,8 +101,9 @@ impl PrivateKey {
 
     /// Reads a compressed WIF key for `network`.
     pub fn from_wif(wif: &str, network: Network) -> Result<PrivateKey, KeyError> {
-        let payload =
-            base58check_decode(wif.trim()).map_err(|e| KeyError::Encoding(e.to_string()))?;
+        let payload = Zeroizing::new(
+            base58check_decode(wif.trim()).map_err(|e| KeyError::Encoding(e.to_string()))?,
+        );
         let expected = network.params().wif_version;
         match payload.as_slice() {
             [version, ..] if *version != expected => Err(KeyError::WrongNetwork {

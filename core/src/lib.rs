@@ -1,6 +1,7 @@
 //! ChainCore consensus: Bitcoin's formats byte for byte, our rules, keys and addresses. No I/O.
 //!
 //! # Layout
+//! - `config` (feature `config`): settings from flags, environment and `chaincore.conf`.
 //! - [`encode`]: consensus encoding (`Encodable`/`Decodable`, CompactSize).
 //! - [`hash`]: SHA-256d, HASH160 and the `Txid`/`BlockHash`/`TxMerkleNode` newtypes.
 //! - [`amount`]: `Amount` in base units (1 coin = 100,000,000).
@@ -20,6 +21,8 @@
 pub mod address;
 pub mod amount;
 pub mod block;
+#[cfg(feature = "config")]
+pub mod config;
 pub mod encode;
 pub mod hash;
 pub mod key;

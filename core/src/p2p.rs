@@ -201,6 +201,8 @@ pub enum Message {
     GetBlockTxn(GetBlockTxn),
     /// BIP152: the transactions a `getblocktxn` asked for.
     BlockTxn(BlockTxn),
+    /// Ask for the inventory of the peer's mempool (BIP35); empty payload.
+    MemPool,
     /// A command we do not know (ignored).
     Unknown(String),
 }
@@ -209,6 +211,14 @@ impl Message {
     /// The 12-byte command name.
     pub fn command(&self) -> &str {
         match self {
+            Message::Unknown(c) => c,
+            known => known.known_command().unwrap_or_default(),
+        }
+    }
+
+    /// The command name of a message this codec knows; `None` for [`Message::Unknown`].
+    pub fn known_command(&self) -> Option<&'static str> {
+        Some(match self {
             Message::Version(_) => "version",
             Message::Verack => "verack",
             Message::Ping(_) => "ping",
@@ -227,8 +237,9 @@ impl Message {
             Message::CmpctBlock(_) => "cmpctblock",
             Message::GetBlockTxn(_) => "getblocktxn",
             Message::BlockTxn(_) => "blocktxn",
-            Message::Unknown(c) => c,
-        }
+            Message::MemPool => "mempool",
+            Message::Unknown(_) => return None,
+        })
     }
 
     fn payload(&self) -> Vec<u8> {
@@ -252,9 +263,11 @@ impl Message {
                 }
                 Ok(n)
             })(),
-            Message::Verack | Message::GetAddr | Message::SendHeaders | Message::Unknown(_) => {
-                Ok(0)
-            }
+            Message::Verack
+            | Message::GetAddr
+            | Message::SendHeaders
+            | Message::MemPool
+            | Message::Unknown(_) => Ok(0),
             Message::Ping(n) | Message::Pong(n) => n.consensus_encode(w),
             Message::Addr(addrs) => (|| {
                 let mut n = CompactSize(addrs.len() as u64).consensus_encode(w)?;
@@ -355,6 +368,7 @@ impl Message {
             "verack" => Message::Verack,
             "getaddr" => Message::GetAddr,
             "sendheaders" => Message::SendHeaders,
+            "mempool" => Message::MemPool,
             "ping" => Message::Ping(u64::consensus_decode(r).map_err(bad)?),
             "pong" => Message::Pong(u64::consensus_decode(r).map_err(bad)?),
             "addr" => {
@@ -680,10 +694,10 @@ mod tests {
     #[test]
     fn arbitrary_payloads_never_panic() {
         use proptest::prelude::*;
-        proptest!(|(cmd in 0usize..18, payload in proptest::collection::vec(any::<u8>(), 0..300))| {
+        proptest!(|(cmd in 0usize..19, payload in proptest::collection::vec(any::<u8>(), 0..300))| {
             let commands = ["version", "verack", "ping", "pong", "getaddr", "addr", "inv", "getdata",
-                "notfound", "getheaders", "headers", "block", "tx", "sendheaders", "sendcmpct",
-                "cmpctblock", "getblocktxn", "blocktxn"];
+                "notfound", "getheaders", "headers", "block", "tx", "sendheaders", "mempool",
+                "sendcmpct", "cmpctblock", "getblocktxn", "blocktxn"];
             let _ = Message::parse(commands[cmd], &payload);
         });
     }

@@ -18,6 +18,7 @@ pub mod mining;
 pub mod network;
 pub mod param;
 pub mod rawtx;
+pub mod rest;
 
 pub use address::{AddressIndexClient, AddressIndexServer};
 pub use blockchain::{BlockchainClient, BlockchainServer};
@@ -92,88 +93,4 @@ pub fn is_auth_failure(e: &jsonrpsee::core::client::Error) -> bool {
         }
         _ => false,
     }
-}
-
-/// How the miner and wallet reach a node: the flags they share, and what they resolve to.
-#[cfg(feature = "rpc-client")]
-#[derive(clap::Args, Debug, Clone)]
-pub struct NodeArgs {
-    /// Network: main, test or regtest.
-    #[arg(long, env = "CHAINCORE_NETWORK", default_value = "main")]
-    pub network: crate::Network,
-    /// Node RPC URL [default: http://127.0.0.1:<the network's RPC port>].
-    #[arg(long, env = "CHAINCORE_RPC_URL")]
-    pub rpc_url: Option<String>,
-    /// Cookie file [default: <datadir>/<network>/.cookie].
-    #[arg(long, env = "CHAINCORE_RPC_COOKIE", conflicts_with_all = ["rpc_user", "rpc_password"])]
-    pub rpc_cookie: Option<std::path::PathBuf>,
-    /// RPC user (with --rpc-password).
-    #[arg(long, env = "CHAINCORE_RPC_USER", requires = "rpc_password")]
-    pub rpc_user: Option<String>,
-    /// RPC password (with --rpc-user).
-    #[arg(
-        long,
-        env = "CHAINCORE_RPC_PASSWORD",
-        requires = "rpc_user",
-        hide_env_values = true
-    )]
-    pub rpc_password: Option<String>,
-    /// The node's data directory, for default paths [default: ~/.chaincore].
-    #[arg(long, env = "CHAINCORE_DATADIR")]
-    pub datadir: Option<std::path::PathBuf>,
-}
-
-#[cfg(feature = "rpc-client")]
-impl NodeArgs {
-    /// The RPC URL to use.
-    pub fn url(&self) -> String {
-        self.rpc_url
-            .clone()
-            .unwrap_or_else(|| format!("http://127.0.0.1:{}", self.network.params().rpc_port))
-    }
-
-    /// `<datadir>/<network>`, the node's directory for this network.
-    pub fn network_dir(&self) -> Result<std::path::PathBuf, String> {
-        let base = match &self.datadir {
-            Some(d) => d.clone(),
-            None => match std::env::var_os("HOME") {
-                Some(h) if !h.is_empty() => std::path::PathBuf::from(h).join(".chaincore"),
-                _ => return Err("HOME is not set: give --datadir".into()),
-            },
-        };
-        Ok(base.join(self.network.to_string()))
-    }
-
-    /// The cookie file to read, or `None` with `--rpc-user`/`--rpc-password`.
-    pub fn cookie_path(&self) -> Result<Option<std::path::PathBuf>, String> {
-        if self.rpc_user.is_some() && self.rpc_password.is_some() {
-            return Ok(None);
-        }
-        match &self.rpc_cookie {
-            Some(c) => Ok(Some(c.clone())),
-            None => Ok(Some(self.network_dir()?.join(".cookie"))),
-        }
-    }
-
-    /// `user:password` for HTTP Basic auth: the flags, or the cookie file's contents.
-    pub fn credentials(&self) -> Result<String, String> {
-        match (self.cookie_path()?, &self.rpc_user, &self.rpc_password) {
-            (None, Some(u), Some(p)) => Ok(format!("{u}:{p}")),
-            (Some(path), _, _) => read_cookie(&path),
-            _ => Err("give --rpc-user and --rpc-password together".into()),
-        }
-    }
-}
-
-/// Reads a node's cookie file (`__cookie__:<hex>`).
-#[cfg(feature = "rpc-client")]
-pub fn read_cookie(path: &std::path::Path) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| {
-            format!(
-                "cannot read the node's cookie {} ({e}); is the node running? or pass --rpc-user/--rpc-password",
-                path.display()
-            )
-        })
 }

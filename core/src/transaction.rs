@@ -60,6 +60,37 @@ pub struct TxOut {
 }
 impl_consensus_encoding!(TxOut, value, script_pubkey);
 
+/// The fee rate of the dust rule, in units per byte: Bitcoin Core's `-dustrelayfee` is
+/// 3,000 sat/kvB, three times its minimum relay fee, and ours is three times ours (1 unit per
+/// byte).
+pub const DUST_RELAY_FEE_RATE: i64 = 3;
+
+/// Bytes an input spending an output adds to a transaction, as Bitcoin Core counts it for the
+/// dust rule: outpoint 36, script length 1, scriptSig 107 (a 72-byte signature push and a
+/// 34-byte key push), sequence 4.
+pub const DUST_SPEND_INPUT_SIZE: usize = 148;
+
+impl TxOut {
+    /// The smallest value this output may have to be relayed: what spending it costs at
+    /// [`DUST_RELAY_FEE_RATE`], its own size plus [`DUST_SPEND_INPUT_SIZE`] bytes (Bitcoin
+    /// Core's `GetDustThreshold`; 546 units for P2PKH, as in Core). Zero for `OP_RETURN`
+    /// outputs, which are never spent.
+    ///
+    /// Policy, not consensus: a block may hold dust.
+    pub fn dust_threshold(&self) -> Amount {
+        if self.script_pubkey.op_return_data().is_some() {
+            return Amount::ZERO;
+        }
+        let size = encode::serialize(self).len() + DUST_SPEND_INPUT_SIZE;
+        Amount::from_units(size as i64 * DUST_RELAY_FEE_RATE)
+    }
+
+    /// True if the output is worth less than [`TxOut::dust_threshold`].
+    pub fn is_dust(&self) -> bool {
+        self.value < self.dust_threshold()
+    }
+}
+
 /// A transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Transaction {
@@ -228,5 +259,23 @@ mod tests {
         assert!(tx.is_final(1, i64::from(LOCKTIME_THRESHOLD) + 11));
         tx.input[0].sequence = SEQUENCE_FINAL;
         assert!(tx.is_final(0, 0));
+    }
+
+    #[test]
+    fn dust_threshold_is_cores_546_for_p2pkh() {
+        let p2pkh = |units| TxOut {
+            value: Amount::from_units(units),
+            script_pubkey: Script::new_p2pkh(&[7; 20]),
+        };
+        // (34 bytes of output + 148 of input) × 3 units per byte.
+        assert_eq!(p2pkh(0).dust_threshold(), Amount::from_units(546));
+        assert!(p2pkh(545).is_dust());
+        assert!(p2pkh(1).is_dust());
+        assert!(!p2pkh(546).is_dust());
+        let data = TxOut {
+            value: Amount::ZERO,
+            script_pubkey: Script::new_op_return(b"hello").unwrap(),
+        };
+        assert!(!data.is_dust(), "OP_RETURN outputs are never spent");
     }
 }

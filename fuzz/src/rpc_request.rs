@@ -187,7 +187,7 @@ impl BlockchainServer for Stub {
         _verbosity: Option<Param<Verbosity>>,
     ) -> RpcResult<GetBlock> {
         _blockhash.get()?;
-        _verbosity.map(Param::get).transpose()?;
+        Param::optional(_verbosity)?;
         Err(refused())
     }
 
@@ -197,7 +197,7 @@ impl BlockchainServer for Stub {
         _verbose: Option<Param<bool>>,
     ) -> RpcResult<GetBlockHeader> {
         _blockhash.get()?;
-        _verbose.map(Param::get).transpose()?;
+        Param::optional(_verbose)?;
         Err(refused())
     }
 
@@ -210,8 +210,8 @@ impl BlockchainServer for Stub {
         _nblocks: Option<Param<i64>>,
         _blockhash: Option<Param<String>>,
     ) -> RpcResult<ChainTxStats> {
-        _nblocks.map(Param::get).transpose()?;
-        _blockhash.map(Param::get).transpose()?;
+        Param::optional(_nblocks)?;
+        Param::optional(_blockhash)?;
         Err(refused())
     }
 
@@ -227,7 +227,7 @@ impl BlockchainServer for Stub {
     ) -> RpcResult<Option<TxOutInfo>> {
         _txid.get()?;
         _n.get()?;
-        _include_mempool.map(Param::get).transpose()?;
+        Param::optional(_include_mempool)?;
         Err(refused())
     }
 
@@ -245,8 +245,8 @@ impl BlockchainServer for Stub {
         _checklevel: Option<Param<u32>>,
         _nblocks: Option<Param<u32>>,
     ) -> RpcResult<bool> {
-        _checklevel.map(Param::get).transpose()?;
-        _nblocks.map(Param::get).transpose()?;
+        Param::optional(_checklevel)?;
+        Param::optional(_nblocks)?;
         Err(refused())
     }
 
@@ -272,15 +272,16 @@ impl MiningServer for Stub {
         &self,
         _template_request: Option<Param<TemplateRequest>>,
     ) -> RpcResult<BlockTemplate> {
-        _template_request.map(Param::get).transpose()?;
+        Param::optional(_template_request)?;
         Err(refused())
     }
 
     async fn submit_block(
         &self,
         _hexdata: Param<String>,
-        _dummy: Option<Value>,
+        _dummy: Option<Param<String>>,
     ) -> RpcResult<Option<String>> {
+        Param::optional(_dummy)?;
         _hexdata.get()?;
         Err(refused())
     }
@@ -294,8 +295,8 @@ impl MiningServer for Stub {
         _nblocks: Option<Param<i64>>,
         _height: Option<Param<i64>>,
     ) -> RpcResult<f64> {
-        _nblocks.map(Param::get).transpose()?;
-        _height.map(Param::get).transpose()?;
+        Param::optional(_nblocks)?;
+        Param::optional(_height)?;
         Err(refused())
     }
 
@@ -307,7 +308,7 @@ impl MiningServer for Stub {
     ) -> RpcResult<Vec<BlockHash>> {
         _nblocks.get()?;
         _address.get()?;
-        _maxtries.map(Param::get).transpose()?;
+        Param::optional(_maxtries)?;
         Err(refused())
     }
 }
@@ -317,8 +318,9 @@ impl RawTransactionsServer for Stub {
     async fn send_raw_transaction(
         &self,
         _hexstring: Param<String>,
-        _maxfeerate: Option<Value>,
+        _maxfeerate: Option<Param<f64>>,
     ) -> RpcResult<Txid> {
+        Param::optional(_maxfeerate)?;
         _hexstring.get()?;
         Err(refused())
     }
@@ -326,8 +328,9 @@ impl RawTransactionsServer for Stub {
     async fn test_mempool_accept(
         &self,
         _rawtxs: Param<Vec<String>>,
-        _maxfeerate: Option<Value>,
+        _maxfeerate: Option<Param<f64>>,
     ) -> RpcResult<Vec<MempoolAcceptance>> {
+        Param::optional(_maxfeerate)?;
         _rawtxs.get()?;
         Err(refused())
     }
@@ -339,8 +342,8 @@ impl RawTransactionsServer for Stub {
         _blockhash: Option<Param<String>>,
     ) -> RpcResult<GetRawTransaction> {
         _txid.get()?;
-        _verbose.map(Param::get).transpose()?;
-        _blockhash.map(Param::get).transpose()?;
+        Param::optional(_verbose)?;
+        Param::optional(_blockhash)?;
         Err(refused())
     }
 
@@ -356,7 +359,7 @@ impl RawTransactionsServer for Stub {
 #[async_trait]
 impl MempoolServer for Stub {
     async fn get_raw_mempool(&self, _verbose: Option<Param<bool>>) -> RpcResult<RawMempool> {
-        _verbose.map(Param::get).transpose()?;
+        Param::optional(_verbose)?;
         Err(refused())
     }
 
@@ -370,7 +373,7 @@ impl MempoolServer for Stub {
         _estimate_mode: Option<Param<String>>,
     ) -> RpcResult<FeeEstimate> {
         _conf_target.get()?;
-        _estimate_mode.map(Param::get).transpose()?;
+        Param::optional(_estimate_mode)?;
         Err(refused())
     }
 
@@ -436,7 +439,7 @@ impl NetServer for Stub {
         &self,
         _count: Option<Param<usize>>,
     ) -> RpcResult<Vec<NodeAddress>> {
-        _count.map(Param::get).transpose()?;
+        Param::optional(_count)?;
         Err(refused())
     }
 
@@ -448,7 +451,7 @@ impl NetServer for Stub {
     ) -> RpcResult<()> {
         _subnet.get()?;
         _command.get()?;
-        _bantime.map(Param::get).transpose()?;
+        Param::optional(_bantime)?;
         Err(refused())
     }
 
@@ -480,7 +483,7 @@ impl ControlServer for Stub {
     }
 
     async fn help(&self, _command: Option<Param<String>>) -> RpcResult<String> {
-        _command.map(Param::get).transpose()?;
+        Param::optional(_command)?;
         Err(refused())
     }
 }

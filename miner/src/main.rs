@@ -20,9 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use chaincore::config::RpcArgs;
 use chaincore::pow::Target;
 use chaincore::rpc::mining::TemplateRequest;
-use chaincore::rpc::{http_client, is_auth_failure, MiningClient, NodeArgs};
+use chaincore::rpc::{http_client, is_auth_failure, MiningClient};
 use chaincore::validation::MAX_FUTURE_BLOCK_TIME;
 use chaincore::Address;
 use clap::Parser;
@@ -39,8 +40,9 @@ struct Args {
     /// Address the block rewards go to (required unless --benchmark).
     #[arg(long, env = "CHAINCORE_ADDRESS", required_unless_present = "benchmark")]
     address: Option<String>,
+    /// How to reach the node (also from chaincore.conf).
     #[command(flatten)]
-    node: NodeArgs,
+    node: RpcArgs,
     /// Worker threads [default: one per CPU].
     #[arg(long, env = "CHAINCORE_THREADS")]
     threads: Option<usize>,
@@ -85,10 +87,22 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const RPC_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // The benchmark needs no node, so neither the config file.
+    let config_file = if args.benchmark {
+        None
+    } else {
+        args.node.load().unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        })
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).init();
+    if let Some(file) = config_file {
+        tracing::info!(file = %file.display(), "config file read");
+    }
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -124,15 +138,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .script_pubkey();
     let url = args.node.url();
     let auth = Auth::from_args(&args)?;
+    // Listening from here on: a signal during the kernel timing below still ends us cleanly.
+    let signals = Signals::new()?;
     let kernel = match args.kernel {
         Some(k) => k,
         None => pick_kernel()?,
     };
 
-    let client = http_client(&url, &auth.current, RPC_TIMEOUT).map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(%url, threads, %kernel, "mining to {address}");
     Controller {
-        client,
+        client: None,
         url,
         auth,
         payout,
@@ -143,9 +158,73 @@ async fn run(args: Args) -> anyhow::Result<()> {
         scantime: Duration::from_secs(args.scantime.max(1)),
         tally: Tally::default(),
         last_fresh: Instant::now(),
+        paused: None,
+        signals,
     }
     .run()
     .await
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, listened for from start-up on.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+
+    /// Waits for either signal; returns its name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+
+    /// Sleeps for `d` unless a signal comes first; returns the signal's name if one did.
+    async fn sleep(&mut self, d: Duration) -> Option<&'static str> {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => None,
+            s = self.recv() => Some(s),
+        }
+    }
+}
+
+/// Hash rate in the unit that fits it: `812 H/s`, `41.3 kH/s`, `35.2 MH/s`, `1.20 GH/s`.
+fn format_rate(hashes_per_second: f64) -> String {
+    let (value, prefix) = scaled(hashes_per_second);
+    format!("{value} {prefix}H/s")
+}
+
+/// A count of hashes the same way: `812 hashes`, `41.3 k hashes`.
+fn format_hashes(hashes: f64) -> String {
+    match scaled(hashes) {
+        (value, "") => format!("{value} hashes"),
+        (value, prefix) => format!("{value} {prefix} hashes"),
+    }
+}
+
+/// `x` with an SI prefix, to three significant digits: (`41.3`, `k`).
+fn scaled(x: f64) -> (String, &'static str) {
+    let (value, prefix) = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
+        .into_iter()
+        .find(|(scale, _)| x >= *scale)
+        .map_or((x, ""), |(scale, p)| (x / scale, p));
+    let decimals = if value >= 100.0 || prefix.is_empty() {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
+    (format!("{value:.decimals$}"), prefix)
 }
 
 /// A header no nonce solves (target 1): what kernels are timed and benchmarked on.
@@ -191,26 +270,39 @@ fn list(kernels: &[Kernel]) -> String {
         .join(", ")
 }
 
-/// RPC credentials, and the cookie file they came from (re-read when the node restarts).
+/// RPC credentials, and the cookie file they came from (re-read when the node restarts, and
+/// until it exists: a miner started before its node waits for the node's cookie).
 struct Auth {
-    current: String,
+    current: Option<String>,
     cookie: Option<PathBuf>,
 }
 
 impl Auth {
     fn from_args(args: &Args) -> anyhow::Result<Auth> {
         let cookie = args.node.cookie_path().map_err(|e| anyhow::anyhow!(e))?;
-        Ok(Auth {
-            current: args.node.credentials().map_err(|e| anyhow::anyhow!(e))?,
-            cookie,
-        })
+        let current = match &cookie {
+            None => Some(args.node.credentials().map_err(|e| anyhow::anyhow!(e))?),
+            Some(path) => chaincore::config::read_cookie(path).ok(),
+        };
+        Ok(Auth { current, cookie })
+    }
+
+    /// The credentials, reading the cookie file if it was missing so far.
+    fn credentials(&mut self) -> Result<String, String> {
+        if let Some(c) = &self.current {
+            return Ok(c.clone());
+        }
+        let path = self.cookie.as_deref().ok_or("no credentials")?;
+        let c = chaincore::config::read_cookie(path)?;
+        self.current = Some(c.clone());
+        Ok(c)
     }
 
     /// After a 401: a restarted node writes a new cookie. True if it changed.
     fn refresh(&mut self) -> bool {
-        match self.cookie.as_deref().map(chaincore::rpc::read_cookie) {
-            Some(Ok(new)) if new != self.current => {
-                self.current = new;
+        match self.cookie.as_deref().map(chaincore::config::read_cookie) {
+            Some(Ok(new)) if self.current.as_ref() != Some(&new) => {
+                self.current = Some(new);
                 true
             }
             _ => false,
@@ -345,10 +437,23 @@ struct Tally {
     accepted: u64,
     stale: u64,
     rejected: u64,
+    /// Accepted since the last report, and the lowest and highest height among them.
+    recent: u64,
+    recent_heights: Option<(u32, u32)>,
+}
+
+/// Why the workers are paused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pause {
+    /// No fresh work for [`PAUSE_AFTER`]: the node is away.
+    NodeAway,
+    /// The template's time is too far ahead of our clock for a block to be accepted.
+    Clock,
 }
 
 struct Controller {
-    client: HttpClient,
+    /// `None` until the credentials are known (the cookie may not exist yet).
+    client: Option<HttpClient>,
     url: String,
     auth: Auth,
     payout: chaincore::Script,
@@ -359,9 +464,44 @@ struct Controller {
     scantime: Duration,
     tally: Tally,
     last_fresh: Instant,
+    paused: Option<Pause>,
+    signals: Signals,
 }
 
 impl Controller {
+    /// Pauses the workers for `why`; logs only a change of reason.
+    fn pause(&mut self, why: Pause) {
+        if self.paused != Some(why) {
+            match why {
+                Pause::NodeAway => tracing::warn!(
+                    "no fresh work for {} s: workers paused until the node is back",
+                    PAUSE_AFTER.as_secs()
+                ),
+                Pause::Clock => tracing::info!(
+                    "block times are ahead of the clock: workers paused until it catches up"
+                ),
+            }
+        }
+        self.paused = Some(why);
+        self.shared.paused.store(true, Ordering::Release);
+    }
+
+    /// The RPC client, made once the credentials are known: `Ok(Err(why))` while the cookie
+    /// cannot be read yet (the node has not started), an error if the URL is unusable.
+    fn client(&mut self) -> anyhow::Result<Result<HttpClient, String>> {
+        if let Some(c) = &self.client {
+            return Ok(Ok(c.clone()));
+        }
+        let credentials = match self.auth.credentials() {
+            Ok(c) => c,
+            Err(why) => return Ok(Err(why)),
+        };
+        let c =
+            http_client(&self.url, &credentials, RPC_TIMEOUT).map_err(|e| anyhow::anyhow!(e))?;
+        self.client = Some(c.clone());
+        Ok(Ok(c))
+    }
+
     async fn run(mut self) -> anyhow::Result<()> {
         let (found_tx, found_rx) = std::sync::mpsc::channel::<Solution>();
         // Bridge worker solutions (std channel) into the async loop.
@@ -381,9 +521,25 @@ impl Controller {
         let mut report = tokio::time::interval(REPORT_EVERY);
         report.tick().await;
         let mut last_report = (Instant::now(), vec![0u64; self.threads]);
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        loop {
+        let started = Instant::now();
+        let mut cookie_warned = false;
+        let signal = 'mine: loop {
+            let client = match self.client()? {
+                Ok(c) => c,
+                Err(e) => {
+                    // No cookie yet: the node has not started (or not written it). Wait for it.
+                    if !cookie_warned {
+                        tracing::warn!("waiting for the node: {e}");
+                        cookie_warned = true;
+                    }
+                    let delay = jitter(backoff);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    if let Some(s) = self.signals.sleep(delay).await {
+                        break 'mine s;
+                    }
+                    continue;
+                }
+            };
             // Long poll while the work is fresh enough; a plain request when it is due.
             let request = TemplateRequest {
                 rules: vec!["segwit".to_string()],
@@ -392,8 +548,11 @@ impl Controller {
                     .filter(|_| refreshed.elapsed() < self.scantime),
             };
             let wait = self.scantime.saturating_sub(refreshed.elapsed());
+            // Set by an arm that must wait before the next request; the wait itself happens
+            // below, where a signal can cut it short.
+            let mut nap: Option<Duration> = None;
             tokio::select! {
-                answer = self.client.get_block_template(Some(request.into())) => match answer {
+                answer = client.get_block_template(Some(request.into())) => match answer {
                     Ok(v) => {
                         backoff = BACKOFF_START;
                         attempt = 0;
@@ -401,11 +560,9 @@ impl Controller {
                             Ok(t) if i64::from(t.curtime) > unix_now() + MAX_FUTURE_BLOCK_TIME - 5 => {
                                 // Blocks came faster than the median-time rule lets time advance:
                                 // a block now would be time-too-new. Wait for the clock.
-                                if !self.shared.paused.swap(true, Ordering::AcqRel) {
-                                    tracing::info!("block times are ahead of the clock; waiting");
-                                }
+                                self.pause(Pause::Clock);
                                 longpollid = None;
-                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                nap = Some(Duration::from_secs(1));
                             }
                             Ok(t) => {
                                 longpollid = t.longpollid.clone();
@@ -418,7 +575,7 @@ impl Controller {
                     Err(e) if is_auth_failure(&e) => {
                         if self.auth.refresh() {
                             tracing::info!("the node's cookie changed (node restarted): reconnecting");
-                            self.client = http_client(&self.url, &self.auth.current, RPC_TIMEOUT).map_err(|e| anyhow::anyhow!(e))?;
+                            self.client = None;
                             continue;
                         }
                         self.shared.stop.store(true, Ordering::Release);
@@ -429,46 +586,65 @@ impl Controller {
                         longpollid = None;
                         let delay = jitter(backoff);
                         tracing::warn!(attempt, "node unavailable ({e}); retrying in {} ms", delay.as_millis());
-                        if self.last_fresh.elapsed() > PAUSE_AFTER && !self.shared.paused.swap(true, Ordering::AcqRel) {
-                            tracing::warn!("no fresh work for {} s: workers paused until the node is back", PAUSE_AFTER.as_secs());
+                        if self.last_fresh.elapsed() > PAUSE_AFTER {
+                            self.pause(Pause::NodeAway);
                         }
-                        tokio::time::sleep(delay).await;
+                        nap = Some(delay);
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                     }
                 },
-                Some(solution) = solutions.recv() => {
-                    if self.submit(solution).await {
+                Some(solution) = solutions.recv() => match self.submit(solution).await {
+                    Ok(true) => {
                         // Our block is the new tip: stop hashing on its parent and fetch
                         // fresh work at once.
                         self.shared.clear_work();
                         longpollid = None;
                     }
-                }
+                    Ok(false) => {}
+                    Err(s) => break 'mine s,
+                },
                 _ = tokio::time::sleep(wait) => {}
                 _ = report.tick() => {
                     let now: Vec<u64> = self.shared.hashes.iter().map(|h| h.load(Ordering::Relaxed)).collect();
                     let secs = last_report.0.elapsed().as_secs_f64();
-                    let rates: Vec<String> = now.iter().zip(&last_report.1).map(|(n, o)| format!("{:.2}", (n - o) as f64 / secs / 1e6)).collect();
+                    let rates: Vec<String> = now.iter().zip(&last_report.1).map(|(n, o)| format_rate((n - o) as f64 / secs)).collect();
                     let total: u64 = now.iter().zip(&last_report.1).map(|(n, o)| n - o).sum();
+                    if let Some((low, high)) = self.tally.recent_heights.take() {
+                        tracing::info!(
+                            "accepted {} blocks in the last {secs:.0} s (heights {low}–{high})",
+                            std::mem::take(&mut self.tally.recent)
+                        );
+                    }
                     tracing::info!(
-                        "hashrate {:.2} MH/s (per worker: {}) accepted {} stale {} rejected {}",
-                        total as f64 / secs / 1e6, rates.join(" "), self.tally.accepted, self.tally.stale, self.tally.rejected
+                        "hashrate {} (per worker: {}) accepted {} stale {} rejected {}",
+                        format_rate(total as f64 / secs), rates.join(", "), self.tally.accepted, self.tally.stale, self.tally.rejected
                     );
                     last_report = (Instant::now(), now);
                 }
-                _ = &mut ctrl_c => break,
+                s = self.signals.recv() => {
+                    break 'mine s;
+                }
             }
-        }
+            if let Some(d) = nap {
+                if let Some(s) = self.signals.sleep(d).await {
+                    break 'mine s;
+                }
+            }
+        };
+        tracing::info!("{signal} received: stopping");
         self.shared.stop.store(true, Ordering::Release);
         for h in handles {
             let _ = h.join();
         }
+        let secs = started.elapsed().as_secs_f64();
+        let hashes = self.shared.total_hashes() as f64;
         println!(
-            "summary: {} blocks accepted, {} stale, {} rejected, {:.1} M hashes",
+            "summary: {} blocks accepted, {} stale, {} rejected, {} in {secs:.1} s ({})",
             self.tally.accepted,
             self.tally.stale,
             self.tally.rejected,
-            self.shared.total_hashes() as f64 / 1e6
+            format_hashes(hashes),
+            format_rate(hashes / secs.max(1e-3))
         );
         Ok(())
     }
@@ -476,9 +652,12 @@ impl Controller {
     /// Publishes a template to the workers unless it is the same work already being hashed.
     fn install(&mut self, t: Template) {
         self.last_fresh = Instant::now();
-        if self.shared.paused.swap(false, Ordering::AcqRel) {
-            tracing::info!("node is back: workers resumed");
+        match self.paused.take() {
+            Some(Pause::NodeAway) => tracing::info!("node is back: workers resumed"),
+            Some(Pause::Clock) => tracing::info!("the clock caught up: workers resumed"),
+            None => {}
         }
+        self.shared.paused.store(false, Ordering::Release);
         if let Some(current) = self.shared.work() {
             let c = &current.template;
             if c.prev_blockhash == t.prev_blockhash && c.txids == t.txids && c.curtime == t.curtime
@@ -494,27 +673,41 @@ impl Controller {
     }
 
     /// Submits a solution if it still builds on the current tip; logs the node's answer.
-    /// Returns true if the node accepted it.
-    async fn submit(&mut self, s: Solution) -> bool {
+    /// Returns true if the node accepted it, or the signal that came while the node was
+    /// answering (a slow node does not hold up Ctrl-C either).
+    async fn submit(&mut self, s: Solution) -> Result<bool, &'static str> {
         let hash = kernel::block_hash(&s.header);
         let current_prev = self.shared.work().map(|w| w.template.prev_blockhash);
         if current_prev != Some(s.work.template.prev_blockhash) {
             self.tally.stale += 1;
             tracing::info!(%hash, "stale: the tip moved before submission");
-            return false;
+            return Ok(false);
         }
         let hex = match s.work.block_hex(s.extranonce, &s.header) {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!("cannot build the solved block: {e:#}");
-                return false;
+                return Ok(false);
             }
         };
-        match self.client.submit_block(hex.into(), None).await {
+        let Some(client) = self.client.clone() else {
+            return Ok(false);
+        };
+        let answer = tokio::select! {
+            answer = client.submit_block(hex.into(), None) => answer,
+            signal = self.signals.recv() => return Err(signal),
+        };
+        match answer {
             Ok(None) => {
+                let height = s.work.template.height;
                 self.tally.accepted += 1;
-                tracing::info!(%hash, worker = s.worker, height = s.work.template.height, "accepted");
-                return true;
+                self.tally.recent += 1;
+                let (low, high) = self.tally.recent_heights.unwrap_or((height, height));
+                self.tally.recent_heights = Some((low.min(height), high.max(height)));
+                // One line per block would flood the log on regtest (hundreds a second): each
+                // at debug, a count per report at info.
+                tracing::debug!(%hash, worker = s.worker, height, "accepted");
+                return Ok(true);
             }
             Ok(Some(reason)) => {
                 if reason == "duplicate"
@@ -533,7 +726,7 @@ impl Controller {
                 tracing::warn!(%hash, "submitblock failed: {e}");
             }
         }
-        false
+        Ok(false)
     }
 }
 
@@ -564,7 +757,31 @@ mod tests {
         assert!(a.benchmark && a.threads == Some(2));
         assert!(Args::try_parse_from(["m", "--address", "x", "--cpu-affinity", "maybe"]).is_err());
         assert!(Args::try_parse_from(["m", "--address", "x", "--kernel", "gpu"]).is_err());
-        assert!(Args::try_parse_from(["m", "--address", "x", "--rpc-user", "u"]).is_err());
+        // The password may come from chaincore.conf, so the pair is checked once the file is
+        // read (none in a data directory that does not exist).
+        let mut a = Args::try_parse_from([
+            "m",
+            "--address",
+            "x",
+            "--datadir",
+            "/nonexistent/cc",
+            "--rpc-user",
+            "u",
+        ])
+        .unwrap();
+        assert!(a.node.load().is_err(), "user needs password");
+    }
+
+    #[test]
+    fn hash_rates_are_shown_in_a_fitting_unit() {
+        assert_eq!(format_rate(0.0), "0 H/s");
+        assert_eq!(format_rate(812.4), "812 H/s");
+        assert_eq!(format_rate(41_300.0), "41.3 kH/s");
+        assert_eq!(format_rate(3_520_000.0), "3.52 MH/s");
+        assert_eq!(format_rate(35_200_000.0), "35.2 MH/s");
+        assert_eq!(format_rate(1_200_000_000.0), "1.20 GH/s");
+        assert_eq!(format_hashes(16_000.0), "16.0 k hashes");
+        assert_eq!(format_hashes(7.0), "7 hashes");
     }
 
     #[test]

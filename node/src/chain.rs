@@ -427,6 +427,7 @@ impl Chain {
                 self.index.push_active(hash);
                 self.add_entry(hash, entry);
                 mempool.remove_for_block(&block.txdata, txids);
+                self.log_new_tip(block, &hash);
                 Ok(Accepted::BestChain)
             }
             Err(ChainError::Rule(reason)) => {
@@ -605,6 +606,7 @@ impl Chain {
     ) -> Result<(), ChainError> {
         let mut disconnected: Vec<Vec<Transaction>> = Vec::new();
         let mut moved = false;
+        let old_tip = (self.tip_hash(), self.tip_height());
         loop {
             let best = self.best_candidate();
             if best == self.tip_hash() {
@@ -629,9 +631,13 @@ impl Chain {
                 .entry(&cur)
                 .ok_or_else(|| missing("the block index entry of", &cur))?
                 .height;
+            let depth = self.tip_height() - fork_height;
             while self.tip_height() > fork_height {
                 let block = self.disconnect_tip()?;
                 disconnected.push(block.txdata.into_iter().skip(1).collect());
+            }
+            if depth > 0 {
+                crate::metrics::get().reorg(depth as usize);
             }
             for hash in path {
                 let block = {
@@ -661,25 +667,39 @@ impl Chain {
             // Oldest block first, so parents re-enter the pool before their children; then the
             // old pool, re-checked too: some of it may now spend coins that no longer exist.
             disconnected.reverse();
+            let depth = disconnected.len();
             let mut txs = disconnected.concat();
+            let candidates = txs.len();
             txs.extend(mempool.drain_in_order());
-            self.return_to_mempool(txs, mempool)?;
+            let returned = self.return_to_mempool(txs, candidates, mempool)?;
+            tracing::info!(
+                depth,
+                old_tip = %old_tip.0,
+                old_height = old_tip.1,
+                new_tip = %self.tip_hash(),
+                new_height = self.tip_height(),
+                "reorg: {depth} blocks disconnected, {returned} of their {candidates} \
+                 transactions back in the mempool (pool now {})",
+                mempool.len()
+            );
         }
         Ok(())
     }
 
     /// Re-validates transactions from disconnected blocks (and the old pool) into the mempool;
-    /// those now confirmed or invalid are dropped. Their signatures are not checked again: each
+    /// those now confirmed or invalid are dropped. Returns how many of the first `from_blocks`
+    /// (the disconnected blocks' own) were admitted. Their signatures are not checked again: each
     /// was verified when its block connected or when it entered the pool, and a txid commits
     /// to the signatures and the outpoints whose scripts they sign. Only a store failure is an
     /// error.
     fn return_to_mempool(
         &self,
         txs: Vec<Transaction>,
+        from_blocks: usize,
         mempool: &mut Mempool,
-    ) -> Result<(), ChainError> {
+    ) -> Result<usize, ChainError> {
         if txs.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let rtx = self.store.begin_read()?;
         let coin = |o: &OutPoint| store::read::coin(&rtx, o);
@@ -689,16 +709,27 @@ impl Chain {
             median_time_past: self.index.median_time_past(&self.tip_hash()),
         };
         let now = unix_now();
-        for tx in txs {
+        let mut returned = 0;
+        for (i, tx) in txs.into_iter().enumerate() {
             match mempool.check(tx, &view, now, &|_| true) {
-                Ok(entry) => {
-                    let _ = mempool.insert(entry);
-                }
+                Ok(entry) => match mempool.insert(entry) {
+                    Ok(evicted) => {
+                        returned += usize::from(i < from_blocks);
+                        if !evicted.is_empty() {
+                            tracing::info!(
+                                evicted = evicted.len(),
+                                pool = mempool.len(),
+                                "mempool full: evicted the lowest fee rates"
+                            );
+                        }
+                    }
+                    Err(e) => tracing::debug!("not returned to the mempool: {e}"),
+                },
                 Err(crate::mempool::MempoolError::Store(e)) => return Err(e.into()),
                 Err(_) => {}
             }
         }
-        Ok(())
+        Ok(returned)
     }
 
     /// Marks `hash` and every known descendant invalid, in memory and in one durable write
@@ -813,7 +844,32 @@ impl Chain {
         connect_checked(&wtx, block, hash, txids, height, None, verified)?;
         wtx.commit().map_err(StoreError::from)?;
         self.index.push_active(*hash);
+        self.log_new_tip(block, hash);
         Ok(())
+    }
+
+    /// Core's `UpdateTip` line, at info: the new tip's height, hash, transactions, size, the
+    /// seconds since its parent's time, the chain's transaction count, and sync progress as
+    /// the share of time since genesis the chain covers (1.0 once the tip is recent).
+    fn log_new_tip(&self, block: &Block, hash: &BlockHash) {
+        let tip = self.index.tip();
+        let parent_time = self
+            .index
+            .entry(&block.header.prev_blockhash)
+            .map_or(block.header.time, |p| p.header.time);
+        let genesis = f64::from(self.index.network().params().genesis_time);
+        let span = (unix_now() as f64 - genesis).max(1.0);
+        let progress = ((f64::from(block.header.time) - genesis) / span).clamp(0.0, 1.0);
+        tracing::info!(
+            height = tip.height,
+            hash = %hash,
+            txs = block.txdata.len(),
+            size = block.size(),
+            since_parent = i64::from(block.header.time) - i64::from(parent_time),
+            chain_txs = tip.chain_tx,
+            progress = format_args!("{progress:.6}"),
+            "new tip"
+        );
     }
 
     /// Disconnects the tip in one write transaction using its undo data (not waiting for the
@@ -840,6 +896,7 @@ fn connect_checked(
     new: Option<&IndexEntry>,
     verified: Verified<'_>,
 ) -> Result<(), ChainError> {
+    let started = std::time::Instant::now();
     let checks = BlockChecks::default();
     let result = signatures::block_pool().in_place_scope(|scope| {
         let mut fees = chaincore::Amount::ZERO;
@@ -871,7 +928,9 @@ fn connect_checked(
     });
     result
         .and_then(|()| checks.outcome())
-        .map_err(|e| e.in_block(*hash, height))
+        .map_err(|e| e.in_block(*hash, height))?;
+    crate::metrics::get().block_connected(started.elapsed());
+    Ok(())
 }
 
 /// Seconds since the Unix epoch.

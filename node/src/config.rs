@@ -1,75 +1,31 @@
-//! Command line, environment (`CHAINCORE_*`) and config file (TOML) settings, merged in that
-//! order of precedence.
+//! The node's settings: command line, environment (`CHAINCORE_*`), the config file's network
+//! table and its top level, merged in that order of precedence by `chaincore::config`; then
+//! the defaults, filled in and checked here.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use chaincore::config::{default_datadir, NodeSettings};
 use chaincore::Network;
 use clap::Parser;
-use serde::Deserialize;
 
 /// ChainCore full node: validates and stores the chain, keeps a mempool, serves JSON-RPC.
+///
+/// Every setting is also a `CHAINCORE_*` environment variable and a key of
+/// `<datadir>/chaincore.conf` (see docs/CONFIG.md).
 #[derive(Parser, Debug, Default, Clone)]
 #[command(name = "chaincore-node", version, about, long_about = None)]
 pub struct Args {
-    /// Network to join: main, test or regtest [default: main].
-    #[arg(long, env = "CHAINCORE_NETWORK")]
-    pub network: Option<Network>,
-    /// Data directory; each network's data lives in <datadir>/<network> [default: ~/.chaincore].
-    #[arg(long, env = "CHAINCORE_DATADIR")]
-    pub datadir: Option<PathBuf>,
-    /// JSON-RPC port [default: the network's, 8732 / 18732 / 18743].
-    #[arg(long, env = "CHAINCORE_RPCPORT")]
-    pub rpcport: Option<u16>,
-    /// Address to serve JSON-RPC on; repeat for several [default: 127.0.0.1 and ::1].
-    #[arg(long, env = "CHAINCORE_RPCBIND", value_delimiter = ',')]
-    pub rpcbind: Vec<IpAddr>,
-    /// Client IPs (or CIDR ranges) allowed to call RPC besides loopback; needed with a
-    /// non-loopback --rpcbind.
-    #[arg(long, env = "CHAINCORE_RPCALLOWIP", value_delimiter = ',')]
-    pub rpcallowip: Vec<String>,
-    /// RPC user name (with --rpcpassword); without both, a cookie file is used.
-    #[arg(long, env = "CHAINCORE_RPCUSER")]
-    pub rpcuser: Option<String>,
-    /// RPC password (with --rpcuser).
-    #[arg(long, env = "CHAINCORE_RPCPASSWORD", hide_env_values = true)]
-    pub rpcpassword: Option<String>,
-    /// P2P port [default: the network's, 8733 / 18733 / 18744].
-    #[arg(long, env = "CHAINCORE_PORT")]
-    pub port: Option<u16>,
-    /// Connect to this peer and keep the connection, and to no discovered ones; repeatable.
-    #[arg(long, env = "CHAINCORE_CONNECT", value_delimiter = ',')]
-    pub connect: Vec<SocketAddr>,
-    /// Connect to this peer and keep the connection, plus up to 8 discovered ones; repeatable.
-    #[arg(long, env = "CHAINCORE_ADDNODE", value_delimiter = ',')]
-    pub addnode: Vec<SocketAddr>,
-    /// Accept incoming peer connections [default: true].
-    #[arg(long, env = "CHAINCORE_LISTEN")]
-    pub listen: Option<bool>,
-    /// Address to listen for peers on [default: 0.0.0.0].
-    #[arg(long, env = "CHAINCORE_BIND")]
-    pub bind: Option<IpAddr>,
-    /// Probe this range of localhost P2P ports for peers (development networks), e.g. 19001-19031.
-    #[arg(long, env = "CHAINCORE_DISCOVER_LOCAL")]
-    pub discover_local: Option<String>,
-    /// Most peer connections, in and out [default: 125].
-    #[arg(long, env = "CHAINCORE_MAXCONNECTIONS")]
-    pub maxconnections: Option<usize>,
-    /// Regtest only, for tests: headers of a lighter fork held per peer before the node only
-    /// counts their work [default: 20,000].
-    #[arg(long, env = "CHAINCORE_PENDING_HEADERS", hide = true)]
-    pub pending_headers: Option<usize>,
-    /// Save the mempool to mempool.dat at shutdown and every 2 minutes, and load it at start
-    /// [default: true].
-    #[arg(long, env = "CHAINCORE_PERSISTMEMPOOL")]
-    pub persistmempool: Option<bool>,
-    /// TOML file with any of these settings (same names, e.g. `rpcport = 18743`).
+    /// The settings (flags and environment).
+    #[command(flatten)]
+    pub settings: NodeSettings,
+    /// Config file (TOML) [default: <datadir>/chaincore.conf, if it exists].
     #[arg(long, env = "CHAINCORE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log filter: error, warn, info, debug, trace, or a RUST_LOG-style directive.
-    #[arg(long, env = "CHAINCORE_LOG_LEVEL")]
-    pub log_level: Option<String>,
+    /// Print a chaincore.conf with every setting at its default, and exit.
+    #[arg(long)]
+    pub print_default_config: bool,
     /// Run something other than a single node.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -93,32 +49,22 @@ pub enum Command {
         #[arg(long)]
         datadir: Option<PathBuf>,
     },
-}
-
-/// The subset of settings a config file may hold.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    network: Option<Network>,
-    datadir: Option<PathBuf>,
-    rpcport: Option<u16>,
-    #[serde(default)]
-    rpcbind: Vec<IpAddr>,
-    #[serde(default)]
-    rpcallowip: Vec<String>,
-    rpcuser: Option<String>,
-    rpcpassword: Option<String>,
-    port: Option<u16>,
-    log_level: Option<String>,
-    persistmempool: Option<bool>,
-    #[serde(default)]
-    connect: Vec<SocketAddr>,
-    #[serde(default)]
-    addnode: Vec<SocketAddr>,
-    listen: Option<bool>,
-    bind: Option<IpAddr>,
-    maxconnections: Option<usize>,
-    discover_local: Option<String>,
+    /// Write active-chain blocks FROM..=TO from the data directory while the node is stopped
+    /// (the running node locks its store; use /rest/blocks/FROM/TO.jsonl then).
+    Export {
+        /// First height.
+        #[arg(long)]
+        from: u32,
+        /// Last height.
+        #[arg(long)]
+        to: u32,
+        /// jsonl: `getblock <hash> 1` per line; csv: one row per block; json: one array.
+        #[arg(long, value_enum, default_value_t = crate::web::export::Format::Jsonl)]
+        format: crate::web::export::Format,
+        /// File to write [default: standard output].
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 /// How RPC clients authenticate.
@@ -142,6 +88,8 @@ pub struct Config {
     pub network: Network,
     /// `<datadir>/<network>`: where this network's files live.
     pub data_dir: PathBuf,
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
     /// Where RPC listens.
     pub rpc_addrs: Vec<SocketAddr>,
     /// Extra allowed client networks (loopback always allowed).
@@ -150,10 +98,12 @@ pub struct Config {
     pub rpc_auth: RpcAuth,
     /// P2P settings.
     pub p2p: crate::p2p::P2pConfig,
-    /// Log filter.
-    pub log_level: String,
+    /// Logging: filter, format, and `debug.log` unless `--nodebuglogfile`.
+    pub log: crate::logging::LogSettings,
     /// Keep the mempool in `mempool.dat` across restarts.
     pub persist_mempool: bool,
+    /// Serve REST, `/rest/events` and `/metrics` without authentication on the RPC port.
+    pub rest: bool,
 }
 
 /// An IP network (address and prefix length), from `1.2.3.4`, `10.0.0.0/8` or `::1/128`.
@@ -161,6 +111,13 @@ pub struct Config {
 pub struct IpNet {
     addr: IpAddr,
     prefix: u8,
+}
+
+impl std::fmt::Display for IpNet {
+    /// `ADDR/PREFIX`, as [`IpNet::parse`] reads it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 impl IpNet {
@@ -210,96 +167,146 @@ impl IpNet {
 }
 
 impl Args {
-    /// Merges command line and environment (already in `self`) over the config file, then
-    /// defaults, and checks the result.
+    /// Reads the config file, puts the command line and environment (already in `self`) over
+    /// it, then fills in the defaults and checks the result.
     pub fn resolve(self) -> anyhow::Result<Config> {
-        let file = match &self.config {
-            Some(path) => read_config_file(path)?,
-            None => FileConfig::default(),
-        };
-        let network = self.network.or(file.network).unwrap_or(Network::Main);
-        let base = match self.datadir.or(file.datadir) {
-            Some(dir) => dir,
-            None => default_datadir()?,
-        };
-        let params = network.params();
-        let rpc_port = self.rpcport.or(file.rpcport).unwrap_or(params.rpc_port);
-        let binds = if !self.rpcbind.is_empty() {
-            self.rpcbind
-        } else if !file.rpcbind.is_empty() {
-            file.rpcbind
-        } else {
-            vec![
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ]
-        };
-        let allow_strings = if self.rpcallowip.is_empty() {
-            file.rpcallowip
-        } else {
-            self.rpcallowip
-        };
-        let rpc_allow = allow_strings
-            .iter()
-            .map(|s| IpNet::parse(s))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        if binds.iter().any(|ip| !ip.is_loopback()) && rpc_allow.is_empty() {
-            bail!("--rpcbind on a non-loopback address needs --rpcallowip naming the clients allowed to connect");
-        }
-        let rpc_auth = match (self.rpcuser.or(file.rpcuser), self.rpcpassword.or(file.rpcpassword)) {
-            (Some(user), Some(password)) => {
-                if user.contains(':') {
-                    bail!("--rpcuser must not contain ':'");
-                }
-                if password.is_empty() {
-                    bail!("--rpcpassword must not be empty");
-                }
-                RpcAuth::UserPassword { user, password }
-            }
-            (None, None) => RpcAuth::Cookie,
-            _ => bail!("--rpcuser and --rpcpassword go together: give both, or neither to use the cookie file"),
-        };
-        Ok(Config {
-            network,
-            data_dir: base.join(network.to_string()),
-            rpc_addrs: binds
-                .into_iter()
-                .map(|ip| SocketAddr::new(ip, rpc_port))
-                .collect(),
-            rpc_allow,
-            rpc_auth,
-            p2p: crate::p2p::P2pConfig {
-                listen: self.listen.or(file.listen).unwrap_or(true).then(|| {
-                    SocketAddr::new(
-                        self.bind
-                            .or(file.bind)
-                            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-                        self.port.or(file.port).unwrap_or(params.p2p_port),
-                    )
-                }),
-                connect_only: !self.connect.is_empty() || !file.connect.is_empty(),
-                discover_local: match self.discover_local.or(file.discover_local) {
-                    Some(range) => parse_port_range(&range)?,
-                    None => Vec::new(),
-                },
-                peers: [self.connect, self.addnode, file.connect, file.addnode].concat(),
-                max_connections: self.maxconnections.or(file.maxconnections).unwrap_or(125),
-                max_pending_headers: match self.pending_headers {
-                    Some(_) if network != Network::Regtest => {
-                        bail!("--pending-headers is for regtest only")
-                    }
-                    Some(0) => bail!("--pending-headers must be at least 1"),
-                    Some(n) => n,
-                    None => crate::p2p::MAX_PENDING_HEADERS,
-                },
-            },
-            log_level: self
-                .log_level
-                .or(file.log_level)
-                .unwrap_or_else(|| "info".to_string()),
-            persist_mempool: self.persistmempool.or(file.persistmempool).unwrap_or(true),
-        })
+        let (settings, file) = self.settings.load(self.config.as_deref())?;
+        let mut config = resolve(settings)?;
+        config.config_file = file;
+        Ok(config)
     }
+}
+
+/// Fills in the defaults of merged `settings` and checks them: where every default is set.
+pub fn resolve(settings: NodeSettings) -> anyhow::Result<Config> {
+    let s = settings;
+    let network = s.network.unwrap_or(Network::Main);
+    let base = match s.datadir {
+        Some(dir) => dir,
+        None => default_datadir().context("HOME is not set: give --datadir")?,
+    };
+    let params = network.params();
+    let rpc_port = s.rpcport.unwrap_or(params.rpc_port);
+    let binds = match s.rpcbind {
+        Some(binds) if !binds.is_empty() => binds,
+        _ => vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ],
+    };
+    let rpc_allow = s
+        .rpcallowip
+        .unwrap_or_default()
+        .iter()
+        .map(|s| IpNet::parse(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // REST is on by default only while every RPC bind is loopback (Core's -rest advice); an
+    // explicit rest = true with other binds reaches --rpcallowip clients only.
+    let rest = s
+        .rest
+        .unwrap_or_else(|| binds.iter().all(|ip| ip.is_loopback()));
+    if binds.iter().any(|ip| !ip.is_loopback()) && rpc_allow.is_empty() {
+        bail!("--rpcbind on a non-loopback address needs --rpcallowip naming the clients allowed to connect");
+    }
+    let rpc_auth = match (s.rpcuser, s.rpcpassword) {
+        (Some(user), Some(password)) => {
+            if user.contains(':') {
+                bail!("--rpcuser must not contain ':'");
+            }
+            if password.is_empty() {
+                bail!("--rpcpassword must not be empty");
+            }
+            RpcAuth::UserPassword { user, password }
+        }
+        (None, None) => RpcAuth::Cookie,
+        _ => bail!(
+            "--rpcuser and --rpcpassword go together: give both, or neither to use the cookie file"
+        ),
+    };
+    let connect = s.connect.unwrap_or_default();
+    let data_dir = base.join(network.to_string());
+    Ok(Config {
+        network,
+        config_file: None,
+        rpc_addrs: binds
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, rpc_port))
+            .collect(),
+        rpc_allow,
+        rpc_auth,
+        p2p: crate::p2p::P2pConfig {
+            listen: s.listen.unwrap_or(true).then(|| {
+                SocketAddr::new(
+                    s.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                    s.port.unwrap_or(params.p2p_port),
+                )
+            }),
+            connect_only: !connect.is_empty(),
+            discover_local: match s.discover_local {
+                Some(range) => parse_port_range(&range)?,
+                None => Vec::new(),
+            },
+            peers: [connect, s.addnode.unwrap_or_default()].concat(),
+            max_connections: s.maxconnections.unwrap_or(125),
+            max_pending_headers: match s.pending_headers {
+                Some(_) if network != Network::Regtest => {
+                    bail!("--pending-headers is for regtest only")
+                }
+                Some(0) => bail!("--pending-headers must be at least 1"),
+                Some(n) => n,
+                None => crate::p2p::MAX_PENDING_HEADERS,
+            },
+        },
+        log: crate::logging::LogSettings {
+            level: s.log_level.unwrap_or_else(|| "info".to_string()),
+            format: s.log_format.unwrap_or_default(),
+            file: (!s.nodebuglogfile.unwrap_or(false)).then(|| data_dir.join("debug.log")),
+        },
+        data_dir,
+        persist_mempool: s.persistmempool.unwrap_or(true),
+        rest,
+    })
+}
+
+/// What every setting is on `network` when nothing sets it, read back from [`resolve`] (so
+/// the defaults are written once, there). Settings without a fixed default stay `None`: the
+/// data directory (from `HOME`), the credentials (a cookie), `discover-local` (off) and the
+/// hidden `pending-headers`.
+pub fn defaults(network: Network) -> anyhow::Result<NodeSettings> {
+    let c = resolve(NodeSettings {
+        network: Some(network),
+        datadir: Some(PathBuf::from("/")),
+        ..NodeSettings::default()
+    })?;
+    let listen = c.p2p.listen;
+    Ok(NodeSettings {
+        network: Some(c.network),
+        rpcport: c.rpc_addrs.first().map(|a| a.port()),
+        rpcbind: Some(c.rpc_addrs.iter().map(|a| a.ip()).collect()),
+        rpcallowip: Some(c.rpc_allow.iter().map(|n| n.to_string()).collect()),
+        port: listen.map(|a| a.port()),
+        bind: listen.map(|a| a.ip()),
+        listen: Some(listen.is_some()),
+        connect: Some(Vec::new()),
+        addnode: Some(c.p2p.peers.clone()),
+        maxconnections: Some(c.p2p.max_connections),
+        persistmempool: Some(c.persist_mempool),
+        rest: Some(c.rest),
+        log_level: Some(c.log.level),
+        log_format: Some(c.log.format),
+        nodebuglogfile: Some(c.log.file.is_none()),
+        ..NodeSettings::default()
+    })
+}
+
+/// The text `--print-default-config` prints: every key with its help and default, the
+/// network-dependent ones in a table per network.
+pub fn default_config_text() -> anyhow::Result<String> {
+    let defaults = Network::ALL
+        .iter()
+        .map(|&n| Ok((n, defaults(n)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(chaincore::config::render(&defaults)?)
 }
 
 /// `START-END` → the localhost addresses in it (at most 1,000 ports).
@@ -315,22 +322,10 @@ fn parse_port_range(range: &str) -> anyhow::Result<Vec<SocketAddr>> {
     }
 }
 
-fn read_config_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
-}
-
-fn default_datadir() -> anyhow::Result<PathBuf> {
-    match std::env::var_os("HOME") {
-        Some(home) if !home.is_empty() => Ok(PathBuf::from(home).join(".chaincore")),
-        _ => bail!("HOME is not set: give --datadir"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chaincore::config::{layer, ConfigFile};
 
     fn parse(args: &[&str]) -> anyhow::Result<Config> {
         let mut full = vec!["chaincore-node"];
@@ -338,11 +333,36 @@ mod tests {
         Args::try_parse_from(full)?.resolve()
     }
 
+    /// A temporary directory of its own for one test, removed at the end.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(label: &str) -> Dir {
+            let dir =
+                std::env::temp_dir().join(format!("cc-config-{label}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Dir(dir)
+        }
+
+        fn arg(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn defaults_follow_the_network() {
-        let c = parse(&["--network", "regtest", "--datadir", "/tmp/x"]).unwrap();
+        let dir = Dir::new("defaults");
+        let c = parse(&["--network", "regtest", "--datadir", dir.arg()]).unwrap();
         assert_eq!(c.network, Network::Regtest);
-        assert_eq!(c.data_dir, PathBuf::from("/tmp/x/regtest"));
+        assert_eq!(c.data_dir, dir.0.join("regtest"));
+        assert_eq!(c.config_file, None);
         assert_eq!(c.rpc_addrs.len(), 2);
         assert!(c
             .rpc_addrs
@@ -354,37 +374,172 @@ mod tests {
 
     #[test]
     fn bad_values_are_clear_errors() {
+        let dir = Dir::new("bad");
+        let d = dir.arg();
         assert!(parse(&["--network", "bitcoin"]).is_err());
         assert!(parse(&["--rpcport", "70000"]).is_err());
-        let e = parse(&["--datadir", "/tmp/x", "--rpcuser", "u"]).unwrap_err();
+        let e = parse(&["--datadir", d, "--rpcuser", "u"]).unwrap_err();
         assert!(e.to_string().contains("go together"));
-        let e = parse(&["--datadir", "/tmp/x", "--rpcbind", "0.0.0.0"]).unwrap_err();
+        let e = parse(&["--datadir", d, "--rpcbind", "0.0.0.0"]).unwrap_err();
         assert!(e.to_string().contains("--rpcallowip"));
-        assert!(parse(&["--datadir", "/tmp/x", "--rpcallowip", "10.0.0.0/33"]).is_err());
-        assert!(parse(&["--datadir", "/tmp/x", "--discover-local", "9-2"]).is_err());
-        assert!(parse(&["--datadir", "/tmp/x", "--discover-local", "1-5000"]).is_err());
-        let c = parse(&["--datadir", "/tmp/x", "--discover-local", "19001-19003"]).unwrap();
+        assert!(parse(&["--datadir", d, "--rpcallowip", "10.0.0.0/33"]).is_err());
+        assert!(parse(&["--datadir", d, "--discover-local", "9-2"]).is_err());
+        assert!(parse(&["--datadir", d, "--discover-local", "1-5000"]).is_err());
+        let c = parse(&["--datadir", d, "--discover-local", "19001-19003"]).unwrap();
         assert_eq!(c.p2p.discover_local.len(), 3);
     }
 
     #[test]
     fn config_file_fills_gaps_and_cli_wins() {
-        let dir = std::env::temp_dir().join(format!("cc-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("node.toml");
+        let dir = Dir::new("file");
+        let file = dir.0.join("node.toml");
         std::fs::write(
             &file,
-            "network = \"regtest\"\nrpcport = 1234\nport = 4321\n",
+            "network = \"regtest\"\nrpcport = 1234\nport = 4321\n[regtest]\nlog-level = \"debug\"\n",
         )
         .unwrap();
         let f = file.to_str().unwrap();
-        let c = parse(&["--config", f, "--datadir", "/tmp/y", "--port", "999"]).unwrap();
+        let c = parse(&["--config", f, "--datadir", dir.arg(), "--port", "999"]).unwrap();
         assert_eq!(c.network, Network::Regtest);
+        assert_eq!(c.config_file.as_deref(), Some(file.as_path()));
         assert_eq!(c.rpc_addrs[0].port(), 1234);
         assert_eq!(c.p2p.listen.map(|a| a.port()), Some(999));
+        assert_eq!(c.log.level, "debug");
         std::fs::write(&file, "rpcprot = 1\n").unwrap();
-        assert!(parse(&["--config", f]).is_err(), "unknown keys are refused");
-        std::fs::remove_dir_all(&dir).unwrap();
+        let e = parse(&["--config", f]).unwrap_err().to_string();
+        assert!(e.contains("unknown key `rpcprot`") && e.contains(f), "{e}");
+        let missing = dir.0.join("missing.toml");
+        let e = parse(&["--config", missing.to_str().unwrap()]).unwrap_err();
+        assert!(
+            e.to_string().contains("missing.toml"),
+            "an explicit --config must exist"
+        );
+    }
+
+    #[test]
+    fn default_file_in_the_datadir() {
+        let dir = Dir::new("datadir");
+        let c = parse(&["--datadir", dir.arg()]).unwrap();
+        assert_eq!(
+            (c.network, c.config_file),
+            (Network::Main, None),
+            "no file is fine"
+        );
+        std::fs::write(
+            dir.0.join("chaincore.conf"),
+            "network = \"test\"\nmaxconnections = 7\n[test]\nrpcport = 5555\nconnect = [\"127.0.0.1:1\"]\n",
+        )
+        .unwrap();
+        let c = parse(&["--datadir", dir.arg()]).unwrap();
+        assert_eq!(
+            c.network,
+            Network::Test,
+            "the top level chooses the network"
+        );
+        assert_eq!(c.config_file, Some(dir.0.join("chaincore.conf")));
+        assert_eq!(c.rpc_addrs[0].port(), 5555, "and so the table");
+        assert_eq!(c.p2p.max_connections, 7);
+        assert!(c.p2p.connect_only);
+        let c = parse(&["--datadir", dir.arg(), "--network", "main"]).unwrap();
+        assert_eq!(
+            c.rpc_addrs[0].port(),
+            8732,
+            "a flag's network takes its own table"
+        );
+        let c = parse(&["--datadir", dir.arg(), "--connect", "127.0.0.1:2"]).unwrap();
+        assert_eq!(
+            c.p2p.peers,
+            vec!["127.0.0.1:2".parse().unwrap()],
+            "a list flag replaces the file's"
+        );
+    }
+
+    #[test]
+    fn precedence_of_all_four_layers() {
+        let text = "rpcport = 1\nport = 11\nmaxconnections = 21\n\
+                    [regtest]\nrpcport = 2\nport = 12\n";
+        let file = ConfigFile::parse(text, std::path::Path::new("chaincore.conf")).unwrap();
+        // What clap gives for `--rpcport 4` with CHAINCORE_PORT=13 set (clap's own reading
+        // of flag over environment is tested in chaincore::config, and end to end).
+        let flags = Args::try_parse_from(["n", "--network", "regtest", "--rpcport", "4"])
+            .unwrap()
+            .settings;
+        let with_env = NodeSettings {
+            port: Some(13),
+            ..flags
+        };
+        let s = layer(&with_env, Some(&file), Network::Regtest).unwrap();
+        let c = resolve(NodeSettings {
+            datadir: Some("/".into()),
+            ..s
+        })
+        .unwrap();
+        assert_eq!(c.rpc_addrs[0].port(), 4, "flag");
+        assert_eq!(c.p2p.listen.map(|a| a.port()), Some(13), "environment");
+        assert_eq!(c.p2p.max_connections, 21, "top level");
+        let s = layer(&NodeSettings::default(), Some(&file), Network::Regtest).unwrap();
+        assert_eq!((s.rpcport, s.port), (Some(2), Some(12)), "network table");
+    }
+
+    #[test]
+    fn printed_default_config_parses_back_to_the_defaults() {
+        let text = default_config_text().unwrap();
+        let file = ConfigFile::parse(&text, std::path::Path::new("printed.conf")).unwrap();
+        assert_eq!(file.network(), Some(Network::Main));
+        for network in Network::ALL {
+            let flags = NodeSettings {
+                network: Some(network),
+                ..NodeSettings::default()
+            };
+            let parsed = layer(&flags, Some(&file), network).unwrap();
+            assert_eq!(parsed, defaults(network).unwrap(), "{network}");
+            let with_dir = |s: NodeSettings| {
+                let c = resolve(NodeSettings {
+                    datadir: Some("/d".into()),
+                    ..s
+                })
+                .unwrap();
+                format!("{c:?}")
+            };
+            assert_eq!(with_dir(parsed), with_dir(flags), "{network}");
+        }
+    }
+
+    #[test]
+    fn docs_show_the_printed_default_config() {
+        let doc = include_str!("../../docs/CONFIG.md");
+        let text = default_config_text().unwrap();
+        let block = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        assert_eq!(
+            block, text,
+            "docs/CONFIG.md's example is what --print-default-config prints"
+        );
+    }
+
+    #[test]
+    fn rest_is_on_only_for_loopback_binds_unless_set() {
+        assert!(parse(&["--datadir", "/tmp/x"]).unwrap().rest);
+        assert!(
+            !parse(&["--datadir", "/tmp/x", "--rest=false"])
+                .unwrap()
+                .rest
+        );
+        assert!(parse(&["--datadir", "/tmp/x", "--rest"]).unwrap().rest);
+        let open = [
+            "--datadir",
+            "/tmp/x",
+            "--rpcbind",
+            "0.0.0.0",
+            "--rpcallowip",
+            "10.0.0.0/8",
+        ];
+        assert!(!parse(&open).unwrap().rest);
+        assert!(parse(&[&open[..], &["--rest=true"]].concat()).unwrap().rest);
+        assert!(parse(&["--datadir", "/tmp/x", "--rest=maybe"]).is_err());
     }
 
     #[test]
@@ -393,6 +548,7 @@ mod tests {
         assert!(net.contains("10.1.2.3".parse().unwrap()));
         assert!(!net.contains("10.2.0.1".parse().unwrap()));
         assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
+        assert_eq!(IpNet::parse(&net.to_string()).unwrap(), net);
         assert!(IpNet::parse("::1")
             .unwrap()
             .contains("::1".parse().unwrap()));

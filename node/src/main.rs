@@ -13,13 +13,18 @@
 //! - [`signatures`]: the signature pools and their checks.
 //! - [`p2p`]: peers, headers-first sync and relay.
 //! - [`rpc`]: the JSON-RPC methods and server.
+//! - [`logging`]: the terminal, `debug.log` and their format.
 //! - [`verify`]: UTXO-set statistics and `verifychain`.
+//! - [`web`]: unauthenticated read-only REST, the event stream, `/metrics`, block export.
+//! - [`metrics`]: the Prometheus metrics.
 
 mod chain;
 mod config;
 mod devnet;
 mod fees;
+mod logging;
 mod mempool;
+mod metrics;
 mod mining;
 mod node;
 mod p2p;
@@ -28,6 +33,7 @@ mod signatures;
 mod snapshot;
 mod store;
 mod verify;
+mod web;
 mod writer;
 
 use std::sync::atomic::Ordering;
@@ -35,8 +41,40 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+/// Runs the node; an error is printed as one line of causes and exits with status 1. Not
+/// through `main`'s `Result`, which prints `Debug`: with `RUST_BACKTRACE=1` (common among
+/// Rust users) that adds a backtrace to every port in use or permission denied. Panics keep
+/// theirs.
+fn main() {
+    if let Err(e) = start() {
+        eprintln!("error: {}", causes(&e));
+        std::process::exit(1);
+    }
+}
+
+/// `e` and its causes, joined by `: `, leaving out a cause whose text is already said (error
+/// types that show their source in their own message would otherwise repeat it).
+fn causes(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out += ": ";
+        }
+        out += &text;
+    }
+    out
+}
+
+fn start() -> anyhow::Result<()> {
     let args = config::Args::parse();
+    if args.print_default_config {
+        print!("{}", config::default_config_text()?);
+        return Ok(());
+    }
     if let Some(config::Command::Devnet {
         nodes,
         base_port,
@@ -50,10 +88,18 @@ fn main() -> anyhow::Result<()> {
         };
         return devnet::run(nodes, base_port, mine, &dir);
     }
+    if let Some(config::Command::Export {
+        from,
+        to,
+        format,
+        output,
+    }) = args.command.clone()
+    {
+        return export(args.resolve()?, from, to, format, output);
+    }
     let config = args.resolve()?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .with_context(|| format!("invalid --log-level '{}'", config.log_level))?;
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Held to the end: dropping it flushes debug.log.
+    let _log = logging::init(&config.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,12 +111,22 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     tracing::info!(network = %config.network, datadir = %config.data_dir.display(), "starting");
+    if let Some(file) = &config.config_file {
+        tracing::info!(file = %file.display(), "config file read");
+    }
     let dir = config.data_dir.clone();
     let network = config.network;
     let persist = config.persist_mempool;
     let node = tokio::task::spawn_blocking(move || node::Node::open(network, &dir))
         .await?
-        .with_context(|| format!("cannot open the chain in {}", config.data_dir.display()))?;
+        .map_err(|e| match e {
+            // Says the directory already, and there is nothing to open.
+            chain::ChainError::Store(e @ store::StoreError::InUse(_)) => anyhow::Error::new(e),
+            e => anyhow::Error::new(e).context(format!(
+                "cannot open the chain in {}",
+                config.data_dir.display()
+            )),
+        })?;
     if persist {
         node.load_mempool().await;
     }
@@ -110,6 +166,42 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || node2.stop_writer()).await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// `chaincore-node export`: opens the stopped node's store and writes blocks `from..=to`.
+fn export(
+    config: config::Config,
+    from: u32,
+    to: u32,
+    format: web::export::Format,
+    output: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let node = node::Node::open(config.network, &config.data_dir).with_context(|| {
+        format!(
+            "cannot open the chain in {} (stop the node first: it locks its store; \
+             a running node serves the same at /rest/blocks/FROM/TO.jsonl)",
+            config.data_dir.display()
+        )
+    })?;
+    let snap = node.snapshot();
+    let written = match &output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            web::export::write_range(&snap, config.network, from, to, format, &mut out)
+                .and_then(|()| out.into_inner().map_err(|e| e.into_error())?.sync_all())
+        }
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            web::export::write_range(&snap, config.network, from, to, format, &mut out)
+                .and_then(|()| out.flush())
+        }
+    };
+    drop(snap);
+    node.stop_writer();
+    written.context("export failed")
 }
 
 /// Saves the mempool every [`mempool::persist::SAVE_INTERVAL`], so a crash loses at most

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chaincore::validation::{self, Coin, RuleError};
-use chaincore::{Amount, OutPoint, Transaction, Txid};
+use chaincore::{Amount, OutPoint, Transaction, TxOut, Txid};
 
 use crate::store::StoreError;
 
@@ -45,6 +45,10 @@ pub enum MempoolError {
     /// Larger than [`MAX_STANDARD_TX_SIZE`].
     #[error("tx-size")]
     TxSize,
+    /// An output worth less than spending it would cost at the dust relay fee
+    /// ([`chaincore::TxOut::is_dust`]; Bitcoin Core's reject reason).
+    #[error("dust")]
+    Dust,
     /// Already in the pool.
     #[error("txn-already-in-mempool")]
     AlreadyInMempool,
@@ -235,6 +239,9 @@ impl Mempool {
         if tx.size() > MAX_STANDARD_TX_SIZE {
             return Err(MempoolError::TxSize);
         }
+        if tx.output.iter().any(TxOut::is_dust) {
+            return Err(MempoolError::Dust);
+        }
         if !tx.is_final(view.next_height, view.median_time_past) {
             return Err(RuleError::NonFinal.into());
         }
@@ -323,6 +330,7 @@ impl Mempool {
         self.bytes += entry.size;
         self.entries.insert(txid, Arc::new(entry));
         let evicted = self.trim();
+        crate::metrics::get().evicted(evicted.len());
         if evicted.contains(&txid) {
             return Err(MempoolError::Full);
         }
@@ -591,7 +599,7 @@ mod tests {
             8_999
         ];
         tx.output.push(TxOut {
-            value: Amount::from_units(1),
+            value: Amount::from_units(1_000),
             script_pubkey: lock(),
         });
         let pool = Mempool::new(DEFAULT_MAX_BYTES);
@@ -599,6 +607,26 @@ mod tests {
         assert_eq!(e.to_string(), "bad-txns-inputs-missingorspent");
         // The input, then one output to tell "already confirmed" from "missing".
         assert_eq!(lookups.get(), 2);
+    }
+
+    #[test]
+    fn dust_outputs_are_refused_and_546_units_are_not() {
+        let pool = Mempool::new(DEFAULT_MAX_BYTES);
+        let mut tx = spend(confirmed(1), 999_000_000);
+        tx.output.push(TxOut {
+            value: Amount::from_units(545),
+            script_pubkey: lock(),
+        });
+        let e = pool.check(tx, &view(), 0, &|_| false).unwrap_err();
+        assert!(matches!(e, MempoolError::Dust), "{e}");
+        assert_eq!(e.to_string(), "dust");
+        let mut tx = spend(confirmed(1), 999_000_000);
+        tx.output.push(TxOut {
+            value: Amount::from_units(546),
+            script_pubkey: lock(),
+        });
+        chaincore::sign_p2pkh_input(&mut tx, 0, &lock(), &key()).unwrap();
+        pool.check(tx, &view(), 0, &|_| false).unwrap();
     }
 
     #[test]
@@ -639,7 +667,7 @@ mod tests {
                         txid: Txid([9; 32]),
                         vout: 1
                     },
-                    1
+                    1_000
                 )
             )
             .unwrap_err()

@@ -155,9 +155,12 @@ impl P2pHandle {
         }
         let listener = match config.listen {
             Some(addr) => {
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot listen for peers on {addr}: {e}"))?;
+                let listener = TcpListener::bind(addr).await.map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+                        "cannot listen for peers on {addr}: the port is in use (another chaincore-node?); choose another with --port"
+                    ),
+                    _ => anyhow::anyhow!("cannot listen for peers on {addr}: {e}"),
+                })?;
                 tracing::info!("P2P listening on {}", listener.local_addr()?);
                 Some(listener)
             }

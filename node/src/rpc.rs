@@ -18,6 +18,9 @@ mod mining;
 mod network;
 mod rawtx;
 pub mod server;
+mod timing;
+
+pub(crate) use blockchain::{block_answer, header_info};
 
 use std::sync::Arc;
 
@@ -168,7 +171,10 @@ fn tx_info(tx: &Transaction, network: chaincore::Network) -> TransactionInfo {
 }
 
 /// An output script as Core describes it.
-fn script_info(script: &chaincore::Script, network: chaincore::Network) -> ScriptPubKeyInfo {
+pub(crate) fn script_info(
+    script: &chaincore::Script,
+    network: chaincore::Network,
+) -> ScriptPubKeyInfo {
     let address = Address::from_script(script, network);
     let kind = if address.is_some() {
         "pubkeyhash"

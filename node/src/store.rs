@@ -39,6 +39,9 @@ pub enum StoreError {
     /// A thread the store needs could not start.
     #[error("cannot start the writer thread: {0}")]
     Io(std::io::Error),
+    /// Another process (a second node on the same data directory) holds the database.
+    #[error("another chaincore-node is using {0}")]
+    InUse(String),
     /// The database was written by another version of the node.
     #[error("database schema version {found} is not supported (this node reads version {SCHEMA_VERSION}); use a new --datadir or the matching node version")]
     Schema {
@@ -218,7 +221,12 @@ impl Store {
     /// Opens (or creates) the database at `path`, creating missing tables and checking the schema
     /// version. redb repairs an unclean shutdown on open.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                StoreError::InUse(path.parent().unwrap_or(path).display().to_string())
+            }
+            e => e.into(),
+        })?;
         let store = Store {
             db,
             path: path.to_path_buf(),

@@ -20,6 +20,10 @@ pub struct UtxoStats {
     pub count: u64,
     /// Their total value.
     pub total: Amount,
+    /// Transactions with at least one of them.
+    pub transactions: u64,
+    /// Core's `bogosize`: 50 bytes plus the script's length, summed over them.
+    pub bogosize: u64,
     /// SHA-256d over every `outpoint key ‖ serialized coin`, in key order.
     pub hash: [u8; 32],
 }
@@ -28,15 +32,26 @@ pub struct UtxoStats {
 pub fn utxo_stats(rtx: &ReadTransaction) -> Result<UtxoStats, StoreError> {
     let mut hasher = Sha256dWriter::default();
     let mut total = Amount::ZERO;
+    let (mut transactions, mut bogosize) = (0u64, 0u64);
+    // Keys start with the txid, so one transaction's coins are adjacent.
+    let mut last_txid = None;
     let count = store::read::for_each_coin(rtx, |key, value, coin| {
         use std::io::Write;
         let _ = hasher.write_all(key);
         let _ = hasher.write_all(value);
         total = total + coin.output.value;
+        bogosize += 50 + coin.output.script_pubkey.as_bytes().len() as u64;
+        let txid = key.get(..32);
+        if txid != last_txid.as_deref() {
+            transactions += 1;
+            last_txid = txid.map(<[u8]>::to_vec);
+        }
     })?;
     Ok(UtxoStats {
         count,
         total,
+        transactions,
+        bogosize,
         hash: hasher.finish(),
     })
 }

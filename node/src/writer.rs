@@ -345,12 +345,14 @@ fn handle(
             let built = match template {
                 Some((t, seq, built)) if *t == tip && *seq == mempool_seq => built.clone(),
                 _ => {
+                    let started = std::time::Instant::now();
                     let built = Arc::new(Template::new(
                         state.chain.index(),
                         &state.mempool,
                         mempool_seq,
                         unix_now(),
                     ));
+                    crate::metrics::get().template_built(started.elapsed());
                     *template = Some((tip, mempool_seq, built.clone()));
                     built
                 }
@@ -432,7 +434,14 @@ fn accept_tx(
     }
     let txid = entry.txid;
     if !test_only {
-        state.mempool.insert(entry)?;
+        let evicted = state.mempool.insert(entry)?;
+        if !evicted.is_empty() {
+            tracing::info!(
+                evicted = evicted.len(),
+                pool = state.mempool.len(),
+                "mempool full: evicted the lowest fee rates"
+            );
+        }
     }
     Ok(Admission::Valid(txid))
 }

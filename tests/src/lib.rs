@@ -12,6 +12,7 @@
 //! - [`peer`]: a raw P2P peer on a socket.
 //! - [`replay`]: a node's active chain replayed from its blocks (UTXO set, its hash, spends).
 //! - [`crash_loop`], [`netns`]: the kill -9 loop and network namespaces.
+//! - [`lab`]: the network lab, many nodes on their own hosts (namespaces), and its checks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a panic is a failed test
 
@@ -28,6 +29,7 @@ pub mod builder;
 pub mod client;
 pub mod coins;
 pub mod crash_loop;
+pub mod lab;
 pub mod netns;
 pub mod peer;
 pub mod replay;
@@ -174,8 +176,23 @@ impl Node {
         Node::start_on(datadir, args, host, Some(netns.to_string()))
     }
 
+    /// Starts a regtest node like [`Node::start`] with RPC on `rpc_port` (for a client started
+    /// before the node).
+    pub fn start_with_rpc_port(datadir: &Path, rpc_port: u16, args: &[&str]) -> Node {
+        let mut node = Node::unstarted(datadir, args, "127.0.0.1", None);
+        node.rpc_port = rpc_port;
+        node.spawn();
+        node
+    }
+
     fn start_on(datadir: &Path, args: &[&str], host: &str, netns: Option<String>) -> Node {
-        let mut node = Node {
+        let mut node = Node::unstarted(datadir, args, host, netns);
+        node.spawn();
+        node
+    }
+
+    fn unstarted(datadir: &Path, args: &[&str], host: &str, netns: Option<String>) -> Node {
+        Node {
             child: None,
             datadir: datadir.to_path_buf(),
             rpc_port: free_port(),
@@ -184,9 +201,7 @@ impl Node {
             log: datadir.join("node.log"),
             host: host.to_string(),
             netns,
-        };
-        node.spawn();
-        node
+        }
     }
 
     /// A handle that talks to the same node but owns no process (dropping it kills nothing),
@@ -286,6 +301,22 @@ impl Node {
         };
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok(Answer { status, body })
+    }
+
+    /// `GET <path>` without credentials (REST, `/metrics`): the status and the body's bytes,
+    /// or why no HTTP answer came (a refused or dropped connection).
+    pub fn get(&self, path: &str) -> Result<(u16, Vec<u8>), String> {
+        let url = format!("http://{}:{}{path}", self.host, self.rpc_port);
+        let response = match ureq::get(&url).timeout(DEADLINE).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return Err(e.to_string()),
+        };
+        let status = response.status();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut body)
+            .map_err(|e| e.to_string())?;
+        Ok((status, body))
     }
 
     /// Calls `method` with the node's credentials (JSON-RPC 1.0 style, like Bitcoin tools);
@@ -401,6 +432,8 @@ pub struct Wallet {
     pub node_url: String,
     /// The cookie file to authenticate with.
     pub cookie: PathBuf,
+    /// The node's data directory (passed as `--datadir`).
+    pub datadir: PathBuf,
 }
 
 impl Wallet {
@@ -410,6 +443,7 @@ impl Wallet {
             path: dir.join(format!("{name}.json")),
             node_url: node.url(),
             cookie: node.datadir.join("regtest").join(".cookie"),
+            datadir: node.datadir.clone(),
         }
     }
 
@@ -417,6 +451,9 @@ impl Wallet {
     pub fn run(&self, args: &[&str]) -> CliOutput {
         let out = Command::new(binary("chaincore-wallet"))
             .args(["--network", "regtest", "--rpc-url", &self.node_url])
+            // The node's data directory: never a chaincore.conf of the machine's user.
+            .arg("--datadir")
+            .arg(&self.datadir)
             .arg("--wallet")
             .arg(&self.path)
             .arg("--rpc-cookie")
@@ -469,6 +506,8 @@ impl Miner {
             "--rpc-url",
             &node.url(),
         ]);
+        // The node's data directory: never a chaincore.conf of the machine's user.
+        cmd.arg("--datadir").arg(&node.datadir);
         if !args.contains(&"--rpc-user") {
             cmd.arg("--rpc-cookie")
                 .arg(node.datadir.join("regtest").join(".cookie"));
@@ -498,6 +537,20 @@ impl Miner {
             .args(["-INT", &child.id().to_string()])
             .status();
         wait_for("the miner to exit", || child.try_wait().unwrap()).code()
+    }
+
+    /// Sends `signal` (`INT`, `TERM`, …) and waits for the miner to exit; returns its exit
+    /// code and how long it took to exit after the signal was sent.
+    pub fn signal(&mut self, signal: &str) -> (Option<i32>, Duration) {
+        let Some(mut child) = self.child.take() else {
+            return (None, Duration::ZERO);
+        };
+        let sent = std::time::Instant::now();
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status();
+        let status = wait_for("the miner to exit", || child.try_wait().unwrap());
+        (status.code(), sent.elapsed())
     }
 
     /// Waits for the miner to exit by itself; returns its exit code.

@@ -5,10 +5,8 @@
 
 use std::process::Command;
 
-/// The lab's subnet; the root namespace is `10.77.0.1` on the bridge.
-pub const SUBNET: &str = "10.77.0.0/24";
-/// The root namespace's address on the bridge.
-pub const BRIDGE_ADDR: &str = "10.77.0.1";
+/// Every lab's subnet is a `/24` inside this one (`10.<net>.0.0/24`); nodes allow RPC from it.
+pub const SUBNET: &str = "10.0.0.0/8";
 
 /// A set of namespaces on one bridge, removed on drop.
 pub struct Lab {
@@ -35,9 +33,18 @@ fn ip(args: &[&str]) -> Result<(), String> {
 
 impl Lab {
     /// Creates `n` hosts `10.77.0.11`, `10.77.0.12`, … or says why it cannot (not root, no
-    /// `ip`, no bridge support). Only one lab at a time per machine (one subnet).
+    /// `ip`, no bridge support).
     pub fn new(n: usize) -> Result<Lab, String> {
-        let prefix = format!("cc{}", std::process::id() % 100_000);
+        Lab::on_subnet("cc", 77, n)
+    }
+
+    /// Like [`Lab::new`] on subnet `10.<net>.0.0/24` (the bridge `10.<net>.0.1`, hosts from
+    /// `.11`), with interface and namespace names starting with `tag` (two letters) and this
+    /// process's id, so labs of different tests and test binaries never share a name or an
+    /// address. At most 200 hosts.
+    pub fn on_subnet(tag: &str, net: u8, n: usize) -> Result<Lab, String> {
+        assert!(n <= 200, "at most 200 hosts per lab");
+        let prefix = format!("{tag}{}", std::process::id() % 100_000);
         let bridge = format!("{prefix}br");
         // Anything left by a killed earlier run of this process id.
         let _ = ip(&["link", "del", &bridge]);
@@ -47,12 +54,12 @@ impl Lab {
             bridge: bridge.clone(),
             hosts: Vec::new(),
         };
-        ip(&["addr", "add", &format!("{BRIDGE_ADDR}/24"), "dev", &bridge])?;
+        ip(&["addr", "add", &format!("10.{net}.0.1/24"), "dev", &bridge])?;
         ip(&["link", "set", &bridge, "up"])?;
         for i in 0..n {
             let ns = format!("{}n{i}", lab.prefix);
             let veth = format!("{}v{i}", lab.prefix);
-            let addr = format!("10.77.0.{}", 11 + i);
+            let addr = format!("10.{net}.0.{}", 11 + i);
             let _ = ip(&["netns", "del", &ns]);
             ip(&["netns", "add", &ns])?;
             lab.hosts.push((ns.clone(), addr.clone()));
@@ -74,6 +81,16 @@ impl Lab {
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         }
         Ok(lab)
+    }
+
+    /// How many hosts the lab has.
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// True if the lab has no hosts.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
     }
 
     /// Host `i`'s namespace name and address.

@@ -209,3 +209,46 @@ fn with_persistmempool_false_a_restart_starts_empty() {
     assert!(pool(&node).is_empty());
     assert!(!dir.0.join("regtest").join("mempool.dat").exists());
 }
+
+#[test]
+fn a_dust_output_is_refused_with_reason_dust() {
+    let dir = TempDir::new("mempool-dust");
+    let (node, b, hashes) = node_with_coins(&dir);
+    let key = b.key().clone();
+    let lock = Address::p2pkh(key.public_key().pubkey_hash(), Network::Regtest).script_pubkey();
+    let coinbase = OutPoint {
+        txid: b.transactions(&hashes[1])[0].compute_txid(),
+        vout: 0,
+    };
+    let out = |v: i64| TxOut {
+        value: Amount::from_units(v),
+        script_pubkey: lock.clone(),
+    };
+    // A 1-unit output beside the payment: dust (below 546 units for P2PKH).
+    let dusty = signed_spend(
+        &key,
+        &[coinbase],
+        vec![out(50 * 100_000_000 - 100_000), out(1)],
+    );
+    let e = node
+        .call(
+            "sendrawtransaction",
+            json!([hex::encode(serialize(&dusty))]),
+        )
+        .unwrap_err();
+    assert_eq!(e["code"], json!(-26), "{e}");
+    assert_eq!(e["message"], json!("dust"), "{e}");
+    let accept = node.rpc(
+        "testmempoolaccept",
+        json!([[hex::encode(serialize(&dusty))]]),
+    );
+    assert_eq!(accept[0]["reject-reason"], json!("dust"), "{accept}");
+    // 546 units is the threshold itself: relayed.
+    let fine = signed_spend(
+        &key,
+        &[coinbase],
+        vec![out(50 * 100_000_000 - 100_000), out(546)],
+    );
+    send(&node, &fine);
+    assert_eq!(pool(&node).len(), 1);
+}

@@ -172,3 +172,63 @@ fn bad_address_or_credentials_exit_with_a_clear_error() {
         refused.log_text()
     );
 }
+
+/// The longest backoff delay in the miner's log so far, in ms.
+fn longest_retry_delay(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| l.split("retrying in ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn sigint_and_sigterm_end_a_long_backoff_at_once_with_the_summary() {
+    let dir = TempDir::new("miner-signals");
+    let mut node = Node::start(&dir.0, &[]);
+    let a = address(6);
+    let mut int = Miner::start(&node, &a, &["--threads", "1"]);
+    let mut term = Miner::start(&node, &a, &["--threads", "1", "--cpu-affinity", "off"]);
+    wait_for("both miners to mine", || {
+        (int.log_text().contains("hashrate") && term.log_text().contains("hashrate")).then_some(())
+    });
+    node.kill9();
+    // A retry of 3 s or more: the miner is asleep in its backoff when the signal comes.
+    wait_for("both miners in a backoff of 3 s or more", || {
+        (longest_retry_delay(&int.log_text()) >= 3_000
+            && longest_retry_delay(&term.log_text()) >= 3_000)
+            .then_some(())
+    });
+    for (miner, signal) in [(&mut int, "INT"), (&mut term, "TERM")] {
+        let (code, took) = miner.signal(signal);
+        let log = miner.log_text();
+        // Measured, not asserted (timers in tests are flaky on a busy machine): the target
+        // is under 1 s.
+        eprintln!("SIG{signal} during a backoff: the miner exited in {took:?}");
+        assert_eq!(code, Some(0), "SIG{signal}: {log}");
+        assert!(log.contains(&format!("SIG{signal} received")), "{log}");
+        assert!(log.contains("summary:"), "{log}");
+    }
+}
+
+#[test]
+fn a_miner_started_before_its_node_waits_for_the_cookie() {
+    let dir = TempDir::new("miner-cookie");
+    let mut node = Node::start(&dir.0, &[]);
+    node.kill9();
+    let cookie = dir.0.join("regtest").join(".cookie");
+    let _ = std::fs::remove_file(&cookie);
+    let a = address(7);
+    let mut miner = Miner::start(&node, &a, &["--threads", "1"]);
+    wait_for("the miner to say it waits for the node", || {
+        miner
+            .log_text()
+            .contains("waiting for the node")
+            .then_some(())
+    });
+    node.restart();
+    wait_for("blocks from the miner", || {
+        (balance(&node, &a) > 0).then_some(())
+    });
+    assert_eq!(miner.interrupt(), Some(0));
+}

@@ -21,6 +21,30 @@ fn create(w: &Wallet) -> Value {
     created
 }
 
+/// The text `balance` prints: its trusted, untrusted pending and immature lines add up to its
+/// total line.
+fn assert_balance_lines_add_up(w: &Wallet) {
+    let out = w.run(&["balance"]);
+    assert!(out.ok(), "{out:?}");
+    let line = |name: &str| {
+        let l = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} line: {}", out.stdout));
+        units(&json!(l
+            .split_whitespace()
+            .nth(name.split(' ').count())
+            .unwrap()))
+    };
+    assert_eq!(
+        line("trusted") + line("untrusted pending") + line("immature"),
+        line("total"),
+        "{}",
+        out.stdout
+    );
+}
+
 fn first_address(w: &Wallet) -> String {
     w.json(&["addresses"])[0]["address"]
         .as_str()
@@ -42,9 +66,11 @@ fn send_receive_data_and_send_all() {
     node.rpc("generatetoaddress", json!([101, addr_a]));
     let bal = a.json(&["balance"]);
     // At height 101 the coinbases of heights 1 and 2 can be spent in the next block.
-    assert_eq!(units(&bal["confirmed"]), 2 * 50 * COIN);
+    assert_eq!(units(&bal["trusted"]), 2 * 50 * COIN);
     assert_eq!(units(&bal["immature"]), 99 * 50 * COIN);
-    assert_eq!(units(&bal["unconfirmed"]), 0);
+    assert_eq!(units(&bal["untrusted_pending"]), 0);
+    assert_eq!(units(&bal["total"]), 101 * 50 * COIN);
+    assert_balance_lines_add_up(&a);
 
     // Dry run: shows the plan, sends and saves nothing.
     let before = std::fs::read(&a.path).unwrap();
@@ -69,9 +95,27 @@ fn send_receive_data_and_send_all() {
     assert_ne!(sent["change"]["address"], json!(addr_a));
     assert_eq!(node.rpc("getrawmempool", json!([])), json!([sent["txid"]]));
 
+    // Right after the send: the spent coin counts nowhere, its change (ours, unconfirmed) is
+    // trusted, and the lines add up to the total less what was sent.
+    let bal = a.json(&["balance"]);
+    assert_eq!(
+        units(&bal["trusted"]),
+        2 * 50 * COIN - 1_250_000_000 - fee,
+        "{bal}"
+    );
+    assert_eq!(units(&bal["untrusted_pending"]), 0, "{bal}");
+    assert_eq!(units(&bal["immature"]), 99 * 50 * COIN, "{bal}");
+    assert_eq!(
+        units(&bal["total"]),
+        101 * 50 * COIN - 1_250_000_000 - fee,
+        "{bal}"
+    );
+    assert_balance_lines_add_up(&a);
     let bal_b = b.json(&["balance"]);
-    assert_eq!(units(&bal_b["unconfirmed"]), 1_250_000_000);
-    assert_eq!(units(&bal_b["confirmed"]), 0);
+    assert_eq!(units(&bal_b["untrusted_pending"]), 1_250_000_000);
+    assert_eq!(units(&bal_b["trusted"]), 0);
+    assert_eq!(units(&bal_b["total"]), 1_250_000_000);
+    assert_balance_lines_add_up(&b);
 
     // One block (to a third party, so A's coinbase total stays 101 blocks).
     node.rpc(
@@ -79,19 +123,23 @@ fn send_receive_data_and_send_all() {
         json!([1, "r6Ku1CCtg8Q3AMdYBnm1WehvnEMNCSRwpg"]),
     );
     let bal_b = b.json(&["balance"]);
-    assert_eq!(units(&bal_b["confirmed"]), 1_250_000_000);
-    assert_eq!(units(&bal_b["unconfirmed"]), 0);
+    assert_eq!(units(&bal_b["trusted"]), 1_250_000_000);
+    assert_eq!(units(&bal_b["untrusted_pending"]), 0);
 
     let bal_a = a.json(&["balance"]);
-    let total_a = units(&bal_a["confirmed"]) + units(&bal_a["immature"]);
+    let total_a = units(&bal_a["trusted"]) + units(&bal_a["immature"]);
     assert_eq!(total_a, 101 * 50 * COIN - 1_250_000_000 - fee);
     // Height 102: coinbases of heights 1–3 are spendable; one of them paid B.
     assert_eq!(units(&bal_a["immature"]), 98 * 50 * COIN);
 
     let history_b = b.json(&["history"]);
     assert_eq!(history_b[0]["txid"], sent["txid"]);
+    assert_eq!(history_b[0]["direction"], json!("receive"));
+    assert_eq!(history_b[0]["address"], json!(addr_b));
     assert_eq!(history_b[0]["amount"], json!("+12.50000000"));
+    assert_eq!(history_b[0]["fee"], Value::Null, "B did not pay the fee");
     assert_eq!(history_b[0]["confirmations"], json!(1));
+    assert!(history_b[0]["time"].as_u64().unwrap() > 1_600_000_000);
     let history_a = a.json(&["history"]);
     let spend_row = history_a
         .as_array()
@@ -99,13 +147,22 @@ fn send_receive_data_and_send_all() {
         .iter()
         .find(|r| r["txid"] == sent["txid"])
         .unwrap();
+    assert_eq!(spend_row["direction"], json!("send"));
+    assert_eq!(spend_row["address"], json!(addr_b));
+    assert_eq!(spend_row["amount"], json!("-12.50000000"));
+    assert_eq!(units(&spend_row["fee"]), fee);
     assert_eq!(
-        units(&json!(spend_row["amount"]
+        units(&json!(spend_row["net"]
             .as_str()
             .unwrap()
             .trim_start_matches('-'))),
         1_250_000_000 + fee
     );
+    assert!(history_a
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["direction"] == json!("coinbase")));
 
     // OP_RETURN data, mined and visible.
     let with_data = a.json(&["send", &addr_b, "0.001", "--data", "hello chaincore"]);
@@ -115,6 +172,12 @@ fn send_receive_data_and_send_all() {
     );
     let tx = node.rpc("getrawtransaction", json!([with_data["txid"], true]));
     assert_eq!(tx["confirmations"], json!(1));
+    let history_b = b.run(&["history"]);
+    assert!(
+        history_b.stdout.contains("OP_RETURN \"hello chaincore\"")
+            && history_b.stdout.contains("receive"),
+        "{history_b:?}"
+    );
     let data_out = tx["vout"]
         .as_array()
         .unwrap()
@@ -134,8 +197,8 @@ fn send_receive_data_and_send_all() {
         json!([1, "r6Ku1CCtg8Q3AMdYBnm1WehvnEMNCSRwpg"]),
     );
     let bal_b = b.json(&["balance"]);
-    assert_eq!(units(&bal_b["confirmed"]), 0);
-    assert_eq!(units(&bal_b["unconfirmed"]), 0);
+    assert_eq!(units(&bal_b["trusted"]), 0);
+    assert_eq!(units(&bal_b["untrusted_pending"]), 0);
     assert_eq!(b.json(&["utxos"]), json!([]));
 }
 
@@ -262,6 +325,7 @@ fn errors_name_the_fix_and_leave_the_file_alone() {
         path: w.path.clone(),
         node_url: format!("http://127.0.0.1:{}", chaincore_tests::free_port()),
         cookie: w.cookie.clone(),
+        datadir: w.datadir.clone(),
     };
     let out = away.run(&["balance"]);
     assert!(
@@ -274,6 +338,7 @@ fn errors_name_the_fix_and_leave_the_file_alone() {
         path: w.path.clone(),
         node_url: w.node_url.clone(),
         cookie: bad_cookie,
+        datadir: w.datadir.clone(),
     };
     let out = refused.run(&["balance"]);
     assert!(
@@ -406,10 +471,10 @@ fn ten_sends_at_once_keep_every_change_key() {
     node.rpc("generatetoaddress", json!([1, ELSEWHERE]));
     let bal_a = a.json(&["balance"]);
     assert_eq!(
-        units(&bal_a["confirmed"]) + units(&bal_a["immature"]),
+        units(&bal_a["trusted"]) + units(&bal_a["immature"]),
         110 * 50 * COIN - 55 * COIN - fees
     );
-    assert_eq!(units(&b.json(&["balance"])["confirmed"]), 55 * COIN);
+    assert_eq!(units(&b.json(&["balance"])["trusted"]), 55 * COIN);
 
     // Every change output is spendable: sending everything signs each of them.
     let all = a.json(&["send", ELSEWHERE, "--send-all"]);
@@ -493,7 +558,7 @@ fn restore_from_words_finds_every_used_address() {
     assert_eq!(outputs.len(), 6, "five payments and one change: {pay}");
     assert!(pay["change"]["address"].is_string());
     node.rpc("generatetoaddress", json!([1, ELSEWHERE]));
-    assert_eq!(units(&b.json(&["balance"])["confirmed"]), 15 * COIN);
+    assert_eq!(units(&b.json(&["balance"])["trusted"]), 15 * COIN);
 
     // B spends from its change addresses: its own change goes to change address 2.
     let back = b.json(&["send", &addr_a, "6"]);
@@ -531,7 +596,7 @@ fn restore_from_words_finds_every_used_address() {
     let other = b3.json(&["restore", "--mnemonic-file", words_file, "--gap-limit", "5"]);
     assert_eq!(other["receive"]["used"], json!(0));
     assert_eq!(other["receive"]["scanned"], json!(5));
-    assert_eq!(units(&other["balance"]["confirmed"]), 0);
+    assert_eq!(units(&other["balance"]["trusted"]), 0);
 
     // A wrong word or a failed checksum: a clear error and nothing written.
     let b4 = Wallet::new(&dir.0, "b4", &node);
@@ -613,10 +678,10 @@ fn one_send_pays_several_recipients_with_one_change() {
     );
     assert_eq!(node.rpc("getrawmempool", json!([])), json!([paid["txid"]]));
     node.rpc("generatetoaddress", json!([1, ELSEWHERE]));
-    assert_eq!(units(&b.json(&["balance"])["confirmed"]), 350_000_000);
+    assert_eq!(units(&b.json(&["balance"])["trusted"]), 350_000_000);
     let bal_a = a.json(&["balance"]);
     assert_eq!(
-        units(&bal_a["confirmed"]) + units(&bal_a["immature"]),
+        units(&bal_a["trusted"]) + units(&bal_a["immature"]),
         101 * 50 * COIN - 375_000_000 - units(&paid["fee"])
     );
 
@@ -649,6 +714,7 @@ fn a_held_wallet_makes_other_commands_wait_then_give_up() {
         path: dir.0.join("w.json"),
         node_url: format!("http://127.0.0.1:{}", chaincore_tests::free_port()),
         cookie: dir.0.join("no.cookie"),
+        datadir: dir.0.clone(),
     };
     create(&w);
     let before = std::fs::read(&w.path).unwrap();
@@ -690,7 +756,7 @@ fn a_wallet_file_from_before_hd_keeps_working() {
     node.rpc("generatetoaddress", json!([1, ELSEWHERE]));
     let bal = old.json(&["balance"]);
     assert_eq!(
-        units(&bal["confirmed"]) + units(&bal["immature"]),
+        units(&bal["trusted"]) + units(&bal["immature"]),
         101 * 50 * COIN - 10 * COIN - units(&sent["fee"])
     );
     let file = std::fs::read_to_string(&old.path).unwrap();
@@ -787,5 +853,71 @@ fn create_on_a_terminal_shows_the_words_and_asks_for_them_back() {
     assert!(
         !file.contains(&words.join(" ")),
         "the file keeps the seed, not the words"
+    );
+}
+
+#[test]
+fn without_network_the_wallet_points_to_the_network_that_has_one() {
+    let dir = TempDir::new("wallet-network-hint");
+    let wallet = chaincore_tests::binary("chaincore-wallet");
+    let run = |args: &[&str]| {
+        std::process::Command::new(&wallet)
+            .arg("--datadir")
+            .arg(&dir.0)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let none = run(&["balance"]);
+    let text = String::from_utf8_lossy(&none.stderr);
+    assert!(!none.status.success());
+    assert!(
+        text.contains("no wallet for main") && text.contains("--network main create"),
+        "{text}"
+    );
+    let created = run(&["--network", "regtest", "create", "--show-mnemonic"]);
+    assert!(created.status.success(), "{created:?}");
+    // `--network` forgotten: the wallet is found on regtest, and the hint names the flag.
+    let hint = run(&["balance"]);
+    let text = String::from_utf8_lossy(&hint.stderr);
+    assert!(!hint.status.success());
+    assert!(
+        text.contains("no wallet for main")
+            && text.contains("found one for regtest")
+            && text.contains("add `--network regtest`"),
+        "{text}"
+    );
+    assert!(!dir.0.join("main").join("wallet.json").exists());
+}
+
+#[test]
+fn fee_rates_take_decimals_and_the_fee_is_rounded_up() {
+    let dir = TempDir::new("wallet-fee-rate");
+    let node = Node::start(&dir.0, &[]);
+    let a = Wallet::new(&dir.0, "a", &node);
+    create(&a);
+    let addr = first_address(&a);
+    node.rpc("generatetoaddress", json!([101, addr]));
+    let to = "r6Ku1CCtg8Q3AMdYBnm1WehvnEMNCSRwpg";
+    let sent = a.json(&["send", to, "1", "--fee-rate", "1.5"]);
+    let (fee, size) = (units(&sent["fee"]), sent["size"].as_i64().unwrap());
+    // 1.5 × size rounded up to a whole unit (or one byte's worth more after re-signing).
+    let at = |bytes: i64| (bytes * 3 + 1) / 2;
+    assert!(
+        fee == at(size) || fee == at(size + 1),
+        "fee {fee} for {size} bytes"
+    );
+    assert_eq!(sent["fee_rate_chosen"], json!(1.5));
+    assert_eq!(node.rpc("getrawmempool", json!([])), json!([sent["txid"]]));
+    let low = a.run(&["send", to, "1", "--fee-rate", "0.5"]);
+    assert!(
+        !low.ok() && low.stderr.contains("below the node's minimum relay fee"),
+        "{low:?}"
+    );
+    let bad = a.run(&["send", to, "1", "--fee-rate", "1,5"]);
+    assert!(
+        !bad.ok() && bad.stderr.contains("units per byte"),
+        "{bad:?}"
     );
 }

@@ -3,8 +3,89 @@
 
 use chaincore::{Amount, OutPoint, Script, TxOut};
 
-/// Outputs worth less than this are not worth creating: change below it goes to the fee.
-pub const DUST: i64 = 546;
+/// Change worth less than this is not worth creating and the node would not relay it: the
+/// dust threshold of a P2PKH output (core's [`TxOut::dust_threshold`], 546 units). Change
+/// below it goes to the fee.
+pub fn dust() -> i64 {
+    TxOut {
+        value: Amount::ZERO,
+        script_pubkey: Script::new_p2pkh(&[0; 20]),
+    }
+    .dust_threshold()
+    .to_units()
+}
+
+/// A fee rate, held in units per 1,000 bytes (as Bitcoin Core holds sat/kvB) so that rates
+/// with decimals are exact: `--fee-rate 1.5` (units per byte) is 1,500.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FeeRate(u64);
+
+impl FeeRate {
+    /// The node's minimum relay fee, 1 unit per byte.
+    pub const MIN_RELAY: FeeRate = FeeRate::per_byte(1);
+
+    /// `units` per byte.
+    pub const fn per_byte(units: u64) -> FeeRate {
+        FeeRate(units * 1_000)
+    }
+
+    /// `units` per 1,000 bytes.
+    pub const fn per_kb(units: u64) -> FeeRate {
+        FeeRate(units)
+    }
+
+    /// The fee for `size` bytes, rounded up to a whole unit, so the rate paid is never below
+    /// this one.
+    pub fn fee(self, size: usize) -> Amount {
+        let milli = u128::from(self.0) * size as u128;
+        Amount::from_units(i64::try_from(milli.div_ceil(1_000)).unwrap_or(i64::MAX))
+    }
+}
+
+impl std::fmt::Display for FeeRate {
+    /// Units per byte, with as many decimals as it has (`2`, `1.5`, `0.001`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (whole, milli) = (self.0 / 1_000, self.0 % 1_000);
+        if milli == 0 {
+            write!(f, "{whole}")
+        } else {
+            let decimals = format!("{milli:03}");
+            write!(f, "{whole}.{}", decimals.trim_end_matches('0'))
+        }
+    }
+}
+
+impl std::str::FromStr for FeeRate {
+    type Err = String;
+
+    /// Units per byte with up to three decimals: `2`, `1.5`, `0.25`.
+    fn from_str(s: &str) -> Result<FeeRate, String> {
+        let bad = || {
+            format!("'{s}' is not a fee rate: give units per byte, a number like 2 or 1.5 (up to 3 decimals)")
+        };
+        let (whole, fraction) = s.split_once('.').unwrap_or((s, ""));
+        let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+        if (whole.is_empty() && fraction.is_empty())
+            || !digits(whole)
+            || !digits(fraction)
+            || fraction.len() > 3
+        {
+            return Err(bad());
+        }
+        let whole: u64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad())?
+        };
+        let milli: u64 = format!("{fraction:0<3}").parse().map_err(|_| bad())?;
+        whole
+            .checked_mul(1_000)
+            .and_then(|w| w.checked_add(milli))
+            .filter(|&r| r <= 1_000_000_000)
+            .map(FeeRate)
+            .ok_or_else(|| format!("fee rate '{s}' is absurdly high"))
+    }
+}
 
 /// Largest serialized size of a signed P2PKH input: outpoint 36, script length 1, script
 /// (push 73 = 72-byte DER signature + hash type, push 33-byte key) 108, sequence 4.
@@ -75,17 +156,21 @@ fn compact_len(n: usize) -> usize {
     chaincore::encode::CompactSize::encoded_len(n as u64)
 }
 
-/// Fee for `size` bytes at `rate` units per byte.
-pub fn fee_for(size: usize, rate: i64) -> Amount {
-    Amount::from_units(size as i64 * rate)
+/// Fee for `size` bytes at `rate`, rounded up to a whole unit.
+pub fn fee_for(size: usize, rate: FeeRate) -> Amount {
+    rate.fee(size)
 }
 
 /// Chooses coins to pay `outputs` at `rate`: one coin that fits without change if there is
 /// one, else the largest coins first until the payment and fee are covered; change below
-/// [`DUST`] is left to the fee instead of creating a useless output.
-pub fn select(coins: &[Coin], outputs: Vec<TxOut>, rate: i64) -> Result<Selection, SelectError> {
+/// [`dust`] is left to the fee instead of creating a useless output.
+pub fn select(
+    coins: &[Coin],
+    outputs: Vec<TxOut>,
+    rate: FeeRate,
+) -> Result<Selection, SelectError> {
     let target: i64 = outputs.iter().map(|o| o.value.to_units()).sum();
-    let change_cost = DUST + fee_for(P2PKH_OUTPUT_SIZE, rate).to_units();
+    let change_cost = dust() + fee_for(P2PKH_OUTPUT_SIZE, rate).to_units();
     let fits_without_change = |total: i64, n: usize| {
         let need = target + fee_for(max_size(n, &outputs, false), rate).to_units();
         total >= need && total - need < change_cost
@@ -111,7 +196,7 @@ pub fn select(coins: &[Coin], outputs: Vec<TxOut>, rate: i64) -> Result<Selectio
             return Ok(finish(chosen, outputs, rate, false));
         }
         let with_change = target + fee_for(max_size(chosen.len(), &outputs, true), rate).to_units();
-        if total >= with_change + DUST {
+        if total >= with_change + dust() {
             return Ok(finish(chosen, outputs, rate, true));
         }
     }
@@ -129,7 +214,7 @@ pub fn select_all(
     coins: &[Coin],
     to: Script,
     data: Vec<TxOut>,
-    rate: i64,
+    rate: FeeRate,
 ) -> Result<Selection, SelectError> {
     let total: i64 = coins.iter().map(|c| c.value.to_units()).sum();
     let mut outputs = vec![TxOut {
@@ -146,7 +231,7 @@ pub fn select_all(
             fee,
         });
     }
-    if amount < DUST {
+    if amount < dust() {
         return Err(SelectError::Dust(Amount::from_units(amount)));
     }
     outputs[0].value = Amount::from_units(amount);
@@ -158,7 +243,7 @@ pub fn select_all(
     })
 }
 
-fn finish(inputs: Vec<Coin>, outputs: Vec<TxOut>, rate: i64, change: bool) -> Selection {
+fn finish(inputs: Vec<Coin>, outputs: Vec<TxOut>, rate: FeeRate, change: bool) -> Selection {
     let total: i64 = inputs.iter().map(|c| c.value.to_units()).sum();
     let target: i64 = outputs.iter().map(|o| o.value.to_units()).sum();
     let fee = fee_for(max_size(inputs.len(), &outputs, change), rate);
@@ -206,18 +291,18 @@ mod tests {
         // 1 input, 2 P2PKH outputs: 10 + 149 + 68 = 227 at most (226 with a 71-byte signature).
         assert_eq!(max_size(1, &pay(1), true), 227);
         assert_eq!(max_size(2, &pay(1), false), 4 + 1 + 298 + 1 + 34 + 4);
-        assert_eq!(fee_for(227, 3), Amount::from_units(681));
+        assert_eq!(fee_for(227, FeeRate::per_byte(3)), Amount::from_units(681));
     }
 
     #[test]
     fn exact_single_coin_avoids_change() {
-        let fee = fee_for(max_size(1, &pay(1), false), 1).to_units();
+        let fee = fee_for(max_size(1, &pay(1), false), FeeRate::per_byte(1)).to_units();
         let coins = [
             coin(1, 1_000_000),
             coin(2, 50_000 + fee + 100),
             coin(3, 10_000_000),
         ];
-        let s = select(&coins, pay(50_000), 1).unwrap();
+        let s = select(&coins, pay(50_000), FeeRate::per_byte(1)).unwrap();
         assert_eq!(s.inputs, vec![coins[1].clone()]);
         assert_eq!(s.change, None);
         assert_eq!(
@@ -230,10 +315,10 @@ mod tests {
     #[test]
     fn largest_first_with_change() {
         let coins = [coin(1, 30_000), coin(2, 40_000), coin(3, 100_000)];
-        let s = select(&coins, pay(120_000), 2).unwrap();
+        let s = select(&coins, pay(120_000), FeeRate::per_byte(2)).unwrap();
         assert_eq!(s.inputs.len(), 2);
         assert_eq!(s.inputs[0], coins[2]);
-        let fee = fee_for(max_size(2, &pay(1), true), 2);
+        let fee = fee_for(max_size(2, &pay(1), true), FeeRate::per_byte(2));
         assert_eq!(s.fee, fee);
         assert_eq!(
             s.change,
@@ -249,7 +334,7 @@ mod tests {
     #[test]
     fn insufficient_funds_reports_what_is_available() {
         let coins = [coin(1, 30_000), coin(2, 40_000)];
-        let err = select(&coins, pay(100_000), 1).unwrap_err();
+        let err = select(&coins, pay(100_000), FeeRate::per_byte(1)).unwrap_err();
         assert!(
             matches!(err, SelectError::InsufficientFunds { available, .. } if available.to_units() == 70_000)
         );
@@ -259,13 +344,60 @@ mod tests {
     #[test]
     fn send_all_leaves_nothing() {
         let coins = [coin(1, 30_000), coin(2, 40_000)];
-        let s = select_all(&coins, Script::new_p2pkh(&[2; 20]), vec![], 1).unwrap();
+        let s = select_all(
+            &coins,
+            Script::new_p2pkh(&[2; 20]),
+            vec![],
+            FeeRate::per_byte(1),
+        )
+        .unwrap();
         assert_eq!(s.outputs[0].value.to_units() + s.fee.to_units(), 70_000);
         assert_eq!(s.change, None);
         assert!(matches!(
-            select_all(&[coin(1, 300)], Script::new(), vec![], 1),
+            select_all(&[coin(1, 300)], Script::new(), vec![], FeeRate::per_byte(1)),
             Err(SelectError::Dust(_)) | Err(SelectError::InsufficientFunds { .. })
         ));
-        assert!(select_all(&[], Script::new(), vec![], 1).is_err());
+        assert!(select_all(&[], Script::new(), vec![], FeeRate::per_byte(1)).is_err());
+    }
+
+    #[test]
+    fn fee_rates_take_decimals_and_fees_round_up() {
+        let r: FeeRate = "1.5".parse().unwrap();
+        assert_eq!(r, FeeRate::per_kb(1_500));
+        assert_eq!(r.fee(226), Amount::from_units(339));
+        assert_eq!(r.fee(227), Amount::from_units(341), "340.5 rounds up");
+        assert_eq!("0.5".parse::<FeeRate>().unwrap(), FeeRate::per_kb(500));
+        assert_eq!(".25".parse::<FeeRate>().unwrap(), FeeRate::per_kb(250));
+        assert_eq!("2".parse::<FeeRate>().unwrap(), FeeRate::per_byte(2));
+        assert_eq!("2.".parse::<FeeRate>().unwrap(), FeeRate::per_byte(2));
+        assert_eq!(FeeRate::per_kb(1_500).to_string(), "1.5");
+        assert_eq!(FeeRate::per_kb(1_250).to_string(), "1.25");
+        assert_eq!(FeeRate::per_byte(3).to_string(), "3");
+        for bad in [
+            "",
+            ".",
+            "-1",
+            "1.2345",
+            "abc",
+            "1,5",
+            "1e3",
+            "99999999999999999999",
+        ] {
+            assert!(bad.parse::<FeeRate>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn change_is_never_dust() {
+        assert_eq!(dust(), 546, "core's P2PKH dust threshold");
+        // Every amount around the point where change stops being worth making.
+        let rate = FeeRate::per_byte(1);
+        let coins = [coin(1, 100_000)];
+        for paid in 98_000..99_800 {
+            let s = select(&coins, pay(paid), rate).unwrap();
+            if let Some(change) = s.change {
+                assert!(change.to_units() >= dust(), "{paid}: change {change}");
+            }
+        }
     }
 }

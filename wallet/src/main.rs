@@ -18,15 +18,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use chaincore::config::RpcArgs;
 use chaincore::key::PrivateKey;
-use chaincore::rpc::NodeArgs;
 use chaincore::{Address, Amount, OutPoint, Script, Transaction, TxOut};
 use chaincore_wallet::{hd, keystore};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use crate::coinselect::{Coin, Selection};
+use crate::coinselect::{Coin, FeeRate, Selection};
 use crate::hd::Chain;
 use crate::keystore::Keystore;
 use crate::lock::WalletLock;
@@ -39,8 +39,9 @@ struct Args {
     /// Wallet file [default: <datadir>/<network>/wallet.json].
     #[arg(long, env = "CHAINCORE_WALLET")]
     wallet: Option<PathBuf>,
+    /// How to reach the node (also from chaincore.conf).
     #[command(flatten)]
-    node: NodeArgs,
+    node: RpcArgs,
     /// Read the passphrase of an encrypted wallet from this file instead of the terminal.
     #[arg(long, env = "CHAINCORE_PASSPHRASE_FILE", global = true)]
     passphrase_file: Option<PathBuf>,
@@ -175,10 +176,11 @@ enum Command {
         /// A recipient and amount in coins as ADDR=AMOUNT; repeat for several recipients.
         #[arg(long = "to", value_name = "ADDR=AMOUNT", conflicts_with_all = ["address", "send_all"])]
         to: Vec<String>,
-        /// Fee rate in units per byte [default: the node's estimatesmartfee for 6 blocks,
-        /// or the minimum relay fee, 1, when the node has no estimate].
+        /// Fee rate in units per byte, decimals allowed (1.5); the fee is rounded up to a
+        /// whole unit [default: the node's estimatesmartfee for 6 blocks, or the minimum relay
+        /// fee, 1, when the node has no estimate].
         #[arg(long)]
-        fee_rate: Option<i64>,
+        fee_rate: Option<FeeRate>,
         /// Attach up to 80 bytes of text in an OP_RETURN output.
         #[arg(long)]
         data: Option<String>,
@@ -235,14 +237,22 @@ struct Output {
     text: String,
 }
 
+/// Prints the result. A reader that goes away early (`wallet utxos | head`) is not an error:
+/// `println!` would panic on the broken pipe.
 fn print_output(out: &Output, json_output: bool) {
-    if json_output {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out.json).unwrap_or_default()
-        );
+    use std::io::Write;
+    let text = if json_output {
+        serde_json::to_string_pretty(&out.json).unwrap_or_default()
     } else {
-        println!("{}", out.text.trim_end());
+        out.text.trim_end().to_string()
+    };
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: cannot write the output: {e}");
+            std::process::exit(1);
+        }
+        _ => {}
     }
 }
 
@@ -290,7 +300,51 @@ impl Args {
     }
 
     fn load(&self) -> anyhow::Result<Keystore> {
-        Ok(Keystore::load(&self.wallet_path()?, self.node.network)?)
+        let path = self.wallet_path()?;
+        match Keystore::load(&path, self.node.network) {
+            Err(keystore::KeystoreError::Missing(_)) if self.wallet.is_none() => {
+                bail!(self.missing_wallet(&path))
+            }
+            loaded => Ok(loaded?),
+        }
+    }
+
+    /// What to say when the default wallet file of this network does not exist: `--network`
+    /// defaults to main, so a user with a regtest wallet who forgot the flag is told to add
+    /// it rather than to create a mainnet wallet.
+    fn missing_wallet(&self, path: &std::path::Path) -> String {
+        let network = self.node.network;
+        let found: Vec<(chaincore::Network, PathBuf)> = chaincore::Network::ALL
+            .into_iter()
+            .filter(|&n| n != network)
+            .filter_map(|n| {
+                let mut other = self.node.clone();
+                other.network = n;
+                let file = other.network_dir().ok()?.join("wallet.json");
+                file.exists().then_some((n, file))
+            })
+            .collect();
+        match found.as_slice() {
+            [] => format!(
+                "no wallet for {network} at {}: create one with `chaincore-wallet --network {network} create` \
+                 (or give --network test or regtest for a test network, --wallet FILE for another file)",
+                path.display()
+            ),
+            [(n, file)] => format!(
+                "no wallet for {network} at {}; found one for {n} at {}: add `--network {n}`",
+                path.display(),
+                file.display()
+            ),
+            several => format!(
+                "no wallet for {network} at {}; found wallets for {}: add `--network` with one of them",
+                path.display(),
+                several
+                    .iter()
+                    .map(|(n, _)| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        }
     }
 
     /// Loads the wallet with its private keys available.
@@ -314,7 +368,8 @@ impl Args {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<Output> {
+async fn run(mut args: Args) -> anyhow::Result<Output> {
+    args.node.load()?;
     match &args.command {
         Command::Create {
             encrypt,
@@ -409,13 +464,20 @@ async fn run(args: Args) -> anyhow::Result<Output> {
             let text = utxos
                 .iter()
                 .map(|u| {
+                    let coinbase = match immature_for(u) {
+                        Some(1) => "  coinbase, immature: spendable in 1 block".to_string(),
+                        Some(blocks) => {
+                            format!("  coinbase, immature: spendable in {blocks} blocks")
+                        }
+                        None if u.coinbase => "  coinbase".to_string(),
+                        None => String::new(),
+                    };
                     format!(
-                        "{}:{}  {}  {} conf{}{}",
+                        "{}:{}  {}  {} conf{coinbase}{}",
                         u.txid,
                         u.vout,
                         Amount::from_units(u.value),
                         u.confirmations,
-                        if u.coinbase { "  coinbase" } else { "" },
                         if u.spent_in_mempool {
                             "  (spent, unconfirmed)"
                         } else {
@@ -425,7 +487,7 @@ async fn run(args: Args) -> anyhow::Result<Output> {
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
-            let rows: Vec<Value> = utxos.iter().map(|u| json!({"txid": u.txid, "vout": u.vout, "amount": Amount::from_units(u.value).to_string(), "confirmations": u.confirmations, "coinbase": u.coinbase, "address": u.address, "spent_in_mempool": u.spent_in_mempool})).collect();
+            let rows: Vec<Value> = utxos.iter().map(|u| json!({"txid": u.txid, "vout": u.vout, "amount": Amount::from_units(u.value).to_string(), "confirmations": u.confirmations, "coinbase": u.coinbase, "immature": immature_for(u).is_some(), "address": u.address, "spent_in_mempool": u.spent_in_mempool})).collect();
             Ok(Output {
                 text: if text.is_empty() {
                     "no coins".into()
@@ -462,20 +524,19 @@ async fn run(args: Args) -> anyhow::Result<Output> {
         Command::History => {
             let ks = args.load()?;
             let node = args.node()?;
-            let rows = node.history(&addresses(&ks)).await?;
+            let ours = addresses(&ks);
+            let rows: Vec<HistoryLine> = node
+                .history(&ours)
+                .await?
+                .iter()
+                .map(|r| HistoryLine::new(r, &ours, args.node.network))
+                .collect();
             let text = rows
                 .iter()
-                .map(|r| {
-                    format!(
-                        "{}  {:>+18}  {} conf",
-                        r.txid,
-                        r.delta_string(),
-                        r.confirmations
-                    )
-                })
+                .map(HistoryLine::text)
                 .collect::<Vec<_>>()
                 .join("\n");
-            let json_rows: Vec<Value> = rows.iter().map(|r| json!({"txid": r.txid, "amount": r.delta_string(), "confirmations": r.confirmations})).collect();
+            let json_rows: Vec<Value> = rows.iter().map(HistoryLine::json).collect();
             Ok(Output {
                 text: if text.is_empty() {
                     "no transactions".into()
@@ -627,18 +688,195 @@ async fn restore(
     })
 }
 
-/// The balance of every address of `ks`: text and JSON.
+/// Blocks until a coinbase output can be spent, if it cannot be yet.
+fn immature_for(u: &node::Utxo) -> Option<u64> {
+    let maturity = u64::from(chaincore::validation::COINBASE_MATURITY);
+    (u.coinbase && u.confirmations < maturity).then(|| maturity - u.confirmations)
+}
+
+/// The balance of every address of `ks` as Bitcoin Core's `getbalances` splits it, three parts
+/// that add up to the total: `trusted` (confirmed mature coins, and unconfirmed change of our
+/// own transactions), `untrusted pending` (unconfirmed payments from others), `immature`
+/// (coinbase outputs under 100 confirmations). A coin an unconfirmed transaction of ours
+/// spends counts nowhere: its change stands in for it. Text and JSON.
 async fn balance(node: &NodeClient, ks: &Keystore) -> anyhow::Result<(String, Value)> {
-    let b = node.balance(&addresses(ks)).await?;
-    let confirmed = Amount::from_units(b.balance - b.immature);
-    let (unconfirmed, immature) = (
-        Amount::from_units(b.unconfirmed),
-        Amount::from_units(b.immature),
-    );
+    let ours = addresses(ks);
+    let mut from_us: std::collections::HashMap<String, bool> = Default::default();
+    let (mut trusted, mut pending, mut immature) = (Amount::ZERO, Amount::ZERO, Amount::ZERO);
+    for u in node.utxos(&ours).await? {
+        let value = Amount::from_units(u.value);
+        if u.spent_in_mempool {
+            continue;
+        }
+        if immature_for(&u).is_some() {
+            immature = immature + value;
+        } else if u.confirmations > 0 {
+            trusted = trusted + value;
+        } else {
+            let mine = match from_us.get(&u.txid) {
+                Some(&m) => m,
+                None => {
+                    let txid = u.txid.parse().context("node sent a bad txid")?;
+                    let m = spends_only_ours(&node.raw_tx(&txid).await?.tx, &ours, ks.network);
+                    from_us.insert(u.txid.clone(), m);
+                    m
+                }
+            };
+            if mine {
+                trusted = trusted + value;
+            } else {
+                pending = pending + value;
+            }
+        }
+    }
+    let total = trusted + pending + immature;
+    let [trusted, pending, immature, total] =
+        [trusted, pending, immature, total].map(|a| a.to_string());
     Ok((
-        format!("confirmed: {confirmed}\nunconfirmed: {unconfirmed}\nimmature: {immature}"),
-        json!({"confirmed": confirmed.to_string(), "unconfirmed": unconfirmed.to_string(), "immature": immature.to_string()}),
+        format!(
+            "trusted:           {trusted:>18}  (spendable: confirmed, and change of your own sends)\n\
+             untrusted pending: {pending:>18}  (unconfirmed payments to you)\n\
+             immature:          {immature:>18}  (mined, spendable after {} confirmations)\n\
+             total:             {total:>18}",
+            chaincore::validation::COINBASE_MATURITY
+        ),
+        json!({"trusted": trusted, "untrusted_pending": pending, "immature": immature, "total": total}),
     ))
+}
+
+/// True if every input of `tx` is signed by a key of one of `ours` (it is our own
+/// transaction, so its change can be trusted before it confirms, as Core trusts it).
+fn spends_only_ours(tx: &Transaction, ours: &[String], network: chaincore::Network) -> bool {
+    tx.input.iter().all(|input| {
+        input
+            .script_sig
+            .p2pkh_script_sig_parts()
+            .map(|(_, pubkey)| {
+                Address::p2pkh(chaincore::hash::hash160(pubkey), network).to_string()
+            })
+            .is_some_and(|a| ours.contains(&a))
+    })
+}
+
+/// One line of `history`: what a transaction did to the wallet.
+struct HistoryLine {
+    txid: String,
+    /// `receive`, `send`, `self` (every output is ours) or `coinbase`.
+    direction: &'static str,
+    /// Who was paid (a send) or which of our addresses was (a receive).
+    address: Option<String>,
+    /// What went to others (negative) or came to us (positive).
+    amount: i64,
+    /// The change in the wallet's balance: `amount` less any fee we paid.
+    net: i64,
+    /// The fee, when the wallet paid it.
+    fee: Option<Amount>,
+    confirmations: u64,
+    time: Option<u64>,
+    /// The text of an OP_RETURN output.
+    data: Option<String>,
+}
+
+impl HistoryLine {
+    fn new(r: &node::HistoryRow, ours: &[String], network: chaincore::Network) -> HistoryLine {
+        let tx = &r.raw.tx;
+        let address_of =
+            |o: &TxOut| Address::from_script(&o.script_pubkey, network).map(|a| a.to_string());
+        let is_ours = |o: &TxOut| address_of(o).is_some_and(|a| ours.contains(&a));
+        let received: i64 = tx
+            .output
+            .iter()
+            .filter(|o| is_ours(o))
+            .map(|o| o.value.to_units())
+            .sum();
+        let to_others: i64 = tx
+            .output
+            .iter()
+            .filter(|o| !is_ours(o))
+            .map(|o| o.value.to_units())
+            .sum();
+        let output_total = received + to_others;
+        let first = |mine: bool| {
+            tx.output
+                .iter()
+                .filter(|o| is_ours(o) == mine)
+                .find_map(address_of)
+        };
+        let paid_by_us = r.spent > 0;
+        let fee = r
+            .input_total
+            .filter(|_| paid_by_us)
+            .map(|inputs| Amount::from_units(inputs - output_total));
+        let (direction, address, amount) = if tx.is_coinbase() {
+            ("coinbase", first(true), received)
+        } else if !paid_by_us {
+            ("receive", first(true), received)
+        } else if first(false).is_some() {
+            ("send", first(false), -to_others)
+        } else {
+            ("self", first(true), 0)
+        };
+        HistoryLine {
+            txid: r.txid.to_string(),
+            direction,
+            address,
+            amount,
+            net: received - r.spent,
+            fee,
+            confirmations: r.raw.confirmations,
+            time: r.raw.time,
+            data: tx
+                .output
+                .iter()
+                .find_map(|o| o.script_pubkey.op_return_data())
+                .map(|d| String::from_utf8_lossy(d).into_owned()),
+        }
+    }
+
+    fn time_text(&self) -> String {
+        self.time
+            .map(|t| httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(t)))
+            .unwrap_or_else(|| "unknown time".into())
+    }
+
+    fn text(&self) -> String {
+        let mut line = format!(
+            "{}  {:<8}  {:>18}  {:>6} conf  {}  {}",
+            self.time_text(),
+            self.direction,
+            signed(self.amount),
+            self.confirmations,
+            self.address.as_deref().unwrap_or("-"),
+            self.txid
+        );
+        if let Some(fee) = self.fee {
+            line += &format!("  fee {fee}");
+        }
+        if let Some(data) = &self.data {
+            line += &format!("  OP_RETURN {data:?}");
+        }
+        line
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "txid": self.txid,
+            "direction": self.direction,
+            "address": self.address,
+            "amount": signed(self.amount),
+            "net": signed(self.net),
+            "fee": self.fee.map(|f| f.to_string()),
+            "confirmations": self.confirmations,
+            "time": self.time,
+            "data": self.data,
+        })
+    }
+}
+
+/// Units as coins with a sign: `+12.50000000`, `-0.00000226`.
+fn signed(units: i64) -> String {
+    let sign = if units >= 0 { "+" } else { "-" };
+    format!("{sign}{}", Amount::from_units(units.abs()))
 }
 
 fn addresses(ks: &Keystore) -> Vec<String> {
@@ -693,12 +931,12 @@ const FEE_TARGET_BLOCKS: u32 = 6;
 async fn send(
     args: &Args,
     payees: Payees,
-    fee_rate: Option<i64>,
+    fee_rate: Option<FeeRate>,
     data: Option<&str>,
     dry_run: bool,
 ) -> anyhow::Result<Output> {
-    if fee_rate.is_some_and(|r| r < 1) {
-        bail!("--fee-rate must be at least 1 unit per byte (the node's minimum relay fee)");
+    if let Some(r) = fee_rate.filter(|&r| r < FeeRate::MIN_RELAY) {
+        bail!("--fee-rate {r} is below the node's minimum relay fee, 1 unit per byte: the node would not accept the transaction");
     }
     let mut data_outputs = Vec::new();
     if let Some(text) = data {
@@ -722,14 +960,14 @@ async fn send(
     let (fee_rate, rate_source) = match fee_rate {
         Some(r) => (r, "--fee-rate".to_string()),
         None => match node.fee_estimate(FEE_TARGET_BLOCKS).await? {
-            // Coins per 1,000 bytes → units per 1,000 bytes (exact after rounding the float)
-            // → whole units per byte, rounded up.
+            // Coins per 1,000 bytes → units per 1,000 bytes (exact after rounding the float).
             Some(coins_per_kvb) => (
-                (((coins_per_kvb * 100_000_000.0).round() as i64 + 999) / 1000).max(1),
+                FeeRate::per_kb((coins_per_kvb * 100_000_000.0).round().max(0.0) as u64)
+                    .max(FeeRate::MIN_RELAY),
                 format!("the node's estimate for {FEE_TARGET_BLOCKS} blocks"),
             ),
             None => (
-                1,
+                FeeRate::MIN_RELAY,
                 "the minimum relay fee: the node has no fee estimate yet".to_string(),
             ),
         },
@@ -782,7 +1020,7 @@ async fn send(
         "fee": fee.to_string(),
         "size": size,
         "fee_rate": fee.to_units() as f64 / size as f64,
-        "fee_rate_chosen": fee_rate,
+        "fee_rate_chosen": rate_json(fee_rate),
         "fee_rate_source": rate_source,
         "sent": !dry_run,
     });
@@ -841,7 +1079,7 @@ fn build_and_sign(
     ks: &Keystore,
     selection: &Selection,
     change: Option<&str>,
-    rate: i64,
+    rate: FeeRate,
 ) -> anyhow::Result<(Transaction, Amount)> {
     let total_in: Amount = selection.inputs.iter().map(|c| c.value).sum();
     let paid: Amount = selection.outputs.iter().map(|o| o.value).sum();
@@ -867,6 +1105,15 @@ fn build_and_sign(
         fee = exact;
     }
     bail!("could not settle the fee; try again")
+}
+
+/// A fee rate in JSON: a whole number of units per byte as an integer, else a decimal.
+fn rate_json(rate: FeeRate) -> Value {
+    let text = rate.to_string();
+    text.parse::<u64>()
+        .map(Value::from)
+        .or_else(|_| text.parse::<f64>().map(Value::from))
+        .unwrap_or(Value::Null)
 }
 
 fn sign(ks: &Keystore, tx: &mut Transaction, coins: &[Coin]) -> anyhow::Result<()> {
@@ -920,20 +1167,38 @@ mod tests {
         assert!(matches!(
             a.command,
             Command::Send {
-                fee_rate: Some(3),
+                fee_rate: Some(r),
                 dry_run: true,
                 ..
-            }
+            } if r == FeeRate::per_byte(3)
         ));
+        let decimals =
+            Args::try_parse_from(["w", "send", "rADDR", "1", "--fee-rate", "1.25"]).unwrap();
+        assert!(matches!(
+            decimals.command,
+            Command::Send { fee_rate: Some(r), .. } if r == FeeRate::per_kb(1_250)
+        ));
+        let err = Args::try_parse_from(["w", "send", "rADDR", "1", "--fee-rate", "1,5"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("units per byte"), "{err}");
         assert!(
             Args::try_parse_from(["w", "send", "rADDR"]).is_err(),
             "amount or --send-all"
         );
         assert!(Args::try_parse_from(["w", "send", "rADDR", "--send-all"]).is_ok());
-        assert!(
-            Args::try_parse_from(["w", "--rpc-user", "u", "balance"]).is_err(),
-            "user needs password"
-        );
+        // The password may come from chaincore.conf, so the pair is checked once the file is
+        // read (none in a data directory that does not exist).
+        let mut a = Args::try_parse_from([
+            "w",
+            "--datadir",
+            "/nonexistent/cc",
+            "--rpc-user",
+            "u",
+            "balance",
+        ])
+        .unwrap();
+        assert!(a.node.load().is_err(), "user needs password");
         assert!(Args::try_parse_from(["w", "--network", "nope", "info"]).is_err());
     }
 

@@ -12,7 +12,7 @@ use chaincore::rpc::rawtx::GetRawTransaction;
 use chaincore::rpc::{
     http_client, is_auth_failure, AddressIndexClient, MempoolClient, RawTransactionsClient,
 };
-use chaincore::{Amount, OutPoint, Transaction, Txid};
+use chaincore::{OutPoint, Transaction, Txid};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::params::BatchRequestBuilder;
 use jsonrpsee::rpc_params;
@@ -33,16 +33,6 @@ pub const MAX_BATCH: usize = 100;
 pub struct NodeClient {
     client: HttpClient,
     url: String,
-}
-
-/// Balance of the wallet's addresses, in units.
-pub struct Balance {
-    /// Confirmed, including immature coinbase outputs.
-    pub balance: i64,
-    /// Confirmed coinbase outputs not yet spendable.
-    pub immature: i64,
-    /// Net effect of mempool transactions.
-    pub unconfirmed: i64,
 }
 
 /// A coin as the node reports it.
@@ -73,22 +63,26 @@ impl Utxo {
     }
 }
 
-/// One transaction's effect on the wallet.
+/// A transaction as the node has it.
+pub struct RawTx {
+    /// The transaction.
+    pub tx: Transaction,
+    /// Confirmations (0 in the mempool).
+    pub confirmations: u64,
+    /// Its block's time, or when the node's mempool took it; Unix seconds.
+    pub time: Option<u64>,
+}
+
+/// One transaction touching the wallet.
 pub struct HistoryRow {
     /// Transaction id.
     pub txid: Txid,
-    /// Received minus spent, units.
-    pub delta: i64,
-    /// Confirmations (0 in the mempool).
-    pub confirmations: u64,
-}
-
-impl HistoryRow {
-    /// The change in coins with a sign.
-    pub fn delta_string(&self) -> String {
-        let sign = if self.delta >= 0 { "+" } else { "-" };
-        format!("{sign}{}", Amount::from_units(self.delta.abs()))
-    }
+    /// The transaction, its confirmations and time.
+    pub raw: RawTx,
+    /// The value of the wallet's coins it spends, units.
+    pub spent: i64,
+    /// The value of every coin it spends, units; `None` for a coinbase.
+    pub input_total: Option<i64>,
 }
 
 impl NodeClient {
@@ -115,20 +109,6 @@ impl NodeClient {
             }
             other => anyhow::anyhow!("RPC to {} failed: {other}", self.url),
         }
-    }
-
-    /// Balance of `addresses`.
-    pub async fn balance(&self, addresses: &[String]) -> anyhow::Result<Balance> {
-        let b = self
-            .client
-            .get_address_balance(addresses_param(addresses))
-            .await
-            .map_err(|e| self.explain(e))?;
-        Ok(Balance {
-            balance: b.balance,
-            immature: b.immature,
-            unconfirmed: b.unconfirmed,
-        })
     }
 
     /// Coins of `addresses`, confirmed then mempool.
@@ -208,7 +188,8 @@ impl NodeClient {
             .map_err(|e| self.explain(e))
     }
 
-    async fn raw_tx(&self, txid: &Txid) -> anyhow::Result<(Transaction, u64)> {
+    /// A mempool or confirmed transaction.
+    pub async fn raw_tx(&self, txid: &Txid) -> anyhow::Result<RawTx> {
         let answer = self
             .client
             .get_raw_transaction(
@@ -224,10 +205,24 @@ impl NodeClient {
         let hex = info.hex.context("node answer lacks hex")?;
         let tx: Transaction =
             deserialize(&hex::decode(hex)?).context("node sent an undecodable transaction")?;
-        Ok((tx, u64::from(info.confirmations.unwrap_or(0))))
+        Ok(RawTx {
+            tx,
+            confirmations: u64::from(info.confirmations.unwrap_or(0)),
+            time: info.time.map(u64::from),
+        })
     }
 
-    /// Every transaction touching `addresses`, oldest first, with its net effect.
+    /// When the node's mempool took `txid` (Unix seconds), if it is there.
+    async fn mempool_time(&self, txid: &Txid) -> Option<u64> {
+        let entry = self
+            .client
+            .get_mempool_entry(txid.to_string().into())
+            .await
+            .ok()?;
+        Some(entry.time)
+    }
+
+    /// Every transaction touching `addresses`, oldest first, with what it spends.
     pub async fn history(&self, addresses: &[String]) -> anyhow::Result<Vec<HistoryRow>> {
         let txids = self
             .client
@@ -246,35 +241,40 @@ impl NodeClient {
         let mut cache: HashMap<Txid, Transaction> = HashMap::new();
         let mut rows = Vec::new();
         for txid in txids {
-            let (tx, confirmations) = self.raw_tx(&txid).await?;
-            let mut delta: i64 = tx
-                .output
-                .iter()
-                .filter(|o| ours(&o.script_pubkey))
-                .map(|o| o.value.to_units())
-                .sum();
-            if !tx.is_coinbase() {
-                for input in &tx.input {
+            let mut raw = self.raw_tx(&txid).await?;
+            if raw.confirmations == 0 {
+                raw.time = self.mempool_time(&txid).await;
+            }
+            let (mut spent, mut input_total) = (0i64, Some(0i64));
+            if !raw.tx.is_coinbase() {
+                for input in &raw.tx.input {
                     let prev = &input.previous_output;
                     if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(prev.txid)
                     {
-                        slot.insert(self.raw_tx(&prev.txid).await?.0);
+                        slot.insert(self.raw_tx(&prev.txid).await?.tx);
                     }
-                    if let Some(out) = cache
+                    match cache
                         .get(&prev.txid)
                         .and_then(|p| p.output.get(prev.vout as usize))
                     {
-                        if ours(&out.script_pubkey) {
-                            delta -= out.value.to_units();
+                        Some(out) => {
+                            input_total = input_total.map(|t| t + out.value.to_units());
+                            if ours(&out.script_pubkey) {
+                                spent += out.value.to_units();
+                            }
                         }
+                        None => input_total = None,
                     }
                 }
+            } else {
+                input_total = None;
             }
-            cache.insert(txid, tx);
+            cache.insert(txid, raw.tx.clone());
             rows.push(HistoryRow {
                 txid,
-                delta,
-                confirmations,
+                raw,
+                spent,
+                input_total,
             });
         }
         Ok(rows)

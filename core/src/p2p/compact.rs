@@ -26,6 +26,10 @@ use crate::{Block, BlockHash, Transaction, Txid};
 /// The compact block version we speak (BIP152 version 1: short IDs of txids).
 pub const COMPACT_VERSION: u64 = 1;
 
+/// The lowest protocol version that speaks compact blocks (Core's `SHORT_IDS_BLOCKS_VERSION`):
+/// older peers are never sent `sendcmpct`, as Core does not send it to them.
+pub const SHORT_IDS_BLOCKS_VERSION: i32 = 70_014;
+
 /// Most transactions one compact block, `getblocktxn` or `blocktxn` may name: indexes are
 /// 16-bit in Bitcoin Core, so no block of more than 65,536 transactions can be relayed
 /// compactly (a 1 MB block holds at most about 16,000 of ours).

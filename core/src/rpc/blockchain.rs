@@ -43,7 +43,7 @@ pub trait Blockchain {
         verbose: Option<Param<bool>>,
     ) -> RpcResult<GetBlockHeader>;
 
-    /// Every known branch tip, the active one first.
+    /// Every known branch tip, highest first; always the active one.
     #[method(name = "getchaintips")]
     async fn get_chain_tips(&self) -> RpcResult<Vec<ChainTip>>;
 
@@ -70,9 +70,9 @@ pub trait Blockchain {
         include_mempool: Option<Param<bool>>,
     ) -> RpcResult<Option<TxOutInfo>>;
 
-    /// Statistics of one active-chain block, by hash or height: Bitcoin Core's fields that
-    /// apply to a chain without segwit (amounts in units, sizes in bytes, fee rates in units
-    /// per byte).
+    /// Statistics of one active-chain block, by hash or height: Bitcoin Core's fields except
+    /// `feerate_percentiles`, the `utxo_size_inc` pair and the `stats` selection (amounts in
+    /// units, sizes in bytes, fee rates in units per byte).
     #[method(name = "getblockstats")]
     async fn get_block_stats(&self, hash_or_height: Param<HashOrHeight>) -> RpcResult<BlockStats>;
 
@@ -165,7 +165,7 @@ impl Verbosity {
 #[serde(untagged)]
 pub enum HashOrHeight {
     /// A height on the active chain.
-    Height(u64),
+    Height(i64),
     /// A block hash (64 hex digits; checked by the method).
     Hash(String),
 }
@@ -386,8 +386,10 @@ pub struct BlockStats {
     pub maxtxsize: usize,
     /// Median transaction size.
     pub mediantxsize: i64,
-    /// Change in the number of unspent outputs.
+    /// Outputs created minus inputs spent (Core's `utxo_increase`: every output counts).
     pub utxo_increase: i64,
+    /// The same without unspendable outputs (`OP_RETURN`), which never enter the UTXO set.
+    pub utxo_increase_actual: i64,
 }
 
 /// `gettxoutsetinfo`.
@@ -397,13 +399,20 @@ pub struct TxOutSetInfo {
     pub height: u32,
     /// Hash of the best block.
     pub bestblock: BlockHash,
+    /// Transactions with unspent outputs.
+    pub transactions: u64,
     /// Unspent outputs.
     pub txouts: u64,
+    /// Core's "meaningless metric for UTXO set size": 50 bytes plus the script's length, per
+    /// output.
+    pub bogosize: u64,
     /// Their total value.
     #[serde(with = "coins")]
     pub total_amount: Amount,
     /// SHA-256d over the set in our own format (docs/RPC.md; not Core's `hash_serialized_3`).
     pub hash_serialized: String,
+    /// Bytes of the whole store on disk (the UTXO set shares one database with the blocks).
+    pub disk_size: u64,
 }
 
 /// What `subscribenewtip` pushes.

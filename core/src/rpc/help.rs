@@ -57,7 +57,7 @@ pub const METHODS: &[Usage] = &[
         category: "Blockchain",
         name: "getchaintips",
         usage: "getchaintips",
-        summary: "Every known branch tip.",
+        summary: "Every known branch tip, highest first; always the active one.",
     },
     Usage {
         category: "Blockchain",
@@ -81,7 +81,7 @@ pub const METHODS: &[Usage] = &[
         category: "Blockchain",
         name: "getblockstats",
         usage: "getblockstats hash_or_height",
-        summary: "Statistics of one active-chain block, by hash or height: Bitcoin Core's fields that apply to a chain without segwit (amounts in units, sizes in bytes, fee rates in units per byte).",
+        summary: "Statistics of one active-chain block, by hash or height: Bitcoin Core's fields except `feerate_percentiles`, the `utxo_size_inc` pair and the `stats` selection (amounts in units, sizes in bytes, fee rates in units per byte).",
     },
     Usage {
         category: "Blockchain",
@@ -307,21 +307,45 @@ pub const METHODS: &[Usage] = &[
     },
 ];
 
+/// One parameter as a usage line names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parameter {
+    /// Its name.
+    pub name: String,
+    /// Quoted in the usage (`"blockhash"`): a string, never read as JSON by the cli.
+    pub string: bool,
+    /// Inside the parentheses: may be left out.
+    pub optional: bool,
+}
+
 impl Usage {
-    /// How many parameters the method takes: `(required, most)`, read from its usage line
-    /// (the words before the parenthesis are required, those inside it optional).
-    pub fn arity(&self) -> (usize, usize) {
-        let args = self.usage.split_whitespace().skip(1);
-        let (mut required, mut optional, mut in_optional) = (0, 0, false);
-        for word in args {
+    /// The parameters, in order, read from the usage line: the words after the method's name,
+    /// those inside the parentheses optional, quoted ones strings.
+    pub fn params(&self) -> Vec<Parameter> {
+        let mut out = Vec::new();
+        let mut optional = false;
+        for word in self.usage.split_whitespace().skip(1) {
             match word {
-                "(" => in_optional = true,
-                ")" => in_optional = false,
-                _ if in_optional => optional += 1,
-                _ => required += 1,
+                "(" => optional = true,
+                ")" => optional = false,
+                w => out.push(Parameter {
+                    name: w
+                        .chars()
+                        .filter(|c| c.is_alphanumeric() || *c == '_')
+                        .collect(),
+                    string: w.starts_with('"'),
+                    optional,
+                }),
             }
         }
-        (required, required + optional)
+        out
+    }
+
+    /// How many parameters the method takes: `(required, most)`.
+    pub fn arity(&self) -> (usize, usize) {
+        let params = self.params();
+        let required = params.iter().filter(|p| !p.optional).count();
+        (required, params.len())
     }
 }
 
@@ -356,6 +380,85 @@ pub fn describe(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One method as its trait declares it: name, doc comment, and parameters (name, optional).
+    struct Declared {
+        name: String,
+        doc: String,
+        params: Vec<(String, bool)>,
+    }
+
+    /// Every `#[method]` and `#[subscription]` in the topic traits' source.
+    fn declared() -> Vec<Declared> {
+        let sources = [
+            include_str!("address.rs"),
+            include_str!("blockchain.rs"),
+            include_str!("control.rs"),
+            include_str!("mempool.rs"),
+            include_str!("mining.rs"),
+            include_str!("network.rs"),
+            include_str!("rawtx.rs"),
+        ];
+        let mut out = Vec::new();
+        for source in sources {
+            let lines: Vec<&str> = source.lines().map(str::trim).collect();
+            for (i, line) in lines.iter().enumerate() {
+                let Some(rest) = line
+                    .strip_prefix("#[method(name = \"")
+                    .or_else(|| line.strip_prefix("#[subscription(name = \""))
+                else {
+                    continue;
+                };
+                let name = rest.split('"').next().unwrap().to_string();
+                let doc: Vec<&str> = lines[..i]
+                    .iter()
+                    .rev()
+                    .take_while(|l| l.starts_with("///"))
+                    .map(|l| l.trim_start_matches("///").trim())
+                    .collect();
+                let doc = doc.into_iter().rev().collect::<Vec<_>>().join(" ");
+                // The signature runs from `async fn` to the line ending in `;`.
+                let signature: String = lines[i + 1..]
+                    .iter()
+                    .take_while(|l| !l.ends_with(';'))
+                    .chain(lines[i + 1..].iter().find(|l| l.ends_with(';')))
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let inside = signature
+                    .split_once('(')
+                    .and_then(|(_, r)| r.rsplit_once(')'))
+                    .map(|(args, _)| args)
+                    .unwrap_or("");
+                let inside = inside.rsplit_once(')').map_or(inside, |(a, _)| a);
+                let params = inside
+                    .split(", ")
+                    .filter_map(|p| p.split_once(": "))
+                    .map(|(n, t)| (n.trim().to_string(), t.trim().starts_with("Option<")))
+                    .collect();
+                out.push(Declared { name, doc, params });
+            }
+        }
+        out
+    }
+
+    /// `help` says what the traits declare: each method's summary is its doc comment, and its
+    /// usage names its parameters in order, the optional ones in parentheses.
+    #[test]
+    fn help_matches_the_method_declarations() {
+        let declared = declared();
+        assert_eq!(declared.len(), METHODS.len());
+        for d in declared {
+            let usage = find(&d.name).unwrap_or_else(|| panic!("{} not in help", d.name));
+            assert_eq!(usage.summary, d.doc, "summary of {}", d.name);
+            let words: Vec<(String, bool)> = usage
+                .params()
+                .into_iter()
+                .map(|p| (p.name, p.optional))
+                .collect();
+            assert_eq!(words, d.params, "usage of {}", d.name);
+        }
+    }
 
     #[test]
     fn arity_is_read_from_the_usage_line() {

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::param::{JsonType, Param};
 use crate::{BlockHash, Txid};
@@ -25,7 +24,7 @@ pub trait Mining {
     async fn submit_block(
         &self,
         hexdata: Param<String>,
-        dummy: Option<Value>,
+        dummy: Option<Param<String>>,
     ) -> RpcResult<Option<String>>;
 
     /// Mining-related state.

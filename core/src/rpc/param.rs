@@ -62,6 +62,14 @@ impl<T> Param<T> {
     }
 }
 
+impl<T> Param<T> {
+    /// An optional parameter's value: `None` if it was left out (or null), else as
+    /// [`Param::get`].
+    pub fn optional(p: Option<Param<T>>) -> Result<Option<T>, ErrorObjectOwned> {
+        p.map(Param::get).transpose()
+    }
+}
+
 impl<T> From<T> for Param<T> {
     fn from(v: T) -> Param<T> {
         Param(Ok(v))

@@ -3,7 +3,6 @@
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::blockchain::{ScriptPubKeyInfo, Verbosity};
 use super::param::{coins, Param};
@@ -17,7 +16,7 @@ pub trait RawTransactions {
     async fn send_raw_transaction(
         &self,
         hexstring: Param<String>,
-        maxfeerate: Option<Value>,
+        maxfeerate: Option<Param<f64>>,
     ) -> RpcResult<Txid>;
 
     /// Whether transactions would be accepted, without adding them.
@@ -25,7 +24,7 @@ pub trait RawTransactions {
     async fn test_mempool_accept(
         &self,
         rawtxs: Param<Vec<String>>,
-        maxfeerate: Option<Value>,
+        maxfeerate: Option<Param<f64>>,
     ) -> RpcResult<Vec<MempoolAcceptance>>;
 
     /// A mempool or active-chain transaction, as hex or JSON.

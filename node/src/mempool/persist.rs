@@ -62,16 +62,23 @@ pub fn save(path: &Path, txs: &[Transaction]) -> Result<(), PersistError> {
         Ok(())
     })();
     written.map_err(io)?;
-    let tmp = path.with_extension(format!("dat.{}.tmp", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    // A temporary file with a random name beside the target: a save from `savemempool` and
+    // the periodic one never write the same file.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".mempool.")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(io)?;
     file.write_all(&bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)?;
-    }
+    file.as_file().sync_all().map_err(io)?;
+    file.persist(path).map_err(|e| io(e.error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
     Ok(())
 }
 

@@ -45,6 +45,8 @@ pub struct Download {
     /// A block being rebuilt from this peer's compact block, waiting for the `blocktxn` we
     /// asked for (its hash is in flight meanwhile, so a peer that never answers stalls).
     pub compact: Option<PartialBlock>,
+    /// The peer's `mempool` request was answered (once per connection, as it can be large).
+    pub mempool_served: bool,
 }
 
 impl Download {

@@ -425,14 +425,21 @@ impl Manager {
                 disconnect,
             } => {
                 self.bans.ban(ip, time);
+                tracing::info!(%ip, seconds = time.as_secs(), "banned");
                 if disconnect {
                     for p in self.peers.values().filter(|p| p.addr.ip() == ip) {
                         p.kick.notify_one();
                     }
                 }
             }
-            Command::Unban(ip) => self.bans.unban(ip),
-            Command::ClearBans => self.bans.clear(),
+            Command::Unban(ip) => {
+                self.bans.unban(ip);
+                tracing::info!(%ip, "unbanned");
+            }
+            Command::ClearBans => {
+                self.bans.clear();
+                tracing::info!("every ban lifted");
+            }
             Command::ListBans(reply) => {
                 let _ = reply.send(self.bans.list());
             }

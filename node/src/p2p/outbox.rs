@@ -93,12 +93,14 @@ impl Outbox {
     /// wait for [`Outbox::below_budget`] first).
     pub fn push(&self, msg: Message) -> Result<(), OutboxError> {
         let mut frame = BytesMut::new();
+        let label = crate::metrics::message_label(&msg);
         // Encoding into memory cannot fail: the codec's only error is the writer's I/O.
         Codec::new(self.magic)
             .encode(msg, &mut frame)
             .map_err(|_| OutboxError::Closed)?;
         let frame = frame.freeze();
         let len = frame.len();
+        crate::metrics::get().sent(label, len);
         self.queued.fetch_add(len, Ordering::AcqRel);
         self.frames.try_send(frame).map_err(|e| {
             self.queued.fetch_sub(len, Ordering::AcqRel);

@@ -32,6 +32,7 @@ use super::download::{Download, MAX_QUEUED_BLOCKS};
 use super::manager::{self, Command};
 use super::message::compact::{
     BlockTxn, CompactBlock, CompactError, GetBlockTxn, SendCmpct, COMPACT_VERSION,
+    SHORT_IDS_BLOCKS_VERSION,
 };
 use super::message::{
     self, Codec, Inv, Message, Version, INV_BLOCK, INV_CMPCT_BLOCK, INV_TX, MAX_HEADERS,
@@ -144,15 +145,29 @@ impl P2pHandle {
         let _ = self.send(Command::Unregister(id)).await;
         self.shared.node.forget_orphans_from(id);
         drop(writer_task);
+        let metrics = crate::metrics::get();
         match result {
-            Err(PeerError::Disconnect(why)) => tracing::info!(%addr, "peer disconnected: {why}"),
-            Err(PeerError::Stopped(e)) => tracing::info!(%addr, "peer disconnected: {e}"),
+            Err(PeerError::Disconnect(why)) => {
+                metrics.disconnected("disconnect", false);
+                tracing::info!(%addr, "peer disconnected: {why}")
+            }
+            Err(PeerError::Stopped(e)) => {
+                metrics.disconnected("shutdown", false);
+                tracing::info!(%addr, "peer disconnected: {e}")
+            }
             Err(e @ (PeerError::Protocol(_) | PeerError::Misbehaved(_))) => {
+                let reason = match &e {
+                    PeerError::Misbehaved(_) => "misbehaved",
+                    _ => "protocol",
+                };
                 if matches!(&e, PeerError::Protocol(message::ProtocolError::Io(_))) {
+                    metrics.disconnected("io", false);
                     tracing::debug!(%addr, "peer connection closed: {e}");
                 } else if addr.ip().is_loopback() || operator {
+                    metrics.disconnected(reason, false);
                     tracing::warn!(%addr, "disconnecting peer: {e}");
                 } else {
+                    metrics.disconnected(reason, true);
                     tracing::warn!(%addr, "banning peer for 24 h: {e}");
                     let ban = Command::Ban {
                         ip: addr.ip(),
@@ -162,7 +177,7 @@ impl P2pHandle {
                     let _ = self.send(ban).await;
                 }
             }
-            Ok(()) => {}
+            Ok(()) => metrics.disconnected("ended", false),
         }
     }
 
@@ -204,7 +219,7 @@ impl P2pHandle {
                                 "peer is on another chain (genesis differs)".into(),
                             ));
                         }
-                        let theirs = v.addr_recv;
+                        let theirs = (v.addr_recv, v.start_height, v.version);
                         let recorded = self
                             .ask(|reply| Command::Version {
                                 id,
@@ -218,7 +233,7 @@ impl P2pHandle {
                         seen_as = Some(theirs);
                         self.queue(send, Message::Verack)?;
                     }
-                    Message::Verack if seen_as.is_some() => return Ok(seen_as.flatten()),
+                    Message::Verack if seen_as.is_some() => return Ok(seen_as),
                     Message::Unknown(c)
                         if seen_as.is_some()
                             && message::HANDSHAKE_FEATURES.contains(&c.as_str()) => {}
@@ -233,18 +248,22 @@ impl P2pHandle {
         };
         let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await;
         self.send(Command::NonceDone(nonce)).await?;
-        let seen_as = done.map_err(|_| PeerError::Disconnect("handshake timed out".into()))??;
+        let (seen_as, their_height, their_version) = done
+            .map_err(|_| PeerError::Disconnect("handshake timed out".into()))??
+            .unwrap_or_default();
         reader.decoder_mut().handshake_done = true;
         tracing::info!(peer = %addr, "peer connected");
-        // We speak compact blocks; high bandwidth is asked for later, of the peers that
-        // deliver new blocks first.
-        self.queue(
-            send,
-            Message::SendCmpct(SendCmpct {
-                high_bandwidth: false,
-                version: COMPACT_VERSION,
-            }),
-        )?;
+        // We speak compact blocks to peers whose protocol has them; high bandwidth is asked
+        // for later, of the peers that deliver new blocks first.
+        if their_version >= SHORT_IDS_BLOCKS_VERSION {
+            self.queue(
+                send,
+                Message::SendCmpct(SendCmpct {
+                    high_bandwidth: false,
+                    version: COMPACT_VERSION,
+                }),
+            )?;
+        }
         let mut sync = Download::default();
         if !inbound {
             // Reachable: remember it, and ask it for more addresses.
@@ -265,6 +284,9 @@ impl P2pHandle {
         }
         let mut advertised = Instant::now();
         self.queue(send, self.get_headers())?;
+        // BIP35: a node that joins or reconnects asks for the transactions it missed once it
+        // has the blocks the peer had (before, their inputs would be unknown to it).
+        let mut mempool_asked = false;
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.tick().await;
         let mut last_heard = Instant::now();
@@ -296,6 +318,11 @@ impl P2pHandle {
             };
             last_heard = Instant::now();
             self.handle(id, addr, msg, send, &mut sync).await?;
+            let height = i64::from(self.shared.node.tip.borrow().height);
+            if !mempool_asked && height >= i64::from(their_height) {
+                mempool_asked = true;
+                self.queue(send, Message::MemPool)?;
+            }
         }
     }
 
@@ -405,6 +432,30 @@ impl P2pHandle {
                 txs,
             }),
         )
+
+    /// Answers a `mempool` request (BIP35): every pool transaction by `inv`, parents first,
+    /// in messages of at most [`message::MAX_INV`]; they count as known to the peer so they
+    /// are not announced to it again.
+    async fn serve_mempool(&self, id: u64, send: &Outbox) -> Result<(), PeerError> {
+        let txids: Vec<[u8; 32]> = self
+            .shared
+            .node
+            .snapshot()
+            .mempool
+            .in_order()
+            .iter()
+            .map(|tx| tx.compute_txid().to_byte_array())
+            .collect();
+        for chunk in txids.chunks(message::MAX_INV) {
+            send.below_budget().await;
+            self.mark_known(id, chunk.to_vec()).await?;
+            let items = chunk
+                .iter()
+                .map(|&hash| Inv { kind: INV_TX, hash })
+                .collect();
+            self.queue(send, Message::Inv(items))?;
+        }
+        Ok(())
     }
 
     fn queue(&self, send: &Outbox, msg: Message) -> Result<(), PeerError> {
@@ -548,6 +599,11 @@ impl P2pHandle {
             }
             Message::GetData(items) => self.serve_getdata(items, send).await?,
             Message::Block(block) => self.on_block(id, block, Source::Full, send, sync).await?,
+            Message::MemPool if !sync.mempool_served => {
+                sync.mempool_served = true;
+                self.serve_mempool(id, send).await?;
+            }
+            Message::MemPool => {}
             Message::Tx(tx) => {
                 let txid = tx.compute_txid();
                 self.mark_known(id, vec![txid.to_byte_array()]).await?;
@@ -1056,8 +1112,15 @@ fn headers_after(headers: &[chaincore::block::Header]) -> Message {
 
 /// The next message from the peer; its end is an error too.
 async fn next(reader: &mut Reader) -> Result<Message, PeerError> {
+    // Bytes read minus bytes still buffered: what the decoder took for this message.
+    let taken = |r: &Reader| r.get_ref().total() - r.read_buffer().len() as u64;
+    let before = taken(reader);
     match reader.next().await {
-        Some(Ok(m)) => Ok(m),
+        Some(Ok(m)) => {
+            let bytes = taken(reader) - before;
+            crate::metrics::get().received(crate::metrics::message_label(&m), bytes as usize);
+            Ok(m)
+        }
         Some(Err(e)) => Err(e.into()),
         None => Err(PeerError::Disconnect("connection closed".into())),
     }

@@ -24,16 +24,26 @@ impl Traffic {
     }
 }
 
-/// A reader that adds what it reads to [`Traffic::received`].
+/// A reader that adds what it reads to [`Traffic::received`] and to its own total.
 pub struct Counted<R> {
     inner: R,
     traffic: Arc<Traffic>,
+    total: u64,
 }
 
 impl<R> Counted<R> {
     /// Counts what `inner` reads into `traffic`.
     pub fn new(inner: R, traffic: Arc<Traffic>) -> Counted<R> {
-        Counted { inner, traffic }
+        Counted {
+            inner,
+            traffic,
+            total: 0,
+        }
+    }
+
+    /// Bytes this reader has read.
+    pub fn total(&self) -> u64 {
+        self.total
     }
 }
 
@@ -46,6 +56,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         let read = buf.filled().len() - before;
+        self.total += read as u64;
         self.traffic
             .received
             .fetch_add(read as u64, Ordering::Relaxed);

@@ -1,8 +1,10 @@
-//! Parameter counts checked before a method runs, as Bitcoin Core does: too many parameters, or
-//! too few of the required ones, answer `-1` with the method's usage (`help <method>`'s text)
-//! instead of jsonrpsee's generic `-32602`. The counts come from each method's usage line in
-//! `chaincore::rpc::help`. Named parameters (an object) are left to the method.
+//! Parameters checked against each method's usage line (`chaincore::rpc::help`) before the
+//! method runs, as Bitcoin Core does: too many positional parameters, or a required one missing
+//! (positional or named), answer `-1` with the method's usage (`help <method>`'s text), and a
+//! named parameter the method does not have answers `-8` "Unknown named parameter …", instead
+//! of jsonrpsee's generic `-32602`.
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use chaincore::rpc::{code, help};
@@ -29,20 +31,41 @@ pub struct CheckArity<S> {
     inner: S,
 }
 
-/// Core's usage error for `method` called with `params` (raw JSON), or `None` if the count
-/// fits, the parameters are named, or the method is unknown (the server answers that).
+/// Core's error for `method` called with `params` (raw JSON), or `None` if they fit, they are
+/// not JSON the server can read (it answers that), or the method is unknown (likewise).
 fn arity_error(method: &str, params: Option<&str>) -> Option<ErrorObjectOwned> {
     let usage = help::find(method)?;
-    let count = match params {
-        None => 0,
-        Some(raw) => serde_json::from_str::<Vec<IgnoredAny>>(raw).ok()?.len(),
+    let declared = usage.params();
+    let usage_error = || {
+        let text = help::describe(method).unwrap_or_else(|| usage.usage.to_string());
+        Some(ErrorObjectOwned::owned(code::MISC_ERROR, text, None::<()>))
     };
-    let (required, most) = usage.arity();
-    if (required..=most).contains(&count) {
-        return None;
+    let raw = params.unwrap_or("[]");
+    if let Ok(positional) = serde_json::from_str::<Vec<IgnoredAny>>(raw) {
+        let (required, most) = usage.arity();
+        return match (required..=most).contains(&positional.len()) {
+            true => None,
+            false => usage_error(),
+        };
     }
-    let text = help::describe(method).unwrap_or_else(|| usage.usage.to_string());
-    Some(ErrorObjectOwned::owned(code::MISC_ERROR, text, None::<()>))
+    let named = serde_json::from_str::<HashMap<String, IgnoredAny>>(raw).ok()?;
+    if let Some(unknown) = named
+        .keys()
+        .find(|k| !declared.iter().any(|p| &p.name == *k))
+    {
+        return Some(ErrorObjectOwned::owned(
+            code::INVALID_PARAMETER,
+            format!("Unknown named parameter {unknown}"),
+            None::<()>,
+        ));
+    }
+    match declared
+        .iter()
+        .any(|p| !p.optional && !named.contains_key(&p.name))
+    {
+        true => usage_error(),
+        false => None,
+    }
 }
 
 impl<S> RpcServiceT for CheckArity<S>
@@ -113,7 +136,22 @@ mod tests {
         assert!(arity_error("getblockhash", Some("[]")).is_some());
         assert!(arity_error("gettxout", Some(r#"["ab", 1, null]"#)).is_none());
         assert!(arity_error("gettxout", Some(r#"["ab", 1, true, 4]"#)).is_some());
-        assert!(arity_error("gettxout", Some(r#"{"txid": "ab"}"#)).is_none());
         assert!(arity_error("nosuchmethod", Some("[1]")).is_none());
+    }
+
+    #[test]
+    fn named_parameters_are_checked_against_the_usage() {
+        assert!(arity_error("gettxout", Some(r#"{"txid": "ab", "n": 1}"#)).is_none());
+        let missing = arity_error("gettxout", Some(r#"{"txid": "ab"}"#)).unwrap();
+        assert_eq!(missing.code(), -1);
+        assert!(
+            missing.message().starts_with("gettxout "),
+            "{}",
+            missing.message()
+        );
+        let unknown = arity_error("getblockhash", Some(r#"{"heigth": 1}"#)).unwrap();
+        assert_eq!(unknown.code(), -8);
+        assert_eq!(unknown.message(), "Unknown named parameter heigth");
+        assert!(arity_error("getblockcount", Some(r#"{"foo": 1}"#)).is_some());
     }
 }

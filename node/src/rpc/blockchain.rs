@@ -18,6 +18,14 @@ use crate::store::{self, Status};
 
 use super::error::{err, MapError, OkOrError, ToRpcError};
 
+/// Bitcoin Core's `verificationprogress`: the share of the known chain verified, blocks
+/// counted from genesis, so 1.0 at the best known tip (a fresh node with nothing to sync is
+/// done, not at 0.0) and below it while headers are ahead of the blocks.
+fn verification_progress(blocks: u32, headers: u64) -> f64 {
+    let known = headers.max(u64::from(blocks)) + 1;
+    (u64::from(blocks) + 1) as f64 / known as f64
+}
+
 #[async_trait]
 impl BlockchainServer for Rpc {
     async fn get_blockchain_info(&self) -> RpcResult<BlockchainInfo> {
@@ -36,7 +44,7 @@ impl BlockchainServer for Rpc {
             difficulty: difficulty(tip.header.bits),
             time: tip.header.time,
             mediantime: chain.median_time_past(&chain.tip_hash()),
-            verificationprogress: f64::from(tip.height) / headers.max(1) as f64,
+            verificationprogress: verification_progress(tip.height, headers),
             initialblockdownload: headers > u64::from(tip.height) + 6,
             chainwork: tip.chainwork.to_string(),
             size_on_disk: self.node.size_on_disk(),
@@ -70,39 +78,7 @@ impl BlockchainServer for Rpc {
         let hash: BlockHash = parse_hash(&blockhash.get()?, "blockhash")?;
         let level = verbosity(verbosity_param, 1)?;
         let node = self.node.clone();
-        blocking(move || {
-            let snap = node.snapshot();
-            let Some(entry) = snap.index.entry(&hash).copied() else {
-                return Err(err(code::INVALID_ADDRESS_OR_KEY, "Block not found"));
-            };
-            let header = header_info(&snap.index, &hash, &entry);
-            let bytes = store::read::block_bytes(&snap.rtx, &hash)
-                .map_misc()?
-                .ok_or_error(code::MISC_ERROR, "Block not available")?;
-            if level == 0 {
-                return Ok(GetBlock::Hex(hex::encode(bytes)));
-            }
-            let block: Block = deserialize(&bytes).map_misc()?;
-            let tx = if level == 1 {
-                BlockTransactions::Ids(block.compute_txids())
-            } else {
-                BlockTransactions::Full(
-                    block
-                        .txdata
-                        .iter()
-                        .map(|t| tx_info(t, node.network))
-                        .collect(),
-                )
-            };
-            Ok(GetBlock::Json(Box::new(BlockInfo {
-                header,
-                size: bytes.len(),
-                strippedsize: bytes.len(),
-                weight: bytes.len() * 4,
-                tx,
-            })))
-        })
-        .await
+        blocking(move || block_answer(&node.snapshot(), node.network, &hash, level)).await
     }
 
     async fn get_block_header(
@@ -111,7 +87,7 @@ impl BlockchainServer for Rpc {
         verbose: Option<Param<bool>>,
     ) -> RpcResult<GetBlockHeader> {
         let hash: BlockHash = parse_hash(&blockhash.get()?, "blockhash")?;
-        let verbose = verbose.map(Param::get).transpose()?;
+        let verbose = Param::optional(verbose)?;
         let snap = self.node.snapshot();
         let entry = snap
             .index
@@ -175,8 +151,8 @@ impl BlockchainServer for Rpc {
         nblocks: Option<Param<i64>>,
         blockhash: Option<Param<String>>,
     ) -> RpcResult<ChainTxStats> {
-        let nblocks = nblocks.map(Param::get).transpose()?;
-        let blockhash = blockhash.map(Param::get).transpose()?;
+        let nblocks = Param::optional(nblocks)?;
+        let blockhash = Param::optional(blockhash)?;
         let snap = self.node.snapshot();
         let chain = &snap.index;
         let hash = match blockhash {
@@ -250,7 +226,7 @@ impl BlockchainServer for Rpc {
             txid,
             vout: n.get()?,
         };
-        let include_mempool = include_mempool.map(Param::get).transpose()?;
+        let include_mempool = Param::optional(include_mempool)?;
         let snap = self.node.snapshot();
         let include_mempool = include_mempool.unwrap_or(true);
         if include_mempool && snap.mempool.spender(&outpoint).is_some() {
@@ -280,6 +256,12 @@ impl BlockchainServer for Rpc {
         blocking(move || {
             let snap = node.snapshot();
             let hash = match &hash_or_height {
+                HashOrHeight::Height(n) if *n < 0 => {
+                    return Err(err(
+                        code::INVALID_PARAMETER,
+                        format!("Target block height {n} is negative"),
+                    ))
+                }
                 HashOrHeight::Height(n) => {
                     let tip = snap.index.tip_height();
                     let height = u32::try_from(*n).ok().filter(|h| *h <= tip).ok_or_error(
@@ -292,14 +274,13 @@ impl BlockchainServer for Rpc {
                 }
                 HashOrHeight::Hash(s) => {
                     let hash: BlockHash = parse_hash(s, "blockhash")?;
+                    if snap.index.entry(&hash).is_none() {
+                        return Err(err(code::INVALID_ADDRESS_OR_KEY, "Block not found"));
+                    }
                     if !snap.index.is_active(&hash) {
                         return Err(err(
-                            code::INVALID_ADDRESS_OR_KEY,
-                            if snap.index.entry(&hash).is_some() {
-                                "Block is not in main chain"
-                            } else {
-                                "Block not found"
-                            },
+                            code::INVALID_PARAMETER,
+                            format!("Block is not in chain {}", node.network),
                         ));
                     }
                     hash
@@ -337,9 +318,12 @@ impl BlockchainServer for Rpc {
             Ok(TxOutSetInfo {
                 height: snap.index.tip_height(),
                 bestblock: snap.index.tip_hash(),
+                transactions: stats.transactions,
                 txouts: stats.count,
+                bogosize: stats.bogosize,
                 total_amount: stats.total,
                 hash_serialized: hex::encode(stats.hash),
+                disk_size: node.size_on_disk(),
             })
         })
         .await
@@ -350,8 +334,8 @@ impl BlockchainServer for Rpc {
         checklevel: Option<Param<u32>>,
         nblocks: Option<Param<u32>>,
     ) -> RpcResult<bool> {
-        let checklevel = checklevel.map(Param::get).transpose()?;
-        let nblocks = nblocks.map(Param::get).transpose()?;
+        let checklevel = Param::optional(checklevel)?;
+        let nblocks = Param::optional(nblocks)?;
         let node = self.node.clone();
         blocking(move || {
             match crate::verify::verify_chain(&node, checklevel.unwrap_or(4), nblocks.unwrap_or(0))
@@ -398,7 +382,41 @@ impl BlockchainServer for Rpc {
     }
 }
 
-fn header_info(
+/// `getblock` of `hash` at verbosity `level` (0: hex, 1: txids, 2: decoded transactions), read
+/// from `snap`; REST's block endpoints and the block-range export answer with it too.
+pub(crate) fn block_answer(
+    snap: &crate::snapshot::Snapshot,
+    network: chaincore::Network,
+    hash: &BlockHash,
+    level: u64,
+) -> RpcResult<GetBlock> {
+    let Some(entry) = snap.index.entry(hash).copied() else {
+        return Err(err(code::INVALID_ADDRESS_OR_KEY, "Block not found"));
+    };
+    let header = header_info(&snap.index, hash, &entry);
+    let bytes = store::read::block_bytes(&snap.rtx, hash)
+        .map_misc()?
+        .ok_or_error(code::MISC_ERROR, "Block not available")?;
+    if level == 0 {
+        return Ok(GetBlock::Hex(hex::encode(bytes)));
+    }
+    let block: Block = deserialize(&bytes).map_misc()?;
+    let tx = if level == 1 {
+        BlockTransactions::Ids(block.compute_txids())
+    } else {
+        BlockTransactions::Full(block.txdata.iter().map(|t| tx_info(t, network)).collect())
+    };
+    Ok(GetBlock::Json(Box::new(BlockInfo {
+        header,
+        size: bytes.len(),
+        strippedsize: bytes.len(),
+        weight: bytes.len() * 4,
+        tx,
+    })))
+}
+
+/// `getblockheader`'s JSON for the indexed block `hash` (REST's headers endpoint too).
+pub(crate) fn header_info(
     chain: &crate::chain::BlockIndex,
     hash: &BlockHash,
     e: &store::IndexEntry,
@@ -456,20 +474,18 @@ fn block_stats(
     let mut ins = 0usize;
     let mut outs = 0usize;
     let mut total_out = 0i64;
-    let mut utxo_increase = 0i64;
+    let mut unspendable = 0i64;
     for tx in &block.txdata {
-        let created = tx
+        unspendable += tx
             .output
             .iter()
-            .filter(|o| o.script_pubkey.op_return_data().is_none())
-            .count();
+            .filter(|o| o.script_pubkey.op_return_data().is_some())
+            .count() as i64;
         outs += tx.output.len();
-        utxo_increase += created as i64;
         if tx.is_coinbase() {
             continue;
         }
         ins += tx.input.len();
-        utxo_increase -= tx.input.len() as i64;
         let inputs: i64 = spent
             .by_ref()
             .take(tx.input.len())
@@ -523,6 +539,24 @@ fn block_stats(
         mintxsize: sizes.iter().min().copied().unwrap_or(0),
         maxtxsize: sizes.iter().max().copied().unwrap_or(0),
         mediantxsize: median(&sizes_i),
-        utxo_increase,
+        utxo_increase: outs as i64 - ins as i64,
+        utxo_increase_actual: outs as i64 - ins as i64 - unspendable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_progress_is_the_share_of_the_known_chain() {
+        assert_eq!(
+            verification_progress(0, 0),
+            1.0,
+            "a fresh node has nothing to sync"
+        );
+        assert_eq!(verification_progress(101, 101), 1.0);
+        assert_eq!(verification_progress(0, 9), 0.1);
+        assert_eq!(verification_progress(49, 99), 0.5);
     }
 }

@@ -20,7 +20,7 @@ impl ControlServer for Rpc {
     }
 
     async fn help(&self, command: Option<Param<String>>) -> RpcResult<String> {
-        Ok(match command.map(Param::get).transpose()? {
+        Ok(match Param::optional(command)? {
             None => help::overview(),
             Some(c) => help::describe(&c).unwrap_or_else(|| format!("help: unknown command: {c}")),
         })

@@ -16,7 +16,7 @@ use super::error::{err, OkOrError};
 #[async_trait]
 impl MempoolServer for Rpc {
     async fn get_raw_mempool(&self, verbose: Option<Param<bool>>) -> RpcResult<RawMempool> {
-        let verbose = verbose.map(Param::get).transpose()?.unwrap_or(false);
+        let verbose = Param::optional(verbose)?.unwrap_or(false);
         let snap = self.node.snapshot();
         Ok(if verbose {
             RawMempool::Verbose(
@@ -36,7 +36,7 @@ impl MempoolServer for Rpc {
         estimate_mode: Option<Param<String>>,
     ) -> RpcResult<FeeEstimate> {
         let conf_target = conf_target.get()?;
-        let estimate_mode = estimate_mode.map(Param::get).transpose()?;
+        let estimate_mode = Param::optional(estimate_mode)?;
         if !(1..=crate::fees::MAX_TARGET).contains(&conf_target) {
             return Err(err(
                 code::INVALID_PARAMETER,

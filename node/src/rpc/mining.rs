@@ -9,7 +9,6 @@ use chaincore::rpc::mining::{BlockTemplate, MiningInfo, TemplateRequest, Templat
 use chaincore::rpc::{code, MiningServer, Param};
 use chaincore::{Address, Block, BlockHash, Txid};
 use jsonrpsee::core::{async_trait, RpcResult};
-use serde_json::Value;
 
 use super::{blocking, decode_hex, Rpc};
 use crate::chain::{Accepted, ChainError};
@@ -23,7 +22,7 @@ impl MiningServer for Rpc {
         &self,
         request: Option<Param<TemplateRequest>>,
     ) -> RpcResult<BlockTemplate> {
-        let request = request.map(Param::get).transpose()?.unwrap_or_default();
+        let request = Param::optional(request)?.unwrap_or_default();
         if let Some(id) = request.longpollid {
             self.wait_for_change(&id).await;
         }
@@ -60,8 +59,9 @@ impl MiningServer for Rpc {
     async fn submit_block(
         &self,
         hexdata: Param<String>,
-        _dummy: Option<Value>,
+        dummy: Option<Param<String>>,
     ) -> RpcResult<Option<String>> {
+        Param::optional(dummy)?;
         let block: Block = decode_hex(&hexdata.get()?, "Block")?;
         if block.txdata.first().is_none_or(|t| !t.is_coinbase()) {
             return Err(err(
@@ -107,8 +107,8 @@ impl MiningServer for Rpc {
         nblocks: Option<Param<i64>>,
         height: Option<Param<i64>>,
     ) -> RpcResult<f64> {
-        let n = nblocks.map(Param::get).transpose()?.unwrap_or(120);
-        height.map(Param::get).transpose()?;
+        let n = Param::optional(nblocks)?.unwrap_or(120);
+        Param::optional(height)?;
         let snap = self.node.snapshot();
         Ok(network_hash_ps(
             &snap.index,
@@ -124,7 +124,7 @@ impl MiningServer for Rpc {
     ) -> RpcResult<Vec<BlockHash>> {
         let nblocks = nblocks.get()?;
         let address = address.get()?;
-        maxtries.map(Param::get).transpose()?;
+        Param::optional(maxtries)?;
         let address = Address::parse(&address, self.node.network).map_err(|e| {
             err(
                 code::INVALID_ADDRESS_OR_KEY,

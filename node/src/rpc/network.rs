@@ -10,7 +10,7 @@ use jsonrpsee::core::{async_trait, RpcResult};
 
 use super::Rpc;
 
-use super::error::{err, OkOrError, ToRpcError};
+use super::error::{err, ToRpcError};
 
 #[async_trait]
 impl NetServer for Rpc {
@@ -85,10 +85,14 @@ impl NetServer for Rpc {
     }
 
     async fn get_node_addresses(&self, count: Option<Param<usize>>) -> RpcResult<Vec<NodeAddress>> {
-        let count = count.map(Param::get).transpose()?.unwrap_or(1);
+        // As Core: 0 means all of them.
+        let count = match Param::optional(count)?.unwrap_or(1) {
+            0 => usize::MAX,
+            n => n,
+        };
         let list = self
             .p2p
-            .known_addresses(count.min(1000))
+            .known_addresses(count)
             .await
             .map_err(|e| e.to_rpc_error())?;
         Ok(list
@@ -108,15 +112,26 @@ impl NetServer for Rpc {
         bantime: Option<Param<u64>>,
     ) -> RpcResult<()> {
         let (subnet, command) = (subnet.get()?, command.get()?);
-        let bantime = bantime.map(Param::get).transpose()?;
-        let ip: std::net::IpAddr = subnet
-            .split('/')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_error(
+        let bantime = Param::optional(bantime)?;
+        let (address, prefix) = match subnet.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (subnet.as_str(), None),
+        };
+        let invalid = || {
+            err(
                 code::CLIENT_INVALID_IP_OR_SUBNET,
                 format!("Error: Invalid IP/Subnet '{subnet}'"),
-            )?;
+            )
+        };
+        let ip: std::net::IpAddr = address.parse().map_err(|_| invalid())?;
+        // Bans are per address: a wider subnet would silently ban only its first address.
+        let whole = if ip.is_ipv4() { "32" } else { "128" };
+        if prefix.is_some_and(|p| p != whole) {
+            return Err(err(
+                code::CLIENT_INVALID_IP_OR_SUBNET,
+                format!("Error: only single addresses can be banned (/{whole}), not '{subnet}'"),
+            ));
+        }
         let ban = match command.as_str() {
             "add" => Some(Duration::from_secs(
                 bantime.filter(|t| *t > 0).unwrap_or(24 * 3600),

@@ -6,7 +6,6 @@ use chaincore::rpc::rawtx::{GetRawTransaction, MempoolAcceptance, TransactionInf
 use chaincore::rpc::{code, Param, RawTransactionsServer};
 use chaincore::{Transaction, Txid};
 use jsonrpsee::core::{async_trait, RpcResult};
-use serde_json::Value;
 
 use super::{blocking, decode_hex, parse_hash, tx_info, verbosity, Rpc};
 use crate::store::{self};
@@ -18,8 +17,10 @@ impl RawTransactionsServer for Rpc {
     async fn send_raw_transaction(
         &self,
         hexstring: Param<String>,
-        _maxfeerate: Option<Value>,
+        maxfeerate: Option<Param<f64>>,
     ) -> RpcResult<Txid> {
+        // Type-checked as Core does; the fee-rate cap itself is not enforced (docs/RPC.md).
+        Param::optional(maxfeerate)?;
         let tx: Transaction = decode_hex(&hexstring.get()?, "TX")?;
         self.node
             .accept_transaction(tx, false)
@@ -30,8 +31,9 @@ impl RawTransactionsServer for Rpc {
     async fn test_mempool_accept(
         &self,
         rawtxs: Param<Vec<String>>,
-        _maxfeerate: Option<Value>,
+        maxfeerate: Option<Param<f64>>,
     ) -> RpcResult<Vec<MempoolAcceptance>> {
+        Param::optional(maxfeerate)?;
         let mut out = Vec::new();
         for raw in rawtxs.get()? {
             let tx: Transaction = decode_hex(&raw, "TX")?;
@@ -62,7 +64,7 @@ impl RawTransactionsServer for Rpc {
     ) -> RpcResult<GetRawTransaction> {
         let txid: Txid = parse_hash(&txid.get()?, "txid")?;
         let verbose = verbosity(verbose, 0)? > 0;
-        blockhash.map(Param::get).transpose()?;
+        Param::optional(blockhash)?;
         let node = self.node.clone();
         blocking(move || {
             let snap = node.snapshot();

@@ -11,6 +11,11 @@
 //! (a wrong one gets 401 after 250 ms); bodies over [`MAX_REQUEST_BYTES`] get 413; JSON-RPC 1.0
 //! requests (no `"jsonrpc"` member, as Bitcoin tools send) are upgraded for jsonrpsee and their
 //! answers turned back into `{"result","error","id"}`.
+//!
+//! `GET /rest/…` and `/metrics` skip authentication, like Core's `-rest`, while `--rest` is on
+//! (else 404): they are read-only and go to [`crate::web`], each with a request permit held
+//! until its answer has been produced (streamed ones until the stream ends); `/rest/events`
+//! streams hold none, only a socket and one of [`crate::web::MAX_EVENT_STREAMS`] slots.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,7 +40,9 @@ use tower::Service;
 use crate::config::{Config, IpNet, RpcAuth};
 use crate::node::Node;
 use crate::rpc::arity::ArityLayer;
+use crate::rpc::timing::TimingLayer;
 use crate::rpc::Rpc;
+use crate::web::{self, Web};
 
 /// Largest request body accepted.
 pub const MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
@@ -83,20 +90,31 @@ pub async fn start(
     config: &Config,
 ) -> anyhow::Result<RpcServerHandle> {
     let mut listeners = Vec::new();
+    let mut in_use = false;
+    let mut failures = Vec::new();
     for addr in &config.rpc_addrs {
         match TcpListener::bind(addr).await {
             Ok(l) => listeners.push(l),
             // ::1 may be missing on some machines; one loopback is enough.
             Err(e) if addr.ip().is_loopback() && config.rpc_addrs.len() > 1 => {
                 tracing::warn!("cannot listen for RPC on {addr}: {e}");
+                in_use |= e.kind() == std::io::ErrorKind::AddrInUse;
+                failures.push(format!("{addr} ({e})"));
             }
-            Err(e) => {
-                anyhow::bail!("cannot listen for RPC on {addr}: {e} (is another node running?)")
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+                "cannot listen for RPC on {addr}: the port is in use (another chaincore-node?); choose another with --rpcport"
+            ),
+            Err(e) => anyhow::bail!("cannot listen for RPC on {addr}: {e}"),
         }
     }
     if listeners.is_empty() {
-        anyhow::bail!("no RPC address could be bound");
+        if in_use {
+            anyhow::bail!(
+                "cannot listen for RPC: port {} is in use (another chaincore-node?); choose another with --rpcport",
+                config.rpc_addrs.first().map_or(0, |a| a.port())
+            );
+        }
+        anyhow::bail!("cannot listen for RPC on {}", failures.join(", "));
     }
     // Only once the port is ours: a second node must not overwrite the first one's cookie.
     let (secret, cookie) = match &config.rpc_auth {
@@ -119,9 +137,15 @@ pub async fn start(
         .build();
     let builder = Server::builder()
         .set_config(server_config)
-        .set_rpc_middleware(RpcServiceBuilder::new().layer(ArityLayer))
+        .set_rpc_middleware(
+            RpcServiceBuilder::new()
+                .layer(TimingLayer)
+                .layer(ArityLayer),
+        )
         .to_service_builder();
-    let methods: Methods = Rpc::new(node, p2p)
+    let rpc = Rpc::new(node.clone(), p2p.clone());
+    let web = config.rest.then(|| Web::new(rpc.clone(), node, p2p));
+    let methods: Methods = rpc
         .into_module()
         .context("registering the RPC methods")?
         .into();
@@ -132,7 +156,7 @@ pub async fn start(
     let allow: Arc<[IpNet]> = config.rpc_allow.clone().into();
 
     for listener in listeners {
-        let (builder, methods, stop_handle, permits, secret, allow, open) = (
+        let (builder, methods, stop_handle, permits, secret, allow, open, web) = (
             builder.clone(),
             methods.clone(),
             stop_handle.clone(),
@@ -140,6 +164,7 @@ pub async fn start(
             secret.clone(),
             allow.clone(),
             open.clone(),
+            web.clone(),
         );
         tokio::spawn(async move {
             loop {
@@ -172,6 +197,7 @@ pub async fn start(
                     secret: secret.clone(),
                     permits: permits.clone(),
                     conn: conn.clone(),
+                    web: web.clone(),
                 };
                 let (stop, open) = (stop_handle.clone(), open.clone());
                 tokio::spawn(async move {
@@ -308,12 +334,14 @@ impl Drop for InFlight {
 /// One client connection's HTTP service.
 #[derive(Clone)]
 struct Connection {
-    builder: TowerServiceBuilder<Stack<ArityLayer, Identity>, Identity>,
+    builder: TowerServiceBuilder<Stack<ArityLayer, Stack<TimingLayer, Identity>>, Identity>,
     methods: Methods,
     stop: StopHandle,
     secret: Arc<[u8]>,
     permits: Arc<Semaphore>,
     conn: Arc<OpenConnection>,
+    /// REST and metrics, unless `--rest=false`.
+    web: Option<Web>,
 }
 
 impl Service<http::Request<hyper::body::Incoming>> for Connection {
@@ -335,7 +363,24 @@ impl Service<http::Request<hyper::body::Incoming>> for Connection {
             .build(self.methods.clone(), self.stop.clone());
         let (secret, permits, conn) =
             (self.secret.clone(), self.permits.clone(), self.conn.clone());
+        let web = self.web.clone();
         Box::pin(async move {
+            if web::is_web_path(req.uri().path()) {
+                let Some(web) = web else {
+                    return Ok(status(
+                        http::StatusCode::NOT_FOUND,
+                        "REST is off on this node (--rest=false)\n",
+                    ));
+                };
+                // Busy while it is answered (streams included), so never closed as idle.
+                let in_flight = InFlight::new(conn.clone());
+                let keep: web::Keep = if req.uri().path() == web::EVENTS_PATH {
+                    Box::new(in_flight)
+                } else {
+                    Box::new((in_flight, permits.acquire_owned().await?))
+                };
+                return Ok(web.serve(&req, keep).await);
+            }
             // Wrong credentials wait without a permit and without counting as busy, so a
             // client looping on them stays evictable and holds nothing others need.
             if !authorized(&req, &secret) {

@@ -1,0 +1,170 @@
+//! The network lab's figures (issue #19), with release binaries, at 12 and then 30 nodes (each
+//! on its own host, a network namespace): empty-block propagation to 50 / 90 / 100 % of the
+//! nodes, the same for blocks of about 1 MB of unseen transactions, bytes sent per node per
+//! block, convergence after a half-and-half split heals, and a
+//! late joiner's sync of 2,000 blocks. Root only. Run with
+//! `cargo bench -p chaincore-tests --bench netlab` (`NETLAB_SIZES=12,30` by default).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // bench code
+
+use std::time::{Duration, Instant};
+
+use chaincore_tests::builder::Builder;
+use chaincore_tests::lab::Net;
+use serde_json::json;
+
+/// Milliseconds since `t`.
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// When each of the nodes `which` first had `hash` as its tip, in ms after `start` (polled
+/// every 2 ms, one thread per node).
+fn arrivals(net: &Net, which: &[usize], hash: &str, start: Instant) -> Vec<f64> {
+    let handles: Vec<_> = which
+        .iter()
+        .map(|&i| {
+            let node = net.node(i).client();
+            let hash = hash.to_string();
+            std::thread::spawn(move || loop {
+                if node.call("getbestblockhash", json!([])).ok() == Some(json!(hash)) {
+                    return ms(start);
+                }
+                assert!(start.elapsed() < chaincore_tests::DEADLINE, "no arrival");
+                std::thread::sleep(Duration::from_millis(2));
+            })
+        })
+        .collect();
+    let mut times: Vec<f64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+/// The `p`-th percentile of sorted `times` (the time by which `p` % of the nodes had it).
+fn pct(times: &[f64], p: usize) -> f64 {
+    let k = (times.len() * p).div_ceil(100).max(1);
+    times[k - 1]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn bytes_sent(net: &Net, which: &[usize]) -> u64 {
+    which
+        .iter()
+        .map(|&i| {
+            net.node(i).rpc("getnettotals", json!([]))["totalbytessent"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum()
+}
+
+fn run(n: usize, subnet: u8) {
+    let mut net = Net::start("bn", subnet, n + 1, n, &[]);
+    net.wait_connected(3);
+    let all: Vec<usize> = (0..n).collect();
+    let mut builder = Builder::new();
+    let genesis = chaincore::Network::Regtest.genesis_hash();
+    let hashes = builder.submit_chain(net.node(0), &genesis, 2_000);
+    let tip = hashes.last().unwrap().to_string();
+    net.wait_tip(&all, &tip, "the 2,000 pre-built blocks on every node");
+
+    // About 1 MB blocks of unseen transactions, each submitted to another node.
+    let rounds = 3;
+    let (parent, coins) = builder.submit_coins(net.node(0), &hashes[1_999], 16_500, 100_000);
+    net.wait_tip(&all, &parent.to_string(), "the coins on every node");
+    let mut parent = parent;
+    let mut coins = &coins[..];
+    let (mut p50, mut p90, mut p100) = (Vec::new(), Vec::new(), Vec::new());
+    let before = bytes_sent(&net, &all);
+    let mut size = 0;
+    for r in 0..rounds {
+        let (block, used) = builder.build_full(&parent, coins, 1_000_000);
+        coins = &coins[used..];
+        parent = block.block_hash();
+        size = block.size();
+        let raw = hex::encode(chaincore::encode::serialize(&block));
+        let miner = (r * 7 + 3) % n;
+        let start = Instant::now();
+        assert_eq!(
+            net.node(miner).rpc("submitblock", json!([raw])),
+            serde_json::Value::Null
+        );
+        let others: Vec<usize> = all.iter().copied().filter(|&i| i != miner).collect();
+        let times = arrivals(&net, &others, &parent.to_string(), start);
+        p50.push(pct(&times, 50));
+        p90.push(pct(&times, 90));
+        p100.push(pct(&times, 100));
+    }
+    let per_node_block = (bytes_sent(&net, &all) - before) as f64 / (rounds * n) as f64;
+    println!(
+        "{n} nodes: {size}-byte block propagation (median of {rounds}, from submitblock): \
+         50% {:.0} ms, 90% {:.0} ms, 100% {:.0} ms; {:.0} bytes sent per node per block",
+        median(p50),
+        median(p90),
+        median(p100),
+        per_node_block
+    );
+
+    // Empty blocks, each from another miner, one at a time.
+    let rounds = 10;
+    let (mut p50, mut p90, mut p100) = (Vec::new(), Vec::new(), Vec::new());
+    let before = bytes_sent(&net, &all);
+    for r in 0..rounds {
+        let miner = (r * 7) % n;
+        let start = Instant::now();
+        let hash = net.mine(miner, 1).pop().unwrap();
+        let others: Vec<usize> = all.iter().copied().filter(|&i| i != miner).collect();
+        let times = arrivals(&net, &others, &hash, start);
+        p50.push(pct(&times, 50));
+        p90.push(pct(&times, 90));
+        p100.push(pct(&times, 100));
+    }
+    let per_node_block = (bytes_sent(&net, &all) - before) as f64 / (rounds * n) as f64;
+    println!(
+        "{n} nodes: empty block propagation (median of {rounds}): 50% {:.0} ms, 90% {:.0} ms, \
+         100% {:.0} ms; {:.0} bytes sent per node per block (pings and addr included)",
+        median(p50),
+        median(p90),
+        median(p100),
+        per_node_block
+    );
+
+    // A half-and-half split, 3 blocks against 5, healed.
+    let (a, b): (Vec<usize>, Vec<usize>) = all.iter().partition(|&&i| i % 2 == 0);
+    net.lab.partition(&a, &b).unwrap();
+    let a_tip = net.mine(a[1], 3).pop().unwrap();
+    let b_tip = net.mine(b[1], 5).pop().unwrap();
+    net.wait_tip(&a, &a_tip, "side a on its tip");
+    net.wait_tip(&b, &b_tip, "side b on its tip");
+    let start = Instant::now();
+    net.lab.heal(&a, &b).unwrap();
+    let times = arrivals(&net, &all, &b_tip, start);
+    println!(
+        "{n} nodes: after a {}+{} split (3 vs 5 blocks) heals, all on the heavier tip in {:.0} ms",
+        a.len(),
+        b.len(),
+        pct(&times, 100)
+    );
+
+    // A late joiner that knows only the seeds.
+    let start = Instant::now();
+    net.start_node(n);
+    let times = arrivals(&net, &[n], &b_tip, start);
+    let height = net.node(n).rpc("getblockcount", json!([]));
+    println!(
+        "{n} nodes: a late joiner synced {height} blocks in {:.1} s (start-up included)",
+        times[0] / 1e3
+    );
+}
+
+fn main() {
+    chaincore_tests::use_release_binaries();
+    let sizes = std::env::var("NETLAB_SIZES").unwrap_or_else(|_| "12,30".into());
+    for (k, n) in sizes.split(',').filter_map(|s| s.parse().ok()).enumerate() {
+        run(n, 90 + k as u8);
+    }
+}
