@@ -432,6 +432,7 @@ impl P2pHandle {
                 txs,
             }),
         )
+    }
 
     /// Answers a `mempool` request (BIP35): every pool transaction by `inv`, parents first,
     /// in messages of at most [`message::MAX_INV`]; they count as known to the peer so they
