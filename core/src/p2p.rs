@@ -5,7 +5,10 @@
 //! Frame: `magic (4) | command (12, NUL-padded ASCII) | length (u32 LE) | checksum (4) |
 //! payload`, where the checksum is the first 4 bytes of SHA-256d(payload). The decoder checks
 //! magic, length (at most [`MAX_HANDSHAKE_MESSAGE`] until the handshake completes, then
-//! [`MAX_MESSAGE`]) and checksum before a payload is parsed.
+//! [`MAX_MESSAGE`]) and checksum before a payload is parsed. Compact block payloads
+//! (BIP152) and short IDs are in [`compact`].
+
+pub mod compact;
 
 use std::io::Write;
 
@@ -16,6 +19,7 @@ use crate::block::Header;
 use crate::encode::{self, deserialize, CompactSize, Decodable, Encodable};
 use crate::hash::sha256d;
 use crate::{Block, BlockHash, Transaction};
+use compact::{BlockTxn, CompactBlock, GetBlockTxn, SendCmpct};
 
 /// Largest message payload after the handshake.
 pub const MAX_MESSAGE: usize = 4_000_000;
@@ -38,6 +42,9 @@ pub const PROTOCOL_VERSION: i32 = 70_016;
 pub const INV_TX: u32 = 1;
 /// Inventory type of a block.
 pub const INV_BLOCK: u32 = 2;
+/// Inventory type asking for a block as a compact block (`MSG_CMPCT_BLOCK`, BIP152; only in
+/// `getdata`).
+pub const INV_CMPCT_BLOCK: u32 = 4;
 
 /// Why bytes from a peer are not a valid message. Every variant is a protocol violation.
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +193,14 @@ pub enum Message {
     Tx(Transaction),
     /// Prefer `headers` to `inv` for new blocks.
     SendHeaders,
+    /// BIP152: how the sender wants new blocks announced as compact blocks.
+    SendCmpct(SendCmpct),
+    /// BIP152: a block as header, short IDs and prefilled transactions.
+    CmpctBlock(Box<CompactBlock>),
+    /// BIP152: ask for transactions of a block by index.
+    GetBlockTxn(GetBlockTxn),
+    /// BIP152: the transactions a `getblocktxn` asked for.
+    BlockTxn(BlockTxn),
     /// Ask for the inventory of the peer's mempool (BIP35); empty payload.
     MemPool,
     /// A command we do not know (ignored).
@@ -218,6 +233,10 @@ impl Message {
             Message::Block(_) => "block",
             Message::Tx(_) => "tx",
             Message::SendHeaders => "sendheaders",
+            Message::SendCmpct(_) => "sendcmpct",
+            Message::CmpctBlock(_) => "cmpctblock",
+            Message::GetBlockTxn(_) => "getblocktxn",
+            Message::BlockTxn(_) => "blocktxn",
             Message::MemPool => "mempool",
             Message::Unknown(_) => return None,
         })
@@ -291,6 +310,10 @@ impl Message {
             })(),
             Message::Block(b) => b.consensus_encode(w),
             Message::Tx(t) => t.consensus_encode(w),
+            Message::SendCmpct(m) => m.consensus_encode(w),
+            Message::CmpctBlock(m) => m.consensus_encode(w),
+            Message::GetBlockTxn(m) => m.consensus_encode(w),
+            Message::BlockTxn(m) => m.consensus_encode(w),
         };
         r.expect("writing to a Vec cannot fail");
         out
@@ -417,6 +440,14 @@ impl Message {
             }
             "block" => return deserialize(payload).map(Message::Block).map_err(bad),
             "tx" => return deserialize(payload).map(Message::Tx).map_err(bad),
+            "sendcmpct" => return deserialize(payload).map(Message::SendCmpct).map_err(bad),
+            "cmpctblock" => {
+                return deserialize(payload)
+                    .map(|c| Message::CmpctBlock(Box::new(c)))
+                    .map_err(bad)
+            }
+            "getblocktxn" => return deserialize(payload).map(Message::GetBlockTxn).map_err(bad),
+            "blocktxn" => return deserialize(payload).map(Message::BlockTxn).map_err(bad),
             other => return Ok(Message::Unknown(other.to_string())),
         };
         if !r.is_empty() {
@@ -546,6 +577,22 @@ mod tests {
             relay: true,
             genesis: Some(BlockHash([2; 32])),
         }));
+        let genesis = crate::Network::Regtest.genesis_block();
+        round_trip(Message::SendCmpct(SendCmpct {
+            high_bandwidth: false,
+            version: compact::COMPACT_VERSION,
+        }));
+        round_trip(Message::CmpctBlock(Box::new(CompactBlock::from_block(
+            genesis, 5,
+        ))));
+        round_trip(Message::GetBlockTxn(GetBlockTxn {
+            block_hash: genesis.block_hash(),
+            indexes: vec![0, 3],
+        }));
+        round_trip(Message::BlockTxn(BlockTxn {
+            block_hash: genesis.block_hash(),
+            txs: genesis.txdata.clone(),
+        }));
     }
 
     /// A `version` as Bitcoin Core 27 sends it (python-bitcoinlib's and Core's test framework
@@ -647,9 +694,10 @@ mod tests {
     #[test]
     fn arbitrary_payloads_never_panic() {
         use proptest::prelude::*;
-        proptest!(|(cmd in 0usize..15, payload in proptest::collection::vec(any::<u8>(), 0..300))| {
+        proptest!(|(cmd in 0usize..19, payload in proptest::collection::vec(any::<u8>(), 0..300))| {
             let commands = ["version", "verack", "ping", "pong", "getaddr", "addr", "inv", "getdata",
-                "notfound", "getheaders", "headers", "block", "tx", "sendheaders", "mempool"];
+                "notfound", "getheaders", "headers", "block", "tx", "sendheaders", "mempool",
+                "sendcmpct", "cmpctblock", "getblocktxn", "blocktxn"];
             let _ = Message::parse(commands[cmd], &payload);
         });
     }

@@ -16,6 +16,7 @@ use chaincore::block::Header;
 use chaincore::encode::serialize;
 use chaincore::hash::hash160;
 use chaincore::key::PrivateKey;
+use chaincore::p2p::compact::{BlockTxn, CompactBlock, GetBlockTxn, SendCmpct, COMPACT_VERSION};
 use chaincore::p2p::{Codec, Inv, Message, Version, INV_BLOCK, INV_TX, PROTOCOL_VERSION};
 use chaincore::pow::block_subsidy;
 use chaincore::sighash::{legacy_sighash, SIGHASH_ALL};
@@ -122,6 +123,31 @@ fn main() -> Result<()> {
         ("block", Message::Block(block.clone())),
         ("tx", Message::Tx(spend.clone())),
         ("wtxidrelay", Message::Unknown("wtxidrelay".into())),
+        (
+            "sendcmpct",
+            Message::SendCmpct(SendCmpct {
+                high_bandwidth: true,
+                version: COMPACT_VERSION,
+            }),
+        ),
+        (
+            "cmpctblock",
+            Message::CmpctBlock(Box::new(CompactBlock::from_block(&block, 0x5eed))),
+        ),
+        (
+            "getblocktxn",
+            Message::GetBlockTxn(GetBlockTxn {
+                block_hash: block.block_hash(),
+                indexes: vec![1],
+            }),
+        ),
+        (
+            "blocktxn",
+            Message::BlockTxn(BlockTxn {
+                block_hash: block.block_hash(),
+                txs: vec![spend.clone()],
+            }),
+        ),
     ];
     let mut handshake = vec![0x00];
     for (name, msg) in messages {

@@ -357,6 +357,14 @@ impl Node {
         self.orphans().remove_peer(peer);
     }
 
+    /// Copies of the orphan transactions waiting (at most 100, each small), with their txids.
+    pub fn orphan_transactions(&self) -> Vec<(Txid, Transaction)> {
+        self.orphans()
+            .transactions()
+            .map(|(txid, tx)| (*txid, tx.clone()))
+            .collect()
+    }
+
     /// Number of orphan transactions waiting.
     pub fn orphan_count(&self) -> usize {
         self.orphans().len()

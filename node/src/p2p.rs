@@ -50,7 +50,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::node::Node;
 use addrbook::AddrBook;
+use chaincore::BlockHash;
 use manager::{BookChange, Command, Manager};
+use message::compact::CompactBlock;
 use message::{Inv, INV_BLOCK, INV_TX, MAX_HEADERS};
 use traffic::Traffic;
 
@@ -111,6 +113,10 @@ struct Shared {
     best_seen_height: AtomicU64,
     /// Bytes to and from peers. Atomics: every read and write on every socket adds to them.
     traffic: Arc<Traffic>,
+    /// The last block pushed to high-bandwidth peers before validation (Core's
+    /// `m_most_recent_block`): their `getblocktxn` and `getdata` for it are served from here,
+    /// since it may not be stored yet. A lock held only to swap or clone the `Arc`.
+    recent_block: std::sync::Mutex<Option<Arc<chaincore::Block>>>,
     /// Every task P2P spawned but the manager (loops, peer sessions, connection attempts).
     tasks: TaskTracker,
     /// Fires at shutdown: every task in `tasks` ends.
@@ -169,6 +175,7 @@ impl P2pHandle {
                 config: config.clone(),
                 best_seen_height: AtomicU64::new(0),
                 traffic: Arc::default(),
+                recent_block: std::sync::Mutex::new(None),
                 tasks: TaskTracker::new(),
                 stop: CancellationToken::new(),
                 manager: TaskTracker::new(),
@@ -300,10 +307,61 @@ impl P2pHandle {
                     Err(_) => return,
                 },
             };
-            if self.send(Command::Announce(inv)).await.is_err() {
+            let compact = match inv.kind {
+                INV_BLOCK => match self.compact_for_announce(BlockHash(inv.hash)).await {
+                    Ok(c) => c,
+                    Err(P2pStopped) => return,
+                },
+                _ => None,
+            };
+            if self.send(Command::Announce { inv, compact }).await.is_err() {
                 return;
             }
         }
+    }
+
+    /// The compact form of block `hash` (read from the store) if a peer in high-bandwidth
+    /// mode still lacks it: a block we mined, or one whose relay before validation did not
+    /// reach everyone.
+    async fn compact_for_announce(
+        &self,
+        hash: BlockHash,
+    ) -> Result<Option<Arc<CompactBlock>>, P2pStopped> {
+        if !self
+            .ask(|reply| Command::WantsCompact { hash, reply })
+            .await?
+        {
+            return Ok(None);
+        }
+        let node = self.shared.node.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            crate::store::read::block(&node.snapshot().rtx, &hash)
+        })
+        .await;
+        Ok(match read {
+            Ok(Ok(Some(block))) => Some(Arc::new(CompactBlock::from_block(&block, random_nonce()))),
+            _ => None,
+        })
+    }
+
+    /// Keeps `block` as the one most recently relayed before validation.
+    fn set_recent_block(&self, block: Arc<chaincore::Block>) {
+        *self
+            .shared
+            .recent_block
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(block);
+    }
+
+    /// The block most recently relayed before validation, if it is `hash`.
+    fn recent_block(&self, hash: &BlockHash) -> Option<Arc<chaincore::Block>> {
+        self.shared
+            .recent_block
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|b| b.block_hash() == *hash)
+            .cloned()
     }
 
     /// Bitcoin Core's `getpeerinfo` shape.
@@ -440,6 +498,12 @@ impl P2pHandle {
         }
         Ok(())
     }
+}
+
+/// A random nonce (a `version` nonce, a compact block's short ID salt).
+fn random_nonce() -> u64 {
+    use rand_core::RngCore;
+    rand_core::OsRng.next_u64()
 }
 
 /// Writes address book changes to the store in one transaction, off the async executor.

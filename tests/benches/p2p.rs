@@ -1,6 +1,8 @@
 //! P2P benchmarks with release binaries on loopback: block propagation along a line of 5
-//! nodes (empty and ~1 MB blocks), and a fresh node syncing full blocks from one peer and from
-//! three, against connecting the same blocks locally through `submitblock`.
+//! nodes (an empty block; a ~1 MB block whose transactions no mempool has; a ~1 MB block
+//! whose transactions every mempool has, the compact block case), with the P2P bytes sent per
+//! hop, and a fresh node syncing full blocks from one peer and from three, against connecting
+//! the same blocks locally through `submitblock`.
 //!
 //! Run: `cargo bench -p chaincore-tests --bench p2p`.
 
@@ -16,6 +18,8 @@ use serde_json::{json, Value};
 
 const FULL_BLOCK_TXS: usize = 5_100;
 const SYNC_FULL_BLOCKS: usize = 8;
+/// Outputs of one coinbase split: as many as stay within the 100,000-byte standard size.
+const SPLIT: usize = 2_500;
 
 fn key() -> PrivateKey {
     PrivateKey::from_bytes(&[0x3c; 32]).unwrap()
@@ -37,14 +41,14 @@ fn tip(n: &Node) -> Value {
     n.rpc("getbestblockhash", json!([]))
 }
 
-/// Splits the coinbases of heights `heights` into 3,000 outputs each (mined in one block);
+/// Splits the coinbases of heights `heights` into [`SPLIT`] outputs each (mined in one block);
 /// returns the new coins.
 fn make_coins(node: &Node, heights: std::ops::RangeInclusive<u64>) -> Vec<(OutPoint, i64)> {
     let mut coins = Vec::new();
     for h in heights {
         let block = node.rpc("getblock", json!([node.rpc("getblockhash", json!([h])), 2]));
         let txid = block["tx"][0]["txid"].as_str().unwrap().parse().unwrap();
-        let each = (50 * 100_000_000 - 200_000) / 3_000;
+        let each = (50 * 100_000_000 - 200_000) / SPLIT as i64;
         let split = tx(
             vec![OutPoint { txid, vout: 0 }],
             vec![
@@ -52,7 +56,7 @@ fn make_coins(node: &Node, heights: std::ops::RangeInclusive<u64>) -> Vec<(OutPo
                     value: Amount::from_units(each),
                     script_pubkey: lock()
                 };
-                3_000
+                SPLIT
             ],
         );
         node.rpc(
@@ -60,7 +64,7 @@ fn make_coins(node: &Node, heights: std::ops::RangeInclusive<u64>) -> Vec<(OutPo
             json!([hex::encode(serialize(&split))]),
         );
         let id = split.compute_txid();
-        coins.extend((0..3_000).map(|vout| (OutPoint { txid: id, vout }, each)));
+        coins.extend((0..SPLIT as u32).map(|vout| (OutPoint { txid: id, vout }, each)));
     }
     // The splits may need more than one block.
     while !node
@@ -89,6 +93,32 @@ fn full_block(node: &Node, coins: &mut Vec<(OutPoint, i64)>, n: usize) -> Block 
         })
         .collect();
     chaincore_tests::solve_block(node, &lock(), spends, n as i64 * 1_000)
+}
+
+/// P2P bytes sent so far by each node (`getnettotals`).
+fn bytes_sent(nodes: &[Node]) -> Vec<u64> {
+    nodes
+        .iter()
+        .map(|n| {
+            n.rpc("getnettotals", json!([]))["totalbytessent"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Bytes all `nodes` sent since `before`, per hop of the line.
+fn per_hop(nodes: &[Node], before: &[u64]) -> f64 {
+    let after = bytes_sent(nodes);
+    let total: u64 = after.iter().zip(before).map(|(a, b)| a - b).sum();
+    total as f64 / (nodes.len() - 1) as f64
+}
+
+/// Number of transactions in `node`'s mempool.
+fn mempool_size(node: &Node) -> u64 {
+    node.rpc("getmempoolinfo", json!([]))["size"]
+        .as_u64()
+        .unwrap()
 }
 
 /// Time until every node in `nodes` has `hash` as its tip.
@@ -124,7 +154,8 @@ fn main() {
         };
         line.push(node);
     }
-    line[0].rpc("generatetoaddress", json!([101, addr()]));
+    // 104: the coinbases of heights 1 to 5 are mature once the empty block is in.
+    line[0].rpc("generatetoaddress", json!([104, addr()]));
     until_all_have(&line, &tip(&line[0]), Instant::now());
     let start = Instant::now();
     let mined = line[0].rpc("generatetoaddress", json!([1, addr()]));
@@ -134,10 +165,13 @@ fn main() {
         ms(t),
         ms(t) / 4.0
     );
-    let mut coins = make_coins(&line[0], 1..=2);
+    let mut coins = make_coins(&line[0], 1..=5);
     until_all_have(&line, &tip(&line[0]), Instant::now());
+
+    // Transactions no mempool has: each hop asks for all of them and checks every signature.
     let block = full_block(&line[0], &mut coins, FULL_BLOCK_TXS);
     let size = block.size();
+    let before = bytes_sent(&line);
     let start = Instant::now();
     assert_eq!(
         line[0].rpc("submitblock", json!([hex::encode(serialize(&block))])),
@@ -145,15 +179,63 @@ fn main() {
     );
     let t = until_all_have(&line, &json!(block.block_hash().to_string()), start);
     println!(
-        "propagation, {size}-byte block of {FULL_BLOCK_TXS} spends: {:.0} ms in all ({:.0} ms per hop, including validation at every node)",
+        "propagation, {size}-byte block of {FULL_BLOCK_TXS} spends in no mempool: {:.0} ms in all ({:.0} ms per hop, including validation at every node), {:.0} bytes sent per hop",
         ms(t),
-        ms(t) / 4.0
+        ms(t) / 4.0,
+        per_hop(&line, &before)
+    );
+
+    // Transactions every mempool has (relayed first): a compact block per hop, rebuilt from
+    // the mempool, relayed before validation, signatures not checked again.
+    let spends: Vec<Transaction> = coins
+        .drain(..FULL_BLOCK_TXS)
+        .map(|(o, v)| {
+            tx(
+                vec![o],
+                vec![TxOut {
+                    value: Amount::from_units(v - 1_000),
+                    script_pubkey: lock(),
+                }],
+            )
+        })
+        .collect();
+    for t in &spends {
+        line[0].rpc("sendrawtransaction", json!([hex::encode(serialize(t))]));
+    }
+    let relayed = Instant::now();
+    while line.iter().any(|n| mempool_size(n) < FULL_BLOCK_TXS as u64) {
+        assert!(
+            relayed.elapsed() < Duration::from_secs(600),
+            "transactions did not reach every mempool"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Fees are in the template's coinbase value already.
+    let block = chaincore_tests::solve_block(&line[0], &lock(), spends, 0);
+    let size = block.size();
+    let before = bytes_sent(&line);
+    let start = Instant::now();
+    assert_eq!(
+        line[0].rpc("submitblock", json!([hex::encode(serialize(&block))])),
+        Value::Null
+    );
+    // `submitblock` answers once the first node has connected the block: from then on the
+    // time is the relay along the line plus the last node's own connect.
+    let origin = start.elapsed();
+    let t = until_all_have(&line, &json!(block.block_hash().to_string()), start);
+    println!(
+        "propagation, {size}-byte block of {FULL_BLOCK_TXS} spends in every mempool: {:.1} ms in all ({:.1} ms per hop); {:.1} ms after the first node had it ({:.1} ms per hop), {:.0} bytes sent per hop",
+        ms(t),
+        ms(t) / 4.0,
+        ms(t - origin),
+        ms(t - origin) / 4.0,
+        per_hop(&line, &before)
     );
     drop(line);
 
     // A source chain with full blocks.
     let source = Node::start(&dir.0.join("source").tap(), &[]);
-    let splits = ((SYNC_FULL_BLOCKS * FULL_BLOCK_TXS) as u64).div_ceil(3_000);
+    let splits = ((SYNC_FULL_BLOCKS * FULL_BLOCK_TXS) as u64).div_ceil(SPLIT as u64);
     source.rpc("generatetoaddress", json!([100 + splits, addr()]));
     let mut coins = make_coins(&source, 1..=splits);
     let mut raw_blocks = Vec::new();

@@ -92,6 +92,10 @@ pub struct PeerInfo {
     pub subver: Option<String>,
     /// The height it announced (null before its `version`).
     pub startingheight: Option<i32>,
+    /// We asked it to push new blocks to us as compact blocks (BIP152 high bandwidth).
+    pub bip152_hb_to: bool,
+    /// It asked us to push new blocks to it as compact blocks.
+    pub bip152_hb_from: bool,
     /// How it is connected.
     pub connection_type: ConnectionType,
 }

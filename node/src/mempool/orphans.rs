@@ -97,6 +97,11 @@ impl Orphans {
         }
     }
 
+    /// Every orphan with its txid (compact blocks are rebuilt from these too).
+    pub fn transactions(&self) -> impl Iterator<Item = (&Txid, &Transaction)> {
+        self.by_txid.iter().map(|(txid, o)| (txid, &o.tx))
+    }
+
     /// True if `txid` is kept as an orphan.
     pub fn contains(&self, txid: &Txid) -> bool {
         self.by_txid.contains_key(txid)

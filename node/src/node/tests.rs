@@ -148,6 +148,56 @@ fn the_writer_adds_nothing_whose_signatures_were_not_checked() {
     assert!(!f.node.snapshot().mempool.contains(&tx.compute_txid()));
 }
 
+/// Issue #23, item 2: a block whose transactions the mempool verified connects without their
+/// signatures being checked again (so at every hop of a relay whose mempools hold them);
+/// where the pool does not vouch for a transaction, its signatures are checked. Shown with a
+/// bad signature the pool was told is good: the block connects on the pool's word, and a node
+/// without that transaction in its pool refuses the same block.
+#[test]
+fn a_block_connects_without_rechecking_signatures_its_mempool_verified() {
+    let f = fixture("trusted");
+    let tx = spend(f.coin, false);
+    let answer = f
+        .node
+        .call(|reply| Command::AcceptTx {
+            tx: Box::new(tx.clone()),
+            verified: true,
+            test_only: false,
+            reply,
+        })
+        .unwrap();
+    assert!(matches!(answer, Ok(Admission::Valid(_))), "{answer:?}");
+    let mined = f.node.generate_blocks(1, &lock()).unwrap();
+    let snap = f.node.snapshot();
+    assert_eq!(
+        snap.index.tip_hash(),
+        mined[0],
+        "connected on the pool's word"
+    );
+    let blocks: Vec<Block> = (1..=snap.index.tip_height())
+        .map(|h| {
+            let hash = snap.index.active_hash(h).unwrap();
+            store::read::block(&snap.rtx, &hash).unwrap().unwrap()
+        })
+        .collect();
+    assert!(blocks[blocks.len() - 1].txdata.contains(&tx));
+
+    let dir = f.dir.with_extension("fresh");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fresh = Node::open(Network::Regtest, &dir).unwrap();
+    let (last, before) = blocks.split_last().unwrap();
+    for b in before {
+        fresh.submit_block(b.clone()).unwrap();
+    }
+    match fresh.submit_block(last.clone()) {
+        Err(ChainError::Rule(r)) => assert!(matches!(r.reason, RuleError::Script(_)), "{r:?}"),
+        other => panic!("the bad signature was not checked: {other:?}"),
+    }
+    fresh.stop_writer();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_transaction_over_the_standard_size_is_refused_as_policy() {
     let f = fixture("size");

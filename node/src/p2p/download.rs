@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use chaincore::p2p::compact::PartialBlock;
 use chaincore::pow::Work;
 use chaincore::BlockHash;
 
@@ -41,6 +42,9 @@ pub struct Download {
     pub pending_work: Work,
     /// Height of `pending_tip`.
     pub pending_height: u32,
+    /// A block being rebuilt from this peer's compact block, waiting for the `blocktxn` we
+    /// asked for (its hash is in flight meanwhile, so a peer that never answers stalls).
+    pub compact: Option<PartialBlock>,
     /// The peer's `mempool` request was answered (once per connection, as it can be large).
     pub mempool_served: bool,
 }

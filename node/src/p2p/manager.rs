@@ -9,8 +9,13 @@
 //! never waits ([`Manager::handle`] is not async): what the manager sends a peer (an `inv`,
 //! a relayed `addr`, a `ping`) is queued on its [`Outbox`] without waiting, and dropped if
 //! that queue is full, so a slow peer cannot hold the manager up.
+//!
+//! Compact blocks (BIP152): the manager records which peers speak them and which asked for
+//! high-bandwidth relay (`sendcmpct` with announce set), pushes `cmpctblock` to those, and
+//! picks up to [`MAX_HIGH_BANDWIDTH`] peers to ask for high-bandwidth relay ourselves: the
+//! ones that most recently gave us a new block first, as Bitcoin Core does.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 use super::addrbook::{self, AddrBook};
 use super::bans::Bans;
 use super::download::Requested;
-use super::message::{Inv, Message, Version};
+use super::message::compact::{CompactBlock, SendCmpct, COMPACT_VERSION};
+use super::message::{Inv, Message, Version, INV_BLOCK};
 use super::outbox::Outbox;
 use super::{P2pConfig, OUTBOUND_TARGET};
 use crate::chain::unix_now;
@@ -36,6 +42,8 @@ const ADDR_RELAY_PEERS: usize = 2;
 const KNOWN_INVENTORY: usize = 50_000;
 /// Addresses looked at when picking one to dial.
 const DIAL_SAMPLE: usize = 64;
+/// Peers we ask to push new blocks to us as compact blocks (BIP152 high bandwidth), at most.
+pub const MAX_HIGH_BANDWIDTH: usize = 3;
 
 /// An address book change not yet written to the store: the address, and whether it is
 /// saved (`true`) or deleted.
@@ -124,8 +132,38 @@ pub enum Command {
         /// Block hashes and txids.
         hashes: Vec<[u8; 32]>,
     },
-    /// Tell every handshaken peer that lacks it about `inv`.
-    Announce(Inv),
+    /// Tell every handshaken peer that lacks it about `inv`; for a block with its `compact`
+    /// form, peers in high-bandwidth mode get that `cmpctblock` instead of the `inv`.
+    Announce {
+        /// The block or transaction.
+        inv: Inv,
+        /// The block as a compact block, if one was built (see [`Command::WantsCompact`]).
+        compact: Option<Arc<CompactBlock>>,
+    },
+    /// Push `compact` to every handshaken peer in high-bandwidth mode that lacks it: a block
+    /// whose header and proof of work checked out, before its full validation (BIP152).
+    RelayCompact(Arc<CompactBlock>),
+    /// Whether some handshaken peer in high-bandwidth mode lacks block `hash` (so building
+    /// its compact form is worth it).
+    WantsCompact {
+        /// The block.
+        hash: BlockHash,
+        /// The answer.
+        reply: oneshot::Sender<bool>,
+    },
+    /// Peer `id` sent `sendcmpct`: a version-1 one records whether it wants high-bandwidth
+    /// relay; other versions are ignored (as Core ignores them).
+    SendCmpct {
+        /// The peer.
+        id: u64,
+        /// Its message.
+        msg: SendCmpct,
+    },
+    /// Peer `id` gave us a new best block first: it becomes one of the
+    /// [`MAX_HIGH_BANDWIDTH`] peers we ask for high-bandwidth relay (`sendcmpct` 1), the one
+    /// picked longest ago dropping back to low bandwidth (`sendcmpct` 0). Ignored for a peer
+    /// that does not speak compact blocks.
+    DeliveredBlock(u64),
     /// Of `candidates`, in order, up to `room` blocks no other peer is fetching: recorded as
     /// requested from `peer`, and returned.
     Claim {
@@ -186,6 +224,11 @@ struct Peer {
     known: HashSet<[u8; 32]>,
     /// Woken by `disconnectnode`/`setban` to end the session.
     kick: Arc<Notify>,
+    /// It sent a version-1 `sendcmpct`: it understands compact blocks.
+    compact: bool,
+    /// It asked for new blocks as `cmpctblock` before validation (Core's
+    /// `m_bip152_highbandwidth_from`).
+    high_bandwidth_from: bool,
 }
 
 /// The manager's state; [`Manager::run`] serves commands on it.
@@ -204,6 +247,8 @@ pub struct Manager {
     local_addrs: HashSet<SocketAddr>,
     /// Blocks requested from some peer, by whom and when.
     requested: Requested,
+    /// Peers we asked for high-bandwidth compact block relay, the longest-ago first.
+    high_bandwidth_to: VecDeque<u64>,
 }
 
 impl Manager {
@@ -219,6 +264,7 @@ impl Manager {
             book_changes: Vec::new(),
             local_addrs: HashSet::new(),
             requested: Requested::default(),
+            high_bandwidth_to: VecDeque::new(),
         }
     }
 
@@ -272,6 +318,8 @@ impl Manager {
                         listen: None,
                         known: HashSet::new(),
                         kick,
+                        compact: false,
+                        high_bandwidth_from: false,
                     },
                 );
                 let _ = reply.send(id);
@@ -322,13 +370,46 @@ impl Manager {
                     }
                 }
             }
-            Command::Announce(inv) => {
+            Command::Announce { inv, compact } => {
                 for peer in self.peers.values_mut().filter(|p| p.version.is_some()) {
                     if remember(&mut peer.known, inv.hash) {
-                        let _ = peer.send.push(Message::Inv(vec![inv]));
+                        let msg = match &compact {
+                            Some(c) if inv.kind == INV_BLOCK && peer.high_bandwidth_from => {
+                                Message::CmpctBlock(Box::new(CompactBlock::clone(c)))
+                            }
+                            _ => Message::Inv(vec![inv]),
+                        };
+                        let _ = peer.send.push(msg);
                     }
                 }
             }
+            Command::RelayCompact(compact) => {
+                let hash = compact.block_hash().to_byte_array();
+                for peer in self.peers.values_mut().filter(|p| p.version.is_some()) {
+                    if peer.high_bandwidth_from && remember(&mut peer.known, hash) {
+                        let _ = peer
+                            .send
+                            .push(Message::CmpctBlock(Box::new(CompactBlock::clone(&compact))));
+                    }
+                }
+            }
+            Command::WantsCompact { hash, reply } => {
+                let wanted = self.peers.values().any(|p| {
+                    p.version.is_some()
+                        && p.high_bandwidth_from
+                        && !p.known.contains(&hash.to_byte_array())
+                });
+                let _ = reply.send(wanted);
+            }
+            Command::SendCmpct { id, msg } => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    if msg.version == COMPACT_VERSION {
+                        p.compact = true;
+                        p.high_bandwidth_from = msg.high_bandwidth;
+                    }
+                }
+            }
+            Command::DeliveredBlock(id) => self.select_high_bandwidth(id),
             Command::Claim {
                 peer,
                 candidates,
@@ -387,7 +468,38 @@ impl Manager {
         }
     }
 
+    /// Makes `id` the newest of our high-bandwidth compact block peers (see
+    /// [`Command::DeliveredBlock`]).
+    fn select_high_bandwidth(&mut self, id: u64) {
+        if !self.peers.get(&id).is_some_and(|p| p.compact) {
+            return;
+        }
+        if let Some(at) = self.high_bandwidth_to.iter().position(|p| *p == id) {
+            self.high_bandwidth_to.remove(at);
+            self.high_bandwidth_to.push_back(id);
+            return;
+        }
+        let mode = |high_bandwidth| {
+            Message::SendCmpct(SendCmpct {
+                high_bandwidth,
+                version: COMPACT_VERSION,
+            })
+        };
+        if self.high_bandwidth_to.len() >= MAX_HIGH_BANDWIDTH {
+            if let Some(oldest) = self.high_bandwidth_to.pop_front() {
+                if let Some(p) = self.peers.get(&oldest) {
+                    let _ = p.send.push(mode(false));
+                }
+            }
+        }
+        if let Some(p) = self.peers.get(&id) {
+            let _ = p.send.push(mode(true));
+        }
+        self.high_bandwidth_to.push_back(id);
+    }
+
     fn unregister(&mut self, id: u64) {
+        self.high_bandwidth_to.retain(|p| *p != id);
         if let Some(p) = self.peers.remove(&id) {
             if !p.inbound && !p.operator && p.version.is_none() {
                 // A discovered address that does not complete a handshake is not worth retrying.
@@ -516,6 +628,8 @@ impl Manager {
                 version: p.version.as_ref().map(|v| v.version),
                 subver: p.version.as_ref().map(|v| v.user_agent.clone()),
                 startingheight: p.version.as_ref().map(|v| v.start_height),
+                bip152_hb_to: self.high_bandwidth_to.contains(id),
+                bip152_hb_from: p.high_bandwidth_from,
                 connection_type: if p.inbound {
                     ConnectionType::Inbound
                 } else if p.operator {
@@ -788,13 +902,78 @@ mod tests {
             id: a.id,
             hashes: vec![inv.hash],
         });
-        m.handle(Command::Announce(inv));
-        m.handle(Command::Announce(inv));
+        m.handle(Command::Announce { inv, compact: None });
+        m.handle(Command::Announce { inv, compact: None });
         assert!(a.sent().is_empty(), "a sent it to us");
         assert!(matches!(&b.sent()[..], [Message::Inv(i)] if i == &vec![inv]));
         assert!(c.sent().is_empty(), "no handshake yet");
         m.handle(Command::PingAll);
         assert_eq!(c.sent().len(), 1, "pings go to everyone");
+    }
+
+    /// The last three compact-block peers to deliver a new block first are asked for
+    /// high-bandwidth relay, the oldest of them dropped back when a fourth delivers; a peer
+    /// without compact blocks is never asked. Peers that asked us get a `cmpctblock` instead
+    /// of the block's `inv`.
+    #[test]
+    fn high_bandwidth_peers_are_the_last_three_to_deliver() {
+        let mut m = Manager::new(config(), AddrBook::new());
+        let mut peers: Vec<TestPeer> = (1..=5)
+            .map(|i| register(&mut m, &format!("10.0.0.{i}:1000"), true, false))
+            .collect();
+        let low = SendCmpct {
+            high_bandwidth: false,
+            version: COMPACT_VERSION,
+        };
+        for p in &peers[..4] {
+            handshake(&mut m, p);
+            m.handle(Command::SendCmpct { id: p.id, msg: low });
+        }
+        handshake(&mut m, &peers[4]);
+        let mode = |m: &Message| match m {
+            Message::SendCmpct(s) => Some(s.high_bandwidth),
+            _ => None,
+        };
+        for p in &peers {
+            m.handle(Command::DeliveredBlock(p.id));
+        }
+        m.handle(Command::DeliveredBlock(peers[1].id)); // already chosen: nothing sent
+        let sent: Vec<Vec<Option<bool>>> = peers
+            .iter_mut()
+            .map(|p| p.sent().iter().map(mode).collect())
+            .collect();
+        assert_eq!(sent[0], [Some(true), Some(false)], "dropped for the fourth");
+        assert_eq!(sent[1], [Some(true)]);
+        assert_eq!(sent[3], [Some(true)]);
+        assert!(sent[4].is_empty(), "no compact blocks: never asked");
+        let info = ask(&mut m, Command::PeerInfo);
+        let chosen: Vec<bool> = info.iter().map(|p| p.bip152_hb_to).collect();
+        assert_eq!(chosen, [false, true, true, true, false]);
+
+        // Peer 3 asks for high-bandwidth relay from us.
+        let high = SendCmpct {
+            high_bandwidth: true,
+            ..low
+        };
+        m.handle(Command::SendCmpct {
+            id: peers[2].id,
+            msg: high,
+        });
+        let block = chaincore::Network::Regtest.genesis_block();
+        let hash = block.block_hash();
+        assert!(ask(&mut m, |reply| Command::WantsCompact { hash, reply }));
+        let compact = Arc::new(CompactBlock::from_block(block, 1));
+        let inv = Inv {
+            kind: INV_BLOCK,
+            hash: hash.to_byte_array(),
+        };
+        m.handle(Command::Announce {
+            inv,
+            compact: Some(compact.clone()),
+        });
+        assert!(!ask(&mut m, |reply| Command::WantsCompact { hash, reply }));
+        assert!(matches!(&peers[2].sent()[..], [Message::CmpctBlock(c)] if **c == *compact));
+        assert!(matches!(&peers[1].sent()[..], [Message::Inv(i)] if i == &vec![inv]));
     }
 
     /// Bans refuse inbound connections; `setban` also ends the banned IP's sessions, a ban

@@ -1,14 +1,25 @@
 //! One peer connection: the handshake, the session loop, and the answer to every message
 //! (headers-first sync through [`super::download::Download`], block and transaction relay,
-//! `getdata` within the send budget, `addr` gossip). What the network shares (the peer
+//! `getdata` within the send budget, `addr` gossip, compact blocks). What the network shares (the peer
 //! table, known inventory, addresses, bans, blocks in flight) is the manager's: a session
 //! tells it and asks it through its [`P2pHandle`], and keeps only its own peer's state.
+//!
+//! Compact blocks (BIP152): every peer is told `sendcmpct` (low bandwidth) after the
+//! handshake; the manager asks the peers that deliver new blocks first to switch to high
+//! bandwidth. A `cmpctblock` for the block after our tip is rebuilt from the mempool and the
+//! orphan pool; missing transactions are asked for with `getblocktxn`; a block that cannot be
+//! rebuilt (duplicate short IDs, a short ID collision caught by the merkle root) is fetched
+//! whole. A block about to extend our tip, whose header and proof of work check out, is
+//! pushed as a `cmpctblock` to high-bandwidth peers before it is fully validated, as BIP152
+//! allows; so a block that reached us as a compact block and turns out invalid costs its
+//! sender no ban (it may have relayed it unvalidated, as we do), as in Bitcoin Core.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chaincore::block::Block;
 use chaincore::pow::Work;
 use chaincore::validation::{self, RuleError};
 use chaincore::{BlockHash, Txid};
@@ -19,13 +30,18 @@ use tokio_util::codec::FramedRead;
 use super::bans::BAN_TIME;
 use super::download::{Download, MAX_QUEUED_BLOCKS};
 use super::manager::{self, Command};
+use super::message::compact::{
+    BlockTxn, CompactBlock, CompactError, GetBlockTxn, SendCmpct, COMPACT_VERSION,
+    SHORT_IDS_BLOCKS_VERSION,
+};
 use super::message::{
-    self, Codec, Inv, Message, Version, INV_BLOCK, INV_TX, MAX_HEADERS, PROTOCOL_VERSION,
+    self, Codec, Inv, Message, Version, INV_BLOCK, INV_CMPCT_BLOCK, INV_TX, MAX_HEADERS,
+    PROTOCOL_VERSION,
 };
 use super::outbox::{self, Outbox};
 use super::traffic::Counted;
-use super::{P2pHandle, PeerError, MAX_IN_FLIGHT};
-use crate::chain::{unix_now, ChainError};
+use super::{P2pHandle, P2pStopped, PeerError, MAX_IN_FLIGHT};
+use crate::chain::{unix_now, Accepted, ChainError};
 use crate::node::Relayed;
 
 /// Time allowed for the version handshake.
@@ -56,6 +72,22 @@ const MAX_BLOCKS_PER_GETDATA: usize = 2 * MAX_IN_FLIGHT;
 /// Queued blocks offered to the manager per [`Command::Claim`] (most are free: one round
 /// trip usually fills the peer's room).
 const CLAIM_CHUNK: usize = 4 * MAX_IN_FLIGHT;
+
+/// A block asked for as a compact block is sent whole if it is deeper than this below our
+/// tip (Core's `MAX_CMPCTBLOCK_DEPTH`).
+const MAX_CMPCTBLOCK_DEPTH: u32 = 5;
+
+/// `getblocktxn` for a block deeper than this below our tip is answered with the whole block
+/// (Core's `MAX_BLOCKTXN_DEPTH`).
+const MAX_BLOCKTXN_DEPTH: u32 = 10;
+
+/// How a block reached us.
+enum Source {
+    /// A `block` message.
+    Full,
+    /// Rebuilt from a `cmpctblock` (and a `blocktxn`); its txids.
+    Compact(Vec<Txid>),
+}
 
 /// The socket a session reads from.
 type Reader = FramedRead<Counted<tokio::net::tcp::OwnedReadHalf>, Codec>;
@@ -160,10 +192,7 @@ impl P2pHandle {
     ) -> Result<(), PeerError> {
         // Handshake. Our nonce is known to the manager before our `version` leaves, so if
         // this connection loops back to us the other side recognises it.
-        let nonce: u64 = {
-            use rand_core::RngCore;
-            rand_core::OsRng.next_u64()
-        };
+        let nonce = super::random_nonce();
         self.send(Command::OurNonce(nonce)).await?;
         let height = self.shared.node.tip.borrow().height;
         let version = Version {
@@ -190,7 +219,7 @@ impl P2pHandle {
                                 "peer is on another chain (genesis differs)".into(),
                             ));
                         }
-                        let theirs = (v.addr_recv, v.start_height);
+                        let theirs = (v.addr_recv, v.start_height, v.version);
                         let recorded = self
                             .ask(|reply| Command::Version {
                                 id,
@@ -219,11 +248,22 @@ impl P2pHandle {
         };
         let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await;
         self.send(Command::NonceDone(nonce)).await?;
-        let (seen_as, their_height) = done
+        let (seen_as, their_height, their_version) = done
             .map_err(|_| PeerError::Disconnect("handshake timed out".into()))??
             .unwrap_or_default();
         reader.decoder_mut().handshake_done = true;
         tracing::info!(peer = %addr, "peer connected");
+        // We speak compact blocks to peers whose protocol has them; high bandwidth is asked
+        // for later, of the peers that deliver new blocks first.
+        if their_version >= SHORT_IDS_BLOCKS_VERSION {
+            self.queue(
+                send,
+                Message::SendCmpct(SendCmpct {
+                    high_bandwidth: false,
+                    version: COMPACT_VERSION,
+                }),
+            )?;
+        }
         let mut sync = Download::default();
         if !inbound {
             // Reachable: remember it, and ask it for more addresses.
@@ -309,24 +349,18 @@ impl P2pHandle {
                         None => missing.push(inv),
                     }
                 }
-                INV_BLOCK if blocks < MAX_BLOCKS_PER_GETDATA => {
+                INV_BLOCK | INV_CMPCT_BLOCK if blocks < MAX_BLOCKS_PER_GETDATA => {
                     blocks += 1;
                     send.below_budget().await;
-                    let node = self.shared.node.clone();
-                    let read = tokio::task::spawn_blocking(move || {
-                        let snap = node.snapshot();
-                        crate::store::read::block(&snap.rtx, &BlockHash(inv.hash))
-                    })
-                    .await
-                    .map_err(|e| PeerError::Disconnect(e.to_string()))?;
-                    match read {
-                        Ok(Some(b)) => self.queue(send, Message::Block(b))?,
-                        Ok(None) => missing.push(inv),
-                        // Not the peer's business: the node stops.
-                        Err(e) => {
-                            self.shared.node.store_failed(&e);
-                            return Err(PeerError::Disconnect(format!("store failure: {e}")));
+                    match self.read_block(BlockHash(inv.hash)).await? {
+                        Some((b, depth))
+                            if inv.kind == INV_CMPCT_BLOCK && depth <= MAX_CMPCTBLOCK_DEPTH =>
+                        {
+                            let compact = CompactBlock::from_block(&b, super::random_nonce());
+                            self.queue(send, Message::CmpctBlock(Box::new(compact)))?
                         }
+                        Some((b, _)) => self.queue(send, Message::Block(b))?,
+                        None => missing.push(inv),
                     }
                 }
                 _ => missing.push(inv),
@@ -336,6 +370,68 @@ impl P2pHandle {
             self.queue(send, Message::NotFound(missing))?;
         }
         Ok(())
+    }
+
+    /// A stored block, or the one just relayed before validation, and how deep it is below our tip (0: the tip; a block off the active
+    /// chain counts from its height); `None` if we do not have it. A store failure stops the
+    /// node (it is not the peer's business).
+    async fn read_block(&self, hash: BlockHash) -> Result<Option<(Block, u32)>, PeerError> {
+        if let Some(recent) = self.recent_block(&hash) {
+            return Ok(Some((Block::clone(&recent), 0)));
+        }
+        let node = self.shared.node.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let snap = node.snapshot();
+            let depth = snap.index.entry(&hash).map_or(u32::MAX, |e| {
+                snap.index.tip_height().saturating_sub(e.height)
+            });
+            crate::store::read::block(&snap.rtx, &hash).map(|b| b.map(|b| (b, depth)))
+        })
+        .await
+        .map_err(|e| PeerError::Disconnect(e.to_string()))?;
+        read.map_err(|e| {
+            self.shared.node.store_failed(&e);
+            PeerError::Disconnect(format!("store failure: {e}"))
+        })
+    }
+
+    /// Answers a `getblocktxn` with the transactions asked for, or with the whole block if
+    /// it is deeper than [`MAX_BLOCKTXN_DEPTH`]; an index past the block's end is
+    /// misbehaviour (Core: "getblocktxn with out-of-bounds tx indices"); a block we do not
+    /// have is ignored.
+    async fn serve_block_txn(&self, req: GetBlockTxn, send: &Outbox) -> Result<(), PeerError> {
+        send.below_budget().await;
+        let found = match self.recent_block(&req.block_hash) {
+            Some(recent) => Some((recent, 0)),
+            None => self
+                .read_block(req.block_hash)
+                .await?
+                .map(|(b, depth)| (Arc::new(b), depth)),
+        };
+        let Some((block, depth)) = found else {
+            tracing::debug!(hash = %req.block_hash, "getblocktxn for a block we lack");
+            return Ok(());
+        };
+        if depth > MAX_BLOCKTXN_DEPTH {
+            return self.queue(send, Message::Block(Block::clone(&block)));
+        }
+        let mut txs = Vec::with_capacity(req.indexes.len().min(block.txdata.len()));
+        for i in req.indexes {
+            let tx = block.txdata.get(i).ok_or_else(|| {
+                PeerError::Misbehaved(format!(
+                    "getblocktxn index {i} past the end of block {}",
+                    req.block_hash
+                ))
+            })?;
+            txs.push(tx.clone());
+        }
+        self.queue(
+            send,
+            Message::BlockTxn(BlockTxn {
+                block_hash: req.block_hash,
+                txs,
+            }),
+        )
     }
 
     /// Answers a `mempool` request (BIP35): every pool transaction by `inv`, parents first,
@@ -409,6 +505,10 @@ impl P2pHandle {
     ) -> Result<(), PeerError> {
         match msg {
             Message::Ping(n) => self.queue(send, Message::Pong(n))?,
+            Message::SendCmpct(msg) => self.send(Command::SendCmpct { id, msg }).await?,
+            Message::CmpctBlock(compact) => self.on_compact_block(id, *compact, send, sync).await?,
+            Message::GetBlockTxn(req) => self.serve_block_txn(req, send).await?,
+            Message::BlockTxn(txn) => self.on_block_txn(id, txn, send, sync).await?,
             Message::Pong(_)
             | Message::SendHeaders
             | Message::Unknown(_)
@@ -499,65 +599,12 @@ impl P2pHandle {
                 }
             }
             Message::GetData(items) => self.serve_getdata(items, send).await?,
+            Message::Block(block) => self.on_block(id, block, Source::Full, send, sync).await?,
             Message::MemPool if !sync.mempool_served => {
                 sync.mempool_served = true;
                 self.serve_mempool(id, send).await?;
             }
             Message::MemPool => {}
-            Message::Block(block) => {
-                let hash = block.block_hash();
-                let header_time = block.header.time;
-                self.mark_known(id, vec![hash.to_byte_array()]).await?;
-                let requested = sync.in_flight.contains_key(&hash);
-                if !requested && block.header.prev_blockhash != self.shared.node.tip.borrow().hash {
-                    // Unsolicited and not extending our tip: ignored, so a peer cannot make
-                    // us store blocks of a chain lighter than ours.
-                    return Ok(());
-                }
-                sync.received(&hash);
-                self.send(Command::Arrived(hash)).await?;
-                let node = self.shared.node.clone();
-                let result = tokio::task::spawn_blocking(move || node.submit_block(block))
-                    .await
-                    .map_err(|e| PeerError::Disconnect(e.to_string()))?;
-                match result {
-                    Ok(_) | Err(ChainError::Duplicate) => {}
-                    Err(ChainError::Rule(r)) if r.reason == RuleError::PrevBlockNotFound => {
-                        self.queue(send, self.get_headers())?
-                    }
-                    // Our clock may be the slow one (Core's BLOCK_TIME_FUTURE): no penalty, and
-                    // nothing recorded, so the block is fetched again when announced later.
-                    Err(ChainError::Rule(r)) if r.reason == RuleError::TimeTooNew => {
-                        let wait = u64::from(header_time)
-                            .saturating_sub(unix_now() + validation::MAX_FUTURE_BLOCK_TIME as u64);
-                        if sync.future.len() >= MAX_FUTURE_BLOCKS {
-                            sync.future.clear();
-                        }
-                        sync.future
-                            .insert(hash, Instant::now() + Duration::from_secs(wait + 1));
-                        tracing::info!(%hash, wait_s = wait + 1, "block from the future dropped; asked for again once its time is valid");
-                        // Not at once: the peer would send the same header straight back.
-                        return Ok(());
-                    }
-                    Err(ChainError::Rule(r)) => {
-                        return Err(PeerError::Misbehaved(format!(
-                            "invalid block: {}",
-                            r.detail()
-                        )))
-                    }
-                    Err(ChainError::DuplicateInvalid) => {
-                        return Err(PeerError::Misbehaved(format!(
-                            "sent known-invalid block {hash}"
-                        )))
-                    }
-                    Err(e) => return Err(PeerError::Disconnect(format!("store failure: {e}"))),
-                }
-                self.request_blocks(id, send, sync).await?;
-                if sync.queue.is_empty() && sync.in_flight.is_empty() {
-                    // Caught up with what we queued: ask whether the peer has more.
-                    self.queue(send, self.get_headers())?;
-                }
-            }
             Message::Tx(tx) => {
                 let txid = tx.compute_txid();
                 self.mark_known(id, vec![txid.to_byte_array()]).await?;
@@ -593,6 +640,265 @@ impl P2pHandle {
             }
         }
         Ok(())
+    }
+
+    /// Takes a block from peer `id`, whole or rebuilt from a compact block (`source`): a
+    /// block about to extend our tip is pushed to high-bandwidth peers first (see
+    /// [`P2pHandle::relay_before_validation`]), then it is submitted; a peer that gave us a
+    /// new best block first becomes a high-bandwidth candidate. An invalid block is
+    /// misbehaviour if it came whole, and only logged if it came as a compact block (BIP152
+    /// lets its sender relay it before validating it; Core's `via_compact_block`).
+    async fn on_block(
+        &self,
+        id: u64,
+        block: Block,
+        source: Source,
+        send: &Outbox,
+        sync: &mut Download,
+    ) -> Result<(), PeerError> {
+        let hash = block.block_hash();
+        let header_time = block.header.time;
+        self.mark_known(id, vec![hash.to_byte_array()]).await?;
+        let requested = sync.in_flight.contains_key(&hash);
+        let extends_tip = block.header.prev_blockhash == self.shared.node.tip.borrow().hash;
+        if !requested && !extends_tip {
+            // Unsolicited and not extending our tip: ignored, so a peer cannot make
+            // us store blocks of a chain lighter than ours.
+            return Ok(());
+        }
+        sync.received(&hash);
+        if sync
+            .compact
+            .as_ref()
+            .is_some_and(|p| p.block_hash() == hash)
+        {
+            sync.compact = None;
+        }
+        self.send(Command::Arrived(hash)).await?;
+        let via_compact = matches!(source, Source::Compact(_));
+        if extends_tip {
+            self.relay_before_validation(&block, source).await?;
+        }
+        let node = self.shared.node.clone();
+        let result = tokio::task::spawn_blocking(move || node.submit_block(block))
+            .await
+            .map_err(|e| PeerError::Disconnect(e.to_string()))?;
+        match result {
+            Ok(Accepted::BestChain) => self.send(Command::DeliveredBlock(id)).await?,
+            Ok(Accepted::SideChain) | Err(ChainError::Duplicate) => {}
+            Err(ChainError::Rule(r)) if r.reason == RuleError::PrevBlockNotFound => {
+                self.queue(send, self.get_headers())?
+            }
+            // Our clock may be the slow one (Core's BLOCK_TIME_FUTURE): no penalty, and
+            // nothing recorded, so the block is fetched again when announced later.
+            Err(ChainError::Rule(r)) if r.reason == RuleError::TimeTooNew => {
+                let wait = u64::from(header_time)
+                    .saturating_sub(unix_now() + validation::MAX_FUTURE_BLOCK_TIME as u64);
+                if sync.future.len() >= MAX_FUTURE_BLOCKS {
+                    sync.future.clear();
+                }
+                sync.future
+                    .insert(hash, Instant::now() + Duration::from_secs(wait + 1));
+                tracing::info!(%hash, wait_s = wait + 1, "block from the future dropped; asked for again once its time is valid");
+                // Not at once: the peer would send the same header straight back.
+                return Ok(());
+            }
+            Err(ChainError::Rule(r)) if via_compact => {
+                tracing::warn!(%hash, "compact block from a peer is invalid (not held against it): {}", r.detail());
+                return Ok(());
+            }
+            Err(ChainError::DuplicateInvalid) if via_compact => return Ok(()),
+            Err(ChainError::Rule(r)) => {
+                return Err(PeerError::Misbehaved(format!(
+                    "invalid block: {}",
+                    r.detail()
+                )))
+            }
+            Err(ChainError::DuplicateInvalid) => {
+                return Err(PeerError::Misbehaved(format!(
+                    "sent known-invalid block {hash}"
+                )))
+            }
+            Err(e) => return Err(PeerError::Disconnect(format!("store failure: {e}"))),
+        }
+        self.request_blocks(id, send, sync).await?;
+        if sync.queue.is_empty() && sync.in_flight.is_empty() {
+            // Caught up with what we queued: ask whether the peer has more.
+            self.queue(send, self.get_headers())?;
+        }
+        Ok(())
+    }
+
+    /// BIP152 high-bandwidth relay: `block`, which extends our tip, goes to the peers in
+    /// high-bandwidth mode that lack it as a `cmpctblock` as soon as its header is valid
+    /// (proof of work, difficulty, time), before its transactions are validated. A block
+    /// rebuilt from a compact block has had its merkle root checked as well.
+    async fn relay_before_validation(
+        &self,
+        block: &Block,
+        source: Source,
+    ) -> Result<(), P2pStopped> {
+        let hash = block.block_hash();
+        let header_ok = {
+            let snap = self.shared.node.snapshot();
+            let header = &block.header;
+            snap.index
+                .entry(&header.prev_blockhash)
+                .is_some_and(|prev| {
+                    let mtp = snap.index.median_time_past(&header.prev_blockhash);
+                    validation::check_proof_of_work(header, self.shared.node.network).is_ok()
+                        && validation::check_difficulty(header, snap.index.next_bits(prev)).is_ok()
+                        && validation::check_block_time(header, mtp, unix_now() as i64).is_ok()
+                })
+        };
+        if !header_ok
+            || !self
+                .ask(|reply| Command::WantsCompact { hash, reply })
+                .await?
+        {
+            return Ok(());
+        }
+        let txids = match source {
+            Source::Compact(txids) => txids,
+            Source::Full => block.compute_txids(),
+        };
+        let compact = CompactBlock::with_txids(block, &txids, super::random_nonce());
+        // Their `getblocktxn` may come before the block is stored.
+        self.set_recent_block(Arc::new(block.clone()));
+        self.send(Command::RelayCompact(Arc::new(compact))).await
+    }
+
+    /// A `cmpctblock`: its header must carry valid proof of work (misbehaviour otherwise). A
+    /// block we have is done; one not on our tip is taken as an announcement of its header;
+    /// one on our tip is rebuilt from the mempool and the orphan pool, its missing
+    /// transactions asked for with `getblocktxn`, or fetched whole if it cannot be rebuilt.
+    async fn on_compact_block(
+        &self,
+        id: u64,
+        compact: CompactBlock,
+        send: &Outbox,
+        sync: &mut Download,
+    ) -> Result<(), PeerError> {
+        let hash = compact.block_hash();
+        self.mark_known(id, vec![hash.to_byte_array()]).await?;
+        validation::check_proof_of_work(&compact.header, self.shared.node.network)
+            .map_err(|e| PeerError::Misbehaved(format!("compact block {hash}: {e}")))?;
+        let (have, on_tip) = {
+            let snap = self.shared.node.snapshot();
+            (
+                snap.index.entry(&hash).is_some(),
+                compact.header.prev_blockhash == snap.index.tip_hash(),
+            )
+        };
+        let requested = sync.in_flight.contains_key(&hash);
+        if have {
+            if requested {
+                sync.received(&hash);
+                self.send(Command::Arrived(hash)).await?;
+            }
+            return Ok(());
+        }
+        if !on_tip {
+            if requested {
+                // Asked for as a compact block, but our tip has moved since: take it whole.
+                return self.fetch_whole(hash, send, sync);
+            }
+            return self.on_headers(id, vec![compact.header], send, sync).await;
+        }
+        let rebuilt = {
+            let snap = self.shared.node.snapshot();
+            let orphans = self.shared.node.orphan_transactions();
+            compact.reconstruct(
+                snap.mempool
+                    .entries()
+                    .map(|e| (e.txid, &e.tx))
+                    .chain(orphans.iter().map(|(txid, tx)| (*txid, tx))),
+            )
+        };
+        let partial = match rebuilt {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(%hash, "compact block not rebuilt, fetching it whole: {e}");
+                return self.fetch_whole(hash, send, sync);
+            }
+        };
+        let indexes = partial.missing();
+        if indexes.is_empty() {
+            return match partial.fill(Vec::new()) {
+                Ok((block, txids)) => {
+                    tracing::debug!(%hash, txs = txids.len(), "block rebuilt from a compact block");
+                    self.on_block(id, block, Source::Compact(txids), send, sync)
+                        .await
+                }
+                Err(e) => {
+                    tracing::debug!(%hash, "compact block not rebuilt, fetching it whole: {e}");
+                    self.fetch_whole(hash, send, sync)
+                }
+            };
+        }
+        tracing::info!(
+            %hash,
+            missing = indexes.len(),
+            txs = partial.tx_count(),
+            "compact block: asking the peer for the transactions we lack (getblocktxn)"
+        );
+        sync.compact = Some(partial);
+        sync.requested(&[hash]);
+        self.queue(
+            send,
+            Message::GetBlockTxn(GetBlockTxn {
+                block_hash: hash,
+                indexes,
+            }),
+        )
+    }
+
+    /// A `blocktxn`: completes the compact block we asked it for (one for another block is
+    /// ignored, as Core ignores it). Transactions more or fewer than asked for are
+    /// misbehaviour; a rebuilt block that fails its merkle root is fetched whole.
+    async fn on_block_txn(
+        &self,
+        id: u64,
+        txn: BlockTxn,
+        send: &Outbox,
+        sync: &mut Download,
+    ) -> Result<(), PeerError> {
+        let hash = txn.block_hash;
+        let Some(partial) = sync.compact.take_if(|p| p.block_hash() == hash) else {
+            tracing::debug!(%hash, "unrequested blocktxn ignored");
+            return Ok(());
+        };
+        match partial.fill(txn.txs) {
+            Ok((block, txids)) => {
+                self.on_block(id, block, Source::Compact(txids), send, sync)
+                    .await
+            }
+            Err(CompactError::WrongBlockTxn) => Err(PeerError::Misbehaved(format!(
+                "blocktxn for {hash} does not answer our getblocktxn"
+            ))),
+            Err(e) => {
+                tracing::debug!(%hash, "compact block not rebuilt, fetching it whole: {e}");
+                self.fetch_whole(hash, send, sync)
+            }
+        }
+    }
+
+    /// Falls back to the whole block (BIP152): asks this peer for it, and counts it in
+    /// flight, so the answer is taken and a peer that never sends it stalls.
+    fn fetch_whole(
+        &self,
+        hash: BlockHash,
+        send: &Outbox,
+        sync: &mut Download,
+    ) -> Result<(), PeerError> {
+        sync.requested(&[hash]);
+        self.queue(
+            send,
+            Message::GetData(vec![Inv {
+                kind: INV_BLOCK,
+                hash: hash.to_byte_array(),
+            }]),
+        )
     }
 
     /// Checks a `headers` message and decides what to fetch: held back while the chain it
