@@ -135,6 +135,17 @@ fn until_all_have(nodes: &[Node], hash: &Value, since: Instant) -> Duration {
     }
 }
 
+/// Seconds `node` has spent connecting blocks so far (its `chaincore_block_connect_seconds`).
+fn connect_seconds(node: &Node) -> f64 {
+    let (status, body) = node.get("/metrics").expect("metrics answer");
+    assert_eq!(status, 200);
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("chaincore_block_connect_seconds_sum "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("chaincore_block_connect_seconds_sum in /metrics")
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -214,21 +225,25 @@ fn main() {
     let block = chaincore_tests::solve_block(&line[0], &lock(), spends, 0);
     let size = block.size();
     let before = bytes_sent(&line);
+    let last_connects = connect_seconds(&line[4]);
     let start = Instant::now();
     assert_eq!(
         line[0].rpc("submitblock", json!([hex::encode(serialize(&block))])),
         Value::Null
     );
     // `submitblock` answers once the first node has connected the block: from then on the
-    // time is the relay along the line plus the last node's own connect.
+    // time is the relay along the line plus the last node's own connect (from its metrics).
     let origin = start.elapsed();
     let t = until_all_have(&line, &json!(block.block_hash().to_string()), start);
+    let last_connect = connect_seconds(&line[4]) - last_connects;
+    let relay = t.as_secs_f64() - origin.as_secs_f64() - last_connect;
     println!(
-        "propagation, {size}-byte block of {FULL_BLOCK_TXS} spends in every mempool: {:.1} ms in all ({:.1} ms per hop); {:.1} ms after the first node had it ({:.1} ms per hop), {:.0} bytes sent per hop",
+        "propagation, {size}-byte block of {FULL_BLOCK_TXS} spends in every mempool: {:.1} ms in all ({:.1} ms per hop); {:.1} ms after the first node had it, of which {:.1} ms the last node's connect: {:.1} ms relay per hop; {:.0} bytes sent per hop",
         ms(t),
         ms(t) / 4.0,
         ms(t - origin),
-        ms(t - origin) / 4.0,
+        last_connect * 1e3,
+        relay * 1e3 / 4.0,
         per_hop(&line, &before)
     );
     drop(line);
