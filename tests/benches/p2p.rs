@@ -78,9 +78,9 @@ fn make_coins(node: &Node, heights: std::ops::RangeInclusive<u64>) -> Vec<(OutPo
     coins
 }
 
-/// A solved block on `node`'s tip with `n` one-input spends taken from `coins`.
-fn full_block(node: &Node, coins: &mut Vec<(OutPoint, i64)>, n: usize) -> Block {
-    let spends: Vec<Transaction> = coins
+/// `n` one-input spends of `coins` (taken from it), each paying a fee of 1,000 units.
+fn spends(coins: &mut Vec<(OutPoint, i64)>, n: usize) -> Vec<Transaction> {
+    coins
         .drain(..n)
         .map(|(o, v)| {
             tx(
@@ -91,8 +91,12 @@ fn full_block(node: &Node, coins: &mut Vec<(OutPoint, i64)>, n: usize) -> Block 
                 }],
             )
         })
-        .collect();
-    chaincore_tests::solve_block(node, &lock(), spends, n as i64 * 1_000)
+        .collect()
+}
+
+/// A solved block on `node`'s tip with `n` one-input spends taken from `coins`.
+fn full_block(node: &Node, coins: &mut Vec<(OutPoint, i64)>, n: usize) -> Block {
+    chaincore_tests::solve_block(node, &lock(), spends(coins, n), n as i64 * 1_000)
 }
 
 /// P2P bytes sent so far by each node (`getnettotals`).
@@ -198,18 +202,7 @@ fn main() {
 
     // Transactions every mempool has (relayed first): a compact block per hop, rebuilt from
     // the mempool, relayed before validation, signatures not checked again.
-    let spends: Vec<Transaction> = coins
-        .drain(..FULL_BLOCK_TXS)
-        .map(|(o, v)| {
-            tx(
-                vec![o],
-                vec![TxOut {
-                    value: Amount::from_units(v - 1_000),
-                    script_pubkey: lock(),
-                }],
-            )
-        })
-        .collect();
+    let spends = spends(&mut coins, FULL_BLOCK_TXS);
     for t in &spends {
         line[0].rpc("sendrawtransaction", json!([hex::encode(serialize(t))]));
     }
