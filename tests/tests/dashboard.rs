@@ -8,227 +8,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
-use std::io::BufRead;
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+mod browser;
 
-use base64::Engine;
+use browser::{visible, Browser};
 use chaincore::encode::serialize;
 use chaincore::{Address, Amount, Network, OutPoint, Script, TxOut};
 use chaincore_tests::builder::Builder;
-use chaincore_tests::{signed_spend, wait_for, Node, TempDir, DEADLINE};
-use serde_json::{json, Value};
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::WebSocket;
-
-/// Where Debian puts Chromium.
-const CHROMIUM: &str = "/usr/bin/chromium";
+use chaincore_tests::{signed_spend, wait_for, Node, TempDir};
+use serde_json::json;
 /// A regtest address whose key nobody has (the README's): the payee.
 const PAYEE: &str = "r6Ku1CCtg8Q3AMdYBnm1WehvnEMNCSRwpg";
 /// The OP_RETURN text the send carries (with characters HTML must escape).
 const NOTE: &str = "hello <dashboard> & explorer";
-
-/// Headless Chromium with its DevTools socket, killed on drop.
-struct Browser {
-    child: Child,
-    page: WebSocket<MaybeTlsStream<TcpStream>>,
-    next_id: u64,
-    /// Exceptions and console errors the pages reported.
-    errors: Vec<String>,
-}
-
-impl Browser {
-    fn start(profile: &Path) -> Browser {
-        assert!(
-            Path::new(CHROMIUM).exists(),
-            "{CHROMIUM} is missing: the dashboard test needs Debian's chromium \
-             (apt-get install chromium; .ci/run installs it)"
-        );
-        let mut child = Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1280,1600",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg("about:blank")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("chromium starts");
-        // It prints `DevTools listening on ws://127.0.0.1:PORT/devtools/browser/ID`.
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("DevTools listening on ") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let browser_url = rx
-            .recv_timeout(DEADLINE)
-            .expect("chromium prints its DevTools address");
-        let port = browser_url
-            .trim_start_matches("ws://")
-            .split(['/', ':'])
-            .nth(1)
-            .unwrap()
-            .to_string();
-        let page_url = wait_for("chromium's page target", || {
-            let list = ureq::get(&format!("http://127.0.0.1:{port}/json/list"))
-                .call()
-                .ok()?
-                .into_string()
-                .ok()?;
-            let list: Value = serde_json::from_str(&list).ok()?;
-            list.as_array()?
-                .iter()
-                .find(|t| t["type"] == "page")?
-                .get("webSocketDebuggerUrl")?
-                .as_str()
-                .map(str::to_string)
-        });
-        let (page, _) = tungstenite::connect(page_url.as_str()).expect("DevTools connects");
-        if let MaybeTlsStream::Plain(s) = page.get_ref() {
-            s.set_read_timeout(Some(DEADLINE)).unwrap();
-        }
-        let mut b = Browser {
-            child,
-            page,
-            next_id: 0,
-            errors: Vec::new(),
-        };
-        b.call("Runtime.enable", json!({}));
-        b.call("Page.enable", json!({}));
-        b
-    }
-
-    /// Sends one DevTools command and returns its result, noting error events meanwhile.
-    fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let msg = json!({"id": id, "method": method, "params": params}).to_string();
-        self.page
-            .send(tungstenite::Message::Text(msg.into()))
-            .unwrap();
-        loop {
-            let tungstenite::Message::Text(text) = self.page.read().expect("DevTools answers")
-            else {
-                continue;
-            };
-            let v: Value = serde_json::from_str(text.as_str()).unwrap();
-            if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method} failed: {v}");
-                return v["result"].clone();
-            }
-            match v["method"].as_str() {
-                Some("Runtime.exceptionThrown") => self
-                    .errors
-                    .push(v["params"]["exceptionDetails"].to_string()),
-                Some("Runtime.consoleAPICalled") if v["params"]["type"] == "error" => {
-                    self.errors.push(v["params"]["args"].to_string())
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// The value of a JavaScript expression in the page.
-    fn eval(&mut self, expression: &str) -> Value {
-        let r = self.call(
-            "Runtime.evaluate",
-            json!({"expression": expression, "returnByValue": true}),
-        );
-        r["result"]["value"].clone()
-    }
-
-    /// Loads `url` and waits until the page and its script have run; returns the DOM.
-    fn open(&mut self, url: &str) -> String {
-        self.call("Page.navigate", json!({ "url": url }));
-        let started = Instant::now();
-        loop {
-            let ready = self.eval(
-                "document.readyState === 'complete' && document.documentElement.dataset.js === 'ready'",
-            );
-            if ready == json!(true) {
-                break;
-            }
-            assert!(started.elapsed() < DEADLINE, "{url} never finished loading");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        self.dom()
-    }
-
-    fn dom(&mut self) -> String {
-        self.eval("document.documentElement.outerHTML")
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    /// The visible text of the element `id`.
-    fn text(&mut self, id: &str) -> String {
-        self.eval(&format!(
-            "(document.getElementById({}) || {{}}).textContent || ''",
-            json!(id)
-        ))
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-    }
-
-    /// Fails on any script error so far: DevTools events and the page's own record.
-    fn assert_no_errors(&mut self, page: &str) {
-        let recorded = self.eval("document.documentElement.getAttribute('data-js-errors')");
-        assert_eq!(recorded, Value::Null, "{page} recorded script errors");
-        assert!(self.errors.is_empty(), "{page}: {:?}", self.errors);
-    }
-
-    fn screenshot(&mut self, path: &Path) {
-        let r = self.call("Page.captureScreenshot", json!({"format": "png"}));
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(r["data"].as_str().unwrap())
-            .unwrap();
-        assert!(png.starts_with(b"\x89PNG"), "a PNG");
-        std::fs::write(path, png).unwrap();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The text of a page with the tags stripped (for phrases split by markup).
-fn visible(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => {
-                in_tag = false;
-                out.push(' ');
-            }
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 #[test]
 fn dashboard_and_explorer_render_in_chromium() {
@@ -279,10 +70,11 @@ fn dashboard_and_explorer_render_in_chromium() {
     assert_eq!(browser.text("height"), "103");
     assert!(dom.contains(&mined), "the tip's hash: {text}");
     assert_eq!(browser.text("network"), "regtest");
+    // Blocks 1 to 103 (genesis pays no address): 102 built, one mined to `miner`.
     assert!(text.contains("Who mined the last 103 blocks"), "{text}");
     assert!(dom.contains("<polyline"), "charts are drawn");
     assert!(
-        text.contains(&miner[..12]),
+        text.contains(&format!("{miner}: 1 of 103 blocks")),
         "the miner in the distribution: {text}"
     );
     browser.screenshot(&dir.0.join("dashboard.png"));
@@ -357,6 +149,24 @@ fn dashboard_and_explorer_render_in_chromium() {
     let dom = browser.open(&format!("{base}/search?q=%3Cscript%3Enope"));
     assert!(visible(&dom).contains("404 \u{2014} Not found"), "{dom}");
     assert!(dom.contains("&lt;script&gt;nope"), "escaped");
+    // At phone width nothing sticks out sideways (wide tables scroll in their own box).
+    browser.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
+    );
+    for page in [
+        "/blocks",
+        &format!("/tx/{txid}"),
+        &format!("/block/{mined}"),
+        "/",
+    ] {
+        browser.open(&format!("{base}{page}"));
+        let fits = browser.eval("document.documentElement.scrollWidth <= window.innerWidth");
+        assert_eq!(fits, json!(true), "{page} is wider than a phone");
+    }
+    browser.screenshot(&dir.0.join("dashboard-phone.png"));
+    browser.assert_no_errors("the pages at phone width");
+
     let (status, _) = node.get("/search?q=nonsense").unwrap();
     assert_eq!(status, 404);
     let (status, _) = node.get(&format!("/tx/{}", "0".repeat(64))).unwrap();

@@ -387,14 +387,14 @@ fn facts(snap: &Snapshot, cache: &FactCache, hash: &BlockHash) -> Result<BlockFa
     Ok(f)
 }
 
-/// The last `n` blocks of the active chain (and the one before, for the first interval),
-/// oldest first.
+/// The last `n` blocks of the active chain, oldest first, genesis left out (its time is the
+/// network's launch, not a block interval, and it pays no address).
 fn chart_blocks(snap: &Snapshot, cache: &FactCache, n: u32) -> Result<Vec<ChartBlock>, Page> {
     let tip = snap.index.tip_height();
-    let from = tip.saturating_sub(n);
+    let from = (tip + 1).saturating_sub(n).max(1);
     let mut out = Vec::with_capacity(n as usize + 1);
     let mut prev_tx: Option<u64> = None;
-    for height in from.saturating_sub(1)..=tip {
+    for height in from - 1..=tip {
         let Some(hash) = snap.index.active_hash(height) else {
             continue;
         };
@@ -409,7 +409,6 @@ fn chart_blocks(snap: &Snapshot, cache: &FactCache, n: u32) -> Result<Vec<ChartB
         if height < from {
             continue;
         }
-        let txs = if height == 0 { 1 } else { txs };
         let f = facts(snap, cache, &hash)?;
         out.push(ChartBlock {
             height,

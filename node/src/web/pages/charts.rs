@@ -111,8 +111,10 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     if !lo.is_finite() || !hi.is_finite() {
         return (0.0, 1.0);
     }
-    if hi - lo < f64::EPSILON * hi.abs().max(1.0) {
-        return (lo - 0.5 * lo.abs().max(1.0), hi + 0.5 * hi.abs().max(1.0));
+    if hi - lo <= f64::EPSILON * hi.abs() {
+        // Flat: the value in the middle of a range half its size either side (0 to 1 for 0).
+        let room = if hi == 0.0 { 0.5 } else { 0.5 * hi.abs() };
+        return (lo - room, hi + room);
     }
     (lo, hi)
 }
@@ -153,6 +155,8 @@ mod tests {
         assert!(bars.contains("75.0%") && bars.contains("25.0%"), "{bars}");
         assert!(bars.contains("r6Ku1CCtg8Q3\u{2026}MNCSRwpg"), "{bars}");
         assert_eq!(bounds([5.0, 5.0].into_iter()), (2.5, 7.5));
+        assert_eq!(bounds([4e-10, 4e-10].into_iter()), (2e-10, 6e-10));
+        assert_eq!(bounds([0.0].into_iter()), (-0.5, 0.5));
         assert_eq!(bounds(std::iter::empty()), (0.0, 1.0));
     }
 }

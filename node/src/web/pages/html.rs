@@ -73,7 +73,7 @@ fn bytes(n: usize) -> String {
     }
 }
 
-/// A rate or count with an SI prefix (`12.3 k`).
+/// A rate or count with an SI prefix (`12.3 k`); small values keep three significant digits.
 fn si(v: f64, unit: &str) -> String {
     let prefixes = ["", "k", "M", "G", "T", "P", "E"];
     let mut v = v;
@@ -82,7 +82,21 @@ fn si(v: f64, unit: &str) -> String {
         v /= 1_000.0;
         i += 1;
     }
-    format!("{v:.2} {}{unit}", prefixes[i])
+    format!("{} {}{unit}", number(v), prefixes[i])
+}
+
+/// A number with two decimals, or three significant digits when it is small (regtest's
+/// difficulty is about 5e-10).
+pub fn number(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        "0".into()
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else if v.abs() >= 0.001 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.2e}")
+    }
 }
 
 /// A duration in seconds as `3d 4h`, `5h 6m`, `7m 8s` or `9s`.
@@ -216,7 +230,7 @@ pub fn live_part(s: &Status) -> Markup {
             }
             div.card {
                 h2 { "Difficulty" }
-                p.big #difficulty { (format!("{:.6}", i.difficulty)) }
+                p.big #difficulty { (number(i.difficulty)) }
                 p { "bits " (i.bits) }
             }
             div.card {
@@ -318,7 +332,7 @@ fn charts(s: &Status) -> Markup {
     let clock = |x: f64| utc(x as i64).get(11..).unwrap_or_default().to_string();
     let secs = |y: f64| format!("{y:.0} s");
     let plain = |y: f64| format!("{y:.0}");
-    let diff = |y: f64| format!("{y:.4}");
+    let diff = |y: f64| number(y);
     let rate = |y: f64| si(y, "H/s");
     let size = |y: f64| bytes(y.max(0.0) as usize);
     html! {
@@ -390,7 +404,7 @@ pub fn block(p: &BlockPage) -> String {
                     dt { "Subsidy" } dd { (coins(s.subsidy)) }
                     dt { "Outputs" } dd { (coins(s.total_out)) " in " (s.outs) " outputs" }
                 }
-                dt { "Difficulty" } dd { (format!("{:.6}", h.difficulty)) " (bits " (h.bits) ")" }
+                dt { "Difficulty" } dd { (number(h.difficulty)) " (bits " (h.bits) ")" }
                 dt { "Merkle root" } dd { code { (h.merkleroot) } }
                 dt { "Version, nonce" } dd { (h.versionHex) ", " (h.nonce) }
                 dt { "Chain work" } dd { code { (h.chainwork) } }
@@ -557,6 +571,10 @@ mod tests {
         assert_eq!(bytes(999), "999 B");
         assert_eq!(bytes(1_500), "1.5 kB");
         assert_eq!(si(1_234_567.0, "H/s"), "1.23 MH/s");
+        assert_eq!(si(0.000_21, "H/s"), "2.10e-4 H/s");
+        assert_eq!(number(4.656542373906925e-10), "4.66e-10");
+        assert_eq!(number(0.5), "0.5000");
+        assert_eq!(number(0.0), "0");
         assert_eq!(coins(150_000_000), "1.50000000");
         assert_eq!(printable(b"hello, world"), Some("hello, world"));
         assert_eq!(printable(b"\x00\x01"), None);

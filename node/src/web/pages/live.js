@@ -60,6 +60,7 @@
         refreshes += 1;
         root.setAttribute("data-refreshes", String(refreshes));
         root.setAttribute("data-refresh-ms", (performance.now() - started).toFixed(1));
+        root.setAttribute("data-refreshed-at", String(Date.now()));
         tickAges();
       })
       // The node restarting or gone is not a script error: say so and try on the next event.
