@@ -176,7 +176,8 @@ fn dashboard_and_explorer_render_in_chromium() {
 }
 
 /// Pages are read-only and never show a secret: no cookie value in any page, POST to `/` is
-/// still JSON-RPC (401 without credentials), and the pages send a same-origin CSP.
+/// still JSON-RPC (401 without credentials), the pages send a same-origin CSP, and they go
+/// with REST: off with `--rest=false`.
 #[test]
 fn pages_show_no_secret_and_leave_json_rpc_alone() {
     let dir = TempDir::new("dashboard-secrets");
@@ -213,4 +214,10 @@ fn pages_show_no_secret_and_leave_json_rpc_alone() {
         .unwrap();
     assert_eq!(answer.status, 401, "JSON-RPC at / still needs credentials");
     assert_eq!(node.rpc("getblockcount", json!([])), json!(3));
+
+    let off = Node::start(&dir.sub("off"), &["--rest=false"]);
+    let (status, body) = off.get("/").unwrap();
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("REST is off"));
+    assert_eq!(off.rpc("getblockcount", json!([])), json!(0));
 }

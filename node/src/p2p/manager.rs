@@ -798,6 +798,12 @@ mod tests {
         assert_eq!(info[0].version, None);
         assert_eq!(info[1].connection_type, ConnectionType::Inbound);
         assert_eq!(info[1].subver.as_deref(), Some("/test/"));
+        assert_eq!(info[1].pingtime, None, "no pong yet");
+        m.handle(Command::PingTime {
+            id: b.id,
+            millis: 250,
+        });
+        assert_eq!(ask(&mut m, Command::PeerInfo)[1].pingtime, Some(0.25));
         m.handle(Command::Unregister(a.id));
         m.handle(Command::Unregister(a.id));
         assert_eq!(ask(&mut m, Command::ConnectionCount), 1);

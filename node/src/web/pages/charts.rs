@@ -4,13 +4,13 @@
 use maud::{html, Markup};
 
 /// Drawing width and height (the `viewBox`).
-const W: f64 = 600.0;
-const H: f64 = 170.0;
+const W: f64 = 400.0;
+const H: f64 = 150.0;
 /// The plot area inside it: left, right, top, bottom.
-const LEFT: f64 = 64.0;
-const RIGHT: f64 = 592.0;
-const TOP: f64 = 10.0;
-const BOTTOM: f64 = 146.0;
+const LEFT: f64 = 58.0;
+const RIGHT: f64 = 394.0;
+const TOP: f64 = 8.0;
+const BOTTOM: f64 = 128.0;
 
 /// A line chart of `points` (x, y) titled `title`; `fmt_y` and `fmt_x` write the axis labels.
 /// Fewer than two points draw a note instead.
@@ -45,7 +45,7 @@ pub fn line(
     html! {
         figure.chart id=(id) {
             figcaption { (title) @if !last.is_empty() { " " span.now { "now " (last) } } }
-            svg viewBox={ "0 0 " (W) " " (H) } role="img" aria-label=(title) preserveAspectRatio="none" {
+            svg viewBox={ "0 0 " (W) " " (H) } role="img" aria-label=(title) {
                 title { (title) }
                 line.axis x1=(LEFT) y1=(BOTTOM) x2=(RIGHT) y2=(BOTTOM) {}
                 line.axis x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(BOTTOM) {}
@@ -65,10 +65,10 @@ pub fn line(
 
 /// Horizontal bars: each row's share of `total`, labelled.
 pub fn shares(id: &str, title: &str, rows: &[(String, usize)], total: usize) -> Markup {
-    let row_h = 22.0;
+    let row_h = 20.0;
     let height = (rows.len().max(1) as f64) * row_h + 8.0;
-    let bar_left = 200.0;
-    let bar_w = W - bar_left - 70.0;
+    let bar_left = 170.0;
+    let bar_w = W - bar_left - 52.0;
     html! {
         figure.chart id=(id) {
             figcaption { (title) }
@@ -95,11 +95,11 @@ pub fn shares(id: &str, title: &str, rows: &[(String, usize)], total: usize) -> 
 /// A long label cut in the middle (addresses stay recognisable by both ends).
 fn short(label: &str) -> String {
     let chars: Vec<char> = label.chars().collect();
-    if chars.len() <= 24 {
+    if chars.len() <= 20 {
         return label.to_string();
     }
-    let head: String = chars[..12].iter().collect();
-    let tail: String = chars[chars.len() - 8..].iter().collect();
+    let head: String = chars[..10].iter().collect();
+    let tail: String = chars[chars.len() - 6..].iter().collect();
     format!("{head}\u{2026}{tail}")
 }
 
@@ -135,7 +135,7 @@ mod tests {
         )
         .into_string();
         assert!(svg.contains("Interval &lt;s&gt;"), "{svg}");
-        assert_eq!(svg.matches("polyline").count(), 1);
+        assert_eq!(svg.matches("<polyline").count(), 1);
         assert!(
             svg.contains(&format!("{LEFT:.1},")),
             "the first point at the left"
@@ -153,7 +153,7 @@ mod tests {
         )
         .into_string();
         assert!(bars.contains("75.0%") && bars.contains("25.0%"), "{bars}");
-        assert!(bars.contains("r6Ku1CCtg8Q3\u{2026}MNCSRwpg"), "{bars}");
+        assert!(bars.contains("r6Ku1CCtg8\u{2026}CSRwpg"), "{bars}");
         assert_eq!(bounds([5.0, 5.0].into_iter()), (2.5, 7.5));
         assert_eq!(bounds([4e-10, 4e-10].into_iter()), (2e-10, 6e-10));
         assert_eq!(bounds([0.0].into_iter()), (-0.5, 0.5));
