@@ -402,7 +402,8 @@ pub fn block(p: &BlockPage) -> String {
                 @if let Some(s) = &p.stats {
                     dt { "Fees" } dd #block-fees { (coins(s.totalfee)) }
                     dt { "Subsidy" } dd { (coins(s.subsidy)) }
-                    dt { "Outputs" } dd { (coins(s.total_out)) " in " (s.outs) " outputs" }
+                    dt { "Outputs" } dd { (s.outs) }
+                    dt { "Value moved" } dd { (coins(s.total_out)) " (outputs of the non-coinbase transactions)" }
                 }
                 dt { "Difficulty" } dd { (number(h.difficulty)) " (bits " (h.bits) ")" }
                 dt { "Merkle root" } dd { code { (h.merkleroot) } }
