@@ -3,8 +3,8 @@
 //! and the test reads the rendered DOM: the height and tip on the dashboard, which updates
 //! itself from the event stream when a block is mined (no reload), a transaction's input
 //! address and OP_RETURN text, an address's balance after a send, and the search box's
-//! redirects and 404. No page may throw or log a console error, and a screenshot of the
-//! dashboard is written to the test's temp dir.
+//! redirects and 404; at phone width no page is wider than the screen. No page may throw or
+//! log a console error, and screenshots of the dashboard are written to the test's temp dir.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
