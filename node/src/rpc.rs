@@ -21,6 +21,7 @@ pub mod server;
 mod timing;
 
 pub(crate) use blockchain::{block_answer, header_info};
+pub(crate) use mining::network_hash_ps;
 
 use std::sync::Arc;
 

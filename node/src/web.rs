@@ -1,7 +1,7 @@
 //! The unauthenticated, read-only side of the RPC port, like Bitcoin Core's `-rest`:
 //! Core-style REST under `/rest/` ([`rest`]), a Server-Sent Events stream of the tip and the
-//! mempool at `/rest/events` ([`events`]), and Prometheus metrics at `/metrics`
-//! ([`crate::metrics`]). The block-range export ([`export`]) is shared by
+//! mempool at `/rest/events` ([`events`]), Prometheus metrics at `/metrics`
+//! ([`crate::metrics`]), and the browser dashboard and explorer at `/` ([`pages`]). The block-range export ([`export`]) is shared by
 //! `/rest/blocks/<from>/<to>.<format>` and the `export` command.
 //!
 //! `rpc::server` decides who gets here (loopback or `--rpcallowip`, and only with REST on)
@@ -11,6 +11,7 @@
 
 pub mod events;
 pub mod export;
+pub mod pages;
 pub mod rest;
 
 use std::convert::Infallible;
@@ -32,9 +33,20 @@ pub const MAX_EVENT_STREAMS: usize = 64;
 /// Path of the event stream.
 pub const EVENTS_PATH: &str = "/rest/events";
 
-/// True for the paths this module serves without authentication.
+/// True for the paths this module serves without authentication, whatever the method.
 pub fn is_web_path(path: &str) -> bool {
     path.starts_with("/rest/") || path == "/metrics"
+}
+
+/// True for the requests this module serves without authentication: those to
+/// [`is_web_path`] paths, and page loads (GET or HEAD of a [`pages::is_page_path`] path that
+/// is not a WebSocket upgrade; JSON-RPC, a POST or an upgrade to `/`, stays with RPC).
+pub fn is_web_request<B>(req: &http::Request<B>) -> bool {
+    let path = req.uri().path();
+    is_web_path(path)
+        || ((req.method() == http::Method::GET || req.method() == http::Method::HEAD)
+            && pages::is_page_path(path)
+            && !jsonrpsee::server::ws::is_upgrade_request(req))
 }
 
 /// Whatever must live until an answer has been written (the request permit, the connection's
@@ -48,6 +60,10 @@ pub struct Web {
     node: Arc<Node>,
     p2p: P2pHandle,
     event_streams: Arc<Semaphore>,
+    /// Mempool samples for the dashboard's chart.
+    samples: Arc<pages::Samples>,
+    /// Miner and size of blocks the pages have shown.
+    facts: Arc<pages::FactCache>,
 }
 
 /// An answer body before it becomes HTTP.
@@ -94,18 +110,21 @@ impl RestError {
 }
 
 impl Web {
-    /// Serves `node` (answering through the same builders as `rpc`).
+    /// Serves `node` (answering through the same builders as `rpc`); starts sampling the
+    /// mempool for the dashboard (so it must run on the Tokio runtime).
     pub fn new(rpc: Rpc, node: Arc<Node>, p2p: P2pHandle) -> Web {
         Web {
             rpc,
+            samples: pages::Samples::start(node.clone()),
             node,
             p2p,
             event_streams: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)),
+            facts: Default::default(),
         }
     }
 
-    /// Answers one GET request under `/rest/` or `/metrics`; `keep` is held until the whole
-    /// answer has been produced.
+    /// Answers one request that [`is_web_request`] accepted: GET under `/rest/` or
+    /// `/metrics`, or a page; `keep` is held until the whole answer has been produced.
     pub async fn serve<B>(&self, req: &http::Request<B>, keep: Keep) -> http::Response<HttpBody> {
         if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
             return text(
@@ -115,6 +134,10 @@ impl Web {
         }
         let path = req.uri().path();
         let query = req.uri().query().unwrap_or("");
+        if !is_web_path(path) {
+            let _keep = keep;
+            return pages::serve(self, path, query).await;
+        }
         let answer = if path == "/metrics" {
             self.metrics().await
         } else if path == EVENTS_PATH {

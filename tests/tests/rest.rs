@@ -375,7 +375,7 @@ impl Drop for Netns {
 }
 
 /// `curl` run inside namespace `ns`: the HTTP status, or 0 if no answer came.
-fn curl_in(ns: &str, url: &str) -> u16 {
+fn curl_in(ns: &str, url: &str, extra: &[&str]) -> u16 {
     let out = Command::new("ip")
         .args([
             "netns",
@@ -388,6 +388,7 @@ fn curl_in(ns: &str, url: &str) -> u16 {
             "-m",
             "10",
         ])
+        .args(extra)
         .args(["-w", "%{http_code}", url])
         .output()
         .expect("ip netns exec curl runs");
@@ -425,15 +426,19 @@ fn rest_on_a_non_loopback_bind_reaches_only_rpcallowip_clients() {
     );
     let url = format!("http://{host0}:{rpc_port}/rest/chaininfo.json");
     wait_for("REST from the allowed host", || {
-        (curl_in(ns1, &url) == 200).then_some(())
+        (curl_in(ns1, &url, &[]) == 200).then_some(())
     });
     assert_eq!(
-        curl_in(ns1, &format!("http://{host0}:{rpc_port}/metrics")),
+        curl_in(ns1, &format!("http://{host0}:{rpc_port}/metrics"), &[]),
         200
     );
-    // RPC from the allowed host still needs credentials.
+    // The dashboard too; JSON-RPC (a POST) from the allowed host still needs credentials.
     let rpc = format!("http://{host0}:{rpc_port}/");
-    assert_eq!(curl_in(ns1, &rpc), 401);
+    assert_eq!(curl_in(ns1, &rpc, &[]), 200);
+    assert_eq!(
+        curl_in(ns1, &rpc, &["-d", r#"{"method":"getblockcount"}"#]),
+        401
+    );
     // The test process, at the bridge address, is not in --rpcallowip: no answer at all.
     let outside = ureq::get(&url)
         .timeout(std::time::Duration::from_secs(10))

@@ -74,7 +74,7 @@ pub enum ConnectionType {
 }
 
 /// One peer in `getpeerinfo`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeerInfo {
     /// The node's id for the connection.
     pub id: u64,
@@ -92,6 +92,9 @@ pub struct PeerInfo {
     pub subver: Option<String>,
     /// The height it announced (null before its `version`).
     pub startingheight: Option<i32>,
+    /// Round trip of its last `pong` to one of our pings, in seconds (absent before one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pingtime: Option<f64>,
     /// We asked it to push new blocks to us as compact blocks (BIP152 high bandwidth).
     pub bip152_hb_to: bool,
     /// It asked us to push new blocks to it as compact blocks.

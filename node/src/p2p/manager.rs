@@ -202,6 +202,13 @@ pub enum Command {
     },
     /// Send a `ping` to every peer.
     PingAll,
+    /// Peer `id` answered one of our pings after `millis` milliseconds.
+    PingTime {
+        /// The peer.
+        id: u64,
+        /// The round trip.
+        millis: u64,
+    },
     /// Peers in Bitcoin Core's `getpeerinfo` shape, by id.
     PeerInfo(oneshot::Sender<Vec<PeerInfo>>),
     /// Number of connected peers (handshaken or not).
@@ -229,6 +236,8 @@ struct Peer {
     /// It asked for new blocks as `cmpctblock` before validation (Core's
     /// `m_bip152_highbandwidth_from`).
     high_bandwidth_from: bool,
+    /// Round trip of its last `pong` to our ping, in milliseconds.
+    ping_millis: Option<u64>,
 }
 
 /// The manager's state; [`Manager::run`] serves commands on it.
@@ -320,6 +329,7 @@ impl Manager {
                         kick,
                         compact: false,
                         high_bandwidth_from: false,
+                        ping_millis: None,
                     },
                 );
                 let _ = reply.send(id);
@@ -453,7 +463,12 @@ impl Manager {
             }
             Command::PingAll => {
                 for p in self.peers.values() {
-                    let _ = p.send.push(Message::Ping(unix_now()));
+                    let _ = p.send.push(Message::Ping(super::peer::ping_nonce()));
+                }
+            }
+            Command::PingTime { id, millis } => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.ping_millis = Some(millis);
                 }
             }
             Command::PeerInfo(reply) => {
@@ -628,6 +643,7 @@ impl Manager {
                 version: p.version.as_ref().map(|v| v.version),
                 subver: p.version.as_ref().map(|v| v.user_agent.clone()),
                 startingheight: p.version.as_ref().map(|v| v.start_height),
+                pingtime: p.ping_millis.map(|ms| ms as f64 / 1000.0),
                 bip152_hb_to: self.high_bandwidth_to.contains(id),
                 bip152_hb_from: p.high_bandwidth_from,
                 connection_type: if p.inbound {
@@ -782,6 +798,12 @@ mod tests {
         assert_eq!(info[0].version, None);
         assert_eq!(info[1].connection_type, ConnectionType::Inbound);
         assert_eq!(info[1].subver.as_deref(), Some("/test/"));
+        assert_eq!(info[1].pingtime, None, "no pong yet");
+        m.handle(Command::PingTime {
+            id: b.id,
+            millis: 250,
+        });
+        assert_eq!(ask(&mut m, Command::PeerInfo)[1].pingtime, Some(0.25));
         m.handle(Command::Unregister(a.id));
         m.handle(Command::Unregister(a.id));
         assert_eq!(ask(&mut m, Command::ConnectionCount), 1);

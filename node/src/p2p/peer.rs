@@ -50,6 +50,23 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Ping interval.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Longest round trip a `pong` is believed for (older nonces are not ours, or too stale).
+const MAX_PING: Duration = Duration::from_secs(600);
+
+/// The nonce of our pings: the Unix time in milliseconds, so a `pong` echoing it tells its
+/// round trip without a table of pings in flight (a peer can only lie about its own ping).
+pub fn ping_nonce() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The round trip in milliseconds a `pong` of `nonce` shows, if the nonce is one of ours.
+fn ping_millis(nonce: u64, now: u64) -> Option<u64> {
+    now.checked_sub(nonce)
+        .filter(|rtt| *rtt <= MAX_PING.as_millis() as u64)
+}
+
 /// A peer silent for this long is disconnected.
 const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -308,7 +325,7 @@ impl P2pHandle {
                     if sync.future_due() {
                         self.queue(send, self.get_headers())?;
                     }
-                    self.queue(send, Message::Ping(unix_now()))?;
+                    self.queue(send, Message::Ping(ping_nonce()))?;
                     if let Some(ours) = local.filter(|_| advertised.elapsed() > ADVERTISE_INTERVAL) {
                         advertised = Instant::now();
                         self.queue(send, Message::Addr(vec![ours]))?;
@@ -509,10 +526,12 @@ impl P2pHandle {
             Message::CmpctBlock(compact) => self.on_compact_block(id, *compact, send, sync).await?,
             Message::GetBlockTxn(req) => self.serve_block_txn(req, send).await?,
             Message::BlockTxn(txn) => self.on_block_txn(id, txn, send, sync).await?,
-            Message::Pong(_)
-            | Message::SendHeaders
-            | Message::Unknown(_)
-            | Message::NotFound(_) => {}
+            Message::Pong(nonce) => {
+                if let Some(millis) = ping_millis(nonce, ping_nonce()) {
+                    self.send(Command::PingTime { id, millis }).await?;
+                }
+            }
+            Message::SendHeaders | Message::Unknown(_) | Message::NotFound(_) => {}
             Message::Version(_) | Message::Verack => {
                 return Err(PeerError::Misbehaved("repeated handshake message".into()))
             }
@@ -1124,5 +1143,19 @@ async fn next(reader: &mut Reader) -> Result<Message, PeerError> {
         }
         Some(Err(e)) => Err(e.into()),
         None => Err(PeerError::Disconnect("connection closed".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pongs_tell_the_round_trip_of_our_pings_only() {
+        let now = ping_nonce();
+        assert_eq!(ping_millis(now - 42, now), Some(42));
+        assert_eq!(ping_millis(now + 1, now), None, "from the future");
+        // A ping of the Unix seconds that older nodes sent, or any stale nonce.
+        assert_eq!(ping_millis(now / 1000, now), None);
     }
 }

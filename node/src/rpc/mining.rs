@@ -218,7 +218,9 @@ fn block_template(node: &Node) -> RpcResult<BlockTemplate> {
     })
 }
 
-fn network_hash_ps(chain: &crate::chain::BlockIndex, nblocks: u32) -> f64 {
+/// Core's `getnetworkhashps`: the work of the last `nblocks` active blocks over the time they
+/// took (0 on a chain of one block).
+pub(crate) fn network_hash_ps(chain: &crate::chain::BlockIndex, nblocks: u32) -> f64 {
     let tip = chain.tip();
     let back = nblocks.min(tip.height);
     if back == 0 {

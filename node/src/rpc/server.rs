@@ -12,7 +12,8 @@
 //! requests (no `"jsonrpc"` member, as Bitcoin tools send) are upgraded for jsonrpsee and their
 //! answers turned back into `{"result","error","id"}`.
 //!
-//! `GET /rest/…` and `/metrics` skip authentication, like Core's `-rest`, while `--rest` is on
+//! `GET /rest/…`, `/metrics` and the dashboard's pages (`GET /`, see [`crate::web::pages`])
+//! skip authentication, like Core's `-rest`, while `--rest` is on
 //! (else 404): they are read-only and go to [`crate::web`], each with a request permit held
 //! until its answer has been produced (streamed ones until the stream ends); `/rest/events`
 //! streams hold none, only a socket and one of [`crate::web::MAX_EVENT_STREAMS`] slots.
@@ -365,7 +366,7 @@ impl Service<http::Request<hyper::body::Incoming>> for Connection {
             (self.secret.clone(), self.permits.clone(), self.conn.clone());
         let web = self.web.clone();
         Box::pin(async move {
-            if web::is_web_path(req.uri().path()) {
+            if web::is_web_request(&req) {
                 let Some(web) = web else {
                     return Ok(status(
                         http::StatusCode::NOT_FOUND,

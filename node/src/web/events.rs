@@ -62,6 +62,9 @@ pub fn stream(node: &Arc<Node>, keep: Keep) -> Reply {
         }
         tips.mark_unchanged();
         pool.mark_unchanged();
+        // When the pending `mempool` event goes out: changes are gathered for MEMPOOL_EVERY
+        // meanwhile, and a new tip (a block also changes the pool) still goes out at once.
+        let mut pool_due: Option<tokio::time::Instant> = None;
         loop {
             let next = tokio::select! {
                 _ = tx.closed() => return,
@@ -69,14 +72,19 @@ pub fn stream(node: &Arc<Node>, keep: Keep) -> Reply {
                     Ok(()) => { tips.mark_unchanged(); frame(&tip_event(&node)) }
                     Err(_) => return,
                 },
-                changed = pool.changed() => match changed {
+                changed = pool.changed(), if pool_due.is_none() => match changed {
                     Ok(()) => {
-                        tokio::time::sleep(MEMPOOL_EVERY).await;
-                        pool.mark_unchanged();
-                        frame(&mempool_event(&node))
+                        pool_due = Some(tokio::time::Instant::now() + MEMPOOL_EVERY);
+                        continue;
                     }
                     Err(_) => return,
                 },
+                _ = tokio::time::sleep_until(pool_due.unwrap_or_else(tokio::time::Instant::now)),
+                    if pool_due.is_some() => {
+                    pool_due = None;
+                    pool.mark_unchanged();
+                    frame(&mempool_event(&node))
+                }
                 _ = tokio::time::sleep(KEEPALIVE) => Bytes::from_static(b": keepalive\n\n"),
             };
             if tx.send(next).await.is_err() {
