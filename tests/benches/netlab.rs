@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use chaincore_tests::builder::Builder;
 use chaincore_tests::lab::Net;
+use chaincore_tests::netns::Wiring;
 use serde_json::json;
 
 /// Milliseconds since `t`.
@@ -63,9 +64,11 @@ fn bytes_sent(net: &Net, which: &[usize]) -> u64 {
 }
 
 fn run(n: usize, subnet: u8) {
-    let mut net = Net::start("bn", subnet, n + 1, n, &[]);
-    net.wait_connected(3);
     let all: Vec<usize> = (0..n).collect();
+    // The split below is the even hosts against the odd ones: the odd on the second hub.
+    let odd: Vec<usize> = all.iter().copied().filter(|i| i % 2 == 1).collect();
+    let mut net = Net::start("bn", subnet, n + 1, n, &[], &Wiring::split(&odd));
+    net.wait_connected(3);
     let mut builder = Builder::new();
     let genesis = chaincore::Network::Regtest.genesis_hash();
     let hashes = builder.submit_chain(net.node(0), &genesis, 2_000);

@@ -16,7 +16,7 @@ use chaincore::pow::block_subsidy;
 use chaincore::{Address, Network};
 use serde_json::{json, Value};
 
-use crate::netns::Lab;
+use crate::netns::{Lab, Wiring};
 use crate::{wait_for, Node, TempDir};
 
 /// Held while a lab runs; see [`exclusive`].
@@ -35,7 +35,7 @@ pub fn payout(miner: usize) -> String {
 }
 
 /// Nodes on the hosts of one lab; dropping it kills the nodes, then removes the namespaces and
-/// the bridge, then the data directories.
+/// the hubs, then the data directories.
 pub struct Net {
     /// Node `i` runs on host `i`; `None` until started.
     pub nodes: Vec<Option<Node>>,
@@ -46,11 +46,19 @@ pub struct Net {
 }
 
 impl Net {
-    /// A lab of `hosts` hosts on subnet `10.<net>.0.0/24` (names tagged `tag`, see
-    /// [`Lab::on_subnet`]) with nodes started on the first `running`, each with `args` too.
-    /// Panics, saying why, where namespaces cannot be made (not root): never a silent pass.
-    pub fn start(tag: &str, net: u8, hosts: usize, running: usize, args: &[&str]) -> Net {
-        let lab = Lab::on_subnet(tag, net, hosts).unwrap_or_else(|e| {
+    /// A lab of `hosts` hosts on subnet `10.<net>.0.0/24` (names tagged `tag`, joined as
+    /// `wiring` says, see [`Lab::on_subnet`]) with nodes started on the first `running`, each
+    /// with `args` too. Panics, saying why, where namespaces cannot be made (not root): never
+    /// a silent pass.
+    pub fn start(
+        tag: &str,
+        net: u8,
+        hosts: usize,
+        running: usize,
+        args: &[&str],
+        wiring: &Wiring,
+    ) -> Net {
+        let lab = Lab::on_subnet(tag, net, hosts, wiring).unwrap_or_else(|e| {
             panic!("the network lab needs root to create network namespaces (CI runs as root): {e}")
         });
         let mut net = Net {
@@ -105,6 +113,47 @@ impl Net {
             .iter()
             .filter_map(|p| p["addr"].as_str()?.split(':').next().map(str::to_string))
             .collect()
+    }
+
+    /// The round-trip times of node `i`'s P2P connections as its host's kernel measured them
+    /// (`ss -ti`: the lowest round trip seen on each TCP connection to another host), by the
+    /// peer's address. RPC connections (from the test process) are left out.
+    pub fn p2p_rtts(&self, i: usize) -> Vec<(String, Duration)> {
+        let (ns, addr) = self.lab.host(i);
+        let subnet = addr.rsplit_once('.').map_or("", |(net, _)| net);
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "ss", "-tinH", "state", "established"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run ss in {ns}: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut rtts = Vec::new();
+        let mut peer: Option<String> = None;
+        for line in text.lines() {
+            if !line.starts_with(char::is_whitespace) {
+                // `Recv-Q Send-Q Local:Port Peer:Port`: a connection to another host?
+                let ends: Vec<&str> = line.split_whitespace().collect();
+                let ip_of = |s: &&str| s.rsplit_once(':').map(|(ip, _)| ip.to_string());
+                peer = match (ends.get(2).and_then(ip_of), ends.get(3).and_then(ip_of)) {
+                    (Some(l), Some(p))
+                        if l == addr && p.rsplit_once('.').map(|x| x.0) == Some(subnet) =>
+                    {
+                        Some(p)
+                    }
+                    _ => None,
+                };
+                continue;
+            }
+            let Some(p) = peer.take() else { continue };
+            let field = |name: &str| {
+                line.split_whitespace()
+                    .find_map(|f| f.strip_prefix(name))
+                    .and_then(|v| v.split('/').next()?.parse::<f64>().ok())
+            };
+            if let Some(ms) = field("minrtt:").or_else(|| field("rtt:")) {
+                rtts.push((p, Duration::from_secs_f64(ms / 1e3)));
+            }
+        }
+        rtts
     }
 
     /// Waits until every running node has at least `min` connections.
