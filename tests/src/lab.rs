@@ -212,6 +212,80 @@ impl Net {
             .collect()
     }
 
+    /// Mines on the nodes `miners` for `span`, each on its own schedule of exponentially
+    /// distributed gaps with mean `interval × miners.len()`, so the network finds a block every
+    /// `interval` on average and two miners sometimes find one close together, as independent
+    /// hashers do (regtest difficulty is fixed: the schedule plays the hash rate). The gaps are
+    /// drawn from `seed`. Returns the blocks mined.
+    pub fn mine_poisson(
+        &self,
+        miners: &[usize],
+        interval: Duration,
+        span: Duration,
+        seed: u64,
+    ) -> Vec<String> {
+        let mean = interval.as_secs_f64() * miners.len() as f64;
+        let start = Instant::now();
+        let threads: Vec<_> = miners
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let node = self.node(i).client();
+                let mut state = (seed ^ (k as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
+                std::thread::spawn(move || {
+                    let mut mined = Vec::new();
+                    let mut at = Duration::ZERO;
+                    loop {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        let u = ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+                        at += Duration::from_secs_f64(-u.ln() * mean);
+                        if at >= span {
+                            return mined;
+                        }
+                        if let Some(wait) = (start + at).checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        let hashes = node.rpc("generatetoaddress", json!([1, payout(i)]));
+                        mined.extend(
+                            hashes
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|h| h.as_str().map(str::to_string)),
+                        );
+                    }
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
+    }
+
+    /// The stale blocks the nodes `which` know of: every block of every branch off the active
+    /// chain in each node's `getchaintips` (walked back to where it forks), each block once.
+    pub fn stale_blocks(&self, which: &[usize]) -> HashSet<String> {
+        let mut stale = HashSet::new();
+        for &i in which {
+            let tips = self.node(i).rpc("getchaintips", json!([]));
+            for tip in tips.as_array().into_iter().flatten() {
+                if tip["status"] != "valid-fork" {
+                    continue;
+                }
+                let mut hash = tip["hash"].as_str().unwrap().to_string();
+                for _ in 0..tip["branchlen"].as_u64().unwrap_or(0) {
+                    let header = self.node(i).rpc("getblockheader", json!([hash]));
+                    let prev = header["previousblockhash"].as_str().unwrap().to_string();
+                    stale.insert(std::mem::replace(&mut hash, prev));
+                }
+            }
+        }
+        stale
+    }
+
     /// The txids in node `i`'s mempool.
     pub fn mempool(&self, i: usize) -> HashSet<String> {
         self.node(i)

@@ -120,6 +120,10 @@ fn twelve_nodes_two_miners_every_active_block_reaches_every_node_and_stales_are_
     }
     let height = net.assert_one_utxo_set(&all);
     assert_eq!(height as usize, mined.len() - stale.len(), "tip {tip}");
+    // The nodes' own count (their chain tips) names the same stale blocks.
+    let known: HashSet<&String> = stale.iter().copied().collect();
+    let counted = net.stale_blocks(&all);
+    assert_eq!(counted.iter().collect::<HashSet<_>>(), known);
     println!("{} blocks mined, {} stale", mined.len(), stale.len());
 }
 
