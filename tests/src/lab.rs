@@ -16,7 +16,7 @@ use chaincore::pow::block_subsidy;
 use chaincore::{Address, Network};
 use serde_json::{json, Value};
 
-use crate::netns::Lab;
+use crate::netns::{Lab, Wiring};
 use crate::{wait_for, Node, TempDir};
 
 /// Held while a lab runs; see [`exclusive`].
@@ -35,7 +35,7 @@ pub fn payout(miner: usize) -> String {
 }
 
 /// Nodes on the hosts of one lab; dropping it kills the nodes, then removes the namespaces and
-/// the bridge, then the data directories.
+/// the hubs, then the data directories.
 pub struct Net {
     /// Node `i` runs on host `i`; `None` until started.
     pub nodes: Vec<Option<Node>>,
@@ -46,11 +46,19 @@ pub struct Net {
 }
 
 impl Net {
-    /// A lab of `hosts` hosts on subnet `10.<net>.0.0/24` (names tagged `tag`, see
-    /// [`Lab::on_subnet`]) with nodes started on the first `running`, each with `args` too.
-    /// Panics, saying why, where namespaces cannot be made (not root): never a silent pass.
-    pub fn start(tag: &str, net: u8, hosts: usize, running: usize, args: &[&str]) -> Net {
-        let lab = Lab::on_subnet(tag, net, hosts).unwrap_or_else(|e| {
+    /// A lab of `hosts` hosts on subnet `10.<net>.0.0/24` (names tagged `tag`, joined as
+    /// `wiring` says, see [`Lab::on_subnet`]) with nodes started on the first `running`, each
+    /// with `args` too. Panics, saying why, where namespaces cannot be made (not root): never
+    /// a silent pass.
+    pub fn start(
+        tag: &str,
+        net: u8,
+        hosts: usize,
+        running: usize,
+        args: &[&str],
+        wiring: &Wiring,
+    ) -> Net {
+        let lab = Lab::on_subnet(tag, net, hosts, wiring).unwrap_or_else(|e| {
             panic!("the network lab needs root to create network namespaces (CI runs as root): {e}")
         });
         let mut net = Net {
@@ -107,6 +115,47 @@ impl Net {
             .collect()
     }
 
+    /// The round-trip times of node `i`'s P2P connections as its host's kernel measured them
+    /// (`ss -ti`: the lowest round trip seen on each TCP connection to another host), by the
+    /// peer's address. RPC connections (from the test process) are left out.
+    pub fn p2p_rtts(&self, i: usize) -> Vec<(String, Duration)> {
+        let (ns, addr) = self.lab.host(i);
+        let subnet = addr.rsplit_once('.').map_or("", |(net, _)| net);
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "ss", "-tinH", "state", "established"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run ss in {ns}: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut rtts = Vec::new();
+        let mut peer: Option<String> = None;
+        for line in text.lines() {
+            if !line.starts_with(char::is_whitespace) {
+                // `Recv-Q Send-Q Local:Port Peer:Port`: a connection to another host?
+                let ends: Vec<&str> = line.split_whitespace().collect();
+                let ip_of = |s: &&str| s.rsplit_once(':').map(|(ip, _)| ip.to_string());
+                peer = match (ends.get(2).and_then(ip_of), ends.get(3).and_then(ip_of)) {
+                    (Some(l), Some(p))
+                        if l == addr && p.rsplit_once('.').map(|x| x.0) == Some(subnet) =>
+                    {
+                        Some(p)
+                    }
+                    _ => None,
+                };
+                continue;
+            }
+            let Some(p) = peer.take() else { continue };
+            let field = |name: &str| {
+                line.split_whitespace()
+                    .find_map(|f| f.strip_prefix(name))
+                    .and_then(|v| v.split('/').next()?.parse::<f64>().ok())
+            };
+            if let Some(ms) = field("minrtt:").or_else(|| field("rtt:")) {
+                rtts.push((p, Duration::from_secs_f64(ms / 1e3)));
+            }
+        }
+        rtts
+    }
+
     /// Waits until every running node has at least `min` connections.
     pub fn wait_connected(&self, min: usize) {
         let started = Instant::now();
@@ -161,6 +210,80 @@ impl Net {
             .iter()
             .map(|h| h.as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// Mines on the nodes `miners` for `span`, each on its own schedule of exponentially
+    /// distributed gaps with mean `interval × miners.len()`, so the network finds a block every
+    /// `interval` on average and two miners sometimes find one close together, as independent
+    /// hashers do (regtest difficulty is fixed: the schedule plays the hash rate). The gaps are
+    /// drawn from `seed`. Returns the blocks mined.
+    pub fn mine_poisson(
+        &self,
+        miners: &[usize],
+        interval: Duration,
+        span: Duration,
+        seed: u64,
+    ) -> Vec<String> {
+        let mean = interval.as_secs_f64() * miners.len() as f64;
+        let start = Instant::now();
+        let threads: Vec<_> = miners
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let node = self.node(i).client();
+                let mut state = (seed ^ (k as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
+                std::thread::spawn(move || {
+                    let mut mined = Vec::new();
+                    let mut at = Duration::ZERO;
+                    loop {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        let u = ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+                        at += Duration::from_secs_f64(-u.ln() * mean);
+                        if at >= span {
+                            return mined;
+                        }
+                        if let Some(wait) = (start + at).checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        let hashes = node.rpc("generatetoaddress", json!([1, payout(i)]));
+                        mined.extend(
+                            hashes
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|h| h.as_str().map(str::to_string)),
+                        );
+                    }
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
+    }
+
+    /// The stale blocks the nodes `which` know of: every block of every branch off the active
+    /// chain in each node's `getchaintips` (walked back to where it forks), each block once.
+    pub fn stale_blocks(&self, which: &[usize]) -> HashSet<String> {
+        let mut stale = HashSet::new();
+        for &i in which {
+            let tips = self.node(i).rpc("getchaintips", json!([]));
+            for tip in tips.as_array().into_iter().flatten() {
+                if tip["status"] != "valid-fork" {
+                    continue;
+                }
+                let mut hash = tip["hash"].as_str().unwrap().to_string();
+                for _ in 0..tip["branchlen"].as_u64().unwrap_or(0) {
+                    let header = self.node(i).rpc("getblockheader", json!([hash]));
+                    let prev = header["previousblockhash"].as_str().unwrap().to_string();
+                    stale.insert(std::mem::replace(&mut hash, prev));
+                }
+            }
+        }
+        stale
     }
 
     /// The txids in node `i`'s mempool.

@@ -11,7 +11,8 @@
 //!   signature; blocks of about 1 MB of unseen transactions.
 //! - [`peer`]: a raw P2P peer on a socket.
 //! - [`replay`]: a node's active chain replayed from its blocks (UTXO set, its hash, spends).
-//! - [`crash_loop`], [`netns`]: the kill -9 loop and network namespaces.
+//! - [`crash_loop`], [`netns`], [`delay`]: the kill -9 loop, network namespaces, and the TUN
+//!   forwarder that gives their paths latency and loss.
 //! - [`lab`]: the network lab, many nodes on their own hosts (namespaces), and its checks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a panic is a failed test
@@ -29,6 +30,7 @@ pub mod builder;
 pub mod client;
 pub mod coins;
 pub mod crash_loop;
+pub mod delay;
 pub mod lab;
 pub mod netns;
 pub mod peer;
@@ -187,7 +189,8 @@ impl Node {
     }
 
     /// Starts a regtest node inside network namespace `netns` whose address is `host`: RPC on
-    /// `host` (open to the lab's bridge address), P2P on every address of the namespace.
+    /// `host` (open to the lab's subnets, where the test process is), P2P on every address of
+    /// the namespace.
     pub fn start_in_netns(datadir: &Path, args: &[&str], netns: &str, host: &str) -> Node {
         Node::start_on(datadir, args, host, Some(netns.to_string()))
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chaincore::key::PrivateKey;
 use chaincore::{Address, Network};
-use chaincore_tests::netns::Lab;
+use chaincore_tests::netns::{Lab, Wiring};
 use chaincore_tests::{wait_for, Node, TempDir};
 use serde_json::{json, Value};
 
@@ -35,7 +35,8 @@ fn peers_of(node: &Node) -> HashSet<String> {
 
 #[test]
 fn six_hosts_find_each_other_from_one_seed_and_split_sides_follow_their_own_miner() {
-    let lab = Lab::new(6).unwrap_or_else(|e| {
+    let sides = [[0usize, 1, 2], [3, 4, 5]];
+    let lab = Lab::on_subnet("ho", 77, 6, &Wiring::split(&sides[1])).unwrap_or_else(|e| {
         panic!("this test needs root to create network namespaces (CI runs as root): {e}")
     });
     let dir = TempDir::new("hosts");
@@ -71,7 +72,6 @@ fn six_hosts_find_each_other_from_one_seed_and_split_sides_follow_their_own_mine
         let t = tip(&nodes[0]);
         nodes.iter().all(|n| tip(n) == t).then_some(())
     });
-    let sides = [[0usize, 1, 2], [3, 4, 5]];
     wait_for("each side fully linked", || {
         sides
             .iter()

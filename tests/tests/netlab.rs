@@ -14,6 +14,7 @@ use chaincore::encode::serialize;
 use chaincore::{Amount, BlockHash, OutPoint, Transaction, TxOut};
 use chaincore_tests::builder::Builder;
 use chaincore_tests::lab::{exclusive, payout, Net};
+use chaincore_tests::netns::Wiring;
 use chaincore_tests::{signed_spend, wait_for};
 use serde_json::json;
 
@@ -86,7 +87,7 @@ fn wait_sides_linked(net: &Net, sides: &[&[usize]]) {
 #[test]
 fn twelve_nodes_two_miners_every_active_block_reaches_every_node_and_stales_are_counted() {
     let _one = exclusive();
-    let net = Net::start("la", 78, 12, 12, &[]);
+    let net = Net::start("la", 78, 12, 12, &[], &Wiring::default());
     net.wait_connected(3);
     let all: Vec<usize> = (0..12).collect();
     // Two miners (not seeds) mine at the same moment, 20 times: some blocks race.
@@ -119,18 +120,22 @@ fn twelve_nodes_two_miners_every_active_block_reaches_every_node_and_stales_are_
     }
     let height = net.assert_one_utxo_set(&all);
     assert_eq!(height as usize, mined.len() - stale.len(), "tip {tip}");
+    // The nodes' own count (their chain tips) names the same stale blocks.
+    let known: HashSet<&String> = stale.iter().copied().collect();
+    let counted = net.stale_blocks(&all);
+    assert_eq!(counted.iter().collect::<HashSet<_>>(), known);
     println!("{} blocks mined, {} stale", mined.len(), stale.len());
 }
 
 #[test]
 fn partition_five_seven_heals_onto_the_most_work_chain_and_losing_transactions_return() {
     let _one = exclusive();
-    let net = Net::start("lb", 79, 12, 12, &[]);
+    let (small, big): (&[usize], &[usize]) = (&[0, 2, 3, 4, 5], &[1, 6, 7, 8, 9, 10, 11]);
+    let net = Net::start("lb", 79, 12, 12, &[], &Wiring::split(big));
     net.wait_connected(3);
     let mut builder = Builder::new();
     let all: Vec<usize> = (0..12).collect();
     let hashes = history(&net, &mut builder, 110, &all);
-    let (small, big): (&[usize], &[usize]) = (&[0, 2, 3, 4, 5], &[1, 6, 7, 8, 9, 10, 11]);
     wait_sides_linked(&net, &[small, big]);
 
     net.lab.partition(small, big).unwrap();
@@ -186,7 +191,7 @@ fn partition_five_seven_heals_onto_the_most_work_chain_and_losing_transactions_r
 #[test]
 fn churn_kill_nine_and_restart_random_nodes_all_agree_at_the_end() {
     let _one = exclusive();
-    let mut net = Net::start("lc", 80, 12, 12, &[]);
+    let mut net = Net::start("lc", 80, 12, 12, &[], &Wiring::default());
     net.wait_connected(3);
     let all: Vec<usize> = (0..12).collect();
     // Nodes 0 and 1 mine; every other is fair game. The choice is seeded and printed.
@@ -218,7 +223,7 @@ fn churn_kill_nine_and_restart_random_nodes_all_agree_at_the_end() {
 #[test]
 fn late_joiner_syncs_five_hundred_blocks_and_the_mempool_from_gossiped_peers() {
     let _one = exclusive();
-    let mut net = Net::start("ld", 81, 13, 12, &[]);
+    let mut net = Net::start("ld", 81, 13, 12, &[], &Wiring::default());
     net.wait_connected(3);
     let mut builder = Builder::new();
     let running: Vec<usize> = (0..12).collect();
@@ -260,10 +265,17 @@ fn late_joiner_syncs_five_hundred_blocks_and_the_mempool_from_gossiped_peers() {
 #[test]
 fn deep_partition_past_the_pending_header_cap_the_lighter_side_follows_after_heal() {
     let _one = exclusive();
-    let net = Net::start("le", 82, 4, 4, &["--pending-headers", "5"]);
+    let (light, heavy): (&[usize], &[usize]) = (&[0, 1], &[2, 3]);
+    let net = Net::start(
+        "le",
+        82,
+        4,
+        4,
+        &["--pending-headers", "5"],
+        &Wiring::split(heavy),
+    );
     net.wait_connected(2);
     let all = [0, 1, 2, 3];
-    let (light, heavy): (&[usize], &[usize]) = (&[0, 1], &[2, 3]);
     let common = net.mine(0, 2).pop().unwrap();
     net.wait_tip(&all, &common, "a common history");
     wait_sides_linked(&net, &[light, heavy]);
@@ -279,4 +291,36 @@ fn deep_partition_past_the_pending_header_cap_the_lighter_side_follows_after_hea
     net.wait_tip(&all, &heavy_tip, "all four on the heavier side's tip");
     assert_eq!(net.node(1).rpc("getblockcount", json!([])), json!(22));
     net.assert_one_utxo_set(&all);
+}
+
+#[test]
+fn twenty_ms_on_every_path_between_hosts_a_block_reaches_all_and_round_trips_take_twice_that() {
+    let _one = exclusive();
+    let delay = Duration::from_millis(20);
+    let wiring = Wiring {
+        delay,
+        ..Wiring::default()
+    };
+    let net = Net::start("lf", 83, 12, 12, &[], &wiring);
+    net.wait_connected(3);
+    let all: Vec<usize> = (0..12).collect();
+    let tip = net.mine(7, 1).pop().unwrap();
+    net.wait_tip(&all, &tip, "the block on all twelve");
+    // Every P2P connection, to a seed or to a peer learned by gossip, crosses the delay once
+    // each way: no round trip the kernel measured on it is shorter than twice the delay.
+    let seeds: HashSet<String> = [0, 1].iter().map(|&i| net.lab.host(i).1.into()).collect();
+    let mut gossiped = 0;
+    for i in all {
+        let rtts = net.p2p_rtts(i);
+        assert!(!rtts.is_empty(), "node {i} has no P2P connection");
+        for (peer, rtt) in rtts {
+            assert!(rtt >= 2 * delay, "node {i} to {peer}: round trip {rtt:?}");
+            gossiped += usize::from(!seeds.contains(&peer) && i > 1);
+        }
+    }
+    assert!(gossiped > 0, "no connection beyond the seeds");
+    assert!(
+        net.lab.forwarded().0 > 0,
+        "nothing went through the forwarders"
+    );
 }

@@ -416,7 +416,7 @@ fn rest_on_a_non_loopback_bind_reaches_only_rpcallowip_clients() {
             .arg(dir.sub("a"))
             .args(["--rpcbind", host0, "--rpcport", &rpc_port.to_string()])
             .args(["--bind", host0, "--port", &free_port().to_string()])
-            // Only the other host: the test itself (the bridge address) is outside.
+            // Only the other host: the test itself (its management address) is outside.
             .args(["--rpcallowip", &format!("{host1}/32"), "--rest=true"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -439,7 +439,7 @@ fn rest_on_a_non_loopback_bind_reaches_only_rpcallowip_clients() {
         curl_in(ns1, &rpc, &["-d", r#"{"method":"getblockcount"}"#]),
         401
     );
-    // The test process, at the bridge address, is not in --rpcallowip: no answer at all.
+    // The test process, at its management address, is not in --rpcallowip: no answer at all.
     let outside = ureq::get(&url)
         .timeout(std::time::Duration::from_secs(10))
         .call();
