@@ -4,9 +4,9 @@
 //! and scans a nonce range: per nonce only the header's second block and the outer hash are
 //! computed. Kernels:
 //! - `portable`: `sha2`'s compression function (which picks SHA-NI by itself at run time);
-//! - `shani`: the SHA extensions, three nonces interleaved (see [`shani`]);
-//! - `shani-avx512`: the same built for AVX-512VL CPUs, whose 32 vector registers hold what
-//!   spills to the stack with 16;
+//! - `shani`: the SHA extensions, two nonces interleaved (see [`shani`]);
+//! - `shani-avx512`: the same built for AVX-512VL CPUs, three nonces, whose 32 vector registers
+//!   hold what would spill to the stack with 16;
 //! - `avx2` (8 lanes) and `avx512` (16 lanes): SHA-256 across nonces in SIMD registers, with
 //!   the nonce-independent first rounds precomputed, zero padding words skipped, and the outer
 //!   hash stopped after round 60, where word 7 of the result is already known.
@@ -139,7 +139,7 @@ pub const PICK_ROUNDS: usize = 3;
 pub enum Kernel {
     /// `sha2` compression with a midstate.
     Portable,
-    /// SHA-NI, three nonces interleaved.
+    /// SHA-NI, two nonces interleaved.
     Shani,
     /// SHA-NI, three nonces interleaved, with AVX-512VL's 32 vector registers.
     ShaniAvx512,

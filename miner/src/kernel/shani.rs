@@ -1,5 +1,6 @@
-//! The SHA-NI kernels: three nonces hashed interleaved with the SHA extensions, built twice: with
-//! SSE4.1 ([`sse`], kernel `shani`) and with AVX-512VL ([`avx512`], kernel `shani-avx512`).
+//! The SHA-NI kernels: nonces hashed interleaved with the SHA extensions, built twice: with SSE4.1
+//! ([`sse`], kernel `shani`, two nonces) and with AVX-512VL ([`avx512`], kernel `shani-avx512`,
+//! three nonces).
 //!
 //! One nonce alone leaves the SHA unit idle most of the time, since each `sha256rnds2` waits
 //! for the one before it; independent nonces side by side keep its pipeline full.
@@ -19,12 +20,12 @@
 //! Register layout (Intel's): a state is two vectors, `abef` holding lanes `[f, e, b, a]` and
 //! `cdgh` holding `[h, g, d, c]` (lane 0 first); message vectors hold four words in order.
 
-/// Nonces hashed side by side with 16 XMM registers (3 measured 5–9% faster than 2 on this
-/// AVX-512 host, 4 slower: it spills).
-pub const WAYS_SSE: usize = 3;
+/// Nonces hashed side by side with 16 XMM registers (2 measured 5–10% faster than 3 on this
+/// host, side by side on one CPU: 3 spills its message words to the stack; 4 is 22% slower).
+pub const WAYS_SSE: usize = 2;
 /// Nonces hashed side by side with AVX-512VL's 32 XMM registers (the SHA instructions reach
 /// only the lower 16, but message words and copies live in the upper ones instead of on the
-/// stack; 3 measured faster than 4 and 5).
+/// stack; 3 measured as fast as 2 and faster than 4 and 5).
 pub const WAYS_AVX512: usize = 3;
 
 /// The whole kernel for one set of target features and lane count, so the compiler allocates
