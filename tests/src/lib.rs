@@ -45,6 +45,22 @@ pub fn use_release_binaries() {
     RELEASE.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// CPU seconds (user + system) process `pid` has used so far, from `/proc` (0 if it is gone).
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after ") ".
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the full line, 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Path of a workspace binary, built once per process with the same cargo, in the dev profile
 /// unless [`use_release_binaries`] was called.
 pub fn binary(name: &str) -> PathBuf {
@@ -353,19 +369,7 @@ impl Node {
 
     /// CPU seconds (user + system) the node process has used so far, from `/proc`.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the command name (which may contain spaces) start after ") ".
-        let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 of the full line, 12 and 13 here.
-        (ticks(11) + ticks(12)) / 100.0
+        process_cpu_seconds(self.pid())
     }
 
     /// Resident memory of the node process in bytes (`VmRSS` in `/proc`), 0 if unreadable.
