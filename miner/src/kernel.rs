@@ -4,7 +4,8 @@
 //! and scans a nonce range: per nonce only the header's second block and the outer hash are
 //! computed. Kernels:
 //! - `portable`: `sha2`'s compression function (which picks SHA-NI by itself at run time);
-//! - `shani`: the SHA extensions, two nonces interleaved (see [`shani`]);
+//! - `shani`: the SHA extensions, two nonces interleaved (see [`shani`]; VEX-encoded where AVX2
+//!   exists);
 //! - `shani-avx512`: the same built for AVX-512VL CPUs, three nonces, whose 32 vector registers
 //!   hold what would spill to the stack with 16;
 //! - `avx2` (8 lanes) and `avx512` (16 lanes): SHA-256 across nonces in SIMD registers, with
@@ -256,9 +257,16 @@ impl Kernel {
         match self {
             Kernel::Portable => scan_portable(job, start, count),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the assert above checked the CPU has SHA and SSE4.1.
+            // SAFETY: the assert above checked the CPU has SHA and SSE4.1, and the AVX2
+            // build is taken only where AVX2 is detected.
             #[allow(unsafe_code)]
-            Kernel::Shani => unsafe { shani::sse::scan(job, start, count) },
+            Kernel::Shani => unsafe {
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    shani::avx2::scan(job, start, count)
+                } else {
+                    shani::sse::scan(job, start, count)
+                }
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the assert above checked the CPU has SHA, SSE4.1, AVX2, AVX-512F and -VL.
             #[allow(unsafe_code)]
@@ -726,6 +734,33 @@ mod tests {
                 .map(|&(_, r)| r),
             Some(best)
         );
+    }
+
+    /// `shani` runs its AVX2 build where AVX2 exists; its SSE build (for SHA-NI CPUs without
+    /// AVX2) is checked here directly.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_sse_build_of_shani_matches_sha2() {
+        if !Kernel::Shani.is_supported() {
+            return;
+        }
+        // SAFETY: the CPU has SHA and SSE4.1 (checked just above).
+        #[allow(unsafe_code)]
+        let scan = |j: &Job, start: u32, count: u32| unsafe { shani::sse::scan(j, start, count) };
+        for bits in [0x207fffff, 0x2000ffff, 0x1f00ffff] {
+            for seed in 0..6 {
+                let j = job(seed, bits);
+                for start in [0u32, 5, 1_000] {
+                    assert_eq!(scan(&j, start, 3_000), reference(&j, start, 3_000));
+                }
+            }
+        }
+        let j = job(9, 0x207fffff);
+        for count in 0..20 {
+            assert_eq!(scan(&j, 100, count), reference(&j, 100, count), "{count}");
+        }
+        let top = u32::MAX - 40;
+        assert_eq!(scan(&j, top, 41), reference(&j, top, 41));
     }
 
     proptest! {

@@ -1,6 +1,6 @@
 //! The SHA-NI kernels: nonces hashed interleaved with the SHA extensions, built twice: with SSE4.1
-//! ([`sse`], kernel `shani`, two nonces) and with AVX-512VL ([`avx512`], kernel `shani-avx512`,
-//! three nonces).
+//! ([`sse`], kernel `shani`, two nonces; [`avx2`] in its place where AVX2 exists) and with
+//! AVX-512VL ([`avx512`], kernel `shani-avx512`, three nonces).
 //!
 //! One nonce alone leaves the SHA unit idle most of the time, since each `sha256rnds2` waits
 //! for the one before it; independent nonces side by side keep its pipeline full.
@@ -302,6 +302,12 @@ macro_rules! kernel {
 /// SHA-NI with SSE4.1 (legacy encodings, 16 XMM registers): any CPU with the SHA extensions.
 pub mod sse {
     kernel!("sha,sse2,ssse3,sse4.1", super::WAYS_SSE);
+}
+
+/// SHA-NI with the other instructions in VEX encodings (three operands: fewer register copies),
+/// 16 XMM registers: CPUs with AVX2, where it measured 3–5% faster than [`sse`].
+pub mod avx2 {
+    kernel!("sha,sse2,ssse3,sse4.1,avx,avx2", super::WAYS_SSE);
 }
 
 /// SHA-NI with the other instructions in EVEX encodings and 32 XMM registers: CPUs with
