@@ -773,6 +773,13 @@ mod tests {
             for kernel in Kernel::available() {
                 prop_assert_eq!(kernel.scan(&j, start, 600), expected, "{}", kernel);
             }
+            #[cfg(target_arch = "x86_64")]
+            if Kernel::Shani.is_supported() {
+                // SAFETY: the CPU has SHA and SSE4.1 (checked just above).
+                #[allow(unsafe_code)]
+                let sse = unsafe { shani::sse::scan(&j, start, 600) };
+                prop_assert_eq!(sse, expected, "shani SSE build");
+            }
         }
     }
 }
