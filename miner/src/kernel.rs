@@ -4,7 +4,10 @@
 //! and scans a nonce range: per nonce only the header's second block and the outer hash are
 //! computed. Kernels:
 //! - `portable`: `sha2`'s compression function (which picks SHA-NI by itself at run time);
-//! - `shani`: the SHA extensions, three nonces interleaved (see [`shani`]);
+//! - `shani`: the SHA extensions, two nonces interleaved (see [`shani`]; VEX-encoded where AVX2
+//!   exists);
+//! - `shani-avx512`: the same built for AVX-512VL CPUs, three nonces, whose 32 vector registers
+//!   hold what would spill to the stack with 16;
 //! - `avx2` (8 lanes) and `avx512` (16 lanes): SHA-256 across nonces in SIMD registers, with
 //!   the nonce-independent first rounds precomputed, zero padding words skipped, and the outer
 //!   hash stopped after round 60, where word 7 of the result is already known.
@@ -137,8 +140,10 @@ pub const PICK_ROUNDS: usize = 3;
 pub enum Kernel {
     /// `sha2` compression with a midstate.
     Portable,
-    /// SHA-NI, three nonces interleaved.
+    /// SHA-NI, two nonces interleaved.
     Shani,
+    /// SHA-NI, three nonces interleaved, with AVX-512VL's 32 vector registers.
+    ShaniAvx512,
     /// 8 nonces at once in AVX2 registers.
     Avx2,
     /// 16 nonces at once in AVX-512 registers.
@@ -150,6 +155,7 @@ impl fmt::Display for Kernel {
         f.write_str(match self {
             Kernel::Portable => "portable",
             Kernel::Shani => "shani",
+            Kernel::ShaniAvx512 => "shani-avx512",
             Kernel::Avx2 => "avx2",
             Kernel::Avx512 => "avx512",
         })
@@ -157,24 +163,47 @@ impl fmt::Display for Kernel {
 }
 
 impl Kernel {
+    /// Every kernel this build knows, in the order tables list them.
+    const ALL: [Kernel; 5] = [
+        Kernel::Portable,
+        Kernel::Shani,
+        Kernel::ShaniAvx512,
+        Kernel::Avx2,
+        Kernel::Avx512,
+    ];
+
     /// Kernels the running CPU supports (which is fastest is found by [`Kernel::fastest`]).
     pub fn available() -> Vec<Kernel> {
-        let mut out = vec![Kernel::Portable];
+        Kernel::ALL
+            .into_iter()
+            .filter(|k| k.is_supported())
+            .collect()
+    }
+
+    /// Whether the running CPU has this kernel's instructions (`std` caches the detection, so
+    /// this is a few loads: cheap enough for every scan).
+    pub fn is_supported(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("sha")
-                && std::arch::is_x86_feature_detected!("sse4.1")
-            {
-                out.push(Kernel::Shani);
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                out.push(Kernel::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                out.push(Kernel::Avx512);
+            use std::arch::is_x86_feature_detected as has;
+            match self {
+                Kernel::Portable => true,
+                Kernel::Shani => has!("sha") && has!("sse4.1"),
+                Kernel::ShaniAvx512 => {
+                    has!("sha")
+                        && has!("sse4.1")
+                        && has!("avx2")
+                        && has!("avx512f")
+                        && has!("avx512vl")
+                }
+                Kernel::Avx2 => has!("avx2"),
+                Kernel::Avx512 => has!("avx512f"),
             }
         }
-        out
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Kernel::Portable
+        }
     }
 
     /// This kernel's speed on one thread in hashes per second: `job` scanned in chunks of
@@ -222,15 +251,26 @@ impl Kernel {
     /// Panics if the CPU lacks the kernel's features; pick from [`Kernel::available`].
     pub fn scan(self, job: &Job, start: u32, count: u32) -> Option<u32> {
         assert!(
-            Kernel::available().contains(&self),
+            self.is_supported(),
             "kernel {self} is not supported by this CPU"
         );
         match self {
             Kernel::Portable => scan_portable(job, start, count),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the assert above checked the CPU has SHA and SSE4.1.
+            // SAFETY: the assert above checked the CPU has SHA and SSE4.1, and the AVX2
+            // build is taken only where AVX2 is detected.
             #[allow(unsafe_code)]
-            Kernel::Shani => unsafe { shani::scan(job, start, count) },
+            Kernel::Shani => unsafe {
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    shani::avx2::scan(job, start, count)
+                } else {
+                    shani::sse::scan(job, start, count)
+                }
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the assert above checked the CPU has SHA, SSE4.1, AVX2, AVX-512F and -VL.
+            #[allow(unsafe_code)]
+            Kernel::ShaniAvx512 => unsafe { shani::avx512::scan(job, start, count) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the assert above checked the CPU has AVX2.
             #[allow(unsafe_code)]
@@ -342,12 +382,20 @@ mod x86 {
                 // Nonce-free schedule words of the second block: W16 and W17 are constants.
                 let w16 = ssig0_s(w1).wrapping_add(w0);
                 let w17 = ssig1_s(640).wrapping_add(ssig0_s(w2)).wrapping_add(w1);
-                let pre: [V; 8] = std::array::from_fn(|i| splat(job.pre3[i]));
+                // The nonce (W3) enters round 3 only through T1, which is added to `a` and
+                // `e`: the state after round 3 is that of nonce 0 plus the nonce in `a` and `e`.
+                let mut pre4 = job.pre3;
+                super::super::round(&mut pre4, K[3]);
+                let pre: [V; 8] = std::array::from_fn(|i| splat(pre4[i]));
                 let mid: [V; 8] = std::array::from_fn(|i| splat(job.midstate[i]));
                 let iv: [V; 8] = std::array::from_fn(|i| splat(IV[i]));
+                // Likewise the outer hash's round 0 from the IV, with its W0 added afterwards.
+                let mut iv1 = IV;
+                super::super::round(&mut iv1, K[0]);
+                let iv1: [V; 8] = std::array::from_fn(|i| splat(iv1[i]));
                 let mut base = u64::from(start);
                 while base < end {
-                    // Inner hash, rounds 3..64, from the state after the nonce-free rounds 0..3.
+                    // Inner hash, rounds 4..64, from the state after round 3.
                     let mut w = [splat(0); 64];
                     w[0] = splat(w0);
                     w[1] = splat(w1);
@@ -360,7 +408,9 @@ mod x86 {
                     schedule!(w; 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39
                         40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63);
                     let mut s = pre;
-                    rounds_w!(s, w; 3 4);
+                    s[0] = add(s[0], w[3]);
+                    s[4] = add(s[4], w[3]);
+                    rounds_w!(s, w; 4);
                     rounds_k!(s; 5 6 7 8 9 10 11 12 13 14);
                     rounds_w!(s, w; 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35
                         36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59
@@ -374,8 +424,10 @@ mod x86 {
                     w[15] = splat(256);
                     schedule!(w; 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37
                         38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60);
-                    let mut s = iv;
-                    rounds_w!(s, w; 0 1 2 3 4 5 6 7 8);
+                    let mut s = iv1;
+                    s[0] = add(s[0], w[0]);
+                    s[4] = add(s[4], w[0]);
+                    rounds_w!(s, w; 1 2 3 4 5 6 7 8);
                     rounds_k!(s; 9 10 11 12 13 14);
                     rounds_w!(s, w; 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35
                         36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59
@@ -684,6 +736,33 @@ mod tests {
         );
     }
 
+    /// `shani` runs its AVX2 build where AVX2 exists; its SSE build (for SHA-NI CPUs without
+    /// AVX2) is checked here directly.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_sse_build_of_shani_matches_sha2() {
+        if !Kernel::Shani.is_supported() {
+            return;
+        }
+        // SAFETY: the CPU has SHA and SSE4.1 (checked just above).
+        #[allow(unsafe_code)]
+        let scan = |j: &Job, start: u32, count: u32| unsafe { shani::sse::scan(j, start, count) };
+        for bits in [0x207fffff, 0x2000ffff, 0x1f00ffff] {
+            for seed in 0..6 {
+                let j = job(seed, bits);
+                for start in [0u32, 5, 1_000] {
+                    assert_eq!(scan(&j, start, 3_000), reference(&j, start, 3_000));
+                }
+            }
+        }
+        let j = job(9, 0x207fffff);
+        for count in 0..20 {
+            assert_eq!(scan(&j, 100, count), reference(&j, 100, count), "{count}");
+        }
+        let top = u32::MAX - 40;
+        assert_eq!(scan(&j, top, 41), reference(&j, top, 41));
+    }
+
     proptest! {
         #[test]
         fn kernels_agree_on_random_headers(header in proptest::collection::vec(any::<u8>(), 80), start in any::<u32>()) {
@@ -693,6 +772,13 @@ mod tests {
             let expected = reference(&j, start, 600);
             for kernel in Kernel::available() {
                 prop_assert_eq!(kernel.scan(&j, start, 600), expected, "{}", kernel);
+            }
+            #[cfg(target_arch = "x86_64")]
+            if Kernel::Shani.is_supported() {
+                // SAFETY: the CPU has SHA and SSE4.1 (checked just above).
+                #[allow(unsafe_code)]
+                let sse = unsafe { shani::sse::scan(&j, start, 600) };
+                prop_assert_eq!(sse, expected, "shani SSE build");
             }
         }
     }

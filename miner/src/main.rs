@@ -338,7 +338,7 @@ fn benchmark(
     };
     let seconds = seconds.max(1);
     println!(
-        "{:<10} {:>16} {:>18} {:>8}",
+        "{:<13} {:>16} {:>18} {:>8}",
         "kernel",
         "1 thread MH/s",
         format!("{threads} threads MH/s"),
@@ -355,7 +355,7 @@ fn benchmark(
             .map(|r| format!("{:.2}", r / 1e6))
             .collect();
         println!(
-            "{:<10} {:>16.2} {:>18.2} {:>7.2}x   (per thread: {})",
+            "{:<13} {:>16.2} {:>18.2} {:>7.2}x   (per thread: {})",
             kernel.to_string(),
             one.total / 1e6,
             many.total / 1e6,
