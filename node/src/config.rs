@@ -49,6 +49,26 @@ pub enum Command {
         #[arg(long)]
         datadir: Option<PathBuf>,
     },
+    /// Watch several nodes side by side: height, tip and its age, peers, mempool, hash rate;
+    /// flags nodes that are unreachable, behind, or on a fork.
+    Monitor {
+        /// A node's RPC URL, `http://[user:password@]host:port`; repeat for each node.
+        #[arg(long = "rpc", value_name = "URL", required = true)]
+        rpc: Vec<String>,
+        /// Cookie file for the URLs without user:password: one for all, or one per --rpc in
+        /// order.
+        #[arg(long, value_name = "FILE")]
+        rpccookiefile: Vec<PathBuf>,
+        /// Poll once, print and exit.
+        #[arg(long)]
+        once: bool,
+        /// JSON instead of the table (one document with --once, else one line per poll).
+        #[arg(long)]
+        json: bool,
+        /// Seconds between polls.
+        #[arg(long, default_value_t = 2.0, value_parser = parse_interval)]
+        interval: f64,
+    },
     /// Write active-chain blocks FROM..=TO from the data directory while the node is stopped
     /// (the running node locks its store; use /rest/blocks/FROM/TO.jsonl then).
     Export {
@@ -65,6 +85,16 @@ pub enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+}
+
+/// `--interval`: seconds, at least 0.1 and at most a day.
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.1..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds from 0.1 to 86400"
+        )),
+    }
 }
 
 /// How RPC clients authenticate.

@@ -1,24 +1,24 @@
 //! `chaincore-node devnet`: starts several regtest nodes, connected to each other, as child
-//! processes of this binary, optionally mines at a gentle pace, and prints a live table until
-//! Ctrl-C, when every node is asked to stop and waited for.
+//! processes of this binary, optionally mines at a gentle pace, and shows them in the
+//! [`monitor`](crate::monitor) table until Ctrl-C (or `q`), when every node is asked to stop
+//! and waited for.
 
-use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chaincore::rpc::{
-    http_client, BlockchainClient, ControlClient, MempoolClient, MiningClient, NetClient,
-};
+use chaincore::rpc::{http_client, ControlClient, MiningClient};
 use chaincore::{Address, Network};
+
+use crate::monitor;
 
 /// Credentials every devnet node uses.
 const USER: &str = "devnet";
 const PASSWORD: &str = "devnet";
 /// Seconds between blocks with `--mine`.
 const MINE_EVERY: Duration = Duration::from_secs(5);
-/// Table refresh interval.
+/// Refresh interval of the monitor table.
 const REFRESH: Duration = Duration::from_secs(2);
 
 /// Runs the devnet until Ctrl-C.
@@ -88,6 +88,14 @@ pub fn run(nodes: u16, base_port: u16, mine: bool, dir: &Path) -> anyhow::Result
         .enable_all()
         .build()?;
     let result = runtime.block_on(async {
+        let targets = (0..nodes)
+            .map(|i| {
+                monitor::Target::new(
+                    &format!("http://{USER}:{PASSWORD}@127.0.0.1:{}", rpc_port(i)),
+                    None,
+                )
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let clients = (0..nodes)
             .map(|i| {
                 http_client(
@@ -98,55 +106,23 @@ pub fn run(nodes: u16, base_port: u16, mine: bool, dir: &Path) -> anyhow::Result
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!(e))?;
-        let payout = Address::p2pkh([0xde; 20], Network::Regtest).to_string();
-        let mut next_miner = 0usize;
-        let mut last_block = Instant::now();
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        loop {
-            if mine && last_block.elapsed() >= MINE_EVERY {
-                let _ = clients[next_miner]
-                    .generate_to_address(1.into(), payout.clone().into(), None)
-                    .await;
-                next_miner = (next_miner + 1) % clients.len();
-                last_block = Instant::now();
-            }
-            let mut rows = Vec::new();
-            for (i, c) in clients.iter().enumerate() {
-                let row = match (
-                    c.get_block_count().await,
-                    c.get_best_block_hash().await,
-                    c.get_connection_count().await,
-                    c.get_mempool_info().await,
-                ) {
-                    (Ok(h), Ok(tip), Ok(peers), Ok(pool)) => {
-                        format!("node{i:<3} {h:>7}  {tip}  {peers:>5}  {:>7}", pool.size)
-                    }
-                    _ => format!("node{i:<3} (starting or unreachable)"),
-                };
-                rows.push(row);
-            }
-            if std::io::stdout().is_terminal() {
-                print!("\x1b[2J\x1b[H");
-            }
-            println!(
-                "{:<8} {:>7}  {:<64}  {:>5}  {:>7}",
-                "node", "height", "tip", "peers", "mempool"
-            );
-            for r in rows {
-                println!("{r}");
-            }
-            println!("(Ctrl-C stops every node)");
-            let _ = std::io::stdout().flush();
-            tokio::select! {
-                _ = &mut ctrl_c => break,
-                _ = tokio::time::sleep(REFRESH) => {}
-            }
+        if mine {
+            let miners = clients.clone();
+            tokio::spawn(async move {
+                let payout = Address::p2pkh([0xde; 20], Network::Regtest).to_string();
+                for c in miners.iter().cycle() {
+                    tokio::time::sleep(MINE_EVERY).await;
+                    let _ = c
+                        .generate_to_address(1.into(), payout.clone().into(), None)
+                        .await;
+                }
+            });
         }
+        let watched = monitor::watch(&targets, REFRESH, false).await;
         for c in &clients {
             let _ = c.stop().await;
         }
-        Ok::<(), anyhow::Error>(())
+        watched
     });
     // Wait for every node to exit cleanly (kill one that does not within a minute).
     for (i, mut child) in children.into_iter().enumerate() {

@@ -5,6 +5,7 @@
 //! - [`store`]: the redb database and its tables.
 //! - [`chain`]: block index, acceptance, chain selection, connect/disconnect.
 //! - [`devnet`]: the `devnet` command (several local nodes at once).
+//! - [`monitor`]: the `monitor` command (several nodes side by side).
 //! - [`mempool`]: unconfirmed transactions and template selection.
 //! - [`mining`]: block templates and the in-process miner.
 //! - [`node`]: the node's operations, as RPC and P2P call them.
@@ -28,6 +29,7 @@ mod logging;
 mod mempool;
 mod metrics;
 mod mining;
+mod monitor;
 mod node;
 mod p2p;
 mod rpc;
@@ -89,6 +91,16 @@ fn start() -> anyhow::Result<()> {
             None => args.clone().resolve()?.data_dir.with_file_name("devnet"),
         };
         return devnet::run(nodes, base_port, mine, &dir);
+    }
+    if let Some(config::Command::Monitor {
+        rpc,
+        rpccookiefile,
+        once,
+        json,
+        interval,
+    }) = args.command.clone()
+    {
+        return monitor(&rpc, &rpccookiefile, once, json, interval);
     }
     if let Some(config::Command::Export {
         from,
@@ -169,6 +181,39 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || node2.stop_writer()).await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// `chaincore-node monitor`: builds a target per URL and polls them.
+fn monitor(
+    urls: &[String],
+    cookies: &[std::path::PathBuf],
+    once: bool,
+    json: bool,
+    interval: f64,
+) -> anyhow::Result<()> {
+    if cookies.len() > 1 && cookies.len() != urls.len() {
+        anyhow::bail!(
+            "{} --rpccookiefile for {} --rpc: give one for all, or one per --rpc",
+            cookies.len(),
+            urls.len()
+        );
+    }
+    let targets = urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| monitor::Target::new(url, cookies.get(i).or(cookies.first())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        if once {
+            monitor::once(&targets, json).await
+        } else {
+            monitor::watch(&targets, std::time::Duration::from_secs_f64(interval), json).await
+        }
+    })
 }
 
 /// `chaincore-node export`: opens the stopped node's store and writes blocks `from..=to`.

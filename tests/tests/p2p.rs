@@ -229,20 +229,25 @@ fn devnet_runs_connected_mining_nodes_and_stops_them_all() {
         .stderr(out)
         .spawn()
         .unwrap();
+    // Not a terminal, so devnet's monitor prints its table as text after every poll.
     wait_for("three nodes on one tip at height 2 or more", || {
         let text = std::fs::read_to_string(&out_path).ok()?;
-        let table = text.rsplit("node      height").next()?;
+        let table = text.rsplit("3 nodes, best tip").next()?;
         let rows: Vec<Vec<&str>> = table
             .lines()
-            .filter(|l| l.starts_with("node"))
+            .filter(|l| l.starts_with("http://127.0.0.1:"))
             .map(|l| l.split_whitespace().collect())
             .collect();
         let ok = rows.len() == 3
             && rows.iter().all(|r| {
-                r.len() == 5
-                    && r[1].parse::<u64>().is_ok_and(|h| h >= 2)
-                    && r[2] == rows[0][2]
-                    && r[3] == "2"
+                r.len() >= 6
+                    && r[1] == "ok"
+                    && r[2].parse::<u64>().is_ok_and(|h| h >= 2)
+                    && r[3] == rows[0][3]
+                    && r[5]
+                        .split_once('/')
+                        .and_then(|(i, o)| Some(i.parse::<u32>().ok()? + o.parse::<u32>().ok()?))
+                        == Some(2)
             });
         ok.then_some(())
     });
