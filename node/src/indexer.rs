@@ -142,7 +142,7 @@ fn run(store: &Store, node: &Weak<Node>, woken: &Receiver<()>, stop: &AtomicBool
         };
         let snap = n.snapshot();
         let mut states = n.index_progress.borrow().clone();
-        let result = batch(store, &snap.index, &mut states);
+        let result = batch(store, &snap.index, &mut states, BATCH_TXS);
         let tip = snap.tip();
         for s in &mut states {
             s.caught_up |= s.at(&tip.hash, tip.height);
@@ -215,14 +215,20 @@ pub fn catch_up(
 ) -> Result<(), StoreError> {
     let (tip, height) = (chain.tip_hash(), chain.tip_height());
     while !states.iter().all(|s| s.at(&tip, height)) {
-        batch(store, chain, states)?;
+        batch(store, chain, states, BATCH_TXS)?;
     }
     Ok(())
 }
 
-/// One write transaction moving each index in `states` towards the tip of `chain` (at most
-/// [`BATCH_TXS`] transactions each); updates `states` once it committed.
-fn batch(store: &Store, chain: &BlockIndex, states: &mut [IndexState]) -> Result<(), StoreError> {
+/// One write transaction moving each index in `states` towards the tip of `chain` (about
+/// `budget` transactions each: whole blocks, at least one); updates `states` once it
+/// committed.
+pub(crate) fn batch(
+    store: &Store,
+    chain: &BlockIndex,
+    states: &mut [IndexState],
+    budget: usize,
+) -> Result<(), StoreError> {
     let (tip, tip_height) = (chain.tip_hash(), chain.tip_height());
     if states.iter().all(|s| s.at(&tip, tip_height)) {
         return Ok(());
@@ -246,7 +252,7 @@ fn batch(store: &Store, chain: &BlockIndex, states: &mut [IndexState]) -> Result
         for state in states.iter() {
             let kind = state.kind;
             let mut best = state.best;
-            let mut budget = BATCH_TXS;
+            let mut budget = budget.max(1);
             // Out with what is no longer on the active chain.
             while let Some(b) = best {
                 if chain.active_hash(b.height) == Some(b.hash) || budget == 0 {

@@ -450,6 +450,66 @@ fn reopening_the_store_restores_the_chain() {
     assert_eq!(chain.tip_height(), 3);
 }
 
+/// The indexer in small steps: each batch moves an index's best block as far as its budget
+/// goes, the rows always matching that block; after a reorg below it, it takes the
+/// disconnected blocks out first.
+#[test]
+fn an_index_behind_the_tip_moves_in_batches_and_follows_a_reorg_down() {
+    use crate::indexer::{batch, Indexer};
+    use crate::store::indexes::IndexKind;
+    let mut f = fixture("indexer");
+    let blocks = extend(&mut f, 30, 0);
+    let pkh = key(1).public_key().pubkey_hash();
+    let store = f.chain.shared_store();
+    let mut states = Indexer::load(&store, &IndexKind::ALL).unwrap();
+    assert!(states.iter().all(|s| s.best.is_none()));
+    let coins_at = |height: u32| {
+        let rtx = store.begin_read().unwrap();
+        let coins = crate::store::read::address_coins(&rtx, &pkh).unwrap();
+        assert!(coins.iter().all(|(_, c)| c.height <= height));
+        coins.len() as u32
+    };
+    // One coinbase per block: a budget of 10 transactions takes in 10 blocks.
+    batch(&store, f.chain.index(), &mut states, 10).unwrap();
+    for s in &states {
+        assert_eq!(s.height(), 10);
+        assert!(!s.at(&f.chain.tip_hash(), f.chain.tip_height()));
+    }
+    assert_eq!(coins_at(10), 10);
+    let rtx = store.begin_read().unwrap();
+    assert_eq!(
+        crate::store::read::index_best(&rtx, IndexKind::Address)
+            .unwrap()
+            .map(|b| (b.hash, b.height)),
+        Some((blocks[9].block_hash(), 10))
+    );
+    drop(rtx);
+    batch(&store, f.chain.index(), &mut states, 1_000).unwrap();
+    assert!(states
+        .iter()
+        .all(|s| s.at(&f.chain.tip_hash(), f.chain.tip_height())));
+    assert_eq!(coins_at(30), 30);
+    // Off blocks 21..=30: the next batches take them out, then stop at the new tip.
+    f.chain
+        .invalidate_block(&blocks[20].block_hash(), &mut f.mempool)
+        .unwrap();
+    assert_eq!(f.chain.tip_height(), 20);
+    batch(&store, f.chain.index(), &mut states, 4).unwrap();
+    assert!(states.iter().all(|s| s.height() == 26));
+    crate::indexer::catch_up(&store, f.chain.index(), &mut states).unwrap();
+    assert!(states.iter().all(|s| s.height() == 20));
+    assert_eq!(coins_at(20), 20);
+    let rtx = store.begin_read().unwrap();
+    let gone = blocks[25].txdata[0].compute_txid();
+    assert!(crate::store::read::tx_location(&rtx, &gone)
+        .unwrap()
+        .is_none());
+    let kept = blocks[19].txdata[0].compute_txid();
+    assert!(crate::store::read::tx_location(&rtx, &kept)
+        .unwrap()
+        .is_some());
+}
+
 /// A UTXO set flushed at the old tip, a reorg whose disconnects go below it (in the cache
 /// only), then a crash before the next flush: the reopen replays from the flushed block down
 /// to the fork and up the new branch, to exactly the state before the crash, which is that of
