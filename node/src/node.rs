@@ -225,19 +225,25 @@ impl Node {
         kind: IndexKind,
         patience: std::time::Duration,
     ) -> Option<IndexState> {
-        let tip = self.snapshot().tip();
+        let deadline = tokio::time::Instant::now() + patience;
         let mut progress = self.index_progress.subscribe();
-        let find = |p: &Vec<IndexState>| p.iter().find(|s| s.kind == kind).copied();
-        let state = find(&progress.borrow())?;
-        if !state.caught_up || state.at(&tip.hash, tip.height) {
-            return Some(state);
+        loop {
+            // The index first, then the tip as it is now (it may have moved, even down, since
+            // the last look): whatever the index does after this look wakes the wait below.
+            let state = progress
+                .borrow_and_update()
+                .iter()
+                .find(|s| s.kind == kind)
+                .copied()?;
+            let tip = self.snapshot().tip();
+            if !state.caught_up || state.at(&tip.hash, tip.height) {
+                return Some(state);
+            }
+            match tokio::time::timeout_at(deadline, progress.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Some(state),
+            }
         }
-        let reached = |p: &Vec<IndexState>| {
-            find(p).is_none_or(|s| s.at(&tip.hash, tip.height) || s.height() > tip.height)
-        };
-        let _ = tokio::time::timeout(patience, progress.wait_for(reached)).await;
-        let state = find(&progress.borrow());
-        state
     }
 
     /// The latest snapshot of chain and mempool.
