@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use chaincore::encode::{CompactSize, Decodable};
-use chaincore::BlockHash;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::indexes::{self, IndexBest, IndexKind};
@@ -109,7 +108,7 @@ pub(super) fn from_4(wtx: &WriteTransaction) -> Result<(), StoreError> {
     wtx.open_table(META)?
         .insert(coins::COINS_TIP, tip.as_bytes().as_slice())?;
     let best = IndexBest {
-        hash: BlockHash(tip.to_byte_array()),
+        hash: tip,
         height: entry.height,
     };
     for kind in IndexKind::ALL {
