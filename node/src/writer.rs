@@ -260,6 +260,10 @@ fn serve(state: &mut State, mut commands: mpsc::Receiver<Command>, node: &Weak<N
         for answer in answers {
             answer();
         }
+        // After the answers: the indexer's work on the new snapshot is no caller's wait.
+        if changed {
+            node.wake_indexer();
+        }
     }
 }
 
@@ -511,7 +515,6 @@ fn publish(node: &Node, state: &State, mempool_seq: u64) {
     });
     let tip = snapshot.tip();
     node.snapshot.send_replace(snapshot);
-    node.wake_indexer();
     node.tip.send_if_modified(|t| {
         let moved = *t != tip;
         *t = tip;
