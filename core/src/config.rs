@@ -93,6 +93,27 @@ pub struct NodeSettings {
     /// [default: true].
     #[arg(long, env = "CHAINCORE_PERSISTMEMPOOL")]
     pub persistmempool: Option<bool>,
+    /// Coins cache in MiB: UTXO changes kept in memory and written in one batch when it is
+    /// full, every 10 minutes and at shutdown; 0 writes them with every block [default: 450].
+    #[arg(long, env = "CHAINCORE_DBCACHE")]
+    pub dbcache: Option<u64>,
+    /// Keep the tx index, for getrawtransaction of confirmed transactions [default: true].
+    #[arg(
+        long,
+        env = "CHAINCORE_TXINDEX",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub txindex: Option<bool>,
+    /// Keep the address index, for getaddressbalance, getaddressutxos and getaddresstxids
+    /// [default: true].
+    #[arg(
+        long,
+        env = "CHAINCORE_ADDRESSINDEX",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub addressindex: Option<bool>,
     /// Log filter: error, warn, info, debug, trace, or a RUST_LOG-style directive [default: info].
     #[arg(long, env = "CHAINCORE_LOG_LEVEL")]
     pub log_level: Option<String>,
@@ -782,6 +803,9 @@ rpcport = 9999
             maxconnections: Some(3),
             pending_headers: Some(4),
             persistmempool: Some(false),
+            dbcache: Some(5),
+            txindex: Some(false),
+            addressindex: Some(true),
             log_level: Some("info".into()),
             rest: Some(true),
             log_format: Some(LogFormat::Json),

@@ -240,6 +240,14 @@ impl BlockchainServer for Stub {
         Err(refused())
     }
 
+    async fn get_index_info(
+        &self,
+        _index_name: Option<Param<String>>,
+    ) -> RpcResult<std::collections::BTreeMap<String, chaincore::rpc::blockchain::IndexInfo>> {
+        Param::optional(_index_name)?;
+        Err(refused())
+    }
+
     async fn verify_chain(
         &self,
         _checklevel: Option<Param<u32>>,

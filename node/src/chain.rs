@@ -2,12 +2,17 @@
 //! selection, and connecting / disconnecting blocks against the store's UTXO set.
 //!
 //! Only the writer thread (`crate::writer`) holds a [`Chain`]; readers get a copy of its
-//! [`BlockIndex`] in each snapshot. Each connect or disconnect is one redb write transaction,
-//! made by `store::connect`; this module decides what to connect and checks the rules. On open, and
-//! whenever a stored block with more work than the tip is known, [`Chain::activate_best_chain`]
-//! moves to the most-work valid chain; the steps of one such move skip waiting for the disk and
-//! a last durable commit ends it, so a crash anywhere reopens to a consistent tip from which
-//! the move is simply made again.
+//! [`BlockIndex`] and of its coins cache in each snapshot. Each connect or disconnect is one
+//! redb write transaction (the block, its undo data, the tip), made by `store::connect`; its
+//! UTXO changes enter the coins cache once it commits, and the cache is flushed into the same
+//! transaction when it is full or [`store::coins::FLUSH_INTERVAL`] after the last flush, and
+//! on its own at shutdown ([`Chain::flush_coins`]). This module decides what to connect and
+//! checks the rules. On open the UTXO set is brought from the block it was flushed at to the
+//! tip (disconnecting with undo data back to the fork, connecting forward, as Bitcoin Core's
+//! `ReplayBlocks`); then, and whenever a stored block with more work than the tip is known,
+//! [`Chain::activate_best_chain`] moves to the most-work valid chain. The steps of one such
+//! move skip waiting for the disk and a last durable commit ends it, so a crash anywhere
+//! reopens to a consistent tip from which the move is simply made again.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
@@ -21,6 +26,7 @@ use redb::WriteTransaction;
 
 use crate::mempool::Mempool;
 use crate::signatures::{self, BlockChecks};
+use crate::store::coins::{Changes, CoinsCache};
 use crate::store::connect::{self, Fault};
 use crate::store::{self, IndexEntry, Status, Store, StoreError};
 
@@ -233,13 +239,17 @@ pub struct Chain {
     orphans: HashMap<BlockHash, Block>,
     /// The last block that failed to connect, and why (reported by `finish_stored`).
     last_failure: Option<(BlockHash, Rejection)>,
+    /// The UTXO changes since the last flush.
+    coins: CoinsCache,
 }
 
 impl Chain {
-    /// Loads the chain from `store`, writing the genesis block into an empty store. Refuses a
-    /// store of another network, naming both. Does not move the tip: the caller runs
-    /// [`Chain::activate_best_chain`] next, which finishes a reorg a crash interrupted.
-    pub fn open(store: Store, network: Network) -> Result<Chain, ChainError> {
+    /// Loads the chain from `store`, writing the genesis block into an empty store, with a
+    /// coins cache of `dbcache` bytes (0: flush with every block), and replays the blocks
+    /// between the flushed UTXO set and the tip. Refuses a store of another network, naming
+    /// both. Does not move the tip: the caller runs [`Chain::activate_best_chain`] next,
+    /// which finishes a reorg a crash interrupted.
+    pub fn open(store: Store, network: Network, dbcache: usize) -> Result<Chain, ChainError> {
         let entries = store.load_index()?;
         let mut chain = Chain {
             store: Arc::new(store),
@@ -248,6 +258,7 @@ impl Chain {
             candidates: BTreeSet::new(),
             orphans: HashMap::new(),
             last_failure: None,
+            coins: CoinsCache::new(dbcache),
         };
         for (hash, entry) in entries {
             chain.add_entry(hash, entry);
@@ -286,7 +297,134 @@ impl Chain {
             }
             .into());
         }
+        chain.replay()?;
         Ok(chain)
+    }
+
+    /// Brings the UTXO set from the block it was last flushed at to the tip: disconnects that
+    /// block and its ancestors down to the active chain with their undo data, then connects
+    /// the active blocks above the fork, all in the cache, and flushes. A crash part-way
+    /// leaves the store as it was, and the next open replays again.
+    fn replay(&mut self) -> Result<(), ChainError> {
+        let tip = self.tip_hash();
+        let from = self
+            .store
+            .coins_tip()?
+            .ok_or_else(|| missing("the coins tip row (meta) under", &tip))?;
+        if from == tip {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let mut down = Vec::new();
+        let mut cur = from;
+        while !self.is_active(&cur) {
+            down.push(cur);
+            cur = self
+                .index
+                .entry(&cur)
+                .ok_or_else(|| missing("the block index entry of", &cur))?
+                .header
+                .prev_blockhash;
+        }
+        let fork = self
+            .index
+            .entry(&cur)
+            .ok_or_else(|| missing("the block index entry of", &cur))?
+            .height;
+        let store = self.store.clone();
+        let rtx = store.begin_read()?;
+        let blocks = rtx.open_table(store::tables::BLOCKS)?;
+        let undo = rtx.open_table(store::tables::UNDO)?;
+        let utxos = rtx.open_table(store::tables::UTXOS)?;
+        for hash in &down {
+            let (block, spent) = connect::block_and_undo(&blocks, &undo, hash)?;
+            let changes =
+                connect::disconnect_changes(&block, &block.compute_txids(), &spent, hash)?;
+            self.coins.apply(changes);
+        }
+        for height in fork + 1..=self.tip_height() {
+            let Some(hash) = self.index.active_hash(height) else {
+                break;
+            };
+            let block =
+                store::read::block_in(&blocks, &hash)?.ok_or_else(|| missing("block", &hash))?;
+            let txids = block.compute_txids();
+            let (changes, _) = connect::spend_and_create(
+                &utxos,
+                &self.coins,
+                &block,
+                &txids,
+                height,
+                |_, _, _| Ok::<(), ChainError>(()),
+            )
+            .map_err(|e| match e {
+                ChainError::Rule(r) => ChainError::Store(StoreError::Missing {
+                    what: "the coins a replayed block spends (or room for those it creates) at",
+                    key: format!("{hash} ({})", r.detail()),
+                }),
+                e => e,
+            })?;
+            self.coins.apply(changes);
+        }
+        drop((blocks, undo, utxos, rtx));
+        let (disconnected, connected) = (down.len(), self.tip_height() - fork);
+        self.flush_coins()?;
+        tracing::info!(
+            from = %from,
+            disconnected,
+            connected,
+            ms = started.elapsed().as_millis() as u64,
+            "UTXO set replayed from its last flush to the tip"
+        );
+        Ok(())
+    }
+
+    /// Writes the coins cache into the store in one durable transaction, recording the tip as
+    /// the block the UTXO set belongs to (at shutdown, and after a replay).
+    pub fn flush_coins(&mut self) -> Result<(), ChainError> {
+        if self.coins.is_empty() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let bytes = self.coins.usage();
+        let wtx = self.store.begin_write()?;
+        let written = self.coins.write(&wtx, None, &self.tip_hash())?;
+        wtx.commit().map_err(StoreError::from)?;
+        self.coins.flushed();
+        tracing::info!(
+            changes = written,
+            cache_mib = bytes >> 20,
+            ms = started.elapsed().as_millis() as u64,
+            "coins cache flushed"
+        );
+        Ok(())
+    }
+
+    /// The coins cache.
+    pub fn coins(&self) -> &CoinsCache {
+        &self.coins
+    }
+
+    /// Commits `wtx`, which moved the tip to `tip` with UTXO `changes`: flushes the cache
+    /// into it first if the cache wants that, and takes the changes in once it committed.
+    fn commit_with(
+        &mut self,
+        wtx: WriteTransaction,
+        changes: Changes,
+        tip: &BlockHash,
+    ) -> Result<(), ChainError> {
+        let flush = self.coins.wants_flush(changes.len());
+        if flush {
+            self.coins.write(&wtx, Some(&changes), tip)?;
+        }
+        wtx.commit().map_err(StoreError::from)?;
+        if flush {
+            self.coins.flushed();
+            tracing::debug!(tip = %tip, "coins cache flushed with the block");
+        } else if !changes.is_empty() {
+            self.coins.apply(changes);
+        }
+        Ok(())
     }
 
     fn write_genesis(&mut self) -> Result<(), ChainError> {
@@ -299,6 +437,7 @@ impl Chain {
         store::write::index(&wtx, &hash, &entry)?;
         store::write::active(&wtx, 0, Some(&hash))?;
         store::write::tip(&wtx, &hash)?;
+        self.coins.write(&wtx, None, &hash)?;
         wtx.commit().map_err(StoreError::from)?;
         self.add_entry(hash, entry);
         self.index.set_active(vec![hash]);
@@ -415,6 +554,7 @@ impl Chain {
         let wtx = self.store.begin_write_with(durable)?;
         match connect_checked(
             &wtx,
+            &self.coins,
             block,
             &hash,
             txids,
@@ -422,8 +562,8 @@ impl Chain {
             Some(&entry),
             verified,
         ) {
-            Ok(()) => {
-                wtx.commit().map_err(StoreError::from)?;
+            Ok(changes) => {
+                self.commit_with(wtx, changes, &hash)?;
                 self.index.push_active(hash);
                 self.add_entry(hash, entry);
                 mempool.remove_for_block(&block.txdata, txids);
@@ -702,7 +842,8 @@ impl Chain {
             return Ok(0);
         }
         let rtx = self.store.begin_read()?;
-        let coin = |o: &OutPoint| store::read::coin(&rtx, o);
+        let utxos = store::read::coins(&rtx, self.coins.map())?;
+        let coin = |o: &OutPoint| utxos.coin(o);
         let view = crate::mempool::ChainView {
             coin: &coin,
             next_height: self.tip_height() + 1,
@@ -841,8 +982,17 @@ impl Chain {
     ) -> Result<(), ChainError> {
         let height = self.tip_height() + 1;
         let wtx = self.store.begin_write_with(false)?;
-        connect_checked(&wtx, block, hash, txids, height, None, verified)?;
-        wtx.commit().map_err(StoreError::from)?;
+        let changes = connect_checked(
+            &wtx,
+            &self.coins,
+            block,
+            hash,
+            txids,
+            height,
+            None,
+            verified,
+        )?;
+        self.commit_with(wtx, changes, hash)?;
         self.index.push_active(*hash);
         self.log_new_tip(block, hash);
         Ok(())
@@ -876,31 +1026,35 @@ impl Chain {
     /// disk, see [`Chain::activate_best_chain`]); returns the block.
     fn disconnect_tip(&mut self) -> Result<Block, ChainError> {
         let wtx = self.store.begin_write_with(false)?;
-        let block = connect::disconnect_block(&wtx, &self.tip_hash(), self.tip_height())?;
-        wtx.commit().map_err(StoreError::from)?;
+        let (block, changes) =
+            connect::disconnect_block(&wtx, &self.tip_hash(), self.tip_height())?;
+        self.commit_with(wtx, changes, &block.header.prev_blockhash)?;
         self.index.pop_active();
         Ok(block)
     }
 }
 
 /// Connects `block` at `height` on top of the tip in `wtx` (left uncommitted) through
-/// [`connect::connect_block`], checking what the store does not: each transaction's inputs
-/// and fee, the coinbase amount, and the signatures of transactions not `verified`, on the
-/// signature pool while the coin pass goes on. A `new` block is stored with its index entry.
+/// [`connect::connect_block`] over `coins`, checking what the store does not: each
+/// transaction's inputs and fee, the coinbase amount, and the signatures of transactions not
+/// `verified`, on the signature pool while the coin pass goes on. A `new` block is stored
+/// with its index entry. Returns the UTXO changes.
+#[allow(clippy::too_many_arguments)] // the block, its place, and what was verified
 fn connect_checked(
     wtx: &WriteTransaction,
+    coins: &CoinsCache,
     block: &Block,
     hash: &BlockHash,
     txids: &[Txid],
     height: u32,
     new: Option<&IndexEntry>,
     verified: Verified<'_>,
-) -> Result<(), ChainError> {
+) -> Result<Changes, ChainError> {
     let started = std::time::Instant::now();
     let checks = BlockChecks::default();
     let result = signatures::block_pool().in_place_scope(|scope| {
         let mut fees = chaincore::Amount::ZERO;
-        let connected = connect::connect_block(wtx, block, hash, txids, height, new, {
+        let connected = connect::connect_block(wtx, coins, block, hash, txids, height, new, {
             let checks = &checks;
             let fees = &mut fees;
             move |tx, txid, spent: &[Coin]| -> Result<(), ChainError> {
@@ -917,20 +1071,20 @@ fn connect_checked(
                 Ok(())
             }
         })
-        .and_then(|()| {
+        .and_then(|changes| {
             validation::check_coinbase_amount(block, block_subsidy(height), fees)?;
-            Ok(())
+            Ok(changes)
         });
         if connected.is_err() {
             checks.give_up();
         }
         connected
     });
-    result
-        .and_then(|()| checks.outcome())
+    let changes = result
+        .and_then(|changes| checks.outcome().map(|()| changes))
         .map_err(|e| e.in_block(*hash, height))?;
     crate::metrics::get().block_connected(started.elapsed());
-    Ok(())
+    Ok(changes)
 }
 
 /// Seconds since the Unix epoch.

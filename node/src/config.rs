@@ -132,6 +132,8 @@ pub struct Config {
     pub log: crate::logging::LogSettings,
     /// Keep the mempool in `mempool.dat` across restarts.
     pub persist_mempool: bool,
+    /// The coins cache and the indexes.
+    pub chain: crate::node::NodeOptions,
     /// Serve REST, `/rest/events` and `/metrics` without authentication on the RPC port.
     pub rest: bool,
 }
@@ -206,6 +208,9 @@ impl Args {
         Ok(config)
     }
 }
+
+/// Largest `--dbcache`, in MiB.
+const MAX_DBCACHE_MB: u64 = 1 << 20;
 
 /// Fills in the defaults of merged `settings` and checks them: where every default is set.
 pub fn resolve(settings: NodeSettings) -> anyhow::Result<Config> {
@@ -294,6 +299,15 @@ pub fn resolve(settings: NodeSettings) -> anyhow::Result<Config> {
         },
         data_dir,
         persist_mempool: s.persistmempool.unwrap_or(true),
+        chain: crate::node::NodeOptions {
+            dbcache: match s.dbcache {
+                None => crate::node::NodeOptions::default().dbcache,
+                Some(mb) if mb <= MAX_DBCACHE_MB => (mb << 20) as usize,
+                Some(_) => bail!("--dbcache is in MiB, at most {MAX_DBCACHE_MB} (1 TiB)"),
+            },
+            txindex: s.txindex.unwrap_or(true),
+            addressindex: s.addressindex.unwrap_or(true),
+        },
         rest,
     })
 }
@@ -321,6 +335,9 @@ pub fn defaults(network: Network) -> anyhow::Result<NodeSettings> {
         addnode: Some(c.p2p.peers.clone()),
         maxconnections: Some(c.p2p.max_connections),
         persistmempool: Some(c.persist_mempool),
+        dbcache: Some((c.chain.dbcache >> 20) as u64),
+        txindex: Some(c.chain.txindex),
+        addressindex: Some(c.chain.addressindex),
         rest: Some(c.rest),
         log_level: Some(c.log.level),
         log_format: Some(c.log.format),

@@ -10,6 +10,7 @@
 //! - [`mining`]: block templates and the in-process miner.
 //! - [`node`]: the node's operations, as RPC and P2P call them.
 //! - [`writer`]: the one thread that changes chain and mempool.
+//! - [`indexer`]: the thread that builds the tx and address indexes from connected blocks.
 //! - [`snapshot`]: the immutable view of chain and mempool readers use.
 //! - [`signatures`]: the signature pools and their checks.
 //! - [`p2p`]: peers, headers-first sync and relay.
@@ -23,6 +24,7 @@ mod chain;
 mod config;
 mod devnet;
 mod fees;
+mod indexer;
 mod logging;
 mod mempool;
 mod metrics;
@@ -129,7 +131,8 @@ async fn run(config: config::Config) -> anyhow::Result<()> {
     let dir = config.data_dir.clone();
     let network = config.network;
     let persist = config.persist_mempool;
-    let node = tokio::task::spawn_blocking(move || node::Node::open(network, &dir))
+    let options = config.chain.clone();
+    let node = tokio::task::spawn_blocking(move || node::Node::open_with(network, &dir, &options))
         .await?
         .map_err(|e| match e {
             // Says the directory already, and there is nothing to open.

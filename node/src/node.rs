@@ -17,12 +17,14 @@ use chaincore::{Block, BlockHash, Network, Script, Transaction, Txid};
 use tokio::sync::{broadcast, watch};
 
 use crate::chain::{unix_now, Accepted, Chain, ChainError};
+use crate::indexer::{IndexState, Indexer};
 use crate::mempool::orphans::Orphans;
 use crate::mempool::persist;
 use crate::mempool::rejects::Rejects;
 use crate::mempool::{Mempool, MempoolError};
 use crate::mining::{self, Template};
 pub use crate::snapshot::{Snapshot, Tip};
+use crate::store::indexes::IndexKind;
 use crate::store::{self, Store, StoreError};
 use crate::writer::{Admission, Command, State, Stopped, Writer};
 
@@ -31,6 +33,44 @@ pub const DURABLE_EVERY: u32 = 100;
 
 /// Times a transaction goes back to the signature pool when its parents keep changing.
 const SIGNATURE_RETRIES: usize = 3;
+
+/// Default coins cache (`--dbcache`), in MiB: Bitcoin Core's default, plenty for a machine of
+/// a few GiB and more (a UTXO of ours takes about [`store::coins::ENTRY_BYTES`] in it).
+pub const DEFAULT_DBCACHE_MB: u64 = 450;
+
+/// How the node keeps its chain state: the coins cache and the indexes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeOptions {
+    /// Coins cache size in bytes; 0 flushes the UTXO changes with every block.
+    pub dbcache: usize,
+    /// Keep the tx index (`--txindex`).
+    pub txindex: bool,
+    /// Keep the address index (`--addressindex`).
+    pub addressindex: bool,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            dbcache: (DEFAULT_DBCACHE_MB << 20) as usize,
+            txindex: true,
+            addressindex: true,
+        }
+    }
+}
+
+impl NodeOptions {
+    /// The enabled indexes.
+    pub fn indexes(&self) -> Vec<IndexKind> {
+        IndexKind::ALL
+            .into_iter()
+            .filter(|k| match k {
+                IndexKind::Tx => self.txindex,
+                IndexKind::Address => self.addressindex,
+            })
+            .collect()
+    }
+}
 
 /// What became of a transaction a peer relayed ([`Node::accept_relayed`]).
 #[derive(Debug)]
@@ -73,14 +113,28 @@ pub struct Node {
     pub stopping: AtomicBool,
     /// Fires when the node must shut down (the `stop` RPC).
     pub shutdown: watch::Sender<bool>,
+    /// The indexer thread.
+    indexer: Indexer,
+    /// Where each enabled index stands; changes wake readers waiting for an index.
+    pub index_progress: watch::Sender<Vec<IndexState>>,
 }
 
 impl Node {
-    /// Opens the store and chain in `data_dir`, moves to the most-work chain and starts the
-    /// writer. The saved mempool is loaded by [`Node::load_mempool`].
+    /// [`Node::open_with`] the default options.
     pub fn open(network: Network, data_dir: &std::path::Path) -> Result<Arc<Node>, ChainError> {
+        Node::open_with(network, data_dir, &NodeOptions::default())
+    }
+
+    /// Opens the store and chain in `data_dir` (replaying the UTXO set to the tip), moves to
+    /// the most-work chain and starts the writer and the indexer. The saved mempool is loaded
+    /// by [`Node::load_mempool`].
+    pub fn open_with(
+        network: Network,
+        data_dir: &std::path::Path,
+        options: &NodeOptions,
+    ) -> Result<Arc<Node>, ChainError> {
         let store = Store::open(&data_dir.join("chain.redb"))?;
-        let mut chain = Chain::open(store, network)?;
+        let mut chain = Chain::open(store, network, options.dbcache)?;
         let mut mempool = Mempool::new(crate::mempool::DEFAULT_MAX_BYTES);
         // A crash may have cut a reorg or an invalidation short, or left a stored block with
         // more work than the tip: move to the most-work valid chain before serving anyone.
@@ -97,11 +151,13 @@ impl Node {
             index: chain.index().clone(),
             mempool: mempool.clone(),
             rtx: chain.store().begin_read()?,
+            coins: chain.coins().map().clone(),
             mempool_seq: 0,
             template: Default::default(),
         });
         let tip = snapshot.tip();
         let store = chain.shared_store();
+        let progress = Indexer::load(&store, &options.indexes())?;
         let (writer, commands) = Writer::new();
         let node = Arc::new(Node {
             network,
@@ -117,11 +173,77 @@ impl Node {
             mempool_file: data_dir.join(persist::FILE_NAME),
             stopping: AtomicBool::new(false),
             shutdown: watch::Sender::new(false),
+            indexer: Indexer::none(),
+            index_progress: watch::Sender::new(progress),
         });
         node.writer
             .start(State { chain, mempool }, commands, Arc::downgrade(&node))
             .map_err(|e| ChainError::Store(StoreError::Io(e)))?;
+        node.indexer
+            .start(node.store.clone(), &node)
+            .map_err(|e| ChainError::Store(StoreError::Io(e)))?;
         Ok(node)
+    }
+
+    /// Tests only: waits (polling, up to a minute) until every enabled index has taken in the
+    /// latest snapshot's tip.
+    #[cfg(test)]
+    pub fn wait_for_indexes_for_tests(&self) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let tip = self.snapshot().tip();
+            if self
+                .index_progress
+                .borrow()
+                .iter()
+                .all(|s| s.at(&tip.hash, tip.height))
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the indexes did not catch up");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Tells the indexer a new snapshot is out.
+    pub(crate) fn wake_indexer(&self) {
+        self.indexer.wake();
+    }
+
+    /// A read transaction begun now: it sees the indexes as far as they have got, which may
+    /// be past the latest snapshot's.
+    pub fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.store.begin_read()
+    }
+
+    /// Where index `kind` stands, if it is enabled, once it has taken in the tip of the latest
+    /// snapshot — waiting up to `patience` for that if it had caught up with the chain since
+    /// the node started (Bitcoin Core's `BlockUntilSyncedToCurrentChain`); an index still
+    /// catching up is answered at once.
+    pub async fn index_state(
+        &self,
+        kind: IndexKind,
+        patience: std::time::Duration,
+    ) -> Option<IndexState> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut progress = self.index_progress.subscribe();
+        loop {
+            // The index first, then the tip as it is now (it may have moved, even down, since
+            // the last look): whatever the index does after this look wakes the wait below.
+            let state = progress
+                .borrow_and_update()
+                .iter()
+                .find(|s| s.kind == kind)
+                .copied()?;
+            let tip = self.snapshot().tip();
+            if !state.caught_up || state.at(&tip.hash, tip.height) {
+                return Some(state);
+            }
+            match tokio::time::timeout_at(deadline, progress.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Some(state),
+            }
+        }
     }
 
     /// The latest snapshot of chain and mempool.
@@ -176,10 +298,12 @@ impl Node {
         self.shutdown.send_replace(true);
     }
 
-    /// Lets the writer finish what it was sent and stops it (at shutdown, before the store
-    /// closes).
+    /// Lets the writer finish what it was sent and stops it (it flushes the coins cache on
+    /// its way out), then stops the indexer after its current batch (at shutdown, before the
+    /// store closes).
     pub fn stop_writer(&self) {
         self.writer.stop();
+        self.indexer.stop();
     }
 
     /// [`crate::fees::estimate`] for `target` blocks from the mempool and the last

@@ -1,10 +1,11 @@
 //! The immutable view of the chain state that the writer publishes after every change, for
 //! RPC and P2P to read without waiting for the writer.
 //!
-//! A snapshot holds a copy of the block index and of the mempool (persistent collections: a
-//! copy costs a few reference counts) and a redb read transaction begun right after the
-//! writer's last commit, so the three always agree with each other, however long a reader
-//! keeps them and whatever the writer does meanwhile. Holding one also holds on to the pages
+//! A snapshot holds a copy of the block index, of the mempool and of the coins cache
+//! (persistent collections: a copy costs a few reference counts) and a redb read transaction
+//! begun right after the writer's last commit, so the four always agree with each other,
+//! however long a reader keeps them and whatever the writer does meanwhile. The indexes move
+//! on their own (`crate::indexer`): readers of an index take a read transaction of their own. Holding one also holds on to the pages
 //! its read transaction sees, so a reader keeps a snapshot no longer than one request.
 
 use std::sync::{Arc, OnceLock};
@@ -26,6 +27,8 @@ pub struct Snapshot {
     pub mempool: Mempool,
     /// The store as of the same moment.
     pub rtx: ReadTransaction,
+    /// The coins cache as of the same moment: the UTXO set is these over `rtx`'s table.
+    pub coins: store::coins::Entries,
     /// Bumped on every mempool change (long-poll ids).
     pub mempool_seq: u64,
     /// The block template on this tip and pool, once the writer built one (see
@@ -53,7 +56,14 @@ impl Snapshot {
 
     /// An unspent output of the active chain's UTXO set.
     pub fn chain_coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
-        store::read::coin(&self.rtx, outpoint)
+        self.utxos()?.coin(outpoint)
+    }
+
+    /// The UTXO set as of this snapshot (for many lookups, or a walk over all of it).
+    pub fn utxos(
+        &self,
+    ) -> Result<store::coins::CoinsView<'_, store::coins::UtxoTable>, StoreError> {
+        store::read::coins(&self.rtx, &self.coins)
     }
 
     /// Runs `f` with what the mempool needs from the chain to check a transaction against

@@ -2,11 +2,16 @@
 //! and address index (tables in [`tables`]).
 //!
 //! Every block connect or disconnect is one write transaction with two-phase commit and
-//! immediate durability, so a crash at any instant reopens to the last committed tip. A batch
-//! of blocks mined in-process may defer durability to its last commit
-//! ([`Store::begin_write_with`]).
+//! immediate durability for the block, its undo data and the tip, so a crash at any instant
+//! reopens to the last committed tip. The UTXO changes wait in the coins cache ([`coins`]) and
+//! are flushed in one transaction per batch of blocks; the store records the block the flushed
+//! set belongs to, and on open the chain replays the blocks after it. The indexes
+//! ([`indexes`]) follow the chain with their own best blocks. A batch of blocks mined
+//! in-process may defer durability to its last commit ([`Store::begin_write_with`]).
 
+pub mod coins;
 pub mod connect;
+pub mod indexes;
 pub mod tables;
 mod upgrade;
 
@@ -19,16 +24,16 @@ use chaincore::pow::Work;
 use chaincore::validation::Coin;
 use chaincore::{Block, BlockHash, OutPoint, Txid};
 use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    WriteTransaction,
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction,
 };
 
 use tables::*;
 
-/// Version of the table layout. Version 4 added [`IndexEntry::chain_tx`]: a version-3 store is
-/// upgraded in place when opened (one pass over its blocks, in one transaction); any other
-/// version is refused.
-pub const SCHEMA_VERSION: u32 = 4;
+/// Version of the table layout. Version 4 added [`IndexEntry::chain_tx`]; version 5 the coins
+/// cache's `coins_tip`, the indexes' best blocks and coin values in the address index. Older
+/// stores (3 and 4) are upgraded in place when opened, in the open's one transaction; any
+/// other version is refused.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -244,10 +249,15 @@ impl Store {
                 None => None,
             };
             match found {
-                Some(3) => {
-                    upgrade::from_3(&wtx)?;
+                Some(v @ (3 | 4)) => {
+                    drop(meta);
+                    if v == 3 {
+                        upgrade::from_3(&wtx)?;
+                    }
+                    upgrade::from_4(&wtx)?;
+                    meta = wtx.open_table(META)?;
                     meta.insert("schema", SCHEMA_VERSION.to_le_bytes().as_slice())?;
-                    tracing::info!("upgraded the store from schema 3 to {SCHEMA_VERSION}");
+                    tracing::info!("upgraded the store from schema {v} to {SCHEMA_VERSION}");
                 }
                 Some(v) if v != SCHEMA_VERSION => return Err(StoreError::Schema { found: v }),
                 Some(_) => {}
@@ -261,7 +271,7 @@ impl Store {
             wtx.open_table(UTXOS)?;
             wtx.open_table(UNDO)?;
             wtx.open_table(TX_INDEX)?;
-            wtx.open_table(ADDR_UTXOS)?;
+            wtx.open_table(ADDR_COINS)?;
             wtx.open_table(ADDR_TXS)?;
             wtx.open_table(PEERS)?;
         }
@@ -359,18 +369,29 @@ impl Store {
 
     /// The stored best-chain tip, if any.
     pub fn tip(&self) -> Result<Option<BlockHash>, StoreError> {
-        let rtx = self.begin_read()?;
-        let meta = rtx.open_table(META)?;
-        match meta.get("tip")? {
-            None => Ok(None),
-            Some(v) => match <[u8; 32]>::try_from(v.value()) {
-                Ok(hash) => Ok(Some(BlockHash(hash))),
-                Err(_) => Err(StoreError::Corrupt {
-                    table: "meta",
-                    source: encode::Error::Invalid("tip row is not 32 bytes"),
-                }),
-            },
-        }
+        hash_row(&self.begin_read()?.open_table(META)?, "tip")
+    }
+
+    /// The block the UTXO table's set belongs to (the coins cache's last flush), if any.
+    pub fn coins_tip(&self) -> Result<Option<BlockHash>, StoreError> {
+        hash_row(&self.begin_read()?.open_table(META)?, coins::COINS_TIP)
+    }
+}
+
+/// A block hash stored in the meta table under `name`.
+fn hash_row(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &'static str,
+) -> Result<Option<BlockHash>, StoreError> {
+    match meta.get(name)? {
+        None => Ok(None),
+        Some(v) => match <[u8; 32]>::try_from(v.value()) {
+            Ok(hash) => Ok(Some(BlockHash(hash))),
+            Err(_) => Err(StoreError::Corrupt {
+                table: "meta",
+                source: encode::Error::Invalid("a block hash row is not 32 bytes"),
+            }),
+        },
     }
 }
 
@@ -424,11 +445,23 @@ pub mod read {
         Ok(table.get(u64::from(height))?.map(|v| BlockHash(v.value())))
     }
 
-    /// An unspent coin.
-    pub fn coin(rtx: &ReadTransaction, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
-        let table = rtx.open_table(UTXOS)?;
-        let row = table.get(outpoint_key(outpoint))?;
-        row.map(|v| decode("utxos", v.value())).transpose()
+    /// The UTXO set as of `rtx` with the coins cache `entries` taken at the same moment.
+    pub fn coins<'a>(
+        rtx: &ReadTransaction,
+        entries: &'a coins::Entries,
+    ) -> Result<coins::CoinsView<'a, coins::UtxoTable>, StoreError> {
+        Ok(coins::CoinsView {
+            entries,
+            table: rtx.open_table(UTXOS)?,
+        })
+    }
+
+    /// The best block of index `kind` as of `rtx`.
+    pub fn index_best(
+        rtx: &ReadTransaction,
+        kind: indexes::IndexKind,
+    ) -> Result<Option<indexes::IndexBest>, StoreError> {
+        indexes::best(&rtx.open_table(META)?, kind)
     }
 
     /// Where an active-chain transaction is: block hash and position.
@@ -447,20 +480,38 @@ pub mod read {
         }))
     }
 
-    /// Unspent outpoints paying `pubkey_hash`, oldest first.
-    pub fn address_outpoints(
+    /// Unspent outputs paying `pubkey_hash` as of the address index's best block, oldest
+    /// first.
+    pub fn address_coins(
         rtx: &ReadTransaction,
         pubkey_hash: &[u8; 20],
-    ) -> Result<Vec<OutPoint>, StoreError> {
-        let table = rtx.open_table(ADDR_UTXOS)?;
-        Ok(addr_rows(&table, pubkey_hash)?
-            .iter()
-            .map(|key| {
-                let mut outpoint = [0u8; 36];
-                outpoint.copy_from_slice(&key[24..]);
-                outpoint_from_key(&outpoint)
-            })
-            .collect())
+    ) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+        let table = rtx.open_table(ADDR_COINS)?;
+        let mut low = [0u8; 60];
+        let mut high = [0xffu8; 60];
+        low[..20].copy_from_slice(pubkey_hash);
+        high[..20].copy_from_slice(pubkey_hash);
+        let mut out = Vec::new();
+        for row in table.range(low..=high)? {
+            let (k, v) = row?;
+            let (key, value) = (k.value(), v.value());
+            let mut outpoint = [0u8; 36];
+            outpoint.copy_from_slice(&key[24..]);
+            let mut units = [0u8; 8];
+            units.copy_from_slice(&value[..8]);
+            out.push((
+                outpoint_from_key(&outpoint),
+                Coin {
+                    output: chaincore::TxOut {
+                        value: chaincore::Amount::from_units(i64::from_le_bytes(units)),
+                        script_pubkey: chaincore::Script::new_p2pkh(pubkey_hash),
+                    },
+                    height: addr_row_height(&key),
+                    is_coinbase: value[8] != 0,
+                },
+            ));
+        }
+        Ok(out)
     }
 
     /// Active-chain transactions touching `pubkey_hash`, as (height, txid), oldest first.
@@ -478,9 +529,16 @@ pub mod read {
         Ok(out)
     }
 
-    /// Every address-UTXO key (for verification).
-    pub fn address_utxo_keys(rtx: &ReadTransaction) -> Result<BTreeSet<[u8; 60]>, StoreError> {
-        all_keys(&rtx.open_table(ADDR_UTXOS)?)
+    /// Every address-coin row (for verification).
+    pub fn address_coin_rows(
+        rtx: &ReadTransaction,
+    ) -> Result<std::collections::BTreeMap<[u8; 60], [u8; 9]>, StoreError> {
+        let mut out = std::collections::BTreeMap::new();
+        for row in rtx.open_table(ADDR_COINS)?.iter()? {
+            let (k, v) = row?;
+            out.insert(k.value(), v.value());
+        }
+        Ok(out)
     }
 
     /// Every address-history key (for verification).
@@ -496,20 +554,6 @@ pub mod read {
             out.insert(row?.0.value());
         }
         Ok(out)
-    }
-
-    /// Walks the whole UTXO set in key order.
-    pub fn for_each_coin(
-        rtx: &ReadTransaction,
-        mut f: impl FnMut(&[u8; 36], &[u8], Coin),
-    ) -> Result<u64, StoreError> {
-        let table = rtx.open_table(UTXOS)?;
-        for row in table.iter()? {
-            let (k, v) = row?;
-            let coin = decode("utxos", v.value())?;
-            f(&k.value(), v.value(), coin);
-        }
-        Ok(table.len()?)
     }
 }
 
@@ -560,59 +604,14 @@ pub mod write {
         Ok(())
     }
 
-    /// Stores or deletes undo data.
+    /// Stores a block's undo data.
     pub fn undo(
         wtx: &WriteTransaction,
         hash: &BlockHash,
-        spent: Option<&Vec<Coin>>,
+        spent: &Vec<Coin>,
     ) -> Result<(), StoreError> {
-        let mut t = wtx.open_table(UNDO)?;
-        match spent {
-            Some(coins) => t.insert(hash.to_byte_array(), serialize(coins).as_slice())?,
-            None => t.remove(hash.to_byte_array())?,
-        };
-        Ok(())
-    }
-
-    /// The P2PKH coins one transaction spent, as (pubkey hash, coin height, outpoint key):
-    /// what the address index needs from the UTXO set.
-    pub type SpentAddrs = Vec<([u8; 20], u32, [u8; 36])>;
-
-    /// Writes the address index rows of a block being connected at `height`. `spent` yields
-    /// each transaction's [`SpentAddrs`] in block order (the coinbase's empty); this may run on
-    /// its own thread while the coin pass produces them.
-    pub fn connect_address_index(
-        wtx: &WriteTransaction,
-        height: u32,
-        block: &Block,
-        txids: &[Txid],
-        spent: impl IntoIterator<Item = SpentAddrs>,
-    ) -> Result<(), StoreError> {
-        let mut addr_utxos = wtx.open_table(ADDR_UTXOS)?;
-        let mut addr_txs = wtx.open_table(ADDR_TXS)?;
-        for ((tx, txid), spent) in block.txdata.iter().zip(txids).zip(spent) {
-            // Addresses this transaction pays or spends: one history row each.
-            let mut touched: Vec<[u8; 20]> = Vec::with_capacity(spent.len() + tx.output.len());
-            for (vout, output) in tx.output.iter().enumerate() {
-                if let Some(pkh) = output.script_pubkey.p2pkh_hash() {
-                    let key = outpoint_key(&OutPoint {
-                        txid: *txid,
-                        vout: vout as u32,
-                    });
-                    addr_utxos.insert(addr_utxo_key(&pkh, height, &key), ())?;
-                    touched.push(pkh);
-                }
-            }
-            for (pkh, coin_height, key) in spent {
-                addr_utxos.remove(addr_utxo_key(&pkh, coin_height, &key))?;
-                touched.push(pkh);
-            }
-            touched.sort_unstable();
-            touched.dedup();
-            for pkh in &touched {
-                addr_txs.insert(addr_tx_key(pkh, height, txid), ())?;
-            }
-        }
+        wtx.open_table(UNDO)?
+            .insert(hash.to_byte_array(), serialize(spent).as_slice())?;
         Ok(())
     }
 }

@@ -1,18 +1,18 @@
 //! Consistency checks from outside the write path: UTXO-set statistics and hash
-//! (`gettxoutsetinfo`), and `verifychain`, which at level 4 replays the whole active chain in
-//! memory and compares the result with the stored UTXO set and address index.
+//! (`gettxoutsetinfo`, over the stored set and the coins cache), and `verifychain`, which at
+//! level 4 replays the whole active chain in memory and compares the result with the UTXO set
+//! and with the address index as of the index's best block.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::node::{Node, Snapshot};
+use crate::store::indexes::{addr_coin_value, IndexKind};
+use crate::store::{self, addr_tx_key, addr_utxo_key, outpoint_key, StoreError};
 use chaincore::encode::deserialize;
 use chaincore::encode::serialize;
 use chaincore::hash::Sha256dWriter;
 use chaincore::validation::{self, Coin};
 use chaincore::{Amount, OutPoint};
-use redb::ReadTransaction;
-
-use crate::node::Node;
-use crate::store::{self, addr_tx_key, addr_utxo_key, outpoint_key, StoreError};
 
 /// Size, value and hash of a UTXO set.
 pub struct UtxoStats {
@@ -28,14 +28,15 @@ pub struct UtxoStats {
     pub hash: [u8; 32],
 }
 
-/// Statistics of the stored UTXO set.
-pub fn utxo_stats(rtx: &ReadTransaction) -> Result<UtxoStats, StoreError> {
+/// Statistics of the UTXO set of `snap` (the stored set with the coins cache over it), which
+/// do not depend on when the cache was last flushed.
+pub fn utxo_stats(snap: &Snapshot) -> Result<UtxoStats, StoreError> {
     let mut hasher = Sha256dWriter::default();
     let mut total = Amount::ZERO;
     let (mut transactions, mut bogosize) = (0u64, 0u64);
     // Keys start with the txid, so one transaction's coins are adjacent.
     let mut last_txid = None;
-    let count = store::read::for_each_coin(rtx, |key, value, coin| {
+    let count = snap.utxos()?.for_each(|key, value, coin| {
         use std::io::Write;
         let _ = hasher.write_all(key);
         let _ = hasher.write_all(value);
@@ -73,11 +74,27 @@ fn bad(msg: impl Into<String>) -> VerifyError {
 
 /// Checks the last `nblocks` active blocks (0 = all) of the node's latest snapshot: stored,
 /// hashing to their index entry, linked, and passing context-free checks (level ≥ 1). At
-/// level ≥ 4, replays the whole chain and requires the stored UTXO set and address index to
-/// equal the replay's.
+/// level ≥ 4, replays the whole chain and requires the UTXO set to equal the replay's, and
+/// the address index (if enabled, and its best block is on the chain) to equal the replay's
+/// at the index's best block.
 pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyError> {
     let snap = node.snapshot();
     let rtx = &snap.rtx;
+    // The index as far as it has got; checked if its best block is on the snapshot's chain.
+    let index_rtx = node.begin_read()?;
+    let indexed = match node
+        .index_progress
+        .borrow()
+        .iter()
+        .any(|s| s.kind == IndexKind::Address)
+    {
+        true => store::read::index_best(&index_rtx, IndexKind::Address)?.map_or(Some(0), |b| {
+            (snap.index.active_hash(b.height) == Some(b.hash)).then_some(b.height)
+        }),
+        false => None,
+    };
+    // What the address index should hold at its best block: coin rows and history rows.
+    let mut at_index: Option<(AddressRows, BTreeSet<[u8; 56]>)> = None;
     let active: Vec<_> = (0..=snap.index.tip_height())
         .filter_map(|h| snap.index.active_hash(h))
         .collect();
@@ -154,6 +171,9 @@ pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyE
                 }
             }
         }
+        if replay && indexed == Some(height as u32) {
+            at_index = Some((address_rows(&utxos)?, history.clone()));
+        }
     }
     if !replay {
         return Ok(());
@@ -164,7 +184,7 @@ pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyE
         let _ = hasher.write_all(k);
         let _ = hasher.write_all(v);
     }
-    let stored = utxo_stats(rtx)?;
+    let stored = utxo_stats(&snap)?;
     if stored.count != utxos.len() as u64 || stored.hash != hasher.finish() {
         return Err(bad(format!(
             "UTXO set differs from a replay of the chain ({} stored, {} replayed)",
@@ -172,28 +192,39 @@ pub fn verify_chain(node: &Node, level: u32, nblocks: u32) -> Result<(), VerifyE
             utxos.len()
         )));
     }
-    // Address index: exactly the P2PKH coins of the replayed set, under their heights, and
-    // one history row per address per transaction that paid or spent it.
-    let mut expected: BTreeSet<[u8; 60]> = BTreeSet::new();
-    for (k, v) in &utxos {
-        let coin: Coin = deserialize(v).map_err(|e| bad(e.to_string()))?;
-        if let Some(pkh) = coin.output.script_pubkey.p2pkh_hash() {
-            expected.insert(addr_utxo_key(&pkh, coin.height, k));
+    // Address index: exactly the P2PKH coins of the replayed set at its best block, under
+    // their heights with their values, and one history row per address per transaction that
+    // paid or spent it.
+    if let Some((expected, history)) = at_index {
+        if store::read::address_coin_rows(&index_rtx)? != expected {
+            return Err(bad("address index (unspent outputs) differs from a replay"));
+        }
+        if store::read::address_tx_keys(&index_rtx)? != history {
+            return Err(bad("address index (history) differs from a replay"));
         }
     }
-    if store::read::address_utxo_keys(rtx)? != expected {
-        return Err(bad("address index (unspent outputs) differs from a replay"));
-    }
-    if store::read::address_tx_keys(rtx)? != history {
-        return Err(bad("address index (history) differs from a replay"));
-    }
     Ok(())
+}
+
+/// Address-index coin rows: key → value.
+type AddressRows = BTreeMap<[u8; 60], [u8; 9]>;
+
+/// The address-index coin rows a UTXO set (outpoint key → serialized coin) calls for.
+fn address_rows(utxos: &BTreeMap<[u8; 36], Vec<u8>>) -> Result<AddressRows, VerifyError> {
+    let mut rows = BTreeMap::new();
+    for (k, v) in utxos {
+        let coin: Coin = deserialize(v).map_err(|e| bad(e.to_string()))?;
+        if let Some(pkh) = coin.output.script_pubkey.p2pkh_hash() {
+            rows.insert(addr_utxo_key(&pkh, coin.height, k), addr_coin_value(&coin));
+        }
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tables::{ADDR_TXS, ADDR_UTXOS};
+    use crate::store::tables::{ADDR_COINS, ADDR_TXS};
     use chaincore::{Network, Script};
 
     /// verifychain level 4 notices every kind of stray or missing address index row.
@@ -219,16 +250,20 @@ mod tests {
         // A row for an address with no coins at all.
         let stray = addr_utxo_key(&[9; 20], 1, &[1; 36]);
         damage(&|w| {
-            w.open_table(ADDR_UTXOS).unwrap().insert(stray, ()).unwrap();
+            w.open_table(ADDR_COINS)
+                .unwrap()
+                .insert(stray, [0; 9])
+                .unwrap();
         });
         assert!(verify_chain(&node, 4, 0).is_err());
         damage(&|w| {
-            w.open_table(ADDR_UTXOS).unwrap().remove(stray).unwrap();
+            w.open_table(ADDR_COINS).unwrap().remove(stray).unwrap();
         });
         verify_chain(&node, 4, 0).unwrap();
 
         // A history row gone missing.
-        let first = store::read::address_txids(&node.snapshot().rtx, &pkh).unwrap()[0];
+        node.wait_for_indexes_for_tests();
+        let first = store::read::address_txids(&node.begin_read().unwrap(), &pkh).unwrap()[0];
         damage(&|w| {
             let key = addr_tx_key(&pkh, first.0, &first.1);
             assert!(w

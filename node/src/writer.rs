@@ -199,20 +199,29 @@ impl Writer {
     }
 }
 
-/// The writer's loop: takes a batch of commands, runs them, publishes once, then answers. A
-/// batch ends before a block or an invalidation, so the commands before it are answered
-/// without waiting for it.
-fn run(mut state: State, mut commands: mpsc::Receiver<Command>, node: Weak<Node>) {
+/// The writer's loop ([`serve`]), then, unless it ended in a panic, the coins cache's flush.
+fn run(mut state: State, commands: mpsc::Receiver<Command>, node: Weak<Node>) {
+    if serve(&mut state, commands, &node) {
+        if let Err(e) = state.chain.flush_coins() {
+            tracing::error!("coins cache not flushed at shutdown (the next start replays): {e}");
+        }
+    }
+}
+
+/// Takes a batch of commands, runs them, publishes once, then answers. A batch ends before a
+/// block or an invalidation, so the commands before it are answered without waiting for it.
+/// Returns `false` if a command panicked (nothing the writer holds can be trusted then).
+fn serve(state: &mut State, mut commands: mpsc::Receiver<Command>, node: &Weak<Node>) -> bool {
     let mut mempool_seq = 0;
     let mut template: Option<(BlockHash, u64, Arc<Template>)> = None;
     // A heavy command taken while a batch was open: it starts the next batch.
     let mut held_over: Option<Command> = None;
     loop {
         let Some(first) = held_over.take().or_else(|| commands.blocking_recv()) else {
-            return;
+            return true;
         };
         let Some(node) = node.upgrade() else {
-            return;
+            return true;
         };
         let mut answers: Vec<Box<dyn FnOnce()>> = Vec::new();
         let mut new_txs = Vec::new();
@@ -220,12 +229,12 @@ fn run(mut state: State, mut commands: mpsc::Receiver<Command>, node: Weak<Node>
         let mut next = Some(first);
         while let Some(command) = next.take() {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                handle(&mut state, command, &mut template, mempool_seq, &node)
+                handle(state, command, &mut template, mempool_seq, &node)
             }));
             let Ok(outcome) = outcome else {
                 // Nothing the writer holds can be trusted now: stop the node cleanly.
                 node.store_failed(&"the writer thread panicked");
-                return;
+                return false;
             };
             if outcome.changed {
                 changed = true;
@@ -242,7 +251,7 @@ fn run(mut state: State, mut commands: mpsc::Receiver<Command>, node: Weak<Node>
             }
         }
         if changed {
-            publish(&node, &state, mempool_seq);
+            publish(&node, state, mempool_seq);
         }
         // Announced once readers (and peers asking for them) can see them.
         for txid in new_txs {
@@ -250,6 +259,10 @@ fn run(mut state: State, mut commands: mpsc::Receiver<Command>, node: Weak<Node>
         }
         for answer in answers {
             answer();
+        }
+        // After the answers: the indexer's work on the new snapshot is no caller's wait.
+        if changed {
+            node.wake_indexer();
         }
     }
 }
@@ -408,7 +421,8 @@ fn accept_tx(
 ) -> Result<Admission, MempoolError> {
     let index = state.chain.index();
     let rtx = state.chain.store().begin_read()?;
-    let coin = |o: &chaincore::OutPoint| crate::store::read::coin(&rtx, o);
+    let utxos = crate::store::read::coins(&rtx, state.chain.coins().map())?;
+    let coin = |o: &chaincore::OutPoint| utxos.coin(o);
     let view = crate::mempool::ChainView {
         coin: &coin,
         next_height: index.tip_height() + 1,
@@ -420,7 +434,7 @@ fn accept_tx(
         .check(tx.clone(), &view, unix_now(), &|_| true)
     {
         Err(MempoolError::Rule(chaincore::validation::RuleError::InputsMissingOrSpent)) => {
-            let missing = missing_parents(&state.mempool, &rtx, &tx)?;
+            let missing = missing_parents(&state.mempool, &coin, &tx)?;
             if missing.is_empty() {
                 // Every parent is there: an input is spent, not missing.
                 return Err(chaincore::validation::RuleError::InputsMissingOrSpent.into());
@@ -447,18 +461,16 @@ fn accept_tx(
 }
 
 /// Parents of `tx` neither in `pool` nor (by one of their outputs `tx` spends) in the UTXO
-/// set of `rtx`.
+/// set `coin` reads.
 fn missing_parents(
     pool: &Mempool,
-    rtx: &redb::ReadTransaction,
+    coin: &dyn Fn(&chaincore::OutPoint) -> Result<Option<chaincore::validation::Coin>, StoreError>,
     tx: &Transaction,
 ) -> Result<Vec<Txid>, StoreError> {
     let mut missing = Vec::new();
     for input in &tx.input {
         let parent = input.previous_output.txid;
-        if !pool.contains(&parent)
-            && crate::store::read::coin(rtx, &input.previous_output)?.is_none()
-        {
+        if !pool.contains(&parent) && coin(&input.previous_output)?.is_none() {
             missing.push(parent);
         }
     }
@@ -497,6 +509,7 @@ fn publish(node: &Node, state: &State, mempool_seq: u64) {
         index: state.chain.index().clone(),
         mempool: state.mempool.clone(),
         rtx,
+        coins: state.chain.coins().map().clone(),
         mempool_seq,
         template: Default::default(),
     });

@@ -1,6 +1,7 @@
 //! The long crash loop on release binaries: `cargo bench -p chaincore-tests --bench
-//! crash_loop [-- ROUNDS [SEED]]` (default 200 rounds). Prints what it saw and exits non-zero
-//! if any round ended inconsistent (target: 0).
+//! crash_loop [-- ROUNDS [SEED] [DBCACHE_MIB]]` (default 200 rounds, the victim on the default
+//! coins cache; `DBCACHE_MIB` 0 flushes it with every block). Prints what it saw and exits
+//! non-zero if any round ended inconsistent (target: 0).
 
 fn main() {
     let mut args = std::env::args()
@@ -17,11 +18,21 @@ fn main() {
         Some(Err(e)) => return eprintln!("SEED must be a number: {e}"),
         None => 0x5EED,
     };
+    let dbcache = match args.next() {
+        Some(Ok(mb)) => Some(mb.to_string()),
+        Some(Err(e)) => return eprintln!("DBCACHE_MIB must be a number: {e}"),
+        None => None,
+    };
     chaincore_tests::use_release_binaries();
     let dir = chaincore_tests::TempDir::new("crash-loop-bench");
-    let r = chaincore_tests::crash_loop::run(rounds, seed, &dir);
+    let victim_args: Vec<&str> = match &dbcache {
+        Some(mb) => vec!["--dbcache", mb],
+        None => Vec::new(),
+    };
+    let r = chaincore_tests::crash_loop::run_with(rounds, seed, &dir, &victim_args);
     println!(
-        "crash loop, seed {seed}: {} rounds in {:.1} s",
+        "crash loop, seed {seed}, victim --dbcache {}: {} rounds in {:.1} s",
+        dbcache.as_deref().unwrap_or("default"),
         r.rounds,
         r.elapsed.as_secs_f64()
     );
@@ -36,6 +47,10 @@ fn main() {
     println!(
         "  restarts whose tip moved past the last answer:  {}",
         r.restarts_that_moved
+    );
+    println!(
+        "  restarts that found an index catching up:      {}",
+        r.restarts_with_index_behind
     );
     println!("  final height: {}", r.final_height);
     println!("  inconsistent rounds: {} (target 0)", r.failures.len());

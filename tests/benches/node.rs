@@ -139,7 +139,7 @@ fn main() {
     let block = client.call("getblock", json!([hash[0], 1]));
     assert_eq!(block["tx"].as_array().unwrap().len(), MEMPOOL_TXS + 1);
     println!(
-        "generatetoaddress 1 with 2,000 txs: {:.1} ms (target ≤ 18 ms; Core 17–19)",
+        "generatetoaddress 1 with 2,000 txs: {:.1} ms (target ≤ 15 ms; Core 17–19)",
         ms(took)
     );
 

@@ -3,7 +3,12 @@
 //! connects, during an invalidation, and during the recovery that follows a restart — and after
 //! every restart it must sit on the most-work valid tip it knows and, once the interrupted
 //! command is sent again, have the same tip and UTXO-set hash as a control node fed the same
-//! commands without crashes.
+//! commands without crashes. [`run_with`] gives the victim flags of its own: with
+//! `--dbcache 0` it flushes its coins cache with every block, so kills land in flushes, and its
+//! UTXO-set hash is compared with a control on the default cache. Kills also land while the
+//! indexes catch up after a restart: the loop counts the restarts that found an index behind,
+//! and at the end waits for the victim's indexes to reach its tip before `verifychain 4`
+//! compares its address index with a replay.
 //!
 //! Blocks come from [`Builder`], so from height 101 on each moves real coins and reorgs
 //! return transactions to the pool.
@@ -95,6 +100,8 @@ pub struct Report {
     /// Restarts whose tip differed from the one before the kill (the node moved on open or
     /// had committed part of the command).
     pub restarts_that_moved: u32,
+    /// Restarts after which `getindexinfo` showed an index not yet synced (catching up).
+    pub restarts_with_index_behind: u32,
     /// Rounds that ended inconsistent, with what was wrong.
     pub failures: Vec<String>,
     /// Height of the control node at the end.
@@ -180,14 +187,28 @@ fn state(node: &Node) -> (Value, Value) {
     (info["bestblock"].clone(), info["hash_serialized"].clone())
 }
 
+/// True if every enabled index of `node` has taken in its tip.
+fn indexes_synced(node: &Node) -> bool {
+    let info = node.rpc("getindexinfo", json!([]));
+    info.as_object()
+        .is_some_and(|m| m.values().all(|i| i["synced"] == true))
+}
+
 /// Runs `rounds` rounds from `seed` against debug or release binaries (whichever the process
 /// chose), in `dir`.
 pub fn run(rounds: u32, seed: u64, dir: &TempDir) -> Report {
+    run_with(rounds, seed, dir, &[])
+}
+
+/// [`run`] with `victim_args` added to the victim's flags (the control keeps the defaults).
+pub fn run_with(rounds: u32, seed: u64, dir: &TempDir, victim_args: &[&str]) -> Report {
     let start = Instant::now();
     let mut rng = Rng::new(seed);
     let mut b = Builder::new();
     let control = Node::start(&dir.sub("control"), &["--listen", "false"]);
-    let mut victim = Node::start(&dir.sub("victim"), &["--listen", "false"]);
+    let mut args = vec!["--listen", "false"];
+    args.extend_from_slice(victim_args);
+    let mut victim = Node::start(&dir.sub("victim"), &args);
     let mut report = Report::default();
     // A prefix past coinbase maturity, so blocks carry spends.
     let mut parent = NET.genesis_hash();
@@ -236,6 +257,9 @@ pub fn run(rounds: u32, seed: u64, dir: &TempDir) -> Report {
             report.kills_during_recovery += 1;
         }
         victim.restart();
+        if !indexes_synced(&victim) {
+            report.restarts_with_index_behind += 1;
+        }
         if victim.rpc("getbestblockhash", json!([])) != before {
             report.restarts_that_moved += 1;
         }
@@ -261,6 +285,9 @@ pub fn run(rounds: u32, seed: u64, dir: &TempDir) -> Report {
             break;
         }
     }
+    crate::wait_for("the victim's indexes to reach its tip", || {
+        indexes_synced(&victim).then_some(())
+    });
     if victim.rpc("verifychain", json!([4, 0])) != json!(true) {
         report
             .failures

@@ -199,6 +199,12 @@ fn every_method_answers_as_pinned() {
         json!([fork_hash])
     );
     snap!(node, "gettxoutsetinfo", "gettxoutsetinfo", json!([]));
+    wait_for("the indexes to take in the tip", || {
+        let info = node.rpc("getindexinfo", json!([]));
+        (info["txindex"]["synced"] == true && info["addressindex"]["synced"] == true).then_some(())
+    });
+    snap!(node, "getindexinfo", "getindexinfo", json!([]));
+    snap!(node, "getindexinfo_one", "getindexinfo", json!(["txindex"]));
     snap!(node, "verifychain", "verifychain", json!([4, 10]));
     snap!(
         node,

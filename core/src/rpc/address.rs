@@ -62,6 +62,10 @@ pub struct AddressBalance {
     pub immature: i64,
     /// Mempool effect: received minus spent.
     pub unconfirmed: i64,
+    /// Present only while the address index is behind the chain's tip: the height it has
+    /// indexed up to, which `balance` and `immature` are as of (see `getindexinfo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_height: Option<u32>,
 }
 
 /// One unspent output in `getaddressutxos` (the insight address-index shape).

@@ -80,6 +80,14 @@ pub trait Blockchain {
     #[method(name = "gettxoutsetinfo")]
     async fn get_tx_out_set_info(&self) -> RpcResult<TxOutSetInfo>;
 
+    /// The indexes that are enabled, each with whether it has taken in the chain's tip and
+    /// the height it has taken in (Bitcoin Core's shape); only `index_name` if given.
+    #[method(name = "getindexinfo")]
+    async fn get_index_info(
+        &self,
+        index_name: Option<Param<String>>,
+    ) -> RpcResult<std::collections::BTreeMap<String, IndexInfo>>;
+
     /// Checks the active chain's blocks and, at level 4, that the UTXO set equals a replay.
     #[method(name = "verifychain")]
     async fn verify_chain(
@@ -390,6 +398,15 @@ pub struct BlockStats {
     pub utxo_increase: i64,
     /// The same without unspendable outputs (`OP_RETURN`), which never enter the UTXO set.
     pub utxo_increase_actual: i64,
+}
+
+/// One index in `getindexinfo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexInfo {
+    /// True if the index has taken in the chain up to the current tip.
+    pub synced: bool,
+    /// Height of the last block the index has taken in.
+    pub best_block_height: u32,
 }
 
 /// `gettxoutsetinfo`.

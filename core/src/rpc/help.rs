@@ -91,6 +91,12 @@ pub const METHODS: &[Usage] = &[
     },
     Usage {
         category: "Blockchain",
+        name: "getindexinfo",
+        usage: "getindexinfo ( \"index_name\" )",
+        summary: "The enabled indexes (txindex, addressindex): synced and best_block_height.",
+    },
+    Usage {
+        category: "Blockchain",
         name: "verifychain",
         usage: "verifychain ( checklevel nblocks )",
         summary: "Checks the active chain's blocks and, at level 4, that the UTXO set equals a replay.",

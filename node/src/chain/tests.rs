@@ -29,7 +29,15 @@ impl Drop for TempDir {
     }
 }
 
+/// The coins cache of most fixtures: large enough that only the tests that ask flush it, so
+/// every reopen replays.
+const TEST_DBCACHE: usize = 64 << 20;
+
 fn fixture(label: &str) -> Fixture {
+    fixture_with(label, TEST_DBCACHE)
+}
+
+fn fixture_with(label: &str, dbcache: usize) -> Fixture {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("cc-chain-{label}-{}-{n}", std::process::id()));
@@ -37,7 +45,7 @@ fn fixture(label: &str) -> Fixture {
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::open(&dir.join("chain.redb")).unwrap();
     Fixture {
-        chain: Chain::open(store, NET).unwrap(),
+        chain: Chain::open(store, NET, dbcache).unwrap(),
         mempool: Mempool::new(crate::mempool::DEFAULT_MAX_BYTES),
         dir: TempDir(dir),
     }
@@ -271,16 +279,20 @@ fn orphans_connect_when_their_parent_arrives() {
 type Snapshot = (Vec<([u8; 36], Vec<u8>)>, Vec<String>);
 
 fn snapshot(chain: &Chain) -> Snapshot {
+    index_all(chain);
     let rtx = chain.store().begin_read().unwrap();
     let mut utxos = Vec::new();
-    crate::store::read::for_each_coin(&rtx, |k, v, _| utxos.push((*k, v.to_vec()))).unwrap();
+    crate::store::read::coins(&rtx, chain.coins().map())
+        .unwrap()
+        .for_each(|k, v, _| utxos.push((*k, v.to_vec())))
+        .unwrap();
     let mut index = Vec::new();
     for (k, _) in utxos.iter().filter_map(|(k, v)| {
         let c: chaincore::validation::Coin = chaincore::encode::deserialize(v).ok()?;
         c.output.script_pubkey.p2pkh_hash().map(|h| (h, k))
     }) {
-        let mut ops = crate::store::read::address_outpoints(&rtx, &k).unwrap();
-        ops.sort();
+        let mut ops = crate::store::read::address_coins(&rtx, &k).unwrap();
+        ops.sort_by_key(|(o, _)| *o);
         index.push(format!("{}:{ops:?}", hex::encode(k)));
         let mut txs = crate::store::read::address_txids(&rtx, &k).unwrap();
         txs.sort();
@@ -289,6 +301,14 @@ fn snapshot(chain: &Chain) -> Snapshot {
     index.sort();
     index.dedup();
     (utxos, index)
+}
+
+/// Brings both indexes to the chain's tip, as the indexer thread does.
+fn index_all(chain: &Chain) {
+    let mut states =
+        crate::indexer::Indexer::load(chain.store(), &crate::store::indexes::IndexKind::ALL)
+            .unwrap();
+    crate::indexer::catch_up(chain.store(), chain.index(), &mut states).unwrap();
 }
 
 #[test]
@@ -332,15 +352,16 @@ fn reorg_to_more_work_matches_connecting_from_scratch() {
     let b3 = make_block(&f.chain, tip, vec![t.clone()], 0xb, None);
     submit(&mut f, b3).unwrap();
     assert!(f.mempool.get(&t.compute_txid()).is_none());
+    index_all(&f.chain);
     let rtx = f.chain.store().begin_read().unwrap();
     assert!(crate::store::read::tx_location(&rtx, &t.compute_txid())
         .unwrap()
         .is_some());
 }
 
-/// A block large enough to write its address index on the second thread, spending coins it
-/// creates itself: the index must hold exactly the UTXO set's P2PKH coins, and disconnecting
-/// the block must restore the state of a chain that never saw it.
+/// A block of 80 transactions spending coins it creates itself: the address index must hold
+/// exactly the UTXO set's P2PKH coins, and disconnecting the block must restore the state of a
+/// chain that never saw it.
 #[test]
 fn large_block_index_matches_utxo_set_and_disconnects_cleanly() {
     let mut f = fixture("large");
@@ -352,7 +373,7 @@ fn large_block_index_matches_utxo_set_and_disconnects_cleanly() {
     let k = key(1);
     let (mut prev, mut value) = (coinbase_out(&prefix[0]), block_subsidy(1));
     let mut txs = Vec::new();
-    for _ in 0..crate::store::connect::PARALLEL_INDEX_MIN_TXS + 16 {
+    for _ in 0..80 {
         value = Amount::from_units(value.to_units() - 1_000);
         let tx = spend(&k, prev, value, script(&k));
         prev = OutPoint {
@@ -365,15 +386,22 @@ fn large_block_index_matches_utxo_set_and_disconnects_cleanly() {
     assert_eq!(submit(&mut f, big.clone()).unwrap(), Accepted::BestChain);
 
     let pkh = k.public_key().pubkey_hash();
+    index_all(&f.chain);
     let rtx = f.chain.store().begin_read().unwrap();
     let mut from_utxos = Vec::new();
-    crate::store::read::for_each_coin(&rtx, |key, _, coin| {
-        if coin.output.script_pubkey.p2pkh_hash() == Some(pkh) {
-            from_utxos.push(crate::store::outpoint_from_key(key));
-        }
-    })
-    .unwrap();
-    let mut indexed = crate::store::read::address_outpoints(&rtx, &pkh).unwrap();
+    crate::store::read::coins(&rtx, f.chain.coins().map())
+        .unwrap()
+        .for_each(|key, _, coin| {
+            if coin.output.script_pubkey.p2pkh_hash() == Some(pkh) {
+                from_utxos.push(crate::store::outpoint_from_key(key));
+            }
+        })
+        .unwrap();
+    let mut indexed: Vec<OutPoint> = crate::store::read::address_coins(&rtx, &pkh)
+        .unwrap()
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect();
     from_utxos.sort();
     indexed.sort();
     assert_eq!(indexed, from_utxos);
@@ -412,15 +440,138 @@ fn reopening_the_store_restores_the_chain() {
     let tip = f.chain.tip_hash();
     let Fixture { chain, dir, .. } = f;
     drop(chain);
-    let chain = Chain::open(Store::open(&dir.0.join("chain.redb")).unwrap(), NET).unwrap();
+    let chain = Chain::open(
+        Store::open(&dir.0.join("chain.redb")).unwrap(),
+        NET,
+        TEST_DBCACHE,
+    )
+    .unwrap();
     assert_eq!(chain.tip_hash(), tip);
     assert_eq!(chain.tip_height(), 3);
+}
+
+/// The indexer in small steps: each batch moves an index's best block as far as its budget
+/// goes, the rows always matching that block; after a reorg below it, it takes the
+/// disconnected blocks out first.
+#[test]
+fn an_index_behind_the_tip_moves_in_batches_and_follows_a_reorg_down() {
+    use crate::indexer::{batch, Indexer};
+    use crate::store::indexes::IndexKind;
+    let mut f = fixture("indexer");
+    let blocks = extend(&mut f, 30, 0);
+    let pkh = key(1).public_key().pubkey_hash();
+    let store = f.chain.shared_store();
+    let mut states = Indexer::load(&store, &IndexKind::ALL).unwrap();
+    assert!(states.iter().all(|s| s.best.is_none()));
+    let coins_at = |height: u32| {
+        let rtx = store.begin_read().unwrap();
+        let coins = crate::store::read::address_coins(&rtx, &pkh).unwrap();
+        assert!(coins.iter().all(|(_, c)| c.height <= height));
+        coins.len() as u32
+    };
+    // One coinbase per block: a budget of 10 transactions takes in 10 blocks.
+    batch(&store, f.chain.index(), &mut states, 10).unwrap();
+    for s in &states {
+        assert_eq!(s.height(), 10);
+        assert!(!s.at(&f.chain.tip_hash(), f.chain.tip_height()));
+    }
+    assert_eq!(coins_at(10), 10);
+    let rtx = store.begin_read().unwrap();
+    assert_eq!(
+        crate::store::read::index_best(&rtx, IndexKind::Address)
+            .unwrap()
+            .map(|b| (b.hash, b.height)),
+        Some((blocks[9].block_hash(), 10))
+    );
+    drop(rtx);
+    batch(&store, f.chain.index(), &mut states, 1_000).unwrap();
+    assert!(states
+        .iter()
+        .all(|s| s.at(&f.chain.tip_hash(), f.chain.tip_height())));
+    assert_eq!(coins_at(30), 30);
+    // Off blocks 21..=30: the next batches take them out, then stop at the new tip.
+    f.chain
+        .invalidate_block(&blocks[20].block_hash(), &mut f.mempool)
+        .unwrap();
+    assert_eq!(f.chain.tip_height(), 20);
+    batch(&store, f.chain.index(), &mut states, 4).unwrap();
+    assert!(states.iter().all(|s| s.height() == 26));
+    crate::indexer::catch_up(&store, f.chain.index(), &mut states).unwrap();
+    assert!(states.iter().all(|s| s.height() == 20));
+    assert_eq!(coins_at(20), 20);
+    let rtx = store.begin_read().unwrap();
+    let gone = blocks[25].txdata[0].compute_txid();
+    assert!(crate::store::read::tx_location(&rtx, &gone)
+        .unwrap()
+        .is_none());
+    let kept = blocks[19].txdata[0].compute_txid();
+    assert!(crate::store::read::tx_location(&rtx, &kept)
+        .unwrap()
+        .is_some());
+}
+
+/// A UTXO set flushed at the old tip, a reorg whose disconnects go below it (in the cache
+/// only), then a crash before the next flush: the reopen replays from the flushed block down
+/// to the fork and up the new branch, to exactly the state before the crash, which is that of
+/// a chain that only ever saw the winning branch, flushing with every block.
+#[test]
+fn a_crash_after_a_reorg_below_the_flushed_tip_replays_to_the_same_state() {
+    let mut f = fixture("replay-reorg");
+    let prefix = extend(&mut f, 103, 0);
+    f.chain.flush_coins().unwrap();
+    assert_eq!(
+        f.chain.store().coins_tip().unwrap(),
+        Some(f.chain.tip_hash())
+    );
+    let k = key(1);
+    // Branch B from height 101, one longer, its first block spending the first coinbase.
+    let fork = prefix[100].block_hash();
+    let t = spend(
+        &k,
+        coinbase_out(&prefix[0]),
+        Amount::from_units(49 * 100_000_000),
+        script(&key(3)),
+    );
+    let mut side = fixture_with("replay-reorg-side", 0);
+    for b in &prefix[..101] {
+        submit(&mut side, b.clone()).unwrap();
+    }
+    let mut parent = fork;
+    let mut branch = Vec::new();
+    for i in 0..3 {
+        let txs = if i == 0 { vec![t.clone()] } else { vec![] };
+        let b = make_block(&side.chain, parent, txs, 0xb, None);
+        submit(&mut side, b.clone()).unwrap();
+        parent = b.block_hash();
+        branch.push(b);
+    }
+    for b in &branch {
+        submit(&mut f, b.clone()).unwrap();
+    }
+    assert_eq!(f.chain.tip_hash(), parent);
+    let before = snapshot(&f.chain);
+    assert_eq!(before, snapshot(&side.chain));
+    assert_eq!(side.chain.store().coins_tip().unwrap(), Some(parent));
+    assert!(
+        side.chain.coins().is_empty(),
+        "a cache of 0 flushes with every block"
+    );
+    // The flushed set still belongs to the old tip: the reopen must replay.
+    assert_eq!(
+        f.chain.store().coins_tip().unwrap(),
+        Some(prefix[102].block_hash())
+    );
+    let f = reopen(f);
+    assert_eq!(f.chain.tip_hash(), parent);
+    assert_eq!(f.chain.store().coins_tip().unwrap(), Some(parent));
+    assert_eq!(snapshot(&f.chain), before);
 }
 
 /// Adds `tx` to the fixture's mempool as the node would.
 fn pool_add(f: &mut Fixture, tx: Transaction) {
     let rtx = f.chain.store().begin_read().unwrap();
-    let coin = |o: &OutPoint| crate::store::read::coin(&rtx, o);
+    let utxos = crate::store::read::coins(&rtx, f.chain.coins().map()).unwrap();
+    let coin = |o: &OutPoint| utxos.coin(o);
     let view = crate::mempool::ChainView {
         coin: &coin,
         next_height: f.chain.tip_height() + 1,
@@ -511,7 +662,12 @@ fn reorg_keeps_parents_before_children() {
 fn reopen(f: Fixture) -> Fixture {
     let Fixture { chain, dir, .. } = f;
     drop(chain);
-    let mut chain = Chain::open(Store::open(&dir.0.join("chain.redb")).unwrap(), NET).unwrap();
+    let mut chain = Chain::open(
+        Store::open(&dir.0.join("chain.redb")).unwrap(),
+        NET,
+        TEST_DBCACHE,
+    )
+    .unwrap();
     let mut mempool = Mempool::new(crate::mempool::DEFAULT_MAX_BYTES);
     chain.activate_best_chain(&mut mempool, &|_| false).unwrap();
     Fixture {
@@ -631,6 +787,7 @@ fn a_store_of_another_network_is_refused_naming_both() {
     let e = Chain::open(
         Store::open(&dir.0.join("chain.redb")).unwrap(),
         Network::Main,
+        TEST_DBCACHE,
     )
     .err()
     .unwrap();

@@ -287,10 +287,58 @@ fn a_child_relayed_while_its_parent_gets_in_is_accepted_not_remembered_as_refuse
 
 /// A version-3 store (index entries without `chain_tx`) opens as version 4 with the same
 /// transaction counts a version-4 node wrote, and keeps working.
+/// Rewrites a stopped node's current store at `path` as schema `version` (3 or 4) wrote it:
+/// address rows without values and no coins tip or index best blocks (a version-4 store
+/// committed its UTXO set and indexes with every block), and for version 3 index entries
+/// without `chain_tx`.
+fn downgrade(path: &std::path::Path, version: u32) {
+    use crate::store::tables::{ADDR_COINS, BLOCK_INDEX, META};
+    use redb::{ReadableTable, TableDefinition};
+    let v4_addr: TableDefinition<[u8; 60], ()> = TableDefinition::new("addr_utxos");
+    let db = redb::Database::create(path).unwrap();
+    let wtx = db.begin_write().unwrap();
+    {
+        let rows: Vec<[u8; 60]> = wtx
+            .open_table(ADDR_COINS)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|r| r.unwrap().0.value())
+            .collect();
+        assert!(!rows.is_empty());
+        let mut old = wtx.open_table(v4_addr).unwrap();
+        for k in rows {
+            old.insert(k, ()).unwrap();
+        }
+        let mut meta = wtx.open_table(META).unwrap();
+        for row in ["coins_tip", "index.tx", "index.address"] {
+            assert!(meta.remove(row).unwrap().is_some(), "{row}");
+        }
+        meta.insert("schema", version.to_le_bytes().as_slice())
+            .unwrap();
+        if version == 3 {
+            let mut index = wtx.open_table(BLOCK_INDEX).unwrap();
+            let rows: Vec<([u8; 32], Vec<u8>)> = index
+                .iter()
+                .unwrap()
+                .map(|r| {
+                    let (k, v) = r.unwrap();
+                    (k.value(), v.value()[..117].to_vec())
+                })
+                .collect();
+            for (k, v) in rows {
+                index.insert(k, v.as_slice()).unwrap();
+            }
+        }
+    }
+    wtx.delete_table(ADDR_COINS).unwrap();
+    wtx.commit().unwrap();
+}
+
 #[test]
-fn a_version_3_store_is_upgraded_in_place() {
-    use crate::store::tables::{BLOCK_INDEX, META};
-    use redb::{ReadableDatabase, ReadableTable};
+fn version_3_and_4_stores_are_upgraded_in_place() {
+    use crate::store::tables::META;
+    use redb::ReadableDatabase;
 
     let f = fixture("upgrade");
     f.rt.block_on(f.node.accept_transaction(spend(f.coin, true), false))
@@ -308,53 +356,53 @@ fn a_version_3_store_is_upgraded_in_place() {
         Some(&(1 + 102 + 1)),
         "genesis, 102 coinbases, a spend"
     );
-    // A copy of the data directory, so the fixture's node (still holding the store) is left
-    // alone.
-    let dir = f.dir.with_extension("v3");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(f.dir.join("chain.redb"), dir.join("chain.redb")).unwrap();
-    let path = dir.join("chain.redb");
-    {
-        // Rewrite it as version 3 wrote it.
-        let db = redb::Database::create(&path).unwrap();
-        let wtx = db.begin_write().unwrap();
-        {
-            let mut index = wtx.open_table(BLOCK_INDEX).unwrap();
-            let rows: Vec<([u8; 32], Vec<u8>)> = index
-                .iter()
-                .unwrap()
-                .map(|r| {
-                    let (k, v) = r.unwrap();
-                    (k.value(), v.value()[..117].to_vec())
-                })
-                .collect();
-            for (k, v) in rows {
-                index.insert(k, v.as_slice()).unwrap();
-            }
-            let mut meta = wtx.open_table(META).unwrap();
-            meta.insert("schema", 3u32.to_le_bytes().as_slice())
-                .unwrap();
-        }
-        wtx.commit().unwrap();
+    let stats = crate::verify::utxo_stats(&f.node.snapshot()).unwrap().hash;
+    // Stopped, so the copy holds a flushed UTXO set and indexes at the tip, as an old
+    // version's store did.
+    f.node.wait_for_indexes_for_tests();
+    f.node.stop_writer();
+    for version in [3, 4] {
+        let dir = f.dir.with_extension(format!("v{version}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(f.dir.join("chain.redb"), dir.join("chain.redb")).unwrap();
+        let path = dir.join("chain.redb");
+        downgrade(&path, version);
+        let node = Node::open(Network::Regtest, &dir).unwrap();
+        let upgraded: std::collections::BTreeMap<BlockHash, u64> = node
+            .snapshot()
+            .index
+            .entries()
+            .map(|(h, e)| (*h, e.chain_tx))
+            .collect();
+        assert_eq!(upgraded, written);
+        assert_eq!(
+            crate::verify::utxo_stats(&node.snapshot()).unwrap().hash,
+            stats
+        );
+        // The indexes start at the tip (nothing to catch up) and equal a replay.
+        let tip = node.snapshot().tip();
+        assert!(node
+            .index_progress
+            .borrow()
+            .iter()
+            .all(|s| s.at(&tip.hash, tip.height)));
+        crate::verify::verify_chain(&node, 4, 0).unwrap();
+        node.generate_blocks(1, &lock()).unwrap();
+        assert_eq!(node.snapshot().index.tip().chain_tx, 1 + 102 + 1 + 1);
+        node.wait_for_indexes_for_tests();
+        crate::verify::verify_chain(&node, 4, 0).unwrap();
+        node.stop_writer();
+        drop(node);
+        let db = redb::Database::open(&path).unwrap();
+        let rtx = db.begin_read().unwrap();
+        let meta = rtx.open_table(META).unwrap();
+        let schema = meta.get("schema").unwrap().unwrap();
+        assert_eq!(
+            schema.value(),
+            crate::store::SCHEMA_VERSION.to_le_bytes().as_slice()
+        );
+        drop((schema, meta, rtx, db));
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    let node = Node::open(Network::Regtest, &dir).unwrap();
-    let upgraded: std::collections::BTreeMap<BlockHash, u64> = node
-        .snapshot()
-        .index
-        .entries()
-        .map(|(h, e)| (*h, e.chain_tx))
-        .collect();
-    assert_eq!(upgraded, written);
-    node.generate_blocks(1, &lock()).unwrap();
-    assert_eq!(node.snapshot().index.tip().chain_tx, 1 + 102 + 1 + 1);
-    node.stop_writer();
-    drop(node);
-    let db = redb::Database::open(&path).unwrap();
-    let rtx = db.begin_read().unwrap();
-    let meta = rtx.open_table(META).unwrap();
-    let schema = meta.get("schema").unwrap().unwrap();
-    assert_eq!(schema.value(), 4u32.to_le_bytes().as_slice());
-    drop((schema, meta, rtx, db));
-    let _ = std::fs::remove_dir_all(&dir);
 }

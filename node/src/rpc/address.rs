@@ -1,5 +1,7 @@
-//! Address index methods: balances, unspent outputs and txids by address, confirmed and in the
-//! mempool.
+//! Address index methods: balances, unspent outputs and txids by address, confirmed (from the
+//! address index, as of its best block) and in the mempool. Each first waits, briefly, for an
+//! index that has caught up with the chain to take in the latest tip (see
+//! [`Node::index_state`]); `getaddressbalance` says when the index is behind the tip.
 
 use chaincore::rpc::address::{AddressBalance, AddressUtxo, Addresses};
 use chaincore::rpc::{AddressIndexServer, Param};
@@ -7,16 +9,35 @@ use chaincore::{Address, Amount, OutPoint, Txid};
 use jsonrpsee::core::{async_trait, RpcResult};
 
 use super::{blocking, Rpc};
+use crate::indexer::IndexState;
 use crate::node::Node;
+use crate::store::indexes::IndexKind;
 use crate::store::{self};
 
-use super::error::MapError;
+use super::error::{err, MapError};
+
+/// Longest an index RPC waits for a caught-up index to take in the latest tip.
+pub const INDEX_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The address index's state once it has taken in the latest tip (or, if still catching up,
+/// now); an error if it is off.
+async fn address_index(node: &Node) -> RpcResult<IndexState> {
+    node.index_state(IndexKind::Address, INDEX_PATIENCE)
+        .await
+        .ok_or_else(|| {
+            err(
+                chaincore::rpc::code::MISC_ERROR,
+                "the address index is off: start the node with --addressindex",
+            )
+        })
+}
 
 #[async_trait]
 impl AddressIndexServer for Rpc {
     async fn get_address_balance(&self, addresses: Param<Addresses>) -> RpcResult<AddressBalance> {
         let addrs = self.addresses(&addresses.get()?)?;
         let node = self.node.clone();
+        address_index(&node).await?;
         blocking(move || {
             let view = AddressView::collect(&node, &addrs)?;
             let confirmed: Amount = view.confirmed.iter().map(|u| u.2.output.value).sum();
@@ -25,7 +46,8 @@ impl AddressIndexServer for Rpc {
                 .iter()
                 .filter(|u| {
                     u.2.is_coinbase
-                        && view.tip + 1 - u.2.height < chaincore::validation::COINBASE_MATURITY
+                        && (view.tip + 1).saturating_sub(u.2.height)
+                            < chaincore::validation::COINBASE_MATURITY
                 })
                 .map(|u| u.2.output.value)
                 .sum();
@@ -35,6 +57,7 @@ impl AddressIndexServer for Rpc {
                 balance: confirmed.to_units(),
                 immature: immature.to_units(),
                 unconfirmed: (received - spent).to_units(),
+                index_height: (view.indexed < view.chain_tip).then_some(view.indexed),
             })
         })
         .await
@@ -43,6 +66,7 @@ impl AddressIndexServer for Rpc {
     async fn get_address_utxos(&self, addresses: Param<Addresses>) -> RpcResult<Vec<AddressUtxo>> {
         let addrs = self.addresses(&addresses.get()?)?;
         let node = self.node.clone();
+        address_index(&node).await?;
         blocking(move || {
             let view = AddressView::collect(&node, &addrs)?;
             let row = |(addr, op, coin): &(Address, OutPoint, chaincore::validation::Coin),
@@ -57,7 +81,7 @@ impl AddressIndexServer for Rpc {
                     height: confirmed.then_some(coin.height),
                     coinbase: coin.is_coinbase,
                     confirmations: if confirmed {
-                        view.tip + 1 - coin.height
+                        (view.tip + 1).saturating_sub(coin.height)
                     } else {
                         0
                     },
@@ -82,8 +106,10 @@ impl AddressIndexServer for Rpc {
     async fn get_address_txids(&self, addresses: Param<Addresses>) -> RpcResult<Vec<Txid>> {
         let addrs = self.addresses(&addresses.get()?)?;
         let node = self.node.clone();
+        address_index(&node).await?;
         blocking(move || {
             let snap = node.snapshot();
+            let rtx = node.begin_read().map_misc()?;
             let pool_txids = {
                 let hashes: Vec<[u8; 20]> = addrs.iter().map(|a| a.pubkey_hash).collect();
                 let pool: Vec<Txid> = snap
@@ -107,7 +133,7 @@ impl AddressIndexServer for Rpc {
             };
             let mut rows = Vec::new();
             for a in &addrs {
-                rows.extend(store::read::address_txids(&snap.rtx, &a.pubkey_hash).map_misc()?);
+                rows.extend(store::read::address_txids(&rtx, &a.pubkey_hash).map_misc()?);
             }
             rows.sort();
             rows.dedup();
@@ -119,9 +145,16 @@ impl AddressIndexServer for Rpc {
     }
 }
 
-/// Everything the address RPCs need, gathered from one snapshot.
+/// Everything the address RPCs need, gathered from the address index (one read transaction)
+/// and one snapshot's mempool.
 struct AddressView {
+    /// Height confirmations count from: the chain's tip, or the index's best block if that is
+    /// higher (the index read may be newer than the snapshot).
     tip: u32,
+    /// The index's best height.
+    indexed: u32,
+    /// The snapshot's tip height.
+    chain_tip: u32,
     confirmed: Vec<(Address, OutPoint, chaincore::validation::Coin)>,
     pending_in: Vec<(Address, OutPoint, chaincore::validation::Coin)>,
     pending_spent: Vec<chaincore::validation::Coin>,
@@ -131,19 +164,24 @@ struct AddressView {
 impl AddressView {
     fn collect(node: &Node, addrs: &[Address]) -> RpcResult<AddressView> {
         let snap = node.snapshot();
-        let tip = snap.index.tip_height();
+        let rtx = node.begin_read().map_misc()?;
+        let chain_tip = snap.index.tip_height();
+        let indexed = store::read::index_best(&rtx, IndexKind::Address)
+            .map_misc()?
+            .map_or(0, |b| b.height);
+        let tip = chain_tip.max(indexed);
         let mut view = AddressView {
             tip,
+            indexed,
+            chain_tip,
             confirmed: Vec::new(),
             pending_in: Vec::new(),
             pending_spent: Vec::new(),
             spent_outpoints: Default::default(),
         };
         for a in addrs {
-            for op in store::read::address_outpoints(&snap.rtx, &a.pubkey_hash).map_misc()? {
-                if let Some(coin) = store::read::coin(&snap.rtx, &op).map_misc()? {
-                    view.confirmed.push((*a, op, coin));
-                }
+            for (op, coin) in store::read::address_coins(&rtx, &a.pubkey_hash).map_misc()? {
+                view.confirmed.push((*a, op, coin));
             }
         }
         for e in snap.mempool.entries() {

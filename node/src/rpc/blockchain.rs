@@ -5,7 +5,7 @@ use chaincore::encode::deserialize;
 use chaincore::pow::{difficulty, Target};
 use chaincore::rpc::blockchain::{
     BlockHeaderInfo, BlockInfo, BlockStats, BlockTransactions, BlockchainInfo, ChainTip,
-    ChainTxStats, GetBlock, GetBlockHeader, HashOrHeight, NewTip, TipStatus, TxOutInfo,
+    ChainTxStats, GetBlock, GetBlockHeader, HashOrHeight, IndexInfo, NewTip, TipStatus, TxOutInfo,
     TxOutSetInfo, Verbosity,
 };
 use chaincore::rpc::{code, BlockchainServer, Param};
@@ -234,8 +234,7 @@ impl BlockchainServer for Rpc {
         }
         let tip = snap.index.tip_height();
         let read = snap.clone();
-        let confirmed =
-            blocking(move || store::read::coin(&read.rtx, &outpoint).map_misc()).await?;
+        let confirmed = blocking(move || read.chain_coin(&outpoint).map_misc()).await?;
         let coin = match confirmed {
             Some(c) => Some((c, true)),
             None if include_mempool => snap.mempool.coin(&outpoint, tip + 1).map(|c| (c, false)),
@@ -314,7 +313,7 @@ impl BlockchainServer for Rpc {
         let node = self.node.clone();
         blocking(move || {
             let snap = node.snapshot();
-            let stats = crate::verify::utxo_stats(&snap.rtx).map_misc()?;
+            let stats = crate::verify::utxo_stats(&snap).map_misc()?;
             Ok(TxOutSetInfo {
                 height: snap.index.tip_height(),
                 bestblock: snap.index.tip_hash(),
@@ -327,6 +326,28 @@ impl BlockchainServer for Rpc {
             })
         })
         .await
+    }
+
+    async fn get_index_info(
+        &self,
+        index_name: Option<Param<String>>,
+    ) -> RpcResult<std::collections::BTreeMap<String, IndexInfo>> {
+        let name = Param::optional(index_name)?;
+        let tip = self.node.snapshot().tip();
+        let progress = self.node.index_progress.borrow().clone();
+        Ok(progress
+            .iter()
+            .filter(|s| name.as_deref().is_none_or(|n| n == s.kind.name()))
+            .map(|s| {
+                (
+                    s.kind.name().to_string(),
+                    IndexInfo {
+                        synced: s.at(&tip.hash, tip.height),
+                        best_block_height: s.height(),
+                    },
+                )
+            })
+            .collect())
     }
 
     async fn verify_chain(

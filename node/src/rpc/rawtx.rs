@@ -8,6 +8,7 @@ use chaincore::{Transaction, Txid};
 use jsonrpsee::core::{async_trait, RpcResult};
 
 use super::{blocking, decode_hex, parse_hash, tx_info, verbosity, Rpc};
+use crate::store::indexes::IndexKind;
 use crate::store::{self};
 
 use super::error::{err, MapError, OkOrError, ToRpcError};
@@ -66,6 +67,9 @@ impl RawTransactionsServer for Rpc {
         let verbose = verbosity(verbose, 0)? > 0;
         Param::optional(blockhash)?;
         let node = self.node.clone();
+        let index = node
+            .index_state(IndexKind::Tx, super::address::INDEX_PATIENCE)
+            .await;
         blocking(move || {
             let snap = node.snapshot();
             let pooled = snap.mempool.get(&txid).map(|e| e.tx.clone());
@@ -73,15 +77,25 @@ impl RawTransactionsServer for Rpc {
             let (tx, block) = match pooled {
                 Some(tx) => (tx, None),
                 None => {
-                    let (hash, pos) = store::read::tx_location(&snap.rtx, &txid)
+                    // Bitcoin Core's messages for a tx index that is off or still building.
+                    let Some(index) = index else {
+                        return Err(err(
+                            code::INVALID_ADDRESS_OR_KEY,
+                            "No such mempool transaction. Use --txindex to enable blockchain \
+                             transaction queries",
+                        ));
+                    };
+                    let rtx = node.begin_read().map_misc()?;
+                    let not_found = if index.at(&snap.index.tip_hash(), tip) {
+                        "No such mempool or blockchain transaction"
+                    } else {
+                        "No such mempool or blockchain transaction. Blockchain transactions \
+                         are still in the process of being indexed"
+                    };
+                    let (hash, pos) = store::read::tx_location(&rtx, &txid)
                         .map_misc()?
-                        .ok_or_else(|| {
-                            err(
-                                code::INVALID_ADDRESS_OR_KEY,
-                                "No such mempool or blockchain transaction",
-                            )
-                        })?;
-                    let block = store::read::block(&snap.rtx, &hash)
+                        .ok_or_else(|| err(code::INVALID_ADDRESS_OR_KEY, not_found))?;
+                    let block = store::read::block(&rtx, &hash)
                         .map_misc()?
                         .ok_or_error(code::MISC_ERROR, "block missing")?;
                     let tx = block

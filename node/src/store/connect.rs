@@ -1,6 +1,7 @@
-//! Connecting and disconnecting one block in the tables: the UTXO set, undo data, the tx
-//! index, the address index and the active chain, all in the caller's write transaction (left
-//! uncommitted). The two functions are each other's inverse.
+//! Connecting and disconnecting one block: the UTXO changes (gathered in [`Changes`] over the
+//! coins cache and the UTXO table), the undo data, the active chain and the tip, in the
+//! caller's write transaction (left uncommitted). The two are each other's inverse. The
+//! indexes follow later, from the stored block and undo data (`crate::indexer`).
 //!
 //! The store checks no rule beyond what only it can see (an input that is not in the UTXO set,
 //! an output that already is); everything else the caller decides in the callback
@@ -8,19 +9,13 @@
 
 use std::collections::HashSet;
 
-use chaincore::encode::serialize;
 use chaincore::validation::Coin;
 use chaincore::{Block, BlockHash, OutPoint, Transaction, Txid};
-use redb::WriteTransaction;
+use redb::{ReadableTable, WriteTransaction};
 
-use super::tables::{ADDR_TXS, ADDR_UTXOS, BLOCKS, TX_INDEX, UNDO, UTXOS};
-use super::{
-    addr_tx_key, addr_utxo_key, decode, outpoint_key, read, write, IndexEntry, StoreError,
-};
-
-/// Blocks with at least this many transactions write their address index on a second thread
-/// while the coin pass runs.
-pub const PARALLEL_INDEX_MIN_TXS: usize = 64;
+use super::coins::{Changes, CoinsCache};
+use super::tables::{BLOCKS, UNDO, UTXOS};
+use super::{read, write, IndexEntry, StoreError};
 
 /// What the tables refuse in a block being connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,21 +36,23 @@ pub enum Fault {
     },
 }
 
-/// Connects `block` (`hash`, its `txids`) at `height` on top of the tip in `wtx`: spends and
-/// creates coins (`OP_RETURN` outputs never enter the set), writes the tx index, the address
-/// index, the undo data, the active-chain row and the tip. A `new` block is stored with its
-/// index entry in the same transaction. `on_spending` sees each non-coinbase transaction, its
-/// txid and the coins its inputs spend (input order) once they are spent, in block order, and
-/// may refuse it.
+/// Connects `block` (`hash`, its `txids`) at `height` on top of the tip in `wtx`: works out
+/// the coins it spends and creates (`OP_RETURN` outputs never enter the set) over `coins`,
+/// and writes the undo data, the active-chain row and the tip. A `new` block is stored with
+/// its index entry in the same transaction. `on_spending` sees each non-coinbase transaction,
+/// its txid and the coins its inputs spend (input order) once they are spent, in block order,
+/// and may refuse it. Returns the UTXO changes, for the cache to take once `wtx` commits.
+#[allow(clippy::too_many_arguments)] // one block's identity and place, and the callback
 pub fn connect_block<'b, E>(
     wtx: &WriteTransaction,
+    coins: &CoinsCache,
     block: &'b Block,
     hash: &BlockHash,
     txids: &[Txid],
     height: u32,
     new: Option<&IndexEntry>,
     on_spending: impl FnMut(&'b Transaction, Txid, &[Coin]) -> Result<(), E>,
-) -> Result<(), E>
+) -> Result<Changes, E>
 where
     E: From<StoreError> + From<Fault>,
 {
@@ -63,57 +60,38 @@ where
         write::block(wtx, hash, block)?;
         write::index(wtx, hash, entry)?;
     }
-    let (send, spent_addrs) = std::sync::mpsc::channel();
-    let spent = if block.txdata.len() < PARALLEL_INDEX_MIN_TXS {
-        let spent = spend_and_create(wtx, block, hash, txids, height, on_spending, send)?;
-        write::connect_address_index(wtx, height, block, txids, spent_addrs)?;
-        spent
-    } else {
-        std::thread::scope(|s| {
-            let indexer =
-                s.spawn(|| write::connect_address_index(wtx, height, block, txids, spent_addrs));
-            let spent = spend_and_create(wtx, block, hash, txids, height, on_spending, send);
-            let indexed = indexer
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            let spent = spent?;
-            indexed?;
-            Ok::<_, E>(spent)
-        })?
+    let (changes, spent) = {
+        let utxos = wtx.open_table(UTXOS).map_err(StoreError::from)?;
+        spend_and_create(&utxos, coins, block, txids, height, on_spending)?
     };
-    write::undo(wtx, hash, Some(&spent))?;
+    write::undo(wtx, hash, &spent)?;
     write::active(wtx, height, Some(hash))?;
     write::tip(wtx, hash)?;
-    Ok(())
+    Ok(changes)
 }
 
-/// The coin pass of [`connect_block`]; sends each transaction's spent P2PKH coins to the
-/// address index writer, in block order. Returns every spent coin in spending order (the undo
-/// data).
-fn spend_and_create<'b, E>(
-    wtx: &WriteTransaction,
+/// The coin pass: spends each input and creates each output of `block` at `height` as
+/// `coins` over `utxos` see them. Returns the changes and every spent coin in spending order
+/// (the undo data).
+pub fn spend_and_create<'b, E>(
+    utxos: &impl ReadableTable<[u8; 36], &'static [u8]>,
+    coins: &CoinsCache,
     block: &'b Block,
-    hash: &BlockHash,
     txids: &[Txid],
     height: u32,
     mut on_spending: impl FnMut(&'b Transaction, Txid, &[Coin]) -> Result<(), E>,
-    spent_addrs: std::sync::mpsc::Sender<write::SpentAddrs>,
-) -> Result<Vec<Coin>, E>
+) -> Result<(Changes, Vec<Coin>), E>
 where
     E: From<StoreError> + From<Fault>,
 {
-    let mut utxos = wtx.open_table(UTXOS).map_err(StoreError::from)?;
-    let mut tx_index = wtx.open_table(TX_INDEX).map_err(StoreError::from)?;
+    let mut changes = Changes::default();
     let mut spent: Vec<Coin> = Vec::new();
     for (pos, (tx, txid)) in block.txdata.iter().zip(txids).enumerate() {
-        let mut addrs = Vec::new();
         if !tx.is_coinbase() {
             let first = spent.len();
             for (input, txin) in tx.input.iter().enumerate() {
-                let key = outpoint_key(&txin.previous_output);
-                let row = utxos.remove(key).map_err(StoreError::from)?;
-                let coin: Coin = match row {
-                    Some(v) => decode("utxos", v.value())?,
+                match changes.spend(coins, utxos, &txin.previous_output)? {
+                    Some(coin) => spent.push(coin),
                     None => {
                         return Err(Fault::MissingInput {
                             txid: *txid,
@@ -122,11 +100,7 @@ where
                         }
                         .into())
                     }
-                };
-                if let Some(pkh) = coin.output.script_pubkey.p2pkh_hash() {
-                    addrs.push((pkh, coin.height, key));
                 }
-                spent.push(coin);
             }
             on_spending(tx, *txid, &spent[first..])?;
         }
@@ -134,94 +108,86 @@ where
             if output.script_pubkey.op_return_data().is_some() {
                 continue; // provably unspendable: never enters the UTXO set
             }
-            let key = outpoint_key(&OutPoint {
+            let outpoint = OutPoint {
                 txid: *txid,
                 vout: vout as u32,
-            });
+            };
             let coin = Coin {
                 output: output.clone(),
                 height,
                 is_coinbase: pos == 0,
             };
-            let existed = utxos
-                .insert(key, serialize(&coin).as_slice())
-                .map_err(StoreError::from)?
-                .is_some();
-            if existed {
+            if !changes.create(coins, outpoint, &coin) {
                 return Err(Fault::DuplicateOutput { txid: *txid }.into());
             }
         }
-        let mut location = [0u8; 36];
-        location[..32].copy_from_slice(hash.as_bytes());
-        location[32..].copy_from_slice(&(pos as u32).to_le_bytes());
-        tx_index
-            .insert(txid.to_byte_array(), location)
-            .map_err(StoreError::from)?;
-        // The index writer stops early only on its own error, which the caller reports.
-        let _ = spent_addrs.send(addrs);
     }
-    Ok(spent)
+    Ok((changes, spent))
 }
 
-/// Disconnects the tip block `hash` at `height` in `wtx` using its undo data: removes the
-/// coins it created, restores the ones it spent, and undoes its tx index, address index,
-/// undo, active-chain and tip rows. Returns the block.
+/// The UTXO changes that undo `block` with its undo data `undo`: the coins it created go, the
+/// ones it spent come back.
+pub fn disconnect_changes(
+    block: &Block,
+    txids: &[Txid],
+    undo: &[Coin],
+    hash: &BlockHash,
+) -> Result<Changes, StoreError> {
+    let in_block: HashSet<Txid> = txids.iter().copied().collect();
+    let mut changes = Changes::default();
+    let mut undo_iter = undo.iter();
+    for (tx, txid) in block.txdata.iter().zip(txids) {
+        for (vout, output) in tx.output.iter().enumerate() {
+            if output.script_pubkey.op_return_data().is_none() {
+                changes.remove(OutPoint {
+                    txid: *txid,
+                    vout: vout as u32,
+                });
+            }
+        }
+        if !tx.is_coinbase() {
+            for input in &tx.input {
+                let coin = undo_iter.next().ok_or_else(|| StoreError::Missing {
+                    what: "a spent coin in the undo data of",
+                    key: hash.to_string(),
+                })?;
+                if in_block.contains(&input.previous_output.txid) {
+                    continue; // created and spent inside this block
+                }
+                changes.restore(input.previous_output, coin);
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// Disconnects the tip block `hash` at `height` in `wtx` using its undo data (which stays:
+/// the indexes and a replay after a crash may still need it): rewinds the active-chain and
+/// tip rows and returns the block and the UTXO changes, for the cache to take once `wtx`
+/// commits.
 pub fn disconnect_block(
     wtx: &WriteTransaction,
     hash: &BlockHash,
     height: u32,
-) -> Result<Block, StoreError> {
+) -> Result<(Block, Changes), StoreError> {
+    let (block, undo) = block_and_undo(&wtx.open_table(BLOCKS)?, &wtx.open_table(UNDO)?, hash)?;
+    let changes = disconnect_changes(&block, &block.compute_txids(), &undo, hash)?;
+    write::active(wtx, height, None)?;
+    write::tip(wtx, &block.header.prev_blockhash)?;
+    Ok((block, changes))
+}
+
+/// A stored block and its undo data, both of which must be there.
+pub fn block_and_undo(
+    blocks: &impl ReadableTable<[u8; 32], &'static [u8]>,
+    undo: &impl ReadableTable<[u8; 32], &'static [u8]>,
+    hash: &BlockHash,
+) -> Result<(Block, Vec<Coin>), StoreError> {
     let missing = |what| StoreError::Missing {
         what,
         key: hash.to_string(),
     };
-    let block = read::block_in(&wtx.open_table(BLOCKS)?, hash)?.ok_or_else(|| missing("block"))?;
-    let undo =
-        read::undo_in(&wtx.open_table(UNDO)?, hash)?.ok_or_else(|| missing("undo data of"))?;
-    let txids: Vec<Txid> = block.compute_txids();
-    let in_block: HashSet<Txid> = txids.iter().copied().collect();
-    {
-        let mut utxos = wtx.open_table(UTXOS)?;
-        let mut addr_utxos = wtx.open_table(ADDR_UTXOS)?;
-        let mut addr_txs = wtx.open_table(ADDR_TXS)?;
-        let mut tx_index = wtx.open_table(TX_INDEX)?;
-        let mut undo_iter = undo.iter();
-        for (tx, txid) in block.txdata.iter().zip(&txids) {
-            for (vout, output) in tx.output.iter().enumerate() {
-                let key = outpoint_key(&OutPoint {
-                    txid: *txid,
-                    vout: vout as u32,
-                });
-                utxos.remove(key)?;
-                if let Some(pkh) = output.script_pubkey.p2pkh_hash() {
-                    addr_utxos.remove(addr_utxo_key(&pkh, height, &key))?;
-                    addr_txs.remove(addr_tx_key(&pkh, height, txid))?;
-                }
-            }
-            if !tx.is_coinbase() {
-                for input in &tx.input {
-                    let coin = undo_iter
-                        .next()
-                        .ok_or_else(|| missing("a spent coin in the undo data of"))?;
-                    let key = outpoint_key(&input.previous_output);
-                    let pkh = coin.output.script_pubkey.p2pkh_hash();
-                    if let Some(pkh) = pkh {
-                        addr_txs.remove(addr_tx_key(&pkh, height, txid))?;
-                    }
-                    if in_block.contains(&input.previous_output.txid) {
-                        continue; // created and spent inside this block
-                    }
-                    utxos.insert(key, serialize(coin).as_slice())?;
-                    if let Some(pkh) = pkh {
-                        addr_utxos.insert(addr_utxo_key(&pkh, coin.height, &key), ())?;
-                    }
-                }
-            }
-            tx_index.remove(txid.to_byte_array())?;
-        }
-    }
-    write::undo(wtx, hash, None)?;
-    write::active(wtx, height, None)?;
-    write::tip(wtx, &block.header.prev_blockhash)?;
-    Ok(block)
+    let block = read::block_in(blocks, hash)?.ok_or_else(|| missing("block"))?;
+    let undo = read::undo_in(undo, hash)?.ok_or_else(|| missing("undo data of"))?;
+    Ok((block, undo))
 }

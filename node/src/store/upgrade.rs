@@ -4,10 +4,14 @@
 use std::collections::HashMap;
 
 use chaincore::encode::{CompactSize, Decodable};
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
-use super::tables::{BLOCKS, BLOCK_INDEX};
-use super::StoreError;
+use super::indexes::{self, IndexBest, IndexKind};
+use super::tables::{ADDR_COINS, BLOCKS, BLOCK_INDEX, META, UTXOS};
+use super::{coins, decode, IndexEntry, StoreError};
+
+/// The version-4 address-UTXO table: the same keys as [`ADDR_COINS`], without values.
+const V4_ADDR_UTXOS: TableDefinition<[u8; 60], ()> = TableDefinition::new("addr_utxos");
 
 /// Bytes of a version-3 index entry: header (80), height (4), chainwork (32), status (1).
 const V3_ENTRY_LEN: usize = 117;
@@ -63,6 +67,52 @@ pub(super) fn from_3(wtx: &WriteTransaction) -> Result<(), StoreError> {
         chain_tx.insert(hash, total);
         entry.extend_from_slice(&total.to_le_bytes());
         index.insert(hash, entry.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Version 4 → 5. A version-4 store committed the UTXO set, the tx index and the address index
+/// with every block, so all three belong to its tip: the tip becomes `coins_tip` and both
+/// indexes' best block, and the address rows move to [`ADDR_COINS`] with each coin's value
+/// and coinbase flag read from the UTXO set.
+pub(super) fn from_4(wtx: &WriteTransaction) -> Result<(), StoreError> {
+    let tip = super::hash_row(&wtx.open_table(META)?, "tip")?;
+    {
+        let old = wtx.open_table(V4_ADDR_UTXOS)?;
+        let utxos = wtx.open_table(UTXOS)?;
+        let mut new = wtx.open_table(ADDR_COINS)?;
+        for row in old.iter()? {
+            let key = row?.0.value();
+            let mut outpoint = [0u8; 36];
+            outpoint.copy_from_slice(&key[24..]);
+            let coin: chaincore::validation::Coin = match utxos.get(outpoint)? {
+                Some(v) => decode("utxos", v.value())?,
+                None => {
+                    return Err(corrupt(
+                        "addr_utxos",
+                        "an indexed coin is not in the UTXO set",
+                    ))
+                }
+            };
+            new.insert(key, indexes::addr_coin_value(&coin))?;
+        }
+    }
+    wtx.delete_table(V4_ADDR_UTXOS)?;
+    let Some(tip) = tip else {
+        return Ok(());
+    };
+    let entry: IndexEntry = match wtx.open_table(BLOCK_INDEX)?.get(tip.to_byte_array())? {
+        Some(v) => decode("block_index", v.value())?,
+        None => return Err(corrupt("block_index", "the tip's entry is missing")),
+    };
+    wtx.open_table(META)?
+        .insert(coins::COINS_TIP, tip.as_bytes().as_slice())?;
+    let best = IndexBest {
+        hash: tip,
+        height: entry.height,
+    };
+    for kind in IndexKind::ALL {
+        indexes::set_best(wtx, kind, &best)?;
     }
     Ok(())
 }

@@ -29,7 +29,6 @@ use serde::Serialize;
 
 use super::export::{self, Format};
 use super::{Keep, Reply, RestError, Web};
-use crate::store;
 
 /// Most headers one `headers` request returns (Core's `MAX_REST_HEADERS_RESULTS`).
 pub const MAX_HEADERS: u32 = 2_000;
@@ -318,7 +317,8 @@ async fn utxos(web: &Web, parts: &[&str]) -> Result<Reply, RestError> {
             let coin = if check_mempool && snap.mempool.spender(op).is_some() {
                 None
             } else {
-                match store::read::coin(&snap.rtx, op)
+                match snap
+                    .chain_coin(op)
                     .map_err(|e| RestError::internal(e.to_string()))?
                 {
                     Some(c) => Some((c.height, c.output)),
