@@ -93,7 +93,7 @@ pub const METHODS: &[Usage] = &[
         category: "Blockchain",
         name: "getindexinfo",
         usage: "getindexinfo ( \"index_name\" )",
-        summary: "The enabled indexes (txindex, addressindex): synced and best_block_height.",
+        summary: "The indexes that are enabled, each with whether it has taken in the chain's tip and the height it has taken in (Bitcoin Core's shape); only `index_name` if given.",
     },
     Usage {
         category: "Blockchain",
