@@ -16,28 +16,9 @@ use std::time::{Duration, Instant};
 
 use chaincore::Network;
 use chaincore_tests::builder::Builder;
+use chaincore_tests::latency::{summary, timed};
 use chaincore_tests::{use_release_binaries, wait_for, Node, TempDir};
 use serde_json::{json, Value};
-
-fn summary(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
-    println!(
-        "{name:<34} n={:<4} p50 {:>8.3} ms  p99 {:>8.3} ms  max {:>8.3} ms",
-        samples.len(),
-        at(0.5),
-        at(0.99),
-        at(1.0)
-    );
-}
-
-fn timed(node: &Node, path: &str) -> Duration {
-    let start = Instant::now();
-    let (status, body) = node.get(path).unwrap();
-    let took = start.elapsed();
-    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
-    took
-}
 
 fn main() {
     use_release_binaries();

@@ -9,32 +9,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // bench code
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use chaincore_tests::latency::{summary, timed};
 use chaincore_tests::{binary, use_release_binaries, Node, TempDir};
 use serde_json::json;
 
 const ELSEWHERE: &str = "r6Ku1CCtg8Q3AMdYBnm1WehvnEMNCSRwpg";
-
-fn summary(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
-    println!(
-        "{name:<28} n={:<5} p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>7.3} ms",
-        samples.len(),
-        at(0.5),
-        at(0.99),
-        at(1.0)
-    );
-}
-
-fn timed(node: &Node, path: &str) -> Duration {
-    let start = Instant::now();
-    let (status, body) = node.get(path).unwrap();
-    let took = start.elapsed();
-    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
-    took
-}
 
 fn main() {
     use_release_binaries();

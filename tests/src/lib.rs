@@ -14,6 +14,7 @@
 //! - [`crash_loop`], [`netns`], [`delay`]: the kill -9 loop, network namespaces, and the TUN
 //!   forwarder that gives their paths latency and loss.
 //! - [`lab`]: the network lab, many nodes on their own hosts (namespaces), and its checks.
+//! - [`latency`]: timed GETs and p50/p99 lines for the benchmarks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: a panic is a failed test
 
@@ -32,6 +33,7 @@ pub mod coins;
 pub mod crash_loop;
 pub mod delay;
 pub mod lab;
+pub mod latency;
 pub mod netns;
 pub mod peer;
 pub mod replay;
