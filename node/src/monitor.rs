@@ -54,7 +54,15 @@ impl Target {
             let _ = parsed.set_password(None);
             format!("{user}:{password}")
         } else if let Some(path) = cookie {
-            chaincore::config::read_cookie(path).map_err(|e| anyhow::anyhow!(e))?
+            std::fs::read_to_string(path)
+                .map(|c| c.trim().to_string())
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot read the cookie {} for --rpc '{url}' ({e}): is that node \
+                         running? or put user:password in the URL",
+                        path.display()
+                    )
+                })?
         } else {
             bail!(
                 "no credentials for --rpc '{url}': put user:password in the URL \
@@ -551,6 +559,14 @@ mod tests {
         assert!(err.to_string().contains("user:password"), "{err}");
         let err = Target::new("not a url", None).err().unwrap();
         assert!(err.to_string().contains("not a URL"), "{err}");
+        let missing = PathBuf::from("/nonexistent/.cookie");
+        let err = Target::new("http://127.0.0.1:1", Some(&missing))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("user:password in the URL"),
+            "{err}"
+        );
         let t = Target::new("http://u:p%40ss@127.0.0.1:1/", None).unwrap();
         assert_eq!(t.url, "http://127.0.0.1:1");
     }
