@@ -301,6 +301,28 @@ impl Chain {
         Ok(chain)
     }
 
+    /// The blocks from `from` down to, not including, its first ancestor on the active chain
+    /// (highest first; empty if `from` is active), and that ancestor's height.
+    fn branch_above_active(&self, from: BlockHash) -> Result<(Vec<BlockHash>, u32), ChainError> {
+        let mut branch = Vec::new();
+        let mut cur = from;
+        while !self.is_active(&cur) {
+            branch.push(cur);
+            cur = self
+                .index
+                .entry(&cur)
+                .ok_or_else(|| missing("the block index entry of", &cur))?
+                .header
+                .prev_blockhash;
+        }
+        let fork = self
+            .index
+            .entry(&cur)
+            .ok_or_else(|| missing("the block index entry of", &cur))?
+            .height;
+        Ok((branch, fork))
+    }
+
     /// Brings the UTXO set from the block it was last flushed at to the tip: disconnects that
     /// block and its ancestors down to the active chain with their undo data, then connects
     /// the active blocks above the fork, all in the cache, and flushes. A crash part-way
@@ -315,22 +337,7 @@ impl Chain {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let mut down = Vec::new();
-        let mut cur = from;
-        while !self.is_active(&cur) {
-            down.push(cur);
-            cur = self
-                .index
-                .entry(&cur)
-                .ok_or_else(|| missing("the block index entry of", &cur))?
-                .header
-                .prev_blockhash;
-        }
-        let fork = self
-            .index
-            .entry(&cur)
-            .ok_or_else(|| missing("the block index entry of", &cur))?
-            .height;
+        let (down, fork) = self.branch_above_active(from)?;
         let store = self.store.clone();
         let rtx = store.begin_read()?;
         let blocks = rtx.open_table(store::tables::BLOCKS)?;
@@ -754,23 +761,8 @@ impl Chain {
             }
             moved = true;
             // Path from the fork point up to `best`.
-            let mut path = Vec::new();
-            let mut cur = best;
-            while !self.is_active(&cur) {
-                path.push(cur);
-                cur = self
-                    .index
-                    .entry(&cur)
-                    .ok_or_else(|| missing("the block index entry of", &cur))?
-                    .header
-                    .prev_blockhash;
-            }
+            let (mut path, fork_height) = self.branch_above_active(best)?;
             path.reverse();
-            let fork_height = self
-                .index
-                .entry(&cur)
-                .ok_or_else(|| missing("the block index entry of", &cur))?
-                .height;
             let depth = self.tip_height() - fork_height;
             while self.tip_height() > fork_height {
                 let block = self.disconnect_tip()?;
