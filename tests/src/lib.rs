@@ -105,13 +105,37 @@ pub fn binary(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("binary {name} was not built"))
 }
 
-/// A free loopback TCP port (bound and released; the OS does not hand it out again at once).
+/// A loopback TCP port nobody holds now, for a node to bind.
+///
+/// Ports come from 12000..32000, below Linux's ephemeral range (32768..60999), so no outgoing
+/// connection (an RPC client, a peer) can take one between this call and the node's bind; each
+/// test process starts at its own offset (from its pid) and never hands out a port twice, as
+/// Bitcoin Core's test framework does. Asking the OS for port 0 instead can hand the same port
+/// to two tests of one process in a row.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 12_000;
+    const SPAN: u32 = 20_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(613) % SPAN;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            n < SPAN,
+            "no free loopback port left in {FIRST}..{}",
+            FIRST + SPAN
+        );
+        let port = u16::try_from(FIRST + (start + n) % SPAN).unwrap();
+        let v4_free = TcpListener::bind(("127.0.0.1", port)).is_ok();
+        // A port held on IPv6 loopback only would still refuse a node that binds both.
+        let v6_free = !matches!(
+            TcpListener::bind(("::1", port)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
+        );
+        if v4_free && v6_free {
+            return port;
+        }
+    }
 }
 
 /// A fresh temporary directory, removed on drop.
