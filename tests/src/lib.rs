@@ -164,7 +164,13 @@ impl TempDir {
 }
 
 impl Drop for TempDir {
+    /// Removes the directory, unless a test is failing: then its node logs and stores are kept
+    /// for a look, and the path is printed.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test failed: kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -30,8 +30,9 @@ pub struct Download {
     pub pending_overflow: bool,
     /// Blocks refused as `time-too-new`, and when they may be asked for again.
     pub future: HashMap<BlockHash, Instant>,
-    /// `headers` messages in a row that connected to nothing we know.
-    pub unconnecting: u32,
+    /// When we last asked this peer for the chain leading to headers that connected to
+    /// nothing we know, until a `headers` message connects or is empty.
+    pub unconnecting_asked: Option<Instant>,
     /// The peer's allowance of `addr` entries.
     pub addr_rate: AddrRate,
     /// Hashes of a fork this peer is sending that does not (yet) have more work than ours.

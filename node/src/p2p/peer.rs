@@ -70,9 +70,9 @@ fn ping_millis(nonce: u64, now: u64) -> Option<u64> {
 /// A peer silent for this long is disconnected.
 const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// Non-connecting `headers` messages in a row (none connecting between) before a peer is
-/// treated as misbehaving.
-const MAX_UNCONNECTING_HEADERS: u32 = 8;
+/// How long a `getheaders` sent for headers that did not connect waits for an answer that
+/// connects before another may be sent (Core's `HEADERS_RESPONSE_TIME`).
+const HEADERS_RESPONSE_TIME: Duration = Duration::from_secs(120);
 
 /// How often a node tells each peer its own reachable address again (Core: about daily).
 const ADVERTISE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
@@ -930,6 +930,7 @@ impl P2pHandle {
         sync: &mut Download,
     ) -> Result<(), PeerError> {
         let Some(first) = headers.first() else {
+            sync.unconnecting_asked = None;
             return Ok(()); // nothing newer: in sync with this peer
         };
         // Headers must link to each other and carry valid proof of work.
@@ -962,16 +963,22 @@ impl P2pHandle {
         } else if sync.pending_tip == Some(first.prev_blockhash) {
             Some((sync.pending_work, sync.pending_height))
         } else {
-            sync.unconnecting += 1;
-            if sync.unconnecting > MAX_UNCONNECTING_HEADERS {
-                return Err(PeerError::Misbehaved(
-                    "keeps sending headers that do not connect".into(),
-                ));
+            // Headers that attach to nothing we know: ask for the chain that leads to them. Not
+            // misbehaviour (Bitcoin Core dropped that penalty in PR #29575): an honest peer that
+            // mines or relays faster than our writer connects blocks announces children of
+            // blocks we received but have not connected yet, many in a row under load. As in
+            // Core, one such `getheaders` at a time until an answer connects (or two minutes
+            // pass), so a peer on another chain cannot keep us in a loop.
+            if sync
+                .unconnecting_asked
+                .is_some_and(|at| at.elapsed() < HEADERS_RESPONSE_TIME)
+            {
+                return Ok(());
             }
+            sync.unconnecting_asked = Some(Instant::now());
             return self.queue(send, self.get_headers());
         };
-        // These connect: only a run of non-connecting messages counts against the peer (Core).
-        sync.unconnecting = 0;
+        sync.unconnecting_asked = None;
         let batch_work = headers
             .iter()
             .filter_map(|h| h.target())
