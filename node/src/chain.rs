@@ -423,15 +423,20 @@ impl Chain {
         let flush = self.coins.wants_flush(changes.len());
         if flush {
             self.coins.write(&wtx, Some(&changes), tip)?;
-        }
-        wtx.commit().map_err(StoreError::from)?;
-        if flush {
+            wtx.commit().map_err(StoreError::from)?;
             self.coins.flushed();
             tracing::debug!(tip = %tip, "coins cache flushed with the block");
-        } else if !changes.is_empty() {
-            self.coins.apply(changes);
+            return Ok(());
         }
+        wtx.commit().map_err(StoreError::from)?;
+        self.coins.apply(changes);
         Ok(())
+    }
+
+    /// Merges the last block's UTXO changes into the coins cache's map (see
+    /// [`CoinsCache::settle`]); the writer calls it once the block's caller has its answer.
+    pub fn settle_coins(&mut self) {
+        self.coins.settle();
     }
 
     fn write_genesis(&mut self) -> Result<(), ChainError> {
@@ -570,10 +575,27 @@ impl Chain {
             verified,
         ) {
             Ok(changes) => {
-                self.commit_with(wtx, changes, &hash)?;
+                // What the block confirms leaves a copy of the pool on another core while the
+                // commit runs; the copy replaces the pool once the block is in.
+                let mut pool = mempool.clone();
+                let (committed, pruned) = std::thread::scope(|s| {
+                    let prune = || pool.remove_for_block(&block.txdata, txids);
+                    let pruning = std::thread::Builder::new().spawn_scoped(s, prune);
+                    let committed = self.commit_with(wtx, changes, &hash);
+                    let pruned = pruning.map(|p| p.join());
+                    if let Ok(Err(panic)) = pruned {
+                        std::panic::resume_unwind(panic);
+                    }
+                    (committed, pruned.is_ok())
+                });
+                if !pruned {
+                    // No thread to be had: prune here, after the commit.
+                    pool.remove_for_block(&block.txdata, txids);
+                }
+                committed?;
+                *mempool = pool;
                 self.index.push_active(hash);
                 self.add_entry(hash, entry);
-                mempool.remove_for_block(&block.txdata, txids);
                 self.log_new_tip(block, &hash);
                 Ok(Accepted::BestChain)
             }

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 
@@ -32,6 +32,12 @@ use crate::store::{Store, StoreError};
 /// Most transactions taken in or out in one write transaction (the writer waits for the
 /// write lock at most this long).
 pub const BATCH_TXS: usize = 10_000;
+
+/// How long the indexer, caught up, waits for a new block before it makes its own commits
+/// durable. Until then they ride on the writer's next durable commit; after it, that commit
+/// writes only its own block (a block that waited for a few thousand index pages took
+/// milliseconds longer to accept).
+const IDLE_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Where one enabled index stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,13 +142,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn run(store: &Store, node: &Weak<Node>, woken: &Receiver<()>, stop: &AtomicBool) {
     let mut logged_behind = false;
+    // Index commits not yet durable.
+    let mut unflushed = false;
     while !stop.load(Ordering::Acquire) {
         let Some(n) = node.upgrade() else {
             break;
         };
         let snap = n.snapshot();
         let mut states = n.index_progress.borrow().clone();
+        let before = states.clone();
         let result = batch(store, &snap.index, &mut states, BATCH_TXS);
+        unflushed |= states != before;
         let tip = snap.tip();
         for s in &mut states {
             s.caught_up |= s.at(&tip.hash, tip.height);
@@ -156,7 +166,22 @@ fn run(store: &Store, node: &Weak<Node>, woken: &Receiver<()>, stop: &AtomicBool
                     logged_behind = false;
                 }
                 drop((n, snap));
-                // Wait for the next snapshot (or the end).
+                // Wait for the next snapshot (or the end); if none comes soon, make what
+                // was indexed durable first.
+                if unflushed {
+                    match woken.recv_timeout(IDLE_FLUSH) {
+                        Ok(()) => continue,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                        Err(RecvTimeoutError::Timeout) => {}
+                    }
+                    if let Err(e) = store.flush() {
+                        if let Some(n) = node.upgrade() {
+                            n.store_failed(&e);
+                        }
+                        return;
+                    }
+                    unflushed = false;
+                }
                 match woken.recv() {
                     Ok(()) => {}
                     Err(_) => break,

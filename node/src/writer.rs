@@ -201,9 +201,35 @@ impl Writer {
 
 /// The writer's loop ([`serve`]), then, unless it ended in a panic, the coins cache's flush.
 fn run(mut state: State, commands: mpsc::Receiver<Command>, node: Weak<Node>) {
-    if serve(&mut state, commands, &node) {
+    // Snapshots the writer replaces are dropped on their own thread: the last copy of a pool
+    // version a block emptied frees thousands of transactions, milliseconds the next command
+    // need not wait for. Without that thread the writer drops them itself.
+    let (retire, retired) = std::sync::mpsc::channel::<Arc<Snapshot>>();
+    let reaper = std::thread::Builder::new()
+        .name("snapshot-drop".into())
+        .spawn(move || retired.into_iter().for_each(drop))
+        .ok();
+    let retire = Retire(reaper.is_some().then_some(retire));
+    let served = serve(&mut state, commands, &node, &retire);
+    drop(retire);
+    if let Some(reaper) = reaper {
+        let _ = reaper.join();
+    }
+    if served {
         if let Err(e) = state.chain.flush_coins() {
             tracing::error!("coins cache not flushed at shutdown (the next start replays): {e}");
+        }
+    }
+}
+
+/// Where replaced snapshots go to be dropped (see [`run`]).
+struct Retire(Option<std::sync::mpsc::Sender<Arc<Snapshot>>>);
+
+impl Retire {
+    /// Drops `old` on the reaper thread, or here if there is none.
+    fn send(&self, old: Arc<Snapshot>) {
+        if let Some(Err(back)) = self.0.as_ref().map(|s| s.send(old)) {
+            drop(back.0);
         }
     }
 }
@@ -211,7 +237,12 @@ fn run(mut state: State, commands: mpsc::Receiver<Command>, node: Weak<Node>) {
 /// Takes a batch of commands, runs them, publishes once, then answers. A batch ends before a
 /// block or an invalidation, so the commands before it are answered without waiting for it.
 /// Returns `false` if a command panicked (nothing the writer holds can be trusted then).
-fn serve(state: &mut State, mut commands: mpsc::Receiver<Command>, node: &Weak<Node>) -> bool {
+fn serve(
+    state: &mut State,
+    mut commands: mpsc::Receiver<Command>,
+    node: &Weak<Node>,
+    retire: &Retire,
+) -> bool {
     let mut mempool_seq = 0;
     let mut template: Option<(BlockHash, u64, Arc<Template>)> = None;
     // A heavy command taken while a batch was open: it starts the next batch.
@@ -251,7 +282,7 @@ fn serve(state: &mut State, mut commands: mpsc::Receiver<Command>, node: &Weak<N
             }
         }
         if changed {
-            publish(&node, state, mempool_seq);
+            publish(&node, state, mempool_seq, retire);
         }
         // Announced once readers (and peers asking for them) can see them.
         for txid in new_txs {
@@ -260,9 +291,11 @@ fn serve(state: &mut State, mut commands: mpsc::Receiver<Command>, node: &Weak<N
         for answer in answers {
             answer();
         }
-        // After the answers: the indexer's work on the new snapshot is no caller's wait.
+        // After the answers: the indexer's work on the new snapshot, and merging the block's
+        // UTXO changes into the coins cache's map, are no caller's wait.
         if changed {
             node.wake_indexer();
+            state.chain.settle_coins();
         }
     }
 }
@@ -496,8 +529,9 @@ fn returned(before: &Mempool, after: &Mempool) -> Vec<Txid> {
         .collect()
 }
 
-/// Publishes a snapshot of `state`, then the tip and the mempool sequence if they moved.
-fn publish(node: &Node, state: &State, mempool_seq: u64) {
+/// Publishes a snapshot of `state`, then the tip and the mempool sequence if they moved; the
+/// snapshot it replaces goes to `retire`.
+fn publish(node: &Node, state: &State, mempool_seq: u64, retire: &Retire) {
     let rtx = match state.chain.store().begin_read() {
         Ok(rtx) => rtx,
         Err(e) => {
@@ -514,7 +548,7 @@ fn publish(node: &Node, state: &State, mempool_seq: u64) {
         template: Default::default(),
     });
     let tip = snapshot.tip();
-    node.snapshot.send_replace(snapshot);
+    retire.send(node.snapshot.send_replace(snapshot));
     node.tip.send_if_modified(|t| {
         let moved = *t != tip;
         *t = tip;

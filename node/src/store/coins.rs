@@ -85,13 +85,87 @@ struct Slot {
     fresh: bool,
 }
 
-/// A persistent map from outpoint to what the cache knows of it.
-pub type Entries = imbl::HashMap<OutPoint, SlotRef>;
+/// What the cache knows of each outpoint it has an entry for, as one version a snapshot can
+/// keep: a persistent map, and over it the changes of the last block, not yet merged into it
+/// ([`CoinsCache::settle`]). Taking a block's changes in is then a pointer move, and the merge
+/// (milliseconds for a few thousand coins) runs once the block's caller has its answer.
+#[derive(Clone, Debug, Default)]
+pub struct Entries {
+    map: imbl::HashMap<OutPoint, SlotRef>,
+    top: Option<Arc<HashMap<OutPoint, Slot>>>,
+}
 
-/// A cache entry, as the snapshot's copy of the cache holds it (opaque to readers; see
-/// [`CoinsView`]).
+/// A cache entry as the persistent map holds it (opaque to readers; see [`CoinsView`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SlotRef(Slot);
+struct SlotRef(Slot);
+
+impl Entries {
+    /// The entry for `outpoint`: the last block's word if it has one, else the map's.
+    fn get(&self, outpoint: &OutPoint) -> Option<&Slot> {
+        if let Some(slot) = self.top.as_ref().and_then(|top| top.get(outpoint)) {
+            return Some(slot);
+        }
+        self.map.get(outpoint).map(|s| &s.0)
+    }
+
+    /// Entries, counting an outpoint in both layers twice (an estimate for the size limit).
+    fn len(&self) -> usize {
+        self.map.len() + self.top.as_ref().map_or(0, |top| top.len())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.map.is_empty() && self.top.as_ref().is_none_or(|top| top.is_empty())
+    }
+
+    /// Every entry once, the last block's over the map's, in no order.
+    fn iter(&self) -> impl Iterator<Item = (&OutPoint, &Slot)> {
+        let top = self.top.as_deref();
+        self.map
+            .iter()
+            .filter(move |(o, _)| top.is_none_or(|t| !t.contains_key(o)))
+            .map(|(o, s)| (o, &s.0))
+            .chain(top.into_iter().flatten())
+    }
+
+    /// Merges the last block's changes into the map.
+    fn settle(&mut self) {
+        let Some(top) = self.top.take() else {
+            return;
+        };
+        for (outpoint, slot) in top.iter() {
+            match (&slot.coin, self.map.get(outpoint).map(|s| s.0.fresh)) {
+                // Spent, and the table never had it: nothing left to do.
+                (None, Some(true)) => {
+                    self.map.remove(outpoint);
+                }
+                (None, _) => {
+                    self.map.insert(
+                        *outpoint,
+                        SlotRef(Slot {
+                            coin: None,
+                            fresh: false,
+                        }),
+                    );
+                }
+                (Some(coin), cached) => {
+                    // Fresh only if the table cannot hold it: no entry (a deletion pending
+                    // or an older value) is in the way, and the block said so.
+                    let fresh = match cached {
+                        None => slot.fresh,
+                        Some(was_fresh) => was_fresh && slot.fresh,
+                    };
+                    self.map.insert(
+                        *outpoint,
+                        SlotRef(Slot {
+                            coin: Some(coin.clone()),
+                            fresh,
+                        }),
+                    );
+                }
+            }
+        }
+    }
+}
 
 /// The coins cache the writer owns.
 pub struct CoinsCache {
@@ -146,40 +220,19 @@ impl CoinsCache {
         lookup(&self.entries, table, outpoint)
     }
 
-    /// Takes one committed block's (or disconnect's) changes in.
+    /// Takes one committed block's (or disconnect's) changes in, over the entries (merging
+    /// the previous block's first, if [`CoinsCache::settle`] has not).
     pub fn apply(&mut self, changes: Changes) {
-        for (outpoint, slot) in changes.slots {
-            match (slot.coin, self.entries.get(&outpoint).map(|s| s.0.fresh)) {
-                // Spent, and the table never had it: nothing left to do.
-                (None, Some(true)) => {
-                    self.entries.remove(&outpoint);
-                }
-                (None, _) => {
-                    self.entries.insert(
-                        outpoint,
-                        SlotRef(Slot {
-                            coin: None,
-                            fresh: false,
-                        }),
-                    );
-                }
-                (Some(coin), cached) => {
-                    // Fresh only if the table cannot hold it: no entry (a deletion pending
-                    // or an older value) is in the way, and the block said so.
-                    let fresh = match cached {
-                        None => slot.fresh,
-                        Some(was_fresh) => was_fresh && slot.fresh,
-                    };
-                    self.entries.insert(
-                        outpoint,
-                        SlotRef(Slot {
-                            coin: Some(coin),
-                            fresh,
-                        }),
-                    );
-                }
-            }
+        self.entries.settle();
+        if !changes.is_empty() {
+            self.entries.top = Some(Arc::new(changes.slots));
         }
+    }
+
+    /// Merges the last block's changes into the persistent map, so the next block's go on top
+    /// at once. The writer calls it once a block's caller has its answer.
+    pub fn settle(&mut self) {
+        self.entries.settle();
     }
 
     /// Writes every change (and `pending`, not yet applied, over them) into the UTXO table of
@@ -197,7 +250,7 @@ impl CoinsCache {
             .map(|(o, s)| {
                 (
                     outpoint_key(o),
-                    s.0.coin.as_ref().map(|c| serialize(&c.unpack())),
+                    s.coin.as_ref().map(|c| serialize(&c.unpack())),
                 )
             })
             .collect();
@@ -252,7 +305,7 @@ fn lookup(
     outpoint: &OutPoint,
 ) -> Result<Option<Coin>, StoreError> {
     if let Some(slot) = entries.get(outpoint) {
-        return Ok(slot.0.coin.as_ref().map(Packed::unpack));
+        return Ok(slot.coin.as_ref().map(Packed::unpack));
     }
     let row = table.get(outpoint_key(outpoint))?;
     row.map(|v| decode("utxos", v.value())).transpose()
@@ -316,7 +369,7 @@ impl Changes {
                 true
             }
             None => match cache.entries.get(&outpoint) {
-                Some(SlotRef(Slot { coin: Some(_), .. })) => false,
+                Some(Slot { coin: Some(_), .. }) => false,
                 cached => {
                     let fresh = cached.is_none();
                     self.slots.insert(
@@ -386,7 +439,7 @@ impl<T: ReadableTable<[u8; 36], &'static [u8]>> CoinsView<'_, T> {
         let mut cached: Vec<([u8; 36], Option<Coin>)> = self
             .entries
             .iter()
-            .map(|(o, s)| (outpoint_key(o), s.0.coin.as_ref().map(Packed::unpack)))
+            .map(|(o, s)| (outpoint_key(o), s.coin.as_ref().map(Packed::unpack)))
             .collect();
         cached.sort_unstable_by_key(|r| r.0);
         let mut cached = cached.into_iter().peekable();
@@ -485,6 +538,7 @@ mod tests {
             },
         );
         cache.apply(spent);
+        cache.settle();
         assert!(cache.is_empty(), "a fresh coin spent is gone");
 
         // Restored by a disconnect: the table may hold it, so spending it leaves a deletion.
@@ -494,10 +548,69 @@ mod tests {
         let mut spent = Changes::default();
         spent.remove(op(2));
         cache.apply(spent);
+        cache.settle();
         assert_eq!(cache.map().len(), 1);
         assert_eq!(
-            cache.entries.get(&op(2)).map(|s| s.0.coin.is_none()),
+            cache.entries.get(&op(2)).map(|s| s.coin.is_none()),
             Some(true)
+        );
+    }
+
+    #[test]
+    fn the_last_block_reads_over_the_map_and_a_copy_taken_before_the_merge_keeps_its_view() {
+        let mut cache = CoinsCache::new(1 << 20);
+        let mut first = Changes::default();
+        assert!(first.create(&cache, op(1), &coin(1)));
+        assert!(first.create(&cache, op(2), &coin(2)));
+        cache.apply(first);
+        cache.settle();
+        // The next block spends op(1) and creates op(3): it sits on top, unmerged.
+        let mut second = Changes::default();
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        let wtx = db.begin_write().unwrap();
+        wtx.open_table(UTXOS).unwrap();
+        wtx.commit().unwrap();
+        let rtx = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let table = rtx.open_table(UTXOS).unwrap();
+        assert_eq!(second.spend(&cache, &table, &op(1)).unwrap(), Some(coin(1)));
+        assert!(second.create(&cache, op(3), &coin(3)));
+        cache.apply(second);
+        assert!(cache.entries.top.is_some());
+        let before_merge = cache.map().clone();
+        let seen = |entries: &Entries| {
+            let mut v: Vec<(OutPoint, Option<Coin>)> = entries
+                .iter()
+                .map(|(o, s)| (*o, s.coin.as_ref().map(Packed::unpack)))
+                .collect();
+            v.sort_by_key(|(o, _)| outpoint_key(o));
+            v
+        };
+        // Every outpoint once, the top's word over the map's: op(1) gone with the first
+        // block's fresh coin, op(2) kept, op(3) new.
+        let expected = vec![(op(2), Some(coin(2))), (op(3), Some(coin(3)))];
+        let unspent = |entries: &Entries| {
+            seen(entries)
+                .into_iter()
+                .filter(|(_, c)| c.is_some())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(unspent(&before_merge), expected);
+        assert_eq!(cache.coin(&table, &op(1)).unwrap(), None);
+        cache.settle();
+        assert!(cache.entries.top.is_none());
+        assert_eq!(unspent(cache.map()), expected);
+        assert_eq!(
+            seen(cache.map()),
+            expected,
+            "the fresh spent coin left no entry"
+        );
+        // The copy a snapshot took still reads as it did.
+        assert_eq!(unspent(&before_merge), expected);
+        assert_eq!(
+            lookup(&before_merge, &table, &op(3)).unwrap(),
+            Some(coin(3))
         );
     }
 
