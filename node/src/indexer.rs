@@ -109,7 +109,11 @@ impl Indexer {
         let stop = self.stop.clone();
         let thread = std::thread::Builder::new()
             .name("indexer".into())
-            .spawn(move || run(&store, &weak, &woken, &stop))?;
+            .spawn(move || {
+                // Background work: block relay and connect go first.
+                crate::signatures::lower_priority();
+                run(&store, &weak, &woken, &stop)
+            })?;
         *lock(&self.wake) = Some(wake);
         *lock(&self.thread) = Some(thread);
         Ok(())

@@ -42,8 +42,9 @@ fn build(name: &'static str, low_priority: bool) -> rayon::ThreadPool {
     builder.build().expect("the signature pool's threads start")
 }
 
-/// Lowers the calling thread's scheduling priority; a failure only costs latency elsewhere.
-fn lower_priority() {
+/// Lowers the calling thread's scheduling priority (to the signature pool's); a failure only
+/// costs latency elsewhere.
+pub fn lower_priority() {
     use thread_priority::{set_current_thread_priority, ThreadPriority, ThreadPriorityValue};
     let set = ThreadPriorityValue::try_from(POOL_PRIORITY)
         .map_err(|e| format!("{e:?}"))
