@@ -25,7 +25,7 @@ use jsonrpsee::{Methods, PendingSubscriptionSink};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use chaincore::rpc::address::{AddressBalance, AddressUtxo, Addresses};
+use chaincore::rpc::address::{AddressBalance, AddressTxids, AddressUtxos, Addresses};
 use chaincore::rpc::blockchain::{
     BlockStats, BlockchainInfo, ChainTip, ChainTxStats, GetBlock, GetBlockHeader, HashOrHeight,
     TxOutInfo, TxOutSetInfo, Verbosity,
@@ -407,12 +407,12 @@ impl AddressIndexServer for Stub {
         Err(refused())
     }
 
-    async fn get_address_utxos(&self, _addresses: Param<Addresses>) -> RpcResult<Vec<AddressUtxo>> {
+    async fn get_address_utxos(&self, _addresses: Param<Addresses>) -> RpcResult<AddressUtxos> {
         _addresses.get()?;
         Err(refused())
     }
 
-    async fn get_address_txids(&self, _addresses: Param<Addresses>) -> RpcResult<Vec<Txid>> {
+    async fn get_address_txids(&self, _addresses: Param<Addresses>) -> RpcResult<AddressTxids> {
         _addresses.get()?;
         Err(refused())
     }

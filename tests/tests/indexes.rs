@@ -111,8 +111,31 @@ fn an_address_index_enabled_late_catches_up_truthfully_and_equals_the_utxo_set()
             last[i] = height;
             all &= synced;
         }
+        // The array answers name where the index is when asked (`chainInfo`): at or past
+        // what getindexinfo just said, a block of the active chain.
+        let with_info = json!([{"addresses": [builder_address()], "chainInfo": true}]);
+        for method in ["getaddressutxos", "getaddresstxids"] {
+            let answer = on.rpc(method, with_info.clone());
+            let height = answer["height"].as_u64().unwrap();
+            assert!(height >= last[1] && height <= tip, "{method}: {answer}");
+            let list = if method == "getaddressutxos" {
+                "utxos"
+            } else {
+                "txids"
+            };
+            assert!(answer[list].is_array(), "{answer}");
+            if height > 0 {
+                assert_eq!(answer["hash"], on.rpc("getblockhash", json!([height])));
+            }
+        }
         all.then_some(())
     });
+    let at = on.rpc(
+        "getaddresstxids",
+        json!([{"addresses": [builder_address()], "chainInfo": true}]),
+    );
+    assert_eq!(at["height"].as_u64(), Some(tip), "{at}");
+    assert_eq!(at["hash"], on.rpc("getbestblockhash", json!([])));
     // Every coin of the chain pays the builder's address: the index holds exactly the set.
     let set = on.rpc("gettxoutsetinfo", json!([]));
     let addr = builder_address();

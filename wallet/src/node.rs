@@ -22,6 +22,7 @@ use jsonrpsee_http_client::HttpClient;
 fn addresses_param(addresses: &[String]) -> chaincore::rpc::Param<Addresses> {
     Addresses::Object {
         addresses: addresses.to_vec(),
+        chain_info: false,
     }
     .into()
 }
@@ -117,7 +118,8 @@ impl NodeClient {
             .client
             .get_address_utxos(addresses_param(addresses))
             .await
-            .map_err(|e| self.explain(e))?;
+            .map_err(|e| self.explain(e))?
+            .into_utxos();
         Ok(rows
             .into_iter()
             .map(|u| Utxo {
@@ -228,7 +230,8 @@ impl NodeClient {
             .client
             .get_address_txids(addresses_param(addresses))
             .await
-            .map_err(|e| self.explain(e))?;
+            .map_err(|e| self.explain(e))?
+            .into_txids();
         let network_addresses: Vec<chaincore::Script> = addresses
             .iter()
             .filter_map(|a| {

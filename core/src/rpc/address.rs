@@ -5,7 +5,7 @@ use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
 
 use super::param::{JsonType, Param};
-use crate::Txid;
+use crate::{BlockHash, Txid};
 
 /// The address index: balances, unspent outputs and history by address.
 #[rpc(server, client)]
@@ -16,11 +16,11 @@ pub trait AddressIndex {
 
     /// Unspent outputs of addresses, confirmed and in the mempool.
     #[method(name = "getaddressutxos")]
-    async fn get_address_utxos(&self, addresses: Param<Addresses>) -> RpcResult<Vec<AddressUtxo>>;
+    async fn get_address_utxos(&self, addresses: Param<Addresses>) -> RpcResult<AddressUtxos>;
 
     /// Txids touching addresses, oldest first, then mempool ones.
     #[method(name = "getaddresstxids")]
-    async fn get_address_txids(&self, addresses: Param<Addresses>) -> RpcResult<Vec<Txid>>;
+    async fn get_address_txids(&self, addresses: Param<Addresses>) -> RpcResult<AddressTxids>;
 }
 
 /// The addresses an address-index method reads: one address, a list, or (as the insight and
@@ -32,10 +32,19 @@ pub enum Addresses {
     One(String),
     /// A list.
     List(Vec<String>),
-    /// `{"addresses": [...]}`.
+    /// `{"addresses": [...]}`, and optionally `"chainInfo": true` (the insight/bitcore
+    /// address-index option): `getaddressutxos` and `getaddresstxids` then also name the block
+    /// their confirmed part is as of.
     Object {
         /// The addresses.
         addresses: Vec<String>,
+        /// Answer with the block the index is at.
+        #[serde(
+            default,
+            rename = "chainInfo",
+            skip_serializing_if = "std::ops::Not::not"
+        )]
+        chain_info: bool,
     },
 }
 
@@ -48,7 +57,72 @@ impl Addresses {
     pub fn list(&self) -> &[String] {
         match self {
             Addresses::One(a) => std::slice::from_ref(a),
-            Addresses::List(l) | Addresses::Object { addresses: l } => l,
+            Addresses::List(l) | Addresses::Object { addresses: l, .. } => l,
+        }
+    }
+
+    /// True if the caller asked for `chainInfo`.
+    pub fn chain_info(&self) -> bool {
+        matches!(
+            self,
+            Addresses::Object {
+                chain_info: true,
+                ..
+            }
+        )
+    }
+}
+
+/// `getaddressutxos`: the outputs, or with `chainInfo` the outputs and the address index's
+/// best block, which the confirmed ones are as of (bitcore's shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AddressUtxos {
+    /// The outputs alone.
+    List(Vec<AddressUtxo>),
+    /// With `chainInfo`.
+    WithChainInfo {
+        /// The outputs.
+        utxos: Vec<AddressUtxo>,
+        /// The address index's best block (behind the chain's tip while it catches up).
+        hash: BlockHash,
+        /// Its height.
+        height: u32,
+    },
+}
+
+impl AddressUtxos {
+    /// The outputs, whichever form.
+    pub fn into_utxos(self) -> Vec<AddressUtxo> {
+        match self {
+            AddressUtxos::List(u) | AddressUtxos::WithChainInfo { utxos: u, .. } => u,
+        }
+    }
+}
+
+/// `getaddresstxids`: the txids, or with `chainInfo` the txids and the address index's best
+/// block, which the confirmed ones reach up to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AddressTxids {
+    /// The txids alone.
+    List(Vec<Txid>),
+    /// With `chainInfo`.
+    WithChainInfo {
+        /// The txids.
+        txids: Vec<Txid>,
+        /// The address index's best block (behind the chain's tip while it catches up).
+        hash: BlockHash,
+        /// Its height.
+        height: u32,
+    },
+}
+
+impl AddressTxids {
+    /// The txids, whichever form.
+    pub fn into_txids(self) -> Vec<Txid> {
+        match self {
+            AddressTxids::List(t) | AddressTxids::WithChainInfo { txids: t, .. } => t,
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Address index methods: balances, unspent outputs and txids by address, confirmed (from the
 //! address index, as of its best block) and in the mempool. Each first waits, briefly, for an
 //! index that has caught up with the chain to take in the latest tip (see
-//! [`Node::index_state`]); `getaddressbalance` says when the index is behind the tip.
+//! [`Node::index_state`]); `getaddressbalance` says when the index is behind the tip, and
+//! `getaddressutxos` / `getaddresstxids` name the index's best block when asked
+//! (`chainInfo`).
 
-use chaincore::rpc::address::{AddressBalance, AddressUtxo, Addresses};
+use chaincore::rpc::address::{AddressBalance, AddressTxids, AddressUtxo, AddressUtxos, Addresses};
 use chaincore::rpc::{AddressIndexServer, Param};
 use chaincore::{Address, Amount, OutPoint, Txid};
 use jsonrpsee::core::{async_trait, RpcResult};
@@ -63,8 +65,10 @@ impl AddressIndexServer for Rpc {
         .await
     }
 
-    async fn get_address_utxos(&self, addresses: Param<Addresses>) -> RpcResult<Vec<AddressUtxo>> {
-        let addrs = self.addresses(&addresses.get()?)?;
+    async fn get_address_utxos(&self, addresses: Param<Addresses>) -> RpcResult<AddressUtxos> {
+        let addresses = addresses.get()?;
+        let chain_info = addresses.chain_info();
+        let addrs = self.addresses(&addresses)?;
         let node = self.node.clone();
         address_index(&node).await?;
         blocking(move || {
@@ -98,13 +102,27 @@ impl AddressIndexServer for Rpc {
                     .iter()
                     .map(|u| row(u, false, view.spent_outpoints.contains(&u.1))),
             );
-            Ok(out)
+            Ok(match view.best {
+                Some(best) if chain_info => AddressUtxos::WithChainInfo {
+                    utxos: out,
+                    hash: best.hash,
+                    height: best.height,
+                },
+                _ if chain_info => AddressUtxos::WithChainInfo {
+                    utxos: out,
+                    hash: node.network.genesis_hash(),
+                    height: 0,
+                },
+                _ => AddressUtxos::List(out),
+            })
         })
         .await
     }
 
-    async fn get_address_txids(&self, addresses: Param<Addresses>) -> RpcResult<Vec<Txid>> {
-        let addrs = self.addresses(&addresses.get()?)?;
+    async fn get_address_txids(&self, addresses: Param<Addresses>) -> RpcResult<AddressTxids> {
+        let addresses = addresses.get()?;
+        let chain_info = addresses.chain_info();
+        let addrs = self.addresses(&addresses)?;
         let node = self.node.clone();
         address_index(&node).await?;
         blocking(move || {
@@ -139,7 +157,16 @@ impl AddressIndexServer for Rpc {
             rows.dedup();
             let mut out: Vec<Txid> = rows.into_iter().map(|(_, t)| t).collect();
             out.extend(pool_txids);
-            Ok(out)
+            if !chain_info {
+                return Ok(AddressTxids::List(out));
+            }
+            // The same read transaction the rows came from.
+            let best = store::read::index_best(&rtx, IndexKind::Address).map_misc()?;
+            Ok(AddressTxids::WithChainInfo {
+                txids: out,
+                hash: best.map_or(node.network.genesis_hash(), |b| b.hash),
+                height: best.map_or(0, |b| b.height),
+            })
         })
         .await
     }
@@ -153,6 +180,8 @@ struct AddressView {
     tip: u32,
     /// The index's best height.
     indexed: u32,
+    /// The index's best block (`None`: nothing indexed yet, genesis).
+    best: Option<store::indexes::IndexBest>,
     /// The snapshot's tip height.
     chain_tip: u32,
     confirmed: Vec<(Address, OutPoint, chaincore::validation::Coin)>,
@@ -166,13 +195,13 @@ impl AddressView {
         let snap = node.snapshot();
         let rtx = node.begin_read().map_misc()?;
         let chain_tip = snap.index.tip_height();
-        let indexed = store::read::index_best(&rtx, IndexKind::Address)
-            .map_misc()?
-            .map_or(0, |b| b.height);
+        let best = store::read::index_best(&rtx, IndexKind::Address).map_misc()?;
+        let indexed = best.map_or(0, |b| b.height);
         let tip = chain_tip.max(indexed);
         let mut view = AddressView {
             tip,
             indexed,
+            best,
             chain_tip,
             confirmed: Vec::new(),
             pending_in: Vec::new(),

@@ -645,8 +645,12 @@ async fn address(web: &Web, a: &str) -> Result<Page, Page> {
         .get_address_balance(param())
         .await
         .map_err(rpc_page)?;
-    let mut utxos = web.rpc.get_address_utxos(param()).await.map_err(rpc_page)?;
-    let mut history = web.rpc.get_address_txids(param()).await.map_err(rpc_page)?;
+    let mut utxos = (web.rpc.get_address_utxos(param()).await)
+        .map_err(rpc_page)?
+        .into_utxos();
+    let mut history = (web.rpc.get_address_txids(param()).await)
+        .map_err(rpc_page)?
+        .into_txids();
     let (total_utxos, total_history) = (utxos.len(), history.len());
     utxos.sort_by_key(|u| std::cmp::Reverse(u.height.unwrap_or(u32::MAX)));
     utxos.truncate(MAX_LISTED_ROWS);
