@@ -49,6 +49,10 @@ fn main() {
         r.restarts_that_moved
     );
     println!(
+        "  kills of a start catching its indexes up:      {}",
+        r.kills_during_catch_up
+    );
+    println!(
         "  restarts that found an index catching up:      {}",
         r.restarts_with_index_behind
     );

@@ -100,6 +100,8 @@ pub struct Report {
     /// Restarts whose tip differed from the one before the kill (the node moved on open or
     /// had committed part of the command).
     pub restarts_that_moved: u32,
+    /// Kills of a start that found its indexes behind (after a run with them off).
+    pub kills_during_catch_up: u32,
     /// Restarts after which `getindexinfo` showed an index not yet synced (catching up).
     pub restarts_with_index_behind: u32,
     /// Rounds that ended inconsistent, with what was wrong.
@@ -255,6 +257,34 @@ pub fn run_with(rounds: u32, seed: u64, dir: &TempDir, victim_args: &[&str]) -> 
             std::thread::sleep(Duration::from_millis(rng.below(400)));
             victim.kill9();
             report.kills_during_recovery += 1;
+        }
+        if report.rounds % 7 == 3 {
+            // Every seventh round a run with the indexes off, so the next start finds them
+            // behind by that run's blocks and catches up, and a kill may land in the catch-up.
+            victim.restart_with(&["--txindex", "false", "--addressindex", "false"]);
+            // The interrupted command first (it is idempotent), so both nodes take the
+            // same commands in the same order.
+            if let Err(e) = command.send(&victim) {
+                report.failures.push(format!(
+                    "round {}: resending {command:?} with the indexes off: {e}",
+                    report.rounds
+                ));
+            }
+            for _ in 0..1 + rng.below(3) {
+                let c = next_command(&mut rng, &mut b, &control, &mut invalidated);
+                c.send(&control).expect("control answers");
+                if let Err(e) = c.send(&victim) {
+                    report.failures.push(format!(
+                        "round {}: with the indexes off, {c:?}: {e}",
+                        report.rounds
+                    ));
+                }
+            }
+            victim.kill9();
+            victim.spawn_without_waiting();
+            std::thread::sleep(Duration::from_millis(rng.below(200)));
+            victim.kill9();
+            report.kills_during_catch_up += 1;
         }
         victim.restart();
         if !indexes_synced(&victim) {

@@ -431,6 +431,14 @@ impl Node {
         self.spawn();
     }
 
+    /// Like [`Node::restart`], with `extra` added to its arguments for this run only.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        let kept = self.args.len();
+        self.args.extend(extra.iter().map(|a| a.to_string()));
+        self.restart();
+        self.args.truncate(kept);
+    }
+
     /// Asks the node to stop and waits for the process to exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let _ = self.call("stop", json!([]));
