@@ -275,16 +275,17 @@ impl Node {
         self.writer.call(make)
     }
 
-    /// Validates and stores a block; moves to the best chain.
-    pub fn submit_block(&self, block: Block) -> Result<Accepted, ChainError> {
-        self.submit(block, true)
+    /// Validates and stores a block; moves to the best chain. A shared block (`Arc`) is not
+    /// copied.
+    pub fn submit_block(&self, block: impl Into<Arc<Block>>) -> Result<Accepted, ChainError> {
+        self.submit(block.into(), true)
     }
 
     /// [`Node::submit_block`], with the commit of a block extending the tip waiting for the
     /// disk only if `durable`.
-    fn submit(&self, block: Block, durable: bool) -> Result<Accepted, ChainError> {
+    fn submit(&self, block: Arc<Block>, durable: bool) -> Result<Accepted, ChainError> {
         self.call(|reply| Command::SubmitBlock {
-            block: Box::new(block),
+            block,
             durable,
             reply,
         })
@@ -655,7 +656,7 @@ impl Node {
             };
             block.header = header;
             let hash = block.block_hash();
-            match self.submit(block, durable) {
+            match self.submit(Arc::new(block), durable) {
                 Ok(_) => return Ok(Some(hash)),
                 // The tip moved while we mined: build on the new one.
                 Err(e) if e.rule() == Some(&RuleError::BadPrevBlock) => continue,

@@ -32,8 +32,8 @@ const BATCH: usize = 64;
 pub enum Command {
     /// Accept a block; commit it durably if `durable`.
     SubmitBlock {
-        /// The block.
-        block: Box<Block>,
+        /// The block (shared: a peer's task may be relaying it meanwhile).
+        block: Arc<Block>,
         /// Whether its commit waits for the disk.
         durable: bool,
         /// The answer.

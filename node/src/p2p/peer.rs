@@ -695,6 +695,7 @@ impl P2pHandle {
         }
         self.send(Command::Arrived(hash)).await?;
         let via_compact = matches!(source, Source::Compact(_));
+        let block = Arc::new(block);
         if extends_tip {
             self.relay_before_validation(&block, source).await?;
         }
@@ -754,7 +755,7 @@ impl P2pHandle {
     /// rebuilt from a compact block has had its merkle root checked as well.
     async fn relay_before_validation(
         &self,
-        block: &Block,
+        block: &Arc<Block>,
         source: Source,
     ) -> Result<(), P2pStopped> {
         let hash = block.block_hash();
@@ -783,7 +784,7 @@ impl P2pHandle {
         };
         let compact = CompactBlock::with_txids(block, &txids, super::random_nonce());
         // Their `getblocktxn` may come before the block is stored.
-        self.set_recent_block(Arc::new(block.clone()));
+        self.set_recent_block(block.clone());
         self.send(Command::RelayCompact(Arc::new(compact))).await
     }
 
