@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use chaincore::validation::Coin;
 use chaincore::{Block, BlockHash, Txid};
@@ -33,10 +34,10 @@ use crate::store::{Store, StoreError};
 /// write lock at most this long).
 pub const BATCH_TXS: usize = 10_000;
 
-/// How long the indexer, caught up, waits for a new block before it makes its own commits
-/// durable. Until then they ride on the writer's next durable commit; after it, that commit
-/// writes only its own block (a block that waited for a few thousand index pages took
-/// milliseconds longer to accept).
+/// How long after its last commit the indexer, caught up, makes its commits durable itself;
+/// snapshots that bring no block (every mempool change) do not put that off. Until then they
+/// ride on the writer's next durable commit; after it, that commit writes only its own block
+/// (a block that waited for the index pages of the one before took milliseconds longer).
 const IDLE_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Where one enabled index stands.
@@ -146,8 +147,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn run(store: &Store, node: &Weak<Node>, woken: &Receiver<()>, stop: &AtomicBool) {
     let mut logged_behind = false;
-    // Index commits not yet durable.
-    let mut unflushed = false;
+    // When index commits not yet durable are to be made so: [`IDLE_FLUSH`] after the last
+    // one, however many snapshots (mempool changes) wake the indexer meanwhile.
+    let mut flush_at: Option<Instant> = None;
     while !stop.load(Ordering::Acquire) {
         let Some(n) = node.upgrade() else {
             break;
@@ -156,7 +158,9 @@ fn run(store: &Store, node: &Weak<Node>, woken: &Receiver<()>, stop: &AtomicBool
         let mut states = n.index_progress.borrow().clone();
         let before = states.clone();
         let result = batch(store, &snap.index, &mut states, BATCH_TXS);
-        unflushed |= states != before;
+        if states != before {
+            flush_at = Some(Instant::now() + IDLE_FLUSH);
+        }
         let tip = snap.tip();
         for s in &mut states {
             s.caught_up |= s.at(&tip.hash, tip.height);
@@ -172,8 +176,8 @@ fn run(store: &Store, node: &Weak<Node>, woken: &Receiver<()>, stop: &AtomicBool
                 drop((n, snap));
                 // Wait for the next snapshot (or the end); if none comes soon, make what
                 // was indexed durable first.
-                if unflushed {
-                    match woken.recv_timeout(IDLE_FLUSH) {
+                if let Some(at) = flush_at {
+                    match woken.recv_timeout(at.saturating_duration_since(Instant::now())) {
                         Ok(()) => continue,
                         Err(RecvTimeoutError::Disconnected) => break,
                         Err(RecvTimeoutError::Timeout) => {}
@@ -184,7 +188,7 @@ fn run(store: &Store, node: &Weak<Node>, woken: &Receiver<()>, stop: &AtomicBool
                         }
                         return;
                     }
-                    unflushed = false;
+                    flush_at = None;
                 }
                 match woken.recv() {
                     Ok(()) => {}
