@@ -172,6 +172,38 @@ pub struct CoinsCache {
     entries: Entries,
     limit_bytes: usize,
     last_flush: std::time::Instant,
+    /// The thread merges run on (`None`: none could start; they run in place).
+    settler: Option<Settler>,
+    /// A merge of `entries` is out on the settler: nothing changes `entries` before
+    /// [`CoinsCache::collect`] has taken it back.
+    settling: bool,
+}
+
+/// The thread that merges a block's changes into the map ([`CoinsCache::settle`]) at a lower
+/// priority. It ends when the cache is dropped.
+struct Settler {
+    jobs: std::sync::mpsc::Sender<Entries>,
+    done: std::sync::mpsc::Receiver<Entries>,
+}
+
+impl Settler {
+    fn start() -> Option<Settler> {
+        let (jobs, inbox) = std::sync::mpsc::channel::<Entries>();
+        let (outbox, done) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("coins-settle".into())
+            .spawn(move || {
+                crate::signatures::lower_priority();
+                for mut entries in inbox {
+                    entries.settle();
+                    if outbox.send(entries).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Settler { jobs, done })
+    }
 }
 
 /// Most time between two flushes while blocks connect (a crash replays at most the blocks of
@@ -186,6 +218,8 @@ impl CoinsCache {
             entries: Entries::default(),
             limit_bytes,
             last_flush: std::time::Instant::now(),
+            settler: Settler::start(),
+            settling: false,
         }
     }
 
@@ -221,18 +255,47 @@ impl CoinsCache {
     }
 
     /// Takes one committed block's (or disconnect's) changes in, over the entries (merging
-    /// the previous block's first, if [`CoinsCache::settle`] has not).
+    /// the previous block's first, or taking [`CoinsCache::settle`]'s merge, waiting for it
+    /// if it still runs).
     pub fn apply(&mut self, changes: Changes) {
+        self.collect();
         self.entries.settle();
         if !changes.is_empty() {
             self.entries.top = Some(Arc::new(changes.slots));
         }
     }
 
-    /// Merges the last block's changes into the persistent map, so the next block's go on top
-    /// at once. The writer calls it once a block's caller has its answer.
+    /// Starts merging the last block's changes into the persistent map on the settler thread,
+    /// at a lower priority, so the next block's go on top at once and the caller that waits
+    /// for this block's answer does not share a core with the merge. The writer calls it once
+    /// that caller has its answer; the next change takes the merge in.
     pub fn settle(&mut self) {
-        self.entries.settle();
+        if self.entries.top.is_none() || self.settling {
+            return;
+        }
+        match &self.settler {
+            Some(s) if s.jobs.send(self.entries.clone()).is_ok() => self.settling = true,
+            _ => self.entries.settle(),
+        }
+    }
+
+    /// [`CoinsCache::settle`], and its merge taken in.
+    #[cfg(test)]
+    fn settle_now(&mut self) {
+        self.settle();
+        self.collect();
+    }
+
+    /// Takes the settler's merge in, if one is out (waiting for it); merges in place if the
+    /// settler is gone.
+    fn collect(&mut self) {
+        if !std::mem::take(&mut self.settling) {
+            return;
+        }
+        match self.settler.as_ref().map(|s| s.done.recv()) {
+            Some(Ok(merged)) => self.entries = merged,
+            _ => self.entries.settle(),
+        }
     }
 
     /// Writes every change (and `pending`, not yet applied, over them) into the UTXO table of
@@ -291,6 +354,7 @@ impl CoinsCache {
 
     /// Empties the cache after the transaction [`CoinsCache::write`] wrote into committed.
     pub fn flushed(&mut self) {
+        self.collect();
         self.entries = Entries::default();
         self.last_flush = std::time::Instant::now();
     }
@@ -538,7 +602,7 @@ mod tests {
             },
         );
         cache.apply(spent);
-        cache.settle();
+        cache.settle_now();
         assert!(cache.is_empty(), "a fresh coin spent is gone");
 
         // Restored by a disconnect: the table may hold it, so spending it leaves a deletion.
@@ -548,7 +612,7 @@ mod tests {
         let mut spent = Changes::default();
         spent.remove(op(2));
         cache.apply(spent);
-        cache.settle();
+        cache.settle_now();
         assert_eq!(cache.map().len(), 1);
         assert_eq!(
             cache.entries.get(&op(2)).map(|s| s.coin.is_none()),
@@ -563,7 +627,7 @@ mod tests {
         assert!(first.create(&cache, op(1), &coin(1)));
         assert!(first.create(&cache, op(2), &coin(2)));
         cache.apply(first);
-        cache.settle();
+        cache.settle_now();
         // The next block spends op(1) and creates op(3): it sits on top, unmerged.
         let mut second = Changes::default();
         let db = redb::Database::builder()
@@ -598,7 +662,7 @@ mod tests {
         };
         assert_eq!(unspent(&before_merge), expected);
         assert_eq!(cache.coin(&table, &op(1)).unwrap(), None);
-        cache.settle();
+        cache.settle_now();
         assert!(cache.entries.top.is_none());
         assert_eq!(unspent(cache.map()), expected);
         assert_eq!(
