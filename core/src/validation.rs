@@ -288,8 +288,23 @@ fn check_output_scripts(tx: &Transaction) -> Result<(), RuleError> {
 /// [`check_transaction`] for each transaction. Returns the txids it hashed for the merkle
 /// root, in block order, for the caller to reuse.
 pub fn check_block(block: &Block, network: Network) -> Result<Vec<Txid>, RuleError> {
+    check_block_with_txids(block, network, block.compute_txids())
+}
+
+/// # Consensus
+/// [`check_block`] for a block whose txids the caller has already computed from these very
+/// transactions (`txids[i]` of `block.txdata[i]`: a block built from mempool entries, or
+/// rebuilt from a compact block), so they are not hashed again; the merkle root is still
+/// checked against them. A list of the wrong length is a bad merkle root.
+pub fn check_block_with_txids(
+    block: &Block,
+    network: Network,
+    txids: Vec<Txid>,
+) -> Result<Vec<Txid>, RuleError> {
     check_proof_of_work(&block.header, network)?;
-    let txids = block.compute_txids();
+    if txids.len() != block.txdata.len() {
+        return Err(RuleError::BadMerkleRoot);
+    }
     check_merkle_root(block, &txids)?;
     check_block_size(block)?;
     check_coinbase_placement(block)?;

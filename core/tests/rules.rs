@@ -7,9 +7,10 @@ use chaincore::block::Header;
 use chaincore::key::PrivateKey;
 use chaincore::pow::block_subsidy;
 use chaincore::validation::{
-    check_block, check_block_time, check_coinbase_amount, check_coinbase_height, check_difficulty,
-    check_finality, check_transaction, check_tx_inputs, coinbase_height_prefix, median_time,
-    next_work_required, verify_input, Coin, RuleError, MAX_BLOCK_SIZE,
+    check_block, check_block_time, check_block_with_txids, check_coinbase_amount,
+    check_coinbase_height, check_difficulty, check_finality, check_transaction, check_tx_inputs,
+    coinbase_height_prefix, median_time, next_work_required, verify_input, Coin, RuleError,
+    MAX_BLOCK_SIZE,
 };
 use chaincore::{Amount, Block, Network, OutPoint, Script, Transaction, TxIn, TxOut, Txid};
 
@@ -230,6 +231,29 @@ fn bad_txnmrklroot() {
         check_block(&block, NET).unwrap_err().to_string(),
         "bad-txnmrklroot"
     );
+}
+
+#[test]
+fn known_txids_are_checked_against_the_merkle_root() {
+    let (a, _) = spend(outpoint(1), Amount::ONE_COIN);
+    let (b, _) = spend(outpoint(2), Amount::ONE_COIN);
+    let block = block_with(vec![a, b]);
+    let txids = block.compute_txids();
+    assert_eq!(
+        check_block_with_txids(&block, NET, txids.clone()).unwrap(),
+        txids
+    );
+    // A txid list that is not the block's: wrong order, one missing, one wrong.
+    let mut swapped = txids.clone();
+    swapped.swap(1, 2);
+    let mut wrong = txids.clone();
+    wrong[2] = Txid([7; 32]);
+    for bad in [swapped, txids[..2].to_vec(), wrong] {
+        assert_eq!(
+            check_block_with_txids(&block, NET, bad).unwrap_err(),
+            RuleError::BadMerkleRoot
+        );
+    }
 }
 
 fn resolve_keeping_root(mut block: Block) -> Block {

@@ -433,8 +433,9 @@ impl Chain {
         Ok(())
     }
 
-    /// Merges the last block's UTXO changes into the coins cache's map (see
-    /// [`CoinsCache::settle`]); the writer calls it once the block's caller has its answer.
+    /// Starts merging the last block's UTXO changes into the coins cache's map on the
+    /// cache's own thread (see [`CoinsCache::settle`]); the writer calls it once the block's
+    /// caller has its answer.
     pub fn settle_coins(&mut self) {
         self.coins.settle();
     }
@@ -523,9 +524,12 @@ impl Chain {
     /// stored before that is valid but not active runs chain selection again (as Bitcoin
     /// Core's `submitblock` runs `ActivateBestChain` for a block it already has) and is answered
     /// [`ChainError::Duplicate`]. Signatures of transactions in `mempool` are not checked again.
+    /// `txids`, if given, are the block's txids computed by the caller from these very
+    /// transactions (see [`validation::check_block_with_txids`]), not hashed again.
     pub fn accept_block(
         &mut self,
         block: &Block,
+        txids: Option<Vec<Txid>>,
         mempool: &mut Mempool,
         now: i64,
         durable: bool,
@@ -542,7 +546,7 @@ impl Chain {
             self.finish_stored(hash, mempool, now, &verified)?;
             return Err(ChainError::Duplicate);
         }
-        let (entry, txids) = self.check_new_block(block, hash, now)?;
+        let (entry, txids) = self.check_new_block(block, hash, txids, now)?;
         if block.header.prev_blockhash == self.tip_hash() && !self.has_orphan_children(&hash) {
             return self.extend_tip(block, entry, &txids, mempool, &verified, durable);
         }
@@ -636,7 +640,7 @@ impl Chain {
                 let Some(b) = self.orphans.remove(&child) else {
                     continue;
                 };
-                match self.check_new_block(&b, child, now) {
+                match self.check_new_block(&b, child, None, now) {
                     Ok((entry, _)) => {
                         self.store_block(&b, &child, entry)?;
                         ready.push(child);
@@ -688,12 +692,14 @@ impl Chain {
         Ok(())
     }
 
-    /// Context-free and header checks of a new block; returns its index entry and txids. A
-    /// block whose parent is unknown goes to the orphan pool (`prev-blk-not-found`).
+    /// Context-free and header checks of a new block (its txids hashed unless the caller
+    /// knows them); returns its index entry and txids. A block whose parent is unknown goes
+    /// to the orphan pool (`prev-blk-not-found`).
     fn check_new_block(
         &mut self,
         block: &Block,
         hash: BlockHash,
+        txids: Option<Vec<Txid>>,
         now: i64,
     ) -> Result<(IndexEntry, Vec<Txid>), ChainError> {
         if let Some(e) = self.index.entry(&hash) {
@@ -709,7 +715,11 @@ impl Chain {
             })
         };
         let network = self.index.network();
-        let txids = validation::check_block(block, network).map_err(no_context)?;
+        let txids = match txids {
+            Some(txids) => validation::check_block_with_txids(block, network, txids),
+            None => validation::check_block(block, network),
+        }
+        .map_err(no_context)?;
         let Some(prev) = self.index.entry(&block.header.prev_blockhash).copied() else {
             if self.orphans.len() >= MAX_ORPHAN_BLOCKS {
                 // Drop an arbitrary orphan: the pool is a convenience, not a promise.

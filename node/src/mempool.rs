@@ -431,11 +431,16 @@ impl Mempool {
 
     /// Picks transactions for a block of at most `max_bytes` of transactions: by ancestor fee
     /// rate (a transaction's fee and size summed with its unconfirmed ancestors'), each
-    /// transaction after its parents.
-    pub fn select_for_block(&self, max_bytes: usize) -> Vec<&Entry> {
-        let mut scored: Vec<(f64, &Entry)> = self
-            .entries()
+    /// transaction after its parents. The entries are the pool's own, shared.
+    pub fn select_for_block(&self, max_bytes: usize) -> Vec<Arc<Entry>> {
+        let mut scored: Vec<(f64, &Arc<Entry>)> = self
+            .entries
+            .values()
             .map(|e| {
+                if e.parents.is_empty() {
+                    // No unconfirmed ancestors: no walk (most of a pool, usually).
+                    return (e.fee.to_units() as f64 / e.size.max(1) as f64, e);
+                }
                 let (fee, size) = self
                     .ancestors(&e.txid)
                     .iter()
@@ -448,20 +453,23 @@ impl Mempool {
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.txid.cmp(&b.1.txid)));
 
-        let mut chosen: Vec<&Entry> = Vec::new();
-        let mut included: HashSet<Txid> = HashSet::new();
+        let mut chosen: Vec<Arc<Entry>> = Vec::with_capacity(scored.len());
+        let mut included: HashSet<Txid> = HashSet::with_capacity(scored.len());
         let mut used = 0usize;
         for (_, entry) in scored {
             if included.contains(&entry.txid) {
                 continue;
             }
             // The package: the entry and its ancestors not yet included, parents first.
-            let mut package: Vec<&Entry> = self
-                .ancestors(&entry.txid)
-                .iter()
-                .filter(|id| !included.contains(id))
-                .filter_map(|id| self.get(id))
-                .collect();
+            let mut package: Vec<&Arc<Entry>> = Vec::new();
+            if !entry.parents.is_empty() {
+                package.extend(
+                    self.ancestors(&entry.txid)
+                        .iter()
+                        .filter(|id| !included.contains(id))
+                        .filter_map(|id| self.entries.get(id)),
+                );
+            }
             package.push(entry);
             let size: usize = package.iter().map(|e| e.size).sum();
             if used + size > max_bytes {
@@ -470,7 +478,7 @@ impl Mempool {
             used += size;
             for e in package {
                 included.insert(e.txid);
-                chosen.push(e);
+                chosen.push(e.clone());
             }
         }
         chosen

@@ -2,11 +2,12 @@
 //! behind `generatetoaddress`.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 
 use chaincore::block::Header;
 use chaincore::pow::{block_subsidy, Target};
 use chaincore::validation::{coinbase_height_prefix, MAX_BLOCK_SIZE};
-use chaincore::{Amount, Block, BlockHash, Script, Transaction};
+use chaincore::{Amount, Block, BlockHash, Script, Transaction, Txid};
 
 use crate::chain::BlockIndex;
 use crate::mempool::{Entry, Mempool};
@@ -32,7 +33,7 @@ pub struct Template {
     /// Subsidy plus fees.
     pub coinbase_value: Amount,
     /// Chosen transactions, parents first, with fee and size.
-    pub transactions: Vec<Entry>,
+    pub transactions: Vec<Arc<Entry>>,
     /// The mempool sequence number it was built on (long-poll ids).
     pub mempool_seq: u64,
 }
@@ -45,11 +46,10 @@ impl Template {
         let height = tip.height + 1;
         let mtp = chain.median_time_past(&chain.tip_hash());
         let mintime = u32::try_from(mtp + 1).unwrap_or(u32::MAX);
-        let transactions: Vec<Entry> = mempool
+        let transactions: Vec<Arc<Entry>> = mempool
             .select_for_block(MAX_BLOCK_SIZE - COINBASE_RESERVE)
             .into_iter()
             .filter(|e| e.tx.is_final(height, mtp))
-            .cloned()
             .collect();
         let fees: Amount = transactions.iter().map(|e| e.fee).sum();
         Template {
@@ -71,8 +71,8 @@ impl Template {
     }
 
     /// A block paying the coinbase to `script_pubkey`, with `extranonce` after the height push;
-    /// nonce 0, merkle root set.
-    pub fn block(&self, script_pubkey: &Script, extranonce: u64) -> Block {
+    /// nonce 0, merkle root set; with its txids (the entries' own after the coinbase's).
+    pub fn block(&self, script_pubkey: &Script, extranonce: u64) -> (Block, Vec<Txid>) {
         let mut script_sig = coinbase_height_prefix(self.height);
         script_sig.push_slice(&extranonce.to_le_bytes());
         let coinbase =
@@ -95,7 +95,7 @@ impl Template {
             .chain(self.transactions.iter().map(|e| e.txid))
             .collect();
         block.header.merkle_root = chaincore::merkle::compute_merkle_root(&txids).0;
-        block
+        (block, txids)
     }
 }
 

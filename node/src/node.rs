@@ -278,14 +278,31 @@ impl Node {
     /// Validates and stores a block; moves to the best chain. A shared block (`Arc`) is not
     /// copied.
     pub fn submit_block(&self, block: impl Into<Arc<Block>>) -> Result<Accepted, ChainError> {
-        self.submit(block.into(), true)
+        self.submit(block.into(), None, true)
     }
 
-    /// [`Node::submit_block`], with the commit of a block extending the tip waiting for the
-    /// disk only if `durable`.
-    fn submit(&self, block: Arc<Block>, durable: bool) -> Result<Accepted, ChainError> {
+    /// [`Node::submit_block`] for a block whose `txids` the caller computed from its very
+    /// transactions (rebuilt from a compact block and the mempool's entries): they are not
+    /// hashed again.
+    pub fn submit_block_with_txids(
+        &self,
+        block: Arc<Block>,
+        txids: Vec<Txid>,
+    ) -> Result<Accepted, ChainError> {
+        self.submit(block, Some(txids), true)
+    }
+
+    /// [`Node::submit_block`], with the block's txids if known, and the commit of a block
+    /// extending the tip waiting for the disk only if `durable`.
+    fn submit(
+        &self,
+        block: Arc<Block>,
+        txids: Option<Vec<Txid>>,
+        durable: bool,
+    ) -> Result<Accepted, ChainError> {
         self.call(|reply| Command::SubmitBlock {
             block,
+            txids,
             durable,
             reply,
         })
@@ -578,21 +595,19 @@ impl Node {
         .map_err(ChainError::from)
     }
 
-    /// A template on the current tip: the latest snapshot's, or one the writer builds (or has
-    /// cached), which the snapshot then keeps if it was built on the snapshot's tip and pool.
-    /// So only the first request after a change waits for the writer.
-    pub fn template(&self) -> Result<Arc<Template>, ChainError> {
+    /// A template on the latest snapshot's tip and pool, built on the calling thread by the
+    /// first request after a change (others asking meanwhile wait for it) and kept with the
+    /// snapshot; the writer is not involved.
+    pub fn template(&self) -> Arc<Template> {
         let snap = self.snapshot();
-        if let Some(t) = snap.template.get() {
-            return Ok(t.clone());
-        }
-        let built = self
-            .call(|reply| Command::Template { reply })
-            .map_err(stopped)?;
-        if built.prev_blockhash == snap.index.tip_hash() && built.mempool_seq == snap.mempool_seq {
-            let _ = snap.template.set(built.clone());
-        }
-        Ok(built)
+        snap.template
+            .get_or_init(|| {
+                let started = std::time::Instant::now();
+                let built = Template::new(&snap.index, &snap.mempool, snap.mempool_seq, unix_now());
+                crate::metrics::get().template_built(started.elapsed());
+                Arc::new(built)
+            })
+            .clone()
     }
 
     /// Mines up to `n` blocks paying `script_pubkey` (fewer if the node is stopping) and returns
@@ -634,7 +649,7 @@ impl Node {
         let threads = num_cpus::get();
         let mut extranonce = 0u64;
         loop {
-            let template = self.template()?;
+            let template = self.template();
             // Blocks mined faster than one per ~6 per second push the earliest allowed time
             // (median time past + 1) ahead of the clock; wait rather than mine a block that
             // would be `time-too-new`.
@@ -646,7 +661,7 @@ impl Node {
                 std::thread::sleep(std::time::Duration::from_millis(200));
                 continue;
             }
-            let mut block = template.block(script_pubkey, extranonce);
+            let (mut block, txids) = template.block(script_pubkey, extranonce);
             extranonce += 1;
             let Some(header) = mining::solve(block.header, threads, &self.stopping) else {
                 if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
@@ -656,7 +671,7 @@ impl Node {
             };
             block.header = header;
             let hash = block.block_hash();
-            match self.submit(Arc::new(block), durable) {
+            match self.submit(Arc::new(block), Some(txids), durable) {
                 Ok(_) => return Ok(Some(hash)),
                 // The tip moved while we mined: build on the new one.
                 Err(e) if e.rule() == Some(&RuleError::BadPrevBlock) => continue,

@@ -31,7 +31,7 @@ pub struct Snapshot {
     pub coins: store::coins::Entries,
     /// Bumped on every mempool change (long-poll ids).
     pub mempool_seq: u64,
-    /// The block template on this tip and pool, once the writer built one (see
+    /// The block template on this tip and pool, once a caller built one (see
     /// `crate::node::Node::template`).
     pub template: OnceLock<Arc<Template>>,
 }

@@ -18,7 +18,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::chain::{unix_now, Accepted, Chain, ChainError};
 use crate::mempool::{Mempool, MempoolError};
-use crate::mining::Template;
 use crate::node::Node;
 use crate::snapshot::Snapshot;
 use crate::store::StoreError;
@@ -34,6 +33,8 @@ pub enum Command {
     SubmitBlock {
         /// The block (shared: a peer's task may be relaying it meanwhile).
         block: Arc<Block>,
+        /// Its txids, if the sender computed them from these transactions already.
+        txids: Option<Vec<Txid>>,
         /// Whether its commit waits for the disk.
         durable: bool,
         /// The answer.
@@ -58,11 +59,6 @@ pub enum Command {
         valid: bool,
         /// The answer.
         reply: oneshot::Sender<Result<(), ChainError>>,
-    },
-    /// Build (or hand out the cached) block template on the tip.
-    Template {
-        /// The answer.
-        reply: oneshot::Sender<Arc<Template>>,
     },
     /// Save (`true`) or delete (`false`) peer addresses.
     SavePeers {
@@ -203,11 +199,15 @@ impl Writer {
 fn run(mut state: State, commands: mpsc::Receiver<Command>, node: Weak<Node>) {
     // Snapshots the writer replaces are dropped on their own thread: the last copy of a pool
     // version a block emptied frees thousands of transactions, milliseconds the next command
-    // need not wait for. Without that thread the writer drops them itself.
+    // need not wait for (and, at a lower priority, the block's caller need not share a core
+    // with). Without that thread the writer drops them itself.
     let (retire, retired) = std::sync::mpsc::channel::<Arc<Snapshot>>();
     let reaper = std::thread::Builder::new()
         .name("snapshot-drop".into())
-        .spawn(move || retired.into_iter().for_each(drop))
+        .spawn(move || {
+            crate::signatures::lower_priority();
+            retired.into_iter().for_each(drop)
+        })
         .ok();
     let retire = Retire(reaper.is_some().then_some(retire));
     let served = serve(&mut state, commands, &node, &retire);
@@ -244,7 +244,6 @@ fn serve(
     retire: &Retire,
 ) -> bool {
     let mut mempool_seq = 0;
-    let mut template: Option<(BlockHash, u64, Arc<Template>)> = None;
     // A heavy command taken while a batch was open: it starts the next batch.
     let mut held_over: Option<Command> = None;
     loop {
@@ -260,7 +259,7 @@ fn serve(
         let mut next = Some(first);
         while let Some(command) = next.take() {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                handle(state, command, &mut template, mempool_seq, &node)
+                handle(state, command, &node)
             }));
             let Ok(outcome) = outcome else {
                 // Nothing the writer holds can be trusted now: stop the node cleanly.
@@ -320,13 +319,7 @@ struct Outcome {
     answer: Box<dyn FnOnce()>,
 }
 
-fn handle(
-    state: &mut State,
-    command: Command,
-    template: &mut Option<(BlockHash, u64, Arc<Template>)>,
-    mempool_seq: u64,
-    node: &Node,
-) -> Outcome {
+fn handle(state: &mut State, command: Command, node: &Node) -> Outcome {
     fn answer<T: 'static>(reply: oneshot::Sender<T>, value: T) -> Box<dyn FnOnce()> {
         Box::new(move || {
             let _ = reply.send(value);
@@ -335,6 +328,7 @@ fn handle(
     match command {
         Command::SubmitBlock {
             block,
+            txids,
             durable,
             reply,
         } => {
@@ -342,7 +336,7 @@ fn handle(
             let now = unix_now() as i64;
             let result = state
                 .chain
-                .accept_block(&block, &mut state.mempool, now, durable);
+                .accept_block(&block, txids, &mut state.mempool, now, durable);
             fatal(node, result.as_ref().err().filter(|e| e.is_fatal()));
             // A rejected block may still have moved the chain (orphans, activation).
             Outcome {
@@ -384,29 +378,6 @@ fn handle(
                 changed: true,
                 new_txs: returned(&before, &state.mempool),
                 answer: answer(reply, result),
-            }
-        }
-        Command::Template { reply } => {
-            let tip = state.chain.tip_hash();
-            let built = match template {
-                Some((t, seq, built)) if *t == tip && *seq == mempool_seq => built.clone(),
-                _ => {
-                    let started = std::time::Instant::now();
-                    let built = Arc::new(Template::new(
-                        state.chain.index(),
-                        &state.mempool,
-                        mempool_seq,
-                        unix_now(),
-                    ));
-                    crate::metrics::get().template_built(started.elapsed());
-                    *template = Some((tip, mempool_seq, built.clone()));
-                    built
-                }
-            };
-            Outcome {
-                changed: false,
-                new_txs: Vec::new(),
-                answer: answer(reply, built),
             }
         }
         Command::SavePeers { changes, reply } => {

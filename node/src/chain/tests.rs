@@ -117,7 +117,8 @@ fn solve(block: &mut Block) {
 
 /// Accepts a block the way the node's writer does.
 fn submit(f: &mut Fixture, block: Block) -> Result<Accepted, ChainError> {
-    f.chain.accept_block(&block, &mut f.mempool, now(), true)
+    f.chain
+        .accept_block(&block, None, &mut f.mempool, now(), true)
 }
 
 fn extend(f: &mut Fixture, n: usize, tag: u8) -> Vec<Block> {
@@ -687,7 +688,10 @@ fn restart_after_a_crash_mid_reorg_lands_on_the_most_work_chain() {
     let mut side = Vec::new();
     for _ in 0..4 {
         let b = make_block(&f.chain, parent, vec![], 1, None);
-        let (entry, _) = f.chain.check_new_block(&b, b.block_hash(), now()).unwrap();
+        let (entry, _) = f
+            .chain
+            .check_new_block(&b, b.block_hash(), None, now())
+            .unwrap();
         f.chain.store_block(&b, &b.block_hash(), entry).unwrap();
         parent = b.block_hash();
         side.push(b);
@@ -705,7 +709,7 @@ fn resubmitting_a_stored_inactive_block_activates_it() {
     let side = make_block(&f.chain, main[1].block_hash(), vec![], 1, None);
     let (entry, _) = f
         .chain
-        .check_new_block(&side, side.block_hash(), now())
+        .check_new_block(&side, side.block_hash(), None, now())
         .unwrap();
     f.chain
         .store_block(&side, &side.block_hash(), entry)

@@ -694,15 +694,19 @@ impl P2pHandle {
             sync.compact = None;
         }
         self.send(Command::Arrived(hash)).await?;
-        let via_compact = matches!(source, Source::Compact(_));
         let block = Arc::new(block);
         if extends_tip {
-            self.relay_before_validation(&block, source).await?;
+            self.relay_before_validation(&block, &source).await?;
         }
         let node = self.shared.node.clone();
-        let result = tokio::task::spawn_blocking(move || node.submit_block(block))
-            .await
-            .map_err(|e| PeerError::Disconnect(e.to_string()))?;
+        let via_compact = matches!(source, Source::Compact(_));
+        let result = tokio::task::spawn_blocking(move || match source {
+            // Rebuilt from our mempool's entries and a checked merkle root: their txids.
+            Source::Compact(txids) => node.submit_block_with_txids(block, txids),
+            Source::Full => node.submit_block(block),
+        })
+        .await
+        .map_err(|e| PeerError::Disconnect(e.to_string()))?;
         match result {
             Ok(Accepted::BestChain) => self.send(Command::DeliveredBlock(id)).await?,
             Ok(Accepted::SideChain) | Err(ChainError::Duplicate) => {}
@@ -756,7 +760,7 @@ impl P2pHandle {
     async fn relay_before_validation(
         &self,
         block: &Arc<Block>,
-        source: Source,
+        source: &Source,
     ) -> Result<(), P2pStopped> {
         let hash = block.block_hash();
         let header_ok = {
@@ -778,11 +782,15 @@ impl P2pHandle {
         {
             return Ok(());
         }
+        let computed;
         let txids = match source {
             Source::Compact(txids) => txids,
-            Source::Full => block.compute_txids(),
+            Source::Full => {
+                computed = block.compute_txids();
+                &computed
+            }
         };
-        let compact = CompactBlock::with_txids(block, &txids, super::random_nonce());
+        let compact = CompactBlock::with_txids(block, txids, super::random_nonce());
         // Their `getblocktxn` may come before the block is stored.
         self.set_recent_block(block.clone());
         self.send(Command::RelayCompact(Arc::new(compact))).await

@@ -36,7 +36,7 @@ impl MiningServer for Rpc {
                 Some(c) if c.tip == tip && c.mempool_seq == seq => Some(c.template.clone()),
                 _ => None,
             };
-            // Built without the cache's lock: building may wait for the writer.
+            // Built without the cache's lock: building takes milliseconds on a full pool.
             let mut template = match hit {
                 Some(template) => template,
                 None => {
@@ -158,9 +158,7 @@ fn longpoll_id(tip: crate::node::Tip, mempool_seq: u64) -> String {
 }
 
 fn block_template(node: &Node) -> RpcResult<BlockTemplate> {
-    let t = node
-        .template()
-        .map_err(|e| err(code::MISC_ERROR, e.to_string()))?;
+    let t = node.template();
     let seq = t.mempool_seq;
     let tip = crate::node::Tip {
         hash: t.prev_blockhash,
