@@ -22,11 +22,11 @@ const BLOCK_TXS: usize = 5100; // ~1 MB of one-input, one-output P2PKH spends
 const BLOCK_ROUNDS: usize = 3;
 /// Blocks of `MEMPOOL_TXS` spends mined by `generatetoaddress 1` with the template built in the
 /// call (after the first, whose template `getblocktemplate` built).
-const GENERATE_ROUNDS: usize = 7;
+const GENERATE_ROUNDS: usize = 15;
 /// Outputs of one coin split: 2,900 × 34 bytes stays under the standard size.
 const SPLIT: usize = 2900;
 /// Coinbases split: enough outputs for every block below.
-const SPLITS: u64 = 13;
+const SPLITS: u64 = 19;
 /// The first coin the full blocks spend (the mempool blocks spend those before it).
 const BLOCKS_FROM: usize = (GENERATE_ROUNDS + 1) * MEMPOOL_TXS;
 
@@ -94,8 +94,8 @@ fn main() {
                 .map(|vout| (OutPoint { txid: id, vout }, tx.output[0].value.to_units())),
         );
     }
-    // Two blocks: the splits are more than one block holds.
-    client.call("generatetoaddress", json!([2, addr]));
+    // Three blocks: the splits are more than one block holds.
+    client.call("generatetoaddress", json!([3, addr]));
     assert_eq!(client.call("getmempoolinfo", json!([]))["size"], 0);
 
     // sendrawtransaction: 2000 one-input spends from 8 keep-alive clients.

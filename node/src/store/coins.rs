@@ -14,7 +14,6 @@
 //! on the same BIP34 argument), so spending it again drops the entry instead of leaving a
 //! deletion for the flush.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chaincore::encode::serialize;
@@ -24,6 +23,14 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::tables::{META, UTXOS};
 use super::{decode, outpoint_key, StoreError};
+
+/// The maps' hasher: a fast keyed hash, seeded per process as std's SipHash is (outpoints
+/// are hashes already, and an attacker does not know the seed); cheaper than SipHash in a
+/// block's coin pass, which hashes every input and output several times.
+type Hasher = foldhash::fast::RandomState;
+
+/// A hash map keyed by outpoint.
+type HashMap<K, V> = std::collections::HashMap<K, V, Hasher>;
 
 /// Bytes one cached entry is counted as: the outpoint, the packed coin and the persistent
 /// map's share of node overhead (its leaves are 32-slot arrays, not all full).
@@ -91,7 +98,7 @@ struct Slot {
 /// (milliseconds for a few thousand coins) runs once the block's caller has its answer.
 #[derive(Clone, Debug, Default)]
 pub struct Entries {
-    map: imbl::HashMap<OutPoint, SlotRef>,
+    map: imbl::GenericHashMap<OutPoint, SlotRef, Hasher, imbl::shared_ptr::DefaultSharedPtr>,
     top: Option<Arc<HashMap<OutPoint, Slot>>>,
 }
 
