@@ -191,3 +191,76 @@ fn an_invalid_block_costs_nothing_as_a_compact_block_but_does_whole() {
     peer.send("block", &serialize(&block));
     assert!(peer.closed(), "a known-invalid full block was tolerated");
 }
+
+/// The commands a raw peer receives until the node answers a ping sent now (the node sends
+/// to one peer in order, so this is everything queued for it before).
+fn received_until_pong(peer: &mut RawPeer) -> Vec<(String, Vec<u8>)> {
+    peer.send("ping", &77u64.to_le_bytes());
+    let mut got = Vec::new();
+    while let Some((command, payload)) = peer.recv() {
+        if command == "pong" && payload == 77u64.to_le_bytes() {
+            return got;
+        }
+        got.push((command, payload));
+    }
+    panic!("the node hung up");
+}
+
+/// A block given to `submitblock` that extends the tip goes to high-bandwidth peers as a
+/// `cmpctblock` before it is validated (Core's `NewPoWValidBlock` fires for every block,
+/// whoever gave it): a peer receives even one the node then rejects. One whose transactions
+/// do not match its merkle root is not relayed.
+#[test]
+fn a_submitted_block_goes_to_high_bandwidth_peers_before_validation() {
+    let dir = TempDir::new("cmpct-submitted");
+    let node = Node::start(&dir.sub("n"), &[]);
+    node.rpc("generatetoaddress", json!([101, addr()]));
+    let mut peer = RawPeer::connect(&node);
+    let hb = chaincore::p2p::compact::SendCmpct {
+        high_bandwidth: true,
+        version: 1,
+    };
+    peer.send("sendcmpct", &serialize(&hb));
+    assert!(peer.sync(), "disconnected for sendcmpct");
+
+    let bogus = chaincore_tests::signed_spend(
+        &key(),
+        &[OutPoint {
+            txid: chaincore::Txid([0x42; 32]),
+            vout: 0,
+        }],
+        vec![TxOut {
+            value: Amount::from_units(1_000),
+            script_pubkey: lock(),
+        }],
+    );
+    let block = chaincore_tests::solve_block(&node, &lock(), vec![bogus], 0);
+    let answer = node.rpc("submitblock", json!([hex::encode(serialize(&block))]));
+    assert!(
+        answer.as_str().is_some(),
+        "an invalid block was accepted: {answer}"
+    );
+    let compacts: Vec<CompactBlock> = received_until_pong(&mut peer)
+        .into_iter()
+        .filter(|(c, _)| c == "cmpctblock")
+        .map(|(_, p)| chaincore::encode::deserialize(&p).unwrap())
+        .collect();
+    assert_eq!(compacts.len(), 1, "no cmpctblock for the submitted block");
+    assert_eq!(compacts[0].block_hash(), block.block_hash());
+    assert_eq!(tip(&node), node.rpc("getblockhash", json!([101])));
+
+    // The same transactions under another merkle root: refused, and never relayed.
+    let mut mismatched = block.clone();
+    mismatched.header.merkle_root = Default::default();
+    let target = mismatched.header.target().unwrap();
+    while !target.is_met_by(&mismatched.block_hash()) {
+        mismatched.header.nonce += 1;
+    }
+    let answer = node.rpc("submitblock", json!([hex::encode(serialize(&mismatched))]));
+    assert_eq!(answer, json!("bad-txnmrklroot"));
+    let got = received_until_pong(&mut peer);
+    assert!(
+        got.iter().all(|(c, _)| c != "cmpctblock"),
+        "a block whose merkle root does not match was relayed"
+    );
+}

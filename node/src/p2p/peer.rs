@@ -102,7 +102,8 @@ const MAX_BLOCKTXN_DEPTH: u32 = 10;
 enum Source {
     /// A `block` message.
     Full,
-    /// Rebuilt from a `cmpctblock` (and a `blocktxn`); its txids.
+    /// Rebuilt from a `cmpctblock` (and a `blocktxn`), or submitted over RPC: its txids,
+    /// which match its merkle root.
     Compact(Vec<Txid>),
 }
 
@@ -753,10 +754,26 @@ impl P2pHandle {
         Ok(())
     }
 
+    /// [`P2pHandle::relay_before_validation`] for a block submitted over RPC that extends our
+    /// tip, with its `txids` (which match its merkle root): Core announces every such block
+    /// this way (`NewPoWValidBlock`), whoever gave it.
+    pub(crate) async fn relay_submitted(
+        &self,
+        block: &Arc<Block>,
+        txids: Vec<Txid>,
+    ) -> Result<(), P2pStopped> {
+        if block.header.prev_blockhash != self.shared.node.tip.borrow().hash {
+            return Ok(());
+        }
+        self.relay_before_validation(block, &Source::Compact(txids))
+            .await
+    }
+
     /// BIP152 high-bandwidth relay: `block`, which extends our tip, goes to the peers in
     /// high-bandwidth mode that lack it as a `cmpctblock` as soon as its header is valid
-    /// (proof of work, difficulty, time), before its transactions are validated. A block
-    /// rebuilt from a compact block has had its merkle root checked as well.
+    /// (proof of work, difficulty, time) and its transactions match its merkle root, before
+    /// they are validated. (A block rebuilt from a compact block, or submitted with its
+    /// txids, had its merkle root checked already.)
     async fn relay_before_validation(
         &self,
         block: &Arc<Block>,
@@ -787,6 +804,10 @@ impl P2pHandle {
             Source::Compact(txids) => txids,
             Source::Full => {
                 computed = block.compute_txids();
+                let (root, mutated) = chaincore::merkle::compute_merkle_root(&computed);
+                if mutated || root != block.header.merkle_root {
+                    return Ok(()); // not relayed: validation will refuse it
+                }
                 &computed
             }
         };

@@ -1,6 +1,7 @@
 //! Mining methods: `getblocktemplate` (with long poll and a cached answer), `submitblock`, mining
 //! statistics and in-process mining.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chaincore::encode::serialize;
@@ -69,9 +70,24 @@ impl MiningServer for Rpc {
                 "Block does not start with a coinbase",
             ));
         }
+        // Relayed to high-bandwidth peers before it is validated, if it extends our tip and
+        // its transactions match its merkle root; those txids are not hashed again.
+        let block = Arc::new(block);
+        let txids = block.compute_txids();
+        let (root, mutated) = chaincore::merkle::compute_merkle_root(&txids);
+        let txids = (!mutated && root == block.header.merkle_root).then_some(txids);
+        if let Some(txids) = &txids {
+            if let Err(e) = self.p2p.relay_submitted(&block, txids.clone()).await {
+                tracing::debug!("submitted block not relayed before validation: {e}");
+            }
+        }
         let node = self.node.clone();
         blocking(move || {
-            Ok(match node.submit_block(block) {
+            let submitted = match txids {
+                Some(txids) => node.submit_block_with_txids(block, txids),
+                None => node.submit_block(block),
+            };
+            Ok(match submitted {
                 Ok(Accepted::BestChain) => None,
                 Ok(Accepted::SideChain) => Some("inconclusive".to_string()),
                 Err(ChainError::Duplicate) => Some("duplicate".to_string()),
