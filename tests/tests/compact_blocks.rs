@@ -51,6 +51,21 @@ fn plain(log: &str) -> String {
     out
 }
 
+/// A signed spend of a coin that does not exist: a block holding it is invalid.
+fn spend_of_no_coin() -> Transaction {
+    chaincore_tests::signed_spend(
+        &key(),
+        &[OutPoint {
+            txid: chaincore::Txid([0x42; 32]),
+            vout: 0,
+        }],
+        vec![TxOut {
+            value: Amount::from_units(1_000),
+            script_pubkey: lock(),
+        }],
+    )
+}
+
 fn send(node: &Node, tx: &Transaction) -> Value {
     node.rpc("sendrawtransaction", json!([hex::encode(serialize(tx))]))
 }
@@ -156,17 +171,7 @@ fn an_invalid_block_costs_nothing_as_a_compact_block_but_does_whole() {
     let dir = TempDir::new("cmpct-invalid");
     let node = Node::start(&dir.sub("n"), &[]);
     node.rpc("generatetoaddress", json!([101, addr()]));
-    let bogus = chaincore_tests::signed_spend(
-        &key(),
-        &[OutPoint {
-            txid: chaincore::Txid([0x42; 32]),
-            vout: 0,
-        }],
-        vec![TxOut {
-            value: Amount::from_units(1_000),
-            script_pubkey: lock(),
-        }],
-    );
+    let bogus = spend_of_no_coin();
     let block = chaincore_tests::solve_block(&node, &lock(), vec![bogus], 0);
     let mut compact = CompactBlock::from_block(&block, 7);
     // Everything prefilled: nothing to find in the mempool, no getblocktxn.
@@ -223,17 +228,7 @@ fn a_submitted_block_goes_to_high_bandwidth_peers_before_validation() {
     peer.send("sendcmpct", &serialize(&hb));
     assert!(peer.sync(), "disconnected for sendcmpct");
 
-    let bogus = chaincore_tests::signed_spend(
-        &key(),
-        &[OutPoint {
-            txid: chaincore::Txid([0x42; 32]),
-            vout: 0,
-        }],
-        vec![TxOut {
-            value: Amount::from_units(1_000),
-            script_pubkey: lock(),
-        }],
-    );
+    let bogus = spend_of_no_coin();
     let block = chaincore_tests::solve_block(&node, &lock(), vec![bogus], 0);
     let answer = node.rpc("submitblock", json!([hex::encode(serialize(&block))]));
     assert!(

@@ -580,6 +580,17 @@ mod tests {
         }
     }
 
+    /// A read transaction on an in-memory store whose UTXO table is empty.
+    fn empty_utxo_table() -> redb::ReadTransaction {
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        let wtx = db.begin_write().unwrap();
+        wtx.open_table(UTXOS).unwrap();
+        wtx.commit().unwrap();
+        redb::ReadableDatabase::begin_read(&db).unwrap()
+    }
+
     fn op(n: u8) -> OutPoint {
         OutPoint {
             txid: Txid([n; 32]),
@@ -650,13 +661,7 @@ mod tests {
         cache.settle_now();
         // The next block spends op(1) and creates op(3): it sits on top, unmerged.
         let mut second = Changes::default();
-        let db = redb::Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .unwrap();
-        let wtx = db.begin_write().unwrap();
-        wtx.open_table(UTXOS).unwrap();
-        wtx.commit().unwrap();
-        let rtx = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let rtx = empty_utxo_table();
         let table = rtx.open_table(UTXOS).unwrap();
         assert_eq!(second.spend(&cache, &table, &op(1)).unwrap(), Some(coin(1)));
         assert!(second.create(&cache, op(3), &coin(3)));
@@ -700,13 +705,7 @@ mod tests {
 
     #[test]
     fn a_large_block_merged_on_the_settler_thread_reads_the_same_before_during_and_after() {
-        let db = redb::Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .unwrap();
-        let wtx = db.begin_write().unwrap();
-        wtx.open_table(UTXOS).unwrap();
-        wtx.commit().unwrap();
-        let rtx = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let rtx = empty_utxo_table();
         let table = rtx.open_table(UTXOS).unwrap();
         let op_n = |n: u32| OutPoint {
             txid: Txid([9; 32]),
