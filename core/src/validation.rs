@@ -321,6 +321,14 @@ pub fn check_proof_of_work(header: &Header, network: Network) -> Result<(), Rule
     }
 }
 
+/// The block's txids if its header commits to them (merkle root, tree not mutated): what a
+/// node checks before it relays a block ahead of validation, and can then hand to
+/// [`check_block_with_txids`].
+pub fn txids_matching_merkle_root(block: &Block) -> Option<Vec<Txid>> {
+    let txids = block.compute_txids();
+    check_merkle_root(block, &txids).ok().map(|()| txids)
+}
+
 /// # Consensus
 /// The header commits to the transactions' merkle root, and the tree is not mutated.
 fn check_merkle_root(block: &Block, txids: &[Txid]) -> Result<(), RuleError> {

@@ -32,6 +32,7 @@ mod mining;
 mod monitor;
 mod node;
 mod p2p;
+mod priority;
 mod rpc;
 mod signatures;
 mod snapshot;

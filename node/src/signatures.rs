@@ -16,10 +16,6 @@ use chaincore::{Script, Transaction, Txid};
 
 use crate::chain::{ChainError, Rejection};
 
-/// Priority of the pool's threads on the crate's 0–99 scale, about niceness 10 on Linux (the
-/// rest of the node runs at 0): a core is still theirs whenever nothing else wants it.
-const POOL_PRIORITY: u8 = 25;
-
 /// The pool for transactions: one thread per core at normal priority.
 pub fn transaction_pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
@@ -37,24 +33,9 @@ fn build(name: &'static str, low_priority: bool) -> rayon::ThreadPool {
         .num_threads(num_cpus::get())
         .thread_name(move |i| format!("{name}-{i}"));
     if low_priority {
-        builder = builder.start_handler(|_| lower_priority());
+        builder = builder.start_handler(|_| crate::priority::lower());
     }
     builder.build().expect("the signature pool's threads start")
-}
-
-/// Lowers the calling thread's scheduling priority (to the signature pool's); a failure only
-/// costs latency elsewhere.
-pub fn lower_priority() {
-    use thread_priority::{set_current_thread_priority, ThreadPriority, ThreadPriorityValue};
-    let set = ThreadPriorityValue::try_from(POOL_PRIORITY)
-        .map_err(|e| format!("{e:?}"))
-        .and_then(|v| {
-            set_current_thread_priority(ThreadPriority::Crossplatform(v))
-                .map_err(|e| format!("{e:?}"))
-        });
-    if let Err(e) = set {
-        tracing::debug!("signature thread priority unchanged: {e}");
-    }
 }
 
 /// Signature checks of one block, spawned on the pool while its coin pass goes on.

@@ -205,7 +205,7 @@ fn run(mut state: State, commands: mpsc::Receiver<Command>, node: Weak<Node>) {
     let reaper = std::thread::Builder::new()
         .name("snapshot-drop".into())
         .spawn(move || {
-            crate::signatures::lower_priority();
+            crate::priority::lower();
             retired.into_iter().for_each(drop)
         })
         .ok();

@@ -802,14 +802,13 @@ impl P2pHandle {
         let computed;
         let txids = match source {
             Source::Compact(txids) => txids,
-            Source::Full => {
-                computed = block.compute_txids();
-                let (root, mutated) = chaincore::merkle::compute_merkle_root(&computed);
-                if mutated || root != block.header.merkle_root {
-                    return Ok(()); // not relayed: validation will refuse it
+            Source::Full => match validation::txids_matching_merkle_root(block) {
+                Some(txids) => {
+                    computed = txids;
+                    &computed
                 }
-                &computed
-            }
+                None => return Ok(()), // not relayed: validation will refuse it
+            },
         };
         let compact = CompactBlock::with_txids(block, txids, super::random_nonce());
         // Their `getblocktxn` may come before the block is stored.

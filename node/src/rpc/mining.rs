@@ -8,6 +8,7 @@ use chaincore::encode::serialize;
 use chaincore::pow::{difficulty, Target};
 use chaincore::rpc::mining::{BlockTemplate, MiningInfo, TemplateRequest, TemplateTransaction};
 use chaincore::rpc::{code, MiningServer, Param};
+use chaincore::validation;
 use chaincore::{Address, Block, BlockHash, Txid};
 use jsonrpsee::core::{async_trait, RpcResult};
 
@@ -73,9 +74,7 @@ impl MiningServer for Rpc {
         // Relayed to high-bandwidth peers before it is validated, if it extends our tip and
         // its transactions match its merkle root; those txids are not hashed again.
         let block = Arc::new(block);
-        let txids = block.compute_txids();
-        let (root, mutated) = chaincore::merkle::compute_merkle_root(&txids);
-        let txids = (!mutated && root == block.header.merkle_root).then_some(txids);
+        let txids = validation::txids_matching_merkle_root(&block);
         if let Some(txids) = &txids {
             if let Err(e) = self.p2p.relay_submitted(&block, txids.clone()).await {
                 tracing::debug!("submitted block not relayed before validation: {e}");

@@ -200,7 +200,7 @@ impl Settler {
         std::thread::Builder::new()
             .name("coins-settle".into())
             .spawn(move || {
-                crate::signatures::lower_priority();
+                crate::priority::lower();
                 for mut entries in inbox {
                     entries.settle();
                     if outbox.send(entries).is_err() {
