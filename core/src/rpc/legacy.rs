@@ -1,5 +1,6 @@
-//! JSON-RPC 1.0 requests as Bitcoin tools send them (no `"jsonrpc"` member), made into
-//! JSON-RPC 2.0 for jsonrpsee, and the answers made back into 1.0's `{"result","error","id"}`.
+//! JSON-RPC 1.0 requests as Bitcoin tools send them (no `"jsonrpc"` member, or
+//! `"jsonrpc":"1.0"` as Bitcoin Core's own `curl` examples write), made into JSON-RPC 2.0 for
+//! jsonrpsee, and the answers made back into 1.0's `{"result","error","id"}`.
 //!
 //! The node's RPC server runs every request body through [`is_legacy`] and, when it is one,
 //! [`upgrade_legacy`] before jsonrpsee sees it, and [`downgrade_response`] on the answer. These
@@ -11,15 +12,16 @@ use serde_json::value::{to_raw_value, RawValue};
 use serde_json::Value;
 
 /// True if `body` is a JSON-RPC 1.0 style call (or a batch holding one): JSON (so UTF-8), and
-/// an object without a `"jsonrpc"` member. Reads the member names only, skipping the values
-/// (possibly megabytes of params), and splits a batch as [`upgrade_legacy`] does, so that every
-/// body called 1.0 style here is one it upgrades.
+/// an object without a `"jsonrpc"` member or with `"jsonrpc":"1.0"` (which Core also takes
+/// as 1.0). Parses only that member's value, keeping the others as raw text (possibly
+/// megabytes of params), and splits a batch as [`upgrade_legacy`] does, so that every body
+/// called 1.0 style here is one it upgrades.
 pub fn is_legacy(body: &[u8]) -> bool {
-    use serde::de::IgnoredAny;
-    /// A call's member names; anything but an object fails to parse as one.
-    type Members = BTreeMap<String, IgnoredAny>;
+    /// A call's members, each as its JSON text; anything but an object fails to parse as one.
+    type Members<'a> = BTreeMap<String, &'a RawValue>;
     let legacy = |call: &str| {
-        serde_json::from_str::<Members>(call).is_ok_and(|m| !m.contains_key("jsonrpc"))
+        serde_json::from_str::<Members>(call)
+            .is_ok_and(|m| legacy_version(m.get("jsonrpc").copied()))
     };
     // serde_json does not check that the strings it skips are UTF-8: check the whole body.
     let Ok(text) = std::str::from_utf8(body) else {
@@ -41,7 +43,7 @@ pub fn upgrade_legacy(body: &[u8]) -> Vec<u8> {
     /// A call's members, each as its JSON text.
     type Call = BTreeMap<String, Box<RawValue>>;
     fn fix(call: &mut Call) {
-        if !call.contains_key("jsonrpc") {
+        if legacy_version(call.get("jsonrpc").map(|v| &**v)) {
             call.remove("version");
             call.insert("jsonrpc".into(), raw(r#""2.0""#));
             call.entry("id".into()).or_insert_with(|| raw("null"));
@@ -75,6 +77,12 @@ pub fn upgrade_legacy(body: &[u8]) -> Vec<u8> {
         Some(Ok(bytes)) => bytes,
         _ => body.to_vec(),
     }
+}
+
+/// True for a call's `"jsonrpc"` member (as JSON text) that makes it 1.0 style: none, or the
+/// string `"1.0"`.
+fn legacy_version(member: Option<&RawValue>) -> bool {
+    member.is_none_or(|v| serde_json::from_str::<&str>(v.get()).is_ok_and(|s| s == "1.0"))
 }
 
 /// Rewrites JSON-RPC 2.0 answers to the 1.0 shape `{"result","error","id"}`.
@@ -122,8 +130,15 @@ mod tests {
         assert!(is_legacy(mixed));
         let v: Value = serde_json::from_slice(&upgrade_legacy(mixed)).unwrap();
         assert_eq!(v[1]["jsonrpc"], "2.0");
-        // A present "jsonrpc" member, even null, is not 1.0 style.
+        // A present "jsonrpc" member, even null, is not 1.0 style...
         assert!(!is_legacy(br#"{"jsonrpc":null,"method":"x","id":1}"#));
+        // ...except "1.0", as Core's help texts write their curl examples.
+        let curl =
+            br#"{"jsonrpc": "1.0", "id": "curltest", "method": "getblockcount", "params": []}"#;
+        assert!(is_legacy(curl));
+        let v: Value = serde_json::from_slice(&upgrade_legacy(curl)).unwrap();
+        assert_eq!(v["jsonrpc"], "2.0");
+        assert!(!is_legacy(&upgrade_legacy(curl)));
         let out = downgrade_response(br#"{"jsonrpc":"2.0","result":5,"id":0}"#);
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v, serde_json::json!({"result": 5, "error": null, "id": 0}));
