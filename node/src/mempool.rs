@@ -132,14 +132,25 @@ impl Entry {
     }
 }
 
+/// The pool maps' hasher: a fast keyed hash seeded per process, as std's SipHash is (txids
+/// and outpoints are hashes already, and an attacker does not know the seed); a block's
+/// connect looks up every one of its transactions in the pool.
+type Hasher = foldhash::fast::RandomState;
+
+/// A persistent hash map with [`Hasher`].
+type PersistentMap<K, V> = imbl::GenericHashMap<K, V, Hasher, imbl::shared_ptr::DefaultSharedPtr>;
+
+/// A persistent hash set with [`Hasher`].
+type PersistentSet<K> = imbl::GenericHashSet<K, Hasher, imbl::shared_ptr::DefaultSharedPtr>;
+
 /// The pool. Cloning shares the structure (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Mempool {
-    entries: imbl::HashMap<Txid, Arc<Entry>>,
+    entries: PersistentMap<Txid, Arc<Entry>>,
     /// Outpoint → the pool transaction spending it.
-    spenders: imbl::HashMap<OutPoint, Txid>,
+    spenders: PersistentMap<OutPoint, Txid>,
     /// Parent → children.
-    children: imbl::HashMap<Txid, imbl::HashSet<Txid>>,
+    children: PersistentMap<Txid, PersistentSet<Txid>>,
     bytes: usize,
     max_bytes: usize,
     next_seq: u64,
@@ -159,9 +170,9 @@ impl Mempool {
     /// An empty pool holding at most `max_bytes` of transactions.
     pub fn new(max_bytes: usize) -> Mempool {
         Mempool {
-            entries: imbl::HashMap::new(),
-            spenders: imbl::HashMap::new(),
-            children: imbl::HashMap::new(),
+            entries: PersistentMap::default(),
+            spenders: PersistentMap::default(),
+            children: PersistentMap::default(),
             bytes: 0,
             max_bytes,
             next_seq: 0,
@@ -419,6 +430,16 @@ impl Mempool {
     /// transaction that conflicts with it (spends an outpoint the block spends), with
     /// descendants.
     pub fn remove_for_block(&mut self, txs: &[Transaction], txids: &[Txid]) {
+        if txids.len() * 2 >= self.entries.len() {
+            self.keep_after_block(txs, txids)
+        } else {
+            self.remove_each_for_block(txs, txids)
+        }
+    }
+
+    /// [`Mempool::remove_for_block`], one transaction at a time (a block that confirms a
+    /// small part of the pool).
+    fn remove_each_for_block(&mut self, txs: &[Transaction], txids: &[Txid]) {
         for (tx, txid) in txs.iter().zip(txids) {
             self.remove_one(txid);
             for input in &tx.input {
@@ -427,6 +448,59 @@ impl Mempool {
                 }
             }
         }
+    }
+
+    /// [`Mempool::remove_for_block`] for a block that confirms at least half the pool: a new
+    /// pool of the entries that stay. Taking thousands of entries out of maps a snapshot
+    /// shares copies their nodes again and again; a block that empties the pool (the usual
+    /// case) leaves next to nothing to insert.
+    fn keep_after_block(&mut self, txs: &[Transaction], txids: &[Txid]) {
+        let mut confirmed: HashSet<&Txid, Hasher> =
+            HashSet::with_capacity_and_hasher(txids.len(), Hasher::default());
+        confirmed.extend(txids);
+        // Pool transactions that spend what the block spends, with their descendants.
+        let mut gone: HashSet<Txid> = HashSet::new();
+        let mut stack: Vec<Txid> = txs
+            .iter()
+            .flat_map(|tx| &tx.input)
+            .filter_map(|input| self.spenders.get(&input.previous_output))
+            .filter(|spender| !confirmed.contains(spender))
+            .copied()
+            .collect();
+        while let Some(id) = stack.pop() {
+            if gone.insert(id) {
+                stack.extend(self.children_of(&id).copied());
+            }
+        }
+        let mut kept = Mempool {
+            entries: PersistentMap::default(),
+            spenders: PersistentMap::default(),
+            children: PersistentMap::default(),
+            bytes: 0,
+            max_bytes: self.max_bytes,
+            next_seq: self.next_seq,
+        };
+        for (txid, entry) in &self.entries {
+            if confirmed.contains(txid) || gone.contains(txid) {
+                continue;
+            }
+            let mut entry = entry.clone();
+            if entry.parents.iter().any(|p| confirmed.contains(p)) {
+                // Its confirmed parents' outputs are coins of the chain now.
+                Arc::make_mut(&mut entry)
+                    .parents
+                    .retain(|p| !confirmed.contains(p));
+            }
+            for input in &entry.tx.input {
+                kept.spenders.insert(input.previous_output, *txid);
+            }
+            for parent in &entry.parents {
+                kept.children.entry(*parent).or_default().insert(*txid);
+            }
+            kept.bytes += entry.size;
+            kept.entries.insert(*txid, entry);
+        }
+        *self = kept;
     }
 
     /// Picks transactions for a block of at most `max_bytes` of transactions: by ancestor fee
@@ -730,6 +804,86 @@ mod tests {
         pool.remove_for_block(std::slice::from_ref(&conflict), &[conflict.compute_txid()]);
         assert_eq!(pool.len(), 0);
         assert_eq!(pool.bytes(), 0);
+    }
+
+    /// Everything `pool` holds, in a comparable order.
+    #[allow(clippy::type_complexity)]
+    fn contents(
+        pool: &Mempool,
+    ) -> (
+        Vec<(Txid, Vec<Txid>)>,
+        Vec<(Txid, u32, Txid)>,
+        Vec<(Txid, Vec<Txid>)>,
+        usize,
+    ) {
+        let sorted = |ids: &mut dyn Iterator<Item = Txid>| {
+            let mut v: Vec<Txid> = ids.collect();
+            v.sort();
+            v
+        };
+        let mut entries: Vec<_> = pool
+            .entries()
+            .map(|e| (e.txid, sorted(&mut e.parents.iter().copied())))
+            .collect();
+        entries.sort();
+        let mut spenders: Vec<_> = pool
+            .spenders
+            .iter()
+            .map(|(o, t)| (o.txid, o.vout, *t))
+            .collect();
+        spenders.sort();
+        let mut children: Vec<_> = pool
+            .children
+            .iter()
+            .map(|(p, kids)| (*p, sorted(&mut kids.iter().copied())))
+            .collect();
+        children.sort();
+        (entries, spenders, children, pool.bytes())
+    }
+
+    #[test]
+    fn a_block_that_confirms_most_of_the_pool_leaves_what_removing_one_by_one_leaves() {
+        let mut pool = Mempool::new(DEFAULT_MAX_BYTES);
+        let out = |txid| OutPoint { txid, vout: 0 };
+        let chain = |pool: &mut Mempool, from: OutPoint, n: usize| -> Vec<Txid> {
+            let mut ids = Vec::new();
+            let mut prev = from;
+            let mut value = 1_000_000_000;
+            for _ in 0..n {
+                value -= 1_000;
+                let id = add(pool, spend(prev, value)).unwrap();
+                ids.push(id);
+                prev = out(id);
+            }
+            ids
+        };
+        let a = chain(&mut pool, confirmed(1), 3); // a0 confirmed: a1, a2 stay
+        let d = chain(&mut pool, confirmed(2), 2); // d0 confirmed: d1 stays
+        let f = chain(&mut pool, confirmed(3), 2); // conflicted: both go
+        let h = chain(&mut pool, confirmed(4), 1); // untouched
+        let block: Vec<Transaction> = [a[0], d[0]]
+            .iter()
+            .map(|id| pool.get(id).unwrap().tx.clone())
+            .chain([spend(confirmed(3), 5), spend(confirmed(5), 5)])
+            .collect();
+        let txids: Vec<Txid> = block.iter().map(Transaction::compute_txid).collect();
+
+        let mut rebuilt = pool.clone();
+        rebuilt.keep_after_block(&block, &txids);
+        let mut removed = pool.clone();
+        removed.remove_each_for_block(&block, &txids);
+        assert_eq!(contents(&rebuilt), contents(&removed));
+
+        let mut stay = vec![a[1], a[2], d[1], h[0]];
+        stay.sort();
+        let left: Vec<Txid> = contents(&rebuilt).0.into_iter().map(|(t, _)| t).collect();
+        assert_eq!(left, stay);
+        assert!(rebuilt.get(&a[1]).unwrap().parents.is_empty());
+        assert!(rebuilt.get(&d[1]).unwrap().parents.is_empty());
+        assert_eq!(rebuilt.get(&a[2]).unwrap().parents, HashSet::from([a[1]]));
+        assert!(f.iter().all(|id| rebuilt.get(id).is_none()));
+        // The original, shared with both, is untouched.
+        assert_eq!(pool.len(), 8);
     }
 
     #[test]
