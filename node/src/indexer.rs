@@ -112,7 +112,7 @@ impl Indexer {
             .name("indexer".into())
             .spawn(move || {
                 // Background work: block relay and connect go first.
-                crate::priority::lower();
+                crate::priority::idle();
                 run(&store, &weak, &woken, &stop)
             })?;
         *lock(&self.wake) = Some(wake);

@@ -134,12 +134,18 @@ impl Entries {
             .chain(top.into_iter().flatten())
     }
 
-    /// Merges the last block's changes into the map.
-    fn settle(&mut self) {
+    /// Merges the last block's changes into the map; `yielding` (on the settler thread) gives
+    /// the core up every [`YIELD_EVERY`] changes to any thread waiting for it (at its lower
+    /// priority, the settler would otherwise keep the core for a whole scheduler tick while a
+    /// block is relayed).
+    fn settle(&mut self, yielding: bool) {
         let Some(top) = self.top.take() else {
             return;
         };
-        for (outpoint, slot) in top.iter() {
+        for (n, (outpoint, slot)) in top.iter().enumerate() {
+            if yielding && n % YIELD_EVERY == YIELD_EVERY - 1 {
+                std::thread::yield_now();
+            }
             match (&slot.coin, self.map.get(outpoint).map(|s| s.0.fresh)) {
                 // Spent, and the table never had it: nothing left to do.
                 (None, Some(true)) => {
@@ -202,7 +208,7 @@ impl Settler {
             .spawn(move || {
                 crate::priority::lower();
                 for mut entries in inbox {
-                    entries.settle();
+                    entries.settle(true);
                     if outbox.send(entries).is_err() {
                         return;
                     }
@@ -212,6 +218,9 @@ impl Settler {
         Some(Settler { jobs, done })
     }
 }
+
+/// Changes the settler thread merges between two yields (about a quarter of a millisecond).
+const YIELD_EVERY: usize = 256;
 
 /// Changes from which a merge goes to the settler thread: below, merging in place (about a
 /// microsecond per change) costs less than handing it over and waiting for it later, as a
@@ -271,7 +280,7 @@ impl CoinsCache {
     /// if it still runs).
     pub fn apply(&mut self, changes: Changes) {
         self.collect();
-        self.entries.settle();
+        self.entries.settle(false);
         if !changes.is_empty() {
             self.entries.top = Some(Arc::new(changes.slots));
         }
@@ -290,12 +299,12 @@ impl CoinsCache {
             return;
         }
         if top.len() < SETTLE_ELSEWHERE {
-            self.entries.settle();
+            self.entries.settle(false);
             return;
         }
         match &self.settler {
             Some(s) if s.jobs.send(self.entries.clone()).is_ok() => self.settling = true,
-            _ => self.entries.settle(),
+            _ => self.entries.settle(false),
         }
     }
 
@@ -314,7 +323,7 @@ impl CoinsCache {
         }
         match self.settler.as_ref().map(|s| s.done.recv()) {
             Some(Ok(merged)) => self.entries = merged,
-            _ => self.entries.settle(),
+            _ => self.entries.settle(false),
         }
     }
 
