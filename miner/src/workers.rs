@@ -131,11 +131,34 @@ pub fn start(
                             tracing::warn!(worker = i, "could not pin to core {}", core.id);
                         }
                     }
+                    idle_priority(i);
                     run(i, kernel, &shared, &found);
                 })
                 .expect("the OS can start a worker thread")
         })
         .collect()
+}
+
+/// Moves the calling worker to the idle scheduling policy (Linux `SCHED_IDLE`, where
+/// cpuminer's workers run too): on a machine that also runs the node, the node's relay,
+/// validation and indexing get a core the moment they want one, a found block first among
+/// them. Elsewhere, or if refused, the lowest priority the crate knows instead.
+fn idle_priority(worker: usize) {
+    use thread_priority::ThreadPriority;
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadSchedulePolicy,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        if set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle).is_ok() {
+            return;
+        }
+    }
+    if let Err(e) = thread_priority::set_current_thread_priority(ThreadPriority::Min) {
+        tracing::debug!(worker, "worker priority unchanged: {e:?}");
+    }
 }
 
 fn run(id: usize, kernel: Kernel, shared: &Shared, found: &Sender<Solution>) {
