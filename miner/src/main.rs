@@ -397,7 +397,7 @@ fn bench_run(
     shared.set_work(work.clone());
     let (tx, _rx) = std::sync::mpsc::channel::<Solution>();
     let start = Instant::now();
-    let handles = workers::start(threads, kernel, pin, &shared, tx);
+    let handles = workers::start(threads, kernel, pin, false, &shared, tx);
     let deadline = start + Duration::from_secs(seconds);
     let mut switches = Vec::new();
     while Instant::now() + Duration::from_millis(600) < deadline {
@@ -513,7 +513,14 @@ impl Controller {
                 }
             }
         });
-        let handles = workers::start(self.threads, self.kernel, self.pin, &self.shared, found_tx);
+        let handles = workers::start(
+            self.threads,
+            self.kernel,
+            self.pin,
+            true,
+            &self.shared,
+            found_tx,
+        );
         let mut backoff = BACKOFF_START;
         let mut attempt = 0u32;
         let mut longpollid: Option<String> = None;

@@ -105,11 +105,14 @@ fn cores_physical_first() -> Vec<core_affinity::CoreId> {
     ids
 }
 
-/// Starts `n` workers with `kernel`; solutions go to `found`.
+/// Starts `n` workers with `kernel`, pinned to cores if `pin`, at the idle scheduling policy
+/// if `idle` (mining; the benchmark keeps the caller's, as cpuminer's does); solutions go to
+/// `found`.
 pub fn start(
     n: usize,
     kernel: Kernel,
     pin: bool,
+    idle: bool,
     shared: &Arc<Shared>,
     found: Sender<Solution>,
 ) -> Vec<JoinHandle<()>> {
@@ -131,7 +134,9 @@ pub fn start(
                             tracing::warn!(worker = i, "could not pin to core {}", core.id);
                         }
                     }
-                    idle_priority(i);
+                    if idle {
+                        idle_priority(i);
+                    }
                     run(i, kernel, &shared, &found);
                 })
                 .expect("the OS can start a worker thread")
