@@ -36,12 +36,69 @@ pub fn compute_merkle_root(txids: &[Txid]) -> (TxMerkleNode, bool) {
     (TxMerkleNode(level[0]), mutated)
 }
 
+/// Txids with the merkle root computed from them once, and whether their tree is mutated (see
+/// [`compute_merkle_root`]). Made only from the txids themselves, so a holder that finds
+/// [`MerkleTxids::root`] in a header knows the txids hash to it without hashing them again: a
+/// block rebuilt from a compact block, or checked before it is relayed, is checked once on its
+/// way to the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MerkleTxids {
+    txids: Vec<Txid>,
+    root: TxMerkleNode,
+    mutated: bool,
+}
+
+impl MerkleTxids {
+    /// Computes the merkle root of `txids`.
+    pub fn new(txids: Vec<Txid>) -> MerkleTxids {
+        let (root, mutated) = compute_merkle_root(&txids);
+        MerkleTxids {
+            txids,
+            root,
+            mutated,
+        }
+    }
+
+    /// The merkle root of the txids.
+    pub fn root(&self) -> TxMerkleNode {
+        self.root
+    }
+
+    /// Whether their tree pairs two identical nodes (CVE-2012-2459).
+    pub fn mutated(&self) -> bool {
+        self.mutated
+    }
+
+    /// The txids, in block order.
+    pub fn txids(&self) -> &[Txid] {
+        &self.txids
+    }
+
+    /// The txids, in block order.
+    pub fn into_txids(self) -> Vec<Txid> {
+        self.txids
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ids(n: u8) -> Vec<Txid> {
         (0..n).map(|i| Txid(sha256d(&[i]))).collect()
+    }
+
+    #[test]
+    fn merkle_txids_carry_the_root_and_mutation_of_their_txids() {
+        for n in [1, 2, 3, 7] {
+            let t = ids(n);
+            let m = MerkleTxids::new(t.clone());
+            assert_eq!((m.root(), m.mutated()), compute_merkle_root(&t));
+            assert_eq!(m.into_txids(), t);
+        }
+        let mut doubled = ids(3);
+        doubled.push(doubled[2]);
+        assert!(MerkleTxids::new(doubled).mutated());
     }
 
     #[test]

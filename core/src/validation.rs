@@ -13,6 +13,7 @@ use crate::block::{Block, Header};
 use crate::encode::impl_consensus_encoding;
 use crate::hash::Txid;
 use crate::key::{self, SignatureError};
+use crate::merkle::MerkleTxids;
 use crate::network::Network;
 use crate::pow::asert_next_target;
 use crate::script::Script;
@@ -288,28 +289,29 @@ fn check_output_scripts(tx: &Transaction) -> Result<(), RuleError> {
 /// [`check_transaction`] for each transaction. Returns the txids it hashed for the merkle
 /// root, in block order, for the caller to reuse.
 pub fn check_block(block: &Block, network: Network) -> Result<Vec<Txid>, RuleError> {
-    check_block_with_txids(block, network, block.compute_txids())
+    check_block_with_txids(block, network, MerkleTxids::new(block.compute_txids()))
 }
 
 /// # Consensus
 /// [`check_block`] for a block whose txids the caller has already computed from these very
-/// transactions (`txids[i]` of `block.txdata[i]`: a block built from mempool entries, or
-/// rebuilt from a compact block), so they are not hashed again; the merkle root is still
-/// checked against them. A list of the wrong length is a bad merkle root.
+/// transactions (`txids[i]` of `block.txdata[i]`: a block built from mempool entries, rebuilt
+/// from a compact block, or checked before it was relayed), with their merkle root, so neither
+/// is computed again; the root is still checked against the header. A list of the wrong length
+/// is a bad merkle root.
 pub fn check_block_with_txids(
     block: &Block,
     network: Network,
-    txids: Vec<Txid>,
+    txids: MerkleTxids,
 ) -> Result<Vec<Txid>, RuleError> {
     check_proof_of_work(&block.header, network)?;
-    if txids.len() != block.txdata.len() {
+    if txids.txids().len() != block.txdata.len() {
         return Err(RuleError::BadMerkleRoot);
     }
     check_merkle_root(block, &txids)?;
     check_block_size(block)?;
     check_coinbase_placement(block)?;
     block.txdata.iter().try_for_each(check_transaction)?;
-    Ok(txids)
+    Ok(txids.into_txids())
 }
 
 /// # Consensus
@@ -324,19 +326,18 @@ pub fn check_proof_of_work(header: &Header, network: Network) -> Result<(), Rule
 /// The block's txids if its header commits to them (merkle root, tree not mutated): what a
 /// node checks before it relays a block ahead of validation, and can then hand to
 /// [`check_block_with_txids`].
-pub fn txids_matching_merkle_root(block: &Block) -> Option<Vec<Txid>> {
-    let txids = block.compute_txids();
+pub fn txids_matching_merkle_root(block: &Block) -> Option<MerkleTxids> {
+    let txids = MerkleTxids::new(block.compute_txids());
     check_merkle_root(block, &txids).ok().map(|()| txids)
 }
 
 /// # Consensus
 /// The header commits to the transactions' merkle root, and the tree is not mutated.
-fn check_merkle_root(block: &Block, txids: &[Txid]) -> Result<(), RuleError> {
-    let (root, mutated) = crate::merkle::compute_merkle_root(txids);
-    if root != block.header.merkle_root {
+fn check_merkle_root(block: &Block, txids: &MerkleTxids) -> Result<(), RuleError> {
+    if txids.root() != block.header.merkle_root {
         return Err(RuleError::BadMerkleRoot);
     }
-    if mutated {
+    if txids.mutated() {
         return Err(RuleError::DuplicateTx);
     }
     Ok(())

@@ -5,6 +5,7 @@
 
 use chaincore::block::Header;
 use chaincore::key::PrivateKey;
+use chaincore::merkle::MerkleTxids;
 use chaincore::pow::block_subsidy;
 use chaincore::validation::{
     check_block, check_block_time, check_block_with_txids, check_coinbase_amount,
@@ -240,7 +241,7 @@ fn known_txids_are_checked_against_the_merkle_root() {
     let block = block_with(vec![a, b]);
     let txids = block.compute_txids();
     assert_eq!(
-        check_block_with_txids(&block, NET, txids.clone()).unwrap(),
+        check_block_with_txids(&block, NET, MerkleTxids::new(txids.clone())).unwrap(),
         txids
     );
     // A txid list that is not the block's: wrong order, one missing, one wrong.
@@ -250,7 +251,7 @@ fn known_txids_are_checked_against_the_merkle_root() {
     wrong[2] = Txid([7; 32]);
     for bad in [swapped, txids[..2].to_vec(), wrong] {
         assert_eq!(
-            check_block_with_txids(&block, NET, bad).unwrap_err(),
+            check_block_with_txids(&block, NET, MerkleTxids::new(bad)).unwrap_err(),
             RuleError::BadMerkleRoot
         );
     }

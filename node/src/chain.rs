@@ -19,6 +19,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
+use chaincore::merkle::MerkleTxids;
 use chaincore::pow::{block_subsidy, Work};
 use chaincore::validation::{self, Coin, RuleError};
 use chaincore::{Block, BlockHash, Network, OutPoint, Transaction, Txid};
@@ -529,7 +530,7 @@ impl Chain {
     pub fn accept_block(
         &mut self,
         block: &Block,
-        txids: Option<Vec<Txid>>,
+        txids: Option<MerkleTxids>,
         mempool: &mut Mempool,
         now: i64,
         durable: bool,
@@ -699,7 +700,7 @@ impl Chain {
         &mut self,
         block: &Block,
         hash: BlockHash,
-        txids: Option<Vec<Txid>>,
+        txids: Option<MerkleTxids>,
         now: i64,
     ) -> Result<(IndexEntry, Vec<Txid>), ChainError> {
         if let Some(e) = self.index.entry(&hash) {

@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use chaincore::block::Header;
+use chaincore::merkle::MerkleTxids;
 use chaincore::pow::{block_subsidy, Target};
 use chaincore::validation::{coinbase_height_prefix, MAX_BLOCK_SIZE};
-use chaincore::{Amount, Block, BlockHash, Script, Transaction, Txid};
+use chaincore::{Amount, Block, BlockHash, Script, Transaction};
 
 use crate::chain::BlockIndex;
 use crate::mempool::{Entry, Mempool};
@@ -71,8 +72,9 @@ impl Template {
     }
 
     /// A block paying the coinbase to `script_pubkey`, with `extranonce` after the height push;
-    /// nonce 0, merkle root set; with its txids (the entries' own after the coinbase's).
-    pub fn block(&self, script_pubkey: &Script, extranonce: u64) -> (Block, Vec<Txid>) {
+    /// nonce 0, merkle root set; with its txids (the entries' own after the coinbase's) and
+    /// their merkle root.
+    pub fn block(&self, script_pubkey: &Script, extranonce: u64) -> (Block, MerkleTxids) {
         let mut script_sig = coinbase_height_prefix(self.height);
         script_sig.push_slice(&extranonce.to_le_bytes());
         let coinbase =
@@ -91,10 +93,12 @@ impl Template {
             },
             txdata,
         };
-        let txids: Vec<_> = std::iter::once(block.txdata[0].compute_txid())
-            .chain(self.transactions.iter().map(|e| e.txid))
-            .collect();
-        block.header.merkle_root = chaincore::merkle::compute_merkle_root(&txids).0;
+        let txids = MerkleTxids::new(
+            std::iter::once(block.txdata[0].compute_txid())
+                .chain(self.transactions.iter().map(|e| e.txid))
+                .collect(),
+        );
+        block.header.merkle_root = txids.root();
         (block, txids)
     }
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use chaincore::merkle::MerkleTxids;
 use chaincore::validation::RuleError;
 use chaincore::{Block, BlockHash, Network, Script, Transaction, Txid};
 use tokio::sync::{broadcast, watch};
@@ -282,12 +283,12 @@ impl Node {
     }
 
     /// [`Node::submit_block`] for a block whose `txids` the caller computed from its very
-    /// transactions (rebuilt from a compact block and the mempool's entries): they are not
-    /// hashed again.
+    /// transactions (rebuilt from a compact block and the mempool's entries, or checked
+    /// before relay), with their merkle root: neither is computed again.
     pub fn submit_block_with_txids(
         &self,
         block: Arc<Block>,
-        txids: Vec<Txid>,
+        txids: MerkleTxids,
     ) -> Result<Accepted, ChainError> {
         self.submit(block, Some(txids), true)
     }
@@ -297,7 +298,7 @@ impl Node {
     fn submit(
         &self,
         block: Arc<Block>,
-        txids: Option<Vec<Txid>>,
+        txids: Option<MerkleTxids>,
         durable: bool,
     ) -> Result<Accepted, ChainError> {
         self.call(|reply| Command::SubmitBlock {

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 
+use chaincore::merkle::MerkleTxids;
 use chaincore::{Block, BlockHash, Transaction, Txid};
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,7 +35,7 @@ pub enum Command {
         /// The block (shared: a peer's task may be relaying it meanwhile).
         block: Arc<Block>,
         /// Its txids, if the sender computed them from these transactions already.
-        txids: Option<Vec<Txid>>,
+        txids: Option<MerkleTxids>,
         /// Whether its commit waits for the disk.
         durable: bool,
         /// The answer.

@@ -21,6 +21,7 @@ use siphasher::sip::SipHasher24;
 
 use crate::block::Header;
 use crate::encode::{self, CompactSize, Decodable, Encodable};
+use crate::merkle::MerkleTxids;
 use crate::{Block, BlockHash, Transaction, Txid};
 
 /// The compact block version we speak (BIP152 version 1: short IDs of txids).
@@ -253,10 +254,10 @@ impl PartialBlock {
         self.slots.len()
     }
 
-    /// The block and its txids, with `txs` (the answer to `getblocktxn`, in its order) in the
-    /// missing places; its merkle root checked against the header (which also rejects the
-    /// CVE-2012-2459 mutation). `WrongBlockTxn` if `txs` are more or fewer than missing.
-    pub fn fill(self, txs: Vec<Transaction>) -> Result<(Block, Vec<Txid>), CompactError> {
+    /// The block and its txids (with their merkle root), with `txs` (the answer to
+    /// `getblocktxn`, in its order) in the missing places; its merkle root checked against the
+    /// header (which also rejects the CVE-2012-2459 mutation). `WrongBlockTxn` if `txs` are more or fewer than missing.
+    pub fn fill(self, txs: Vec<Transaction>) -> Result<(Block, MerkleTxids), CompactError> {
         let missing = self.slots.iter().filter(|s| s.is_none()).count();
         if txs.len() != missing {
             return Err(CompactError::WrongBlockTxn);
@@ -275,8 +276,8 @@ impl PartialBlock {
             txids.push(txid);
             txdata.push(tx);
         }
-        let (root, mutated) = crate::merkle::compute_merkle_root(&txids);
-        if mutated || root != self.header.merkle_root {
+        let txids = MerkleTxids::new(txids);
+        if txids.mutated() || txids.root() != self.header.merkle_root {
             return Err(CompactError::MerkleMismatch);
         }
         Ok((

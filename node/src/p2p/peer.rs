@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chaincore::block::Block;
+use chaincore::merkle::MerkleTxids;
 use chaincore::pow::Work;
 use chaincore::validation::{self, RuleError};
 use chaincore::{BlockHash, Txid};
@@ -104,7 +105,7 @@ enum Source {
     Full,
     /// Rebuilt from a `cmpctblock` (and a `blocktxn`), or submitted over RPC: its txids,
     /// which match its merkle root.
-    Compact(Vec<Txid>),
+    Compact(MerkleTxids),
 }
 
 /// The socket a session reads from.
@@ -697,7 +698,11 @@ impl P2pHandle {
         self.send(Command::Arrived(hash)).await?;
         let block = Arc::new(block);
         if extends_tip {
-            self.relay_before_validation(&block, &source).await?;
+            let known = match &source {
+                Source::Compact(txids) => Some(txids),
+                Source::Full => None,
+            };
+            self.relay_before_validation(&block, known).await?;
         }
         let node = self.shared.node.clone();
         let via_compact = matches!(source, Source::Compact(_));
@@ -760,24 +765,23 @@ impl P2pHandle {
     pub(crate) async fn relay_submitted(
         &self,
         block: &Arc<Block>,
-        txids: Vec<Txid>,
+        txids: &MerkleTxids,
     ) -> Result<(), P2pStopped> {
         if block.header.prev_blockhash != self.shared.node.tip.borrow().hash {
             return Ok(());
         }
-        self.relay_before_validation(block, &Source::Compact(txids))
-            .await
+        self.relay_before_validation(block, Some(txids)).await
     }
 
     /// BIP152 high-bandwidth relay: `block`, which extends our tip, goes to the peers in
     /// high-bandwidth mode that lack it as a `cmpctblock` as soon as its header is valid
     /// (proof of work, difficulty, time) and its transactions match its merkle root, before
-    /// they are validated. (A block rebuilt from a compact block, or submitted with its
-    /// txids, had its merkle root checked already.)
+    /// they are validated. (The txids of a block rebuilt from a compact block, or submitted
+    /// over RPC, are `known`, with their merkle root.)
     async fn relay_before_validation(
         &self,
         block: &Arc<Block>,
-        source: &Source,
+        known: Option<&MerkleTxids>,
     ) -> Result<(), P2pStopped> {
         let hash = block.block_hash();
         let header_ok = {
@@ -800,9 +804,9 @@ impl P2pHandle {
             return Ok(());
         }
         let computed;
-        let txids = match source {
-            Source::Compact(txids) => txids,
-            Source::Full => match validation::txids_matching_merkle_root(block) {
+        let txids = match known {
+            Some(txids) => txids,
+            None => match validation::txids_matching_merkle_root(block) {
                 Some(txids) => {
                     computed = txids;
                     &computed
@@ -810,7 +814,10 @@ impl P2pHandle {
                 None => return Ok(()), // not relayed: validation will refuse it
             },
         };
-        let compact = CompactBlock::with_txids(block, txids, super::random_nonce());
+        if txids.root() != block.header.merkle_root || txids.mutated() {
+            return Ok(()); // not relayed: validation will refuse it
+        }
+        let compact = CompactBlock::with_txids(block, txids.txids(), super::random_nonce());
         // Their `getblocktxn` may come before the block is stored.
         self.set_recent_block(block.clone());
         self.send(Command::RelayCompact(Arc::new(compact))).await
@@ -874,7 +881,7 @@ impl P2pHandle {
         if indexes.is_empty() {
             return match partial.fill(Vec::new()) {
                 Ok((block, txids)) => {
-                    tracing::debug!(%hash, txs = txids.len(), "block rebuilt from a compact block");
+                    tracing::debug!(%hash, txs = txids.txids().len(), "block rebuilt from a compact block");
                     self.on_block(id, block, Source::Compact(txids), send, sync)
                         .await
                 }

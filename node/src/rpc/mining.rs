@@ -76,7 +76,7 @@ impl MiningServer for Rpc {
         let block = Arc::new(block);
         let txids = validation::txids_matching_merkle_root(&block);
         if let Some(txids) = &txids {
-            if let Err(e) = self.p2p.relay_submitted(&block, txids.clone()).await {
+            if let Err(e) = self.p2p.relay_submitted(&block, txids).await {
                 tracing::debug!("submitted block not relayed before validation: {e}");
             }
         }
