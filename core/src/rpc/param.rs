@@ -88,8 +88,9 @@ impl<T: Serialize> Serialize for Param<T> {
 impl<'de, T: DeserializeOwned + JsonType> Deserialize<'de> for Param<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
-        Ok(Param(T::deserialize(&v).map_err(|e| {
-            let got = json_type_of(&v);
+        let got = json_type_of(&v);
+        // Taken by value: a megabyte `submitblock` string moves instead of being copied.
+        Ok(Param(serde_json::from_value::<T>(v).map_err(|e| {
             if T::JSON_TYPE.split(" or ").any(|t| t == got) {
                 (code::INVALID_PARAMETER, format!("Invalid parameter: {e}"))
             } else {
