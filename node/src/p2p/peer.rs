@@ -814,9 +814,6 @@ impl P2pHandle {
                 None => return Ok(()), // not relayed: validation will refuse it
             },
         };
-        if txids.root() != block.header.merkle_root || txids.mutated() {
-            return Ok(()); // not relayed: validation will refuse it
-        }
         let compact = CompactBlock::with_txids(block, txids.txids(), super::random_nonce());
         // Their `getblocktxn` may come before the block is stored.
         self.set_recent_block(block.clone());
